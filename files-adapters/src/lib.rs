@@ -1,0 +1,20 @@
+//! Adapters of the Files service ports, one module per technology, each behind a cargo feature.
+
+#[cfg(feature = "memory")]
+pub mod memory;
+
+pub mod log_notifier;
+
+#[cfg(feature = "jwks")]
+pub mod jwks;
+
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
+
+#[cfg(feature = "s3")]
+pub mod s3;
+
+pub mod s3_events;
+
+#[cfg(feature = "embedded-s3")]
+pub mod embedded_s3;

@@ -1,0 +1,147 @@
+//! In-process metadata store and cache: the embedded default's, and the base of the testkit's
+//! fakes. They keep everything in memory and lose it on exit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use files_core::{Cache, FileId, FileName, FileRecord, FileState, MetadataStore, PortError, Scope, TenantId};
+use time::OffsetDateTime;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave a map half-written (every update is one
+    // insert), so the data is still good.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A metadata store in a map, ordered by file id (UUIDv7, so by creation).
+#[derive(Debug, Default)]
+pub struct MemoryMetadataStore {
+    files: Mutex<BTreeMap<FileId, FileRecord>>,
+}
+
+impl MemoryMetadataStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn update(&self, tenant: TenantId, id: FileId, change: impl FnOnce(&mut FileRecord) -> bool) -> Option<FileRecord> {
+        let mut files = lock(&self.files);
+        let record = files.get_mut(&id).filter(|r| r.tenant == tenant)?;
+        change(record).then(|| record.clone())
+    }
+}
+
+#[async_trait]
+impl MetadataStore for MemoryMetadataStore {
+    async fn insert(&self, record: &FileRecord) -> Result<(), PortError> {
+        let mut files = lock(&self.files);
+        if files.contains_key(&record.id) {
+            return Err(PortError::failed(format!("file {} already exists", record.id)));
+        }
+        files.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn get(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+        Ok(lock(&self.files).get(&id).filter(|r| r.tenant == tenant).cloned())
+    }
+
+    async fn latest(&self, scope: Scope, name: &FileName, state: FileState) -> Result<Option<FileRecord>, PortError> {
+        let files = lock(&self.files);
+        Ok(files
+            .values()
+            .rev()
+            .find(|r| r.scope() == scope && r.state == state && &r.name == name)
+            .cloned())
+    }
+
+    async fn list(
+        &self,
+        scope: Scope,
+        state: FileState,
+        before: Option<FileId>,
+        limit: usize,
+    ) -> Result<Vec<FileRecord>, PortError> {
+        let files = lock(&self.files);
+        let below = match before {
+            Some(before) => files.range(..before),
+            None => files.range(..),
+        };
+        Ok(below
+            .rev()
+            .map(|(_, r)| r)
+            .filter(|r| r.scope() == scope && r.state == state)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_available(
+        &self,
+        tenant: TenantId,
+        id: FileId,
+        size: u64,
+        at: OffsetDateTime,
+    ) -> Result<Option<FileRecord>, PortError> {
+        Ok(self.update(tenant, id, |r| {
+            let pending = r.state == FileState::Pending;
+            if pending {
+                r.state = FileState::Available;
+                r.size = Some(size);
+                r.completed_at = Some(at);
+            }
+            pending
+        }))
+    }
+
+    async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+        Ok(self.update(tenant, id, |r| {
+            r.state = FileState::Deleted;
+            true
+        }))
+    }
+}
+
+/// A cache in maps. It never evicts: fine for one developer's machine and for tests.
+#[derive(Debug, Default)]
+pub struct MemoryCache {
+    files: Mutex<HashMap<(TenantId, FileId), FileRecord>>,
+    latest: Mutex<HashMap<(Scope, FileName), FileId>>,
+}
+
+impl MemoryCache {
+    /// An empty cache.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Cache for MemoryCache {
+    async fn get_file(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+        Ok(lock(&self.files).get(&(tenant, id)).cloned())
+    }
+
+    async fn put_file(&self, record: &FileRecord) -> Result<(), PortError> {
+        lock(&self.files).insert((record.tenant, record.id), record.clone());
+        Ok(())
+    }
+
+    async fn get_latest(&self, scope: Scope, name: &FileName) -> Result<Option<FileId>, PortError> {
+        Ok(lock(&self.latest).get(&(scope, name.clone())).copied())
+    }
+
+    async fn put_latest(&self, scope: Scope, name: &FileName, id: FileId) -> Result<(), PortError> {
+        lock(&self.latest).insert((scope, name.clone()), id);
+        Ok(())
+    }
+
+    async fn remove_latest(&self, scope: Scope, name: &FileName) -> Result<(), PortError> {
+        lock(&self.latest).remove(&(scope, name.clone()));
+        Ok(())
+    }
+}

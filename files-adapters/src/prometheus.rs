@@ -1,0 +1,211 @@
+//! Prometheus metrics of the service, in one registry.
+//!
+//! Per-device series are capped: the first `max_devices` devices seen get their own label
+//! value, every later one is counted under `device="_other"`, so a fleet of millions cannot
+//! explode the metrics store.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use files_core::{CacheObserver, CacheOutcome, DeviceId, Owner, TenantId};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder, exponential_buckets,
+};
+
+/// The label value for devices over the cap.
+pub const OTHER_DEVICES: &str = "_other";
+/// The label value for tenant-root files in per-device series.
+pub const TENANT_ROOT: &str = "_tenant";
+
+/// All metrics of one server.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    token_verifications: IntCounterVec,
+    file_operations_tenant: IntCounterVec,
+    file_operations_device: IntCounterVec,
+    cache_operations: IntCounterVec,
+    cache_duration: HistogramVec,
+    storage_events: IntCounterVec,
+    devices: Mutex<HashSet<DeviceId>>,
+    max_devices: usize,
+}
+
+/// A metric could not be registered (a programming error: a duplicate name).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot register metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+fn latency_buckets() -> Vec<f64> {
+    // 0.5 ms .. ~16 s
+    exponential_buckets(0.0005, 2.0, 16).unwrap_or_else(|_| prometheus::DEFAULT_BUCKETS.to_vec())
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    ///
+    /// # Errors
+    /// [`MetricsError`] if a metric cannot be registered.
+    pub fn new(max_devices: usize) -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, MetricsError> {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, MetricsError> {
+            let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(latency_buckets()), labels)?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        };
+        Ok(Self {
+            http_requests: counter(
+                "files_http_requests_total",
+                "HTTP requests by route, method and status",
+                &["route", "method", "status"],
+            )?,
+            http_duration: histogram(
+                "files_http_request_duration_seconds",
+                "HTTP request latency by route, method and status",
+                &["route", "method", "status"],
+            )?,
+            token_verifications: counter(
+                "files_token_verifications_total",
+                "Bearer token verifications by outcome",
+                &["outcome"],
+            )?,
+            file_operations_tenant: counter(
+                "files_tenant_operations_total",
+                "File operations by tenant and operation",
+                &["tenant", "operation"],
+            )?,
+            file_operations_device: counter(
+                "files_device_operations_total",
+                "File operations by device (capped; the rest under _other) and operation",
+                &["device", "operation"],
+            )?,
+            cache_operations: counter(
+                "files_cache_operations_total",
+                "Cache calls by operation and outcome (hit, miss, written, error)",
+                &["operation", "outcome"],
+            )?,
+            cache_duration: histogram("files_cache_duration_seconds", "Cache call latency", &["operation"])?,
+            storage_events: counter(
+                "files_storage_events_total",
+                "Store notifications by outcome",
+                &["outcome"],
+            )?,
+            registry,
+            devices: Mutex::new(HashSet::new()),
+            max_devices,
+        })
+    }
+
+    /// One HTTP request.
+    pub fn observe_http(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        let labels = [route, method, status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One token verification: `ok` or the refusal's label.
+    pub fn token_verification(&self, outcome: &str) {
+        self.token_verifications.with_label_values(&[outcome]).inc();
+    }
+
+    /// One store notification handled, by outcome.
+    pub fn storage_event(&self, outcome: &str) {
+        self.storage_events.with_label_values(&[outcome]).inc();
+    }
+
+    /// One file operation (`upload_url`, `download_url`, `complete`, `list`, `get`, `delete`).
+    pub fn file_operation(&self, tenant: TenantId, owner: Owner, operation: &str) {
+        self.file_operations_tenant
+            .with_label_values(&[tenant.to_string().as_str(), operation])
+            .inc();
+        let device = match owner {
+            Owner::Tenant => TENANT_ROOT.to_owned(),
+            Owner::Device(device) => self.device_label(device),
+        };
+        self.file_operations_device
+            .with_label_values(&[device.as_str(), operation])
+            .inc();
+    }
+
+    fn device_label(&self, device: DeviceId) -> String {
+        let mut devices = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
+        if devices.contains(&device) || devices.len() < self.max_devices && devices.insert(device) {
+            device.to_string()
+        } else {
+            OTHER_DEVICES.to_owned()
+        }
+    }
+
+    /// Everything, in the Prometheus text format.
+    ///
+    /// # Errors
+    /// [`MetricsError`] if encoding fails.
+    pub fn render(&self) -> Result<String, MetricsError> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        Ok(String::from_utf8_lossy(&buffer).into_owned())
+    }
+}
+
+impl CacheObserver for Metrics {
+    fn observe(&self, operation: &'static str, outcome: CacheOutcome, elapsed: Duration) {
+        let outcome = match outcome {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Written => "written",
+            CacheOutcome::Error => "error",
+        };
+        self.cache_operations.with_label_values(&[operation, outcome]).inc();
+        self.cache_duration
+            .with_label_values(&[operation])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn device_series_are_capped() -> Result<(), MetricsError> {
+        let metrics = Metrics::new(2)?;
+        let tenant = TenantId::from_uuid(Uuid::from_u128(1));
+        for n in 0..5 {
+            let device = DeviceId::from_uuid(Uuid::from_u128(100 + n));
+            metrics.file_operation(tenant, Owner::Device(device), "upload_url");
+        }
+        // A device seen before the cap keeps its own series.
+        metrics.file_operation(
+            tenant,
+            Owner::Device(DeviceId::from_uuid(Uuid::from_u128(100))),
+            "upload_url",
+        );
+        let text = metrics.render()?;
+        let device_lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("files_device_operations_total{"))
+            .collect();
+        assert_eq!(device_lines.len(), 3, "{device_lines:?}");
+        assert!(
+            text.contains(&format!("device=\"{OTHER_DEVICES}\",operation=\"upload_url\"}} 3")),
+            "{text}"
+        );
+        assert!(
+            text.contains("device=\"00000000-0000-0000-0000-000000000064\",operation=\"upload_url\"} 2"),
+            "{text}"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! The `file.uploaded` event that consumers read from RabbitMQ.
+//!
+//! Rust consumers deserialize into [`FileUploaded`]; its JSON is the brief's format.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::file::FileRecord;
+use crate::ids::{DeviceId, FileId, TenantId};
+use crate::values::{ContentType, FileName, Sha256};
+
+/// The `event_type` of [`FileUploaded`].
+pub const FILE_UPLOADED: &str = "file.uploaded";
+
+/// One upload that landed and was verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileUploaded {
+    /// Unique per event; consumers de-duplicate by it (delivery is at-least-once).
+    pub event_id: Uuid,
+    /// Always `file.uploaded`.
+    pub event_type: String,
+    /// Version of this body's schema; 1.
+    pub schema_version: u32,
+    /// When the file became available.
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// The file.
+    pub file: UploadedFile,
+}
+
+/// The file part of [`FileUploaded`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedFile {
+    /// The version's id.
+    pub file_id: FileId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Its device, or `null` for a tenant-root file.
+    pub device_id: Option<DeviceId>,
+    /// The caller's name.
+    pub file_name: FileName,
+    /// Lowercase hex.
+    pub sha256: Sha256,
+    /// Bytes stored.
+    pub size: u64,
+    /// Declared media type, or `null`.
+    pub content_type: Option<ContentType>,
+    /// The bucket holding it.
+    pub bucket: String,
+    /// Its key in the bucket.
+    pub object_key: String,
+}
+
+impl FileUploaded {
+    /// The current schema version.
+    pub const SCHEMA_VERSION: u32 = 1;
+
+    /// The event for an available record.
+    #[must_use]
+    pub fn new(event_id: Uuid, record: &FileRecord, size: u64, bucket: &str, occurred_at: OffsetDateTime) -> Self {
+        Self {
+            event_id,
+            event_type: FILE_UPLOADED.to_owned(),
+            schema_version: Self::SCHEMA_VERSION,
+            occurred_at,
+            file: UploadedFile {
+                file_id: record.id,
+                tenant_id: record.tenant,
+                device_id: record.owner.device(),
+                file_name: record.name.clone(),
+                sha256: record.sha256,
+                size,
+                content_type: record.content_type.clone(),
+                bucket: bucket.to_owned(),
+                object_key: record.object_key().to_string(),
+            },
+        }
+    }
+
+    /// `file.uploaded.{tenant_id}.{device_id}`, or `file.uploaded.{tenant_id}.tenant`.
+    #[must_use]
+    pub fn routing_key(&self) -> String {
+        match self.file.device_id {
+            Some(device) => format!("{FILE_UPLOADED}.{}.{device}", self.file.tenant_id),
+            None => format!("{FILE_UPLOADED}.{}.tenant", self.file.tenant_id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::FileState;
+    use crate::principal::Owner;
+    use serde_json::json;
+
+    #[test]
+    fn serializes_to_the_brief_format() -> Result<(), Box<dyn std::error::Error>> {
+        let record = FileRecord {
+            id: FileId::from_uuid(Uuid::from_u128(3)),
+            tenant: TenantId::from_uuid(Uuid::from_u128(1)),
+            owner: Owner::Tenant,
+            name: FileName::parse("fw.bin")?,
+            sha256: Sha256::from_bytes([0xab; 32]),
+            size: None,
+            content_type: None,
+            state: FileState::Available,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            completed_at: None,
+        };
+        let event = FileUploaded::new(Uuid::from_u128(9), &record, 5, "files", OffsetDateTime::UNIX_EPOCH);
+        let value = serde_json::to_value(&event)?;
+        assert_eq!(
+            value,
+            json!({
+                "event_id": "00000000-0000-0000-0000-000000000009",
+                "event_type": "file.uploaded",
+                "schema_version": 1,
+                "occurred_at": "1970-01-01T00:00:00Z",
+                "file": {
+                    "file_id": "00000000-0000-0000-0000-000000000003",
+                    "tenant_id": "00000000-0000-0000-0000-000000000001",
+                    "device_id": null,
+                    "file_name": "fw.bin",
+                    "sha256": "ab".repeat(32),
+                    "size": 5,
+                    "content_type": null,
+                    "bucket": "files",
+                    "object_key": "00000000-0000-0000-0000-000000000001/_tenant/00000000-0000-0000-0000-000000000003"
+                }
+            })
+        );
+        assert_eq!(
+            event.routing_key(),
+            "file.uploaded.00000000-0000-0000-0000-000000000001.tenant"
+        );
+        let back: FileUploaded = serde_json::from_value(value)?;
+        assert_eq!(back, event);
+        Ok(())
+    }
+}

@@ -1,0 +1,27 @@
+//! The domain of the Files service: identifiers, validated values, principals and the
+//! permission rule, file records, the `file.uploaded` event, the ports, and the use cases in
+//! [`FilesService`]. No I/O crate is a dependency of this crate.
+
+pub mod cached;
+pub mod event;
+pub mod file;
+pub mod ids;
+pub mod ports;
+pub mod principal;
+pub mod service;
+pub mod values;
+
+pub use cached::{CacheObserver, CacheOutcome, NoCacheObserver, WriteThrough};
+pub use event::{FILE_UPLOADED, FileUploaded, UploadedFile};
+pub use file::{FileRecord, FileState, ObjectKey};
+pub use ids::{DeviceId, FileId, InvalidId, TenantId};
+pub use ports::{
+    BoxError, Cache, Clock, InvalidToken, MetadataStore, Notifier, ObjectInfo, ObjectStore, PortError,
+    PresignedRequest, SignError, SystemClock, TokenError, TokenVerifier, UploadSpec, UrlSigner,
+};
+pub use principal::{Access, Forbidden, Owner, Principal, Scope, authorize};
+pub use service::{
+    CompleteError, Dependency, DownloadError, DownloadTarget, FilesService, IngestOutcome, LookupError, Mismatch,
+    ObjectCreated, Page, Ports, ServiceConfig, SkipReason, Ticket, Unavailable, UploadError, UploadRequest,
+};
+pub use values::{ContentType, FileName, InvalidValue, Sha256};

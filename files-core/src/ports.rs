@@ -1,0 +1,313 @@
+//! The ports: one small trait per capability the use cases need.
+//!
+//! Adapters in `files-adapters` implement them against real technologies; `files-testkit` has
+//! in-memory fakes that pass the same contract suites. No driver type appears here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::event::FileUploaded;
+use crate::file::{FileRecord, FileState, ObjectKey};
+use crate::ids::{FileId, TenantId};
+use crate::principal::{Principal, Scope};
+use crate::values::{ContentType, FileName, Sha256};
+
+/// The cause of a port failure, kept for logs (never shown to callers).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a token was refused. Never carries the token itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidToken {
+    /// Not a JWS compact token, or its header or claims are not JSON of the expected shape.
+    #[error("malformed token")]
+    Malformed,
+    /// The header's `alg` is not one we accept, or does not match the key's type.
+    #[error("algorithm not accepted for this key")]
+    Algorithm,
+    /// No key with the token's `kid` (or no `kid` and no single key to try).
+    #[error("unknown signing key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    Signature,
+    /// `exp` is in the past.
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    #[error("wrong issuer")]
+    Issuer,
+    /// `aud` does not contain the configured audience.
+    #[error("wrong audience")]
+    Audience,
+    /// A required claim is missing or of the wrong type.
+    #[error("missing or invalid claim {0}")]
+    Claim(&'static str),
+    /// Neither a device (`device_id`) nor a tenant service (`files:admin` scope).
+    #[error("token names neither a device nor a tenant service")]
+    NotAPrincipal,
+}
+
+impl InvalidToken {
+    /// A stable label for metrics and logs.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Algorithm => "algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::Signature => "signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Issuer => "issuer",
+            Self::Audience => "audience",
+            Self::Claim(_) => "claim",
+            Self::NotAPrincipal => "not_a_principal",
+        }
+    }
+}
+
+/// A token verification that did not produce a principal.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The token is not acceptable (401).
+    #[error(transparent)]
+    Invalid(#[from] InvalidToken),
+    /// No keys could be had to check it with (503).
+    #[error("signing keys unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Checks bearer tokens against the DSTS keys.
+#[async_trait]
+pub trait TokenVerifier: Send + Sync {
+    /// The principal a token stands for.
+    ///
+    /// # Errors
+    /// [`TokenError::Invalid`] for any token that is not acceptable (bad signature, wrong
+    /// algorithm for the key, wrong `iss`/`aud`, expired, not yet valid, missing claims);
+    /// [`TokenError::Unavailable`] when no key set has ever been obtained.
+    async fn verify(&self, token: &str) -> Result<Principal, TokenError>;
+}
+
+/// A failure of a dependency behind a port.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// The dependency cannot be reached or did not answer in time; retrying later may work.
+    #[error("unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The dependency answered with something unexpected.
+    #[error("failed")]
+    Failed(#[source] BoxError),
+}
+
+impl PortError {
+    /// Wraps a cause as [`PortError::Unavailable`].
+    pub fn unavailable(cause: impl Into<BoxError>) -> Self {
+        Self::Unavailable(cause.into())
+    }
+
+    /// Wraps a cause as [`PortError::Failed`].
+    pub fn failed(cause: impl Into<BoxError>) -> Self {
+        Self::Failed(cause.into())
+    }
+}
+
+/// The metadata of files: the source of truth.
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    /// Records a new version.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the database cannot be reached; [`PortError::Failed`]
+    /// when it refuses the record (for example an id that already exists).
+    async fn insert(&self, record: &FileRecord) -> Result<(), PortError>;
+
+    /// One version by id, in any state, or `None`.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails.
+    async fn get(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError>;
+
+    /// The newest version (highest id) of `name` in `scope` that is in `state`.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails.
+    async fn latest(&self, scope: Scope, name: &FileName, state: FileState) -> Result<Option<FileRecord>, PortError>;
+
+    /// Up to `limit` versions in `scope` in `state`, newest (highest id) first, with ids below
+    /// `before` when it is given.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails.
+    async fn list(
+        &self,
+        scope: Scope,
+        state: FileState,
+        before: Option<FileId>,
+        limit: usize,
+    ) -> Result<Vec<FileRecord>, PortError>;
+
+    /// Moves a pending version to available with its stored size; returns the updated record,
+    /// or `None` when it was not pending (already available, deleted, or absent). Exactly one of
+    /// several concurrent callers gets `Some`.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails.
+    async fn mark_available(
+        &self,
+        tenant: TenantId,
+        id: FileId,
+        size: u64,
+        at: OffsetDateTime,
+    ) -> Result<Option<FileRecord>, PortError>;
+
+    /// Marks a version deleted (a tombstone that is never served); returns the updated record,
+    /// or `None` when there is no such version.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails.
+    async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError>;
+}
+
+/// A cache in front of the metadata store. Every failure is survivable: callers fall back to
+/// the store.
+#[async_trait]
+pub trait Cache: Send + Sync {
+    /// A cached record.
+    ///
+    /// # Errors
+    /// [`PortError`] when the cache fails or holds something unreadable.
+    async fn get_file(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError>;
+
+    /// Stores or replaces a record.
+    ///
+    /// # Errors
+    /// [`PortError`] when the cache fails.
+    async fn put_file(&self, record: &FileRecord) -> Result<(), PortError>;
+
+    /// The cached id of the latest available version of a name.
+    ///
+    /// # Errors
+    /// [`PortError`] when the cache fails.
+    async fn get_latest(&self, scope: Scope, name: &FileName) -> Result<Option<FileId>, PortError>;
+
+    /// Caches the id of the latest available version of a name.
+    ///
+    /// # Errors
+    /// [`PortError`] when the cache fails.
+    async fn put_latest(&self, scope: Scope, name: &FileName, id: FileId) -> Result<(), PortError>;
+
+    /// Forgets the latest version of a name.
+    ///
+    /// # Errors
+    /// [`PortError`] when the cache fails.
+    async fn remove_latest(&self, scope: Scope, name: &FileName) -> Result<(), PortError>;
+}
+
+/// What an upload URL must be signed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSpec {
+    /// Where the bytes go.
+    pub key: ObjectKey,
+    /// Signed as `x-amz-checksum-sha256`: the store refuses other bytes.
+    pub sha256: Sha256,
+    /// Signed as `content-length` when given.
+    pub size: Option<u64>,
+    /// Signed as `content-type` when given.
+    pub content_type: Option<ContentType>,
+    /// How long the URL is valid.
+    pub expires_in: Duration,
+}
+
+/// A pre-signed request: the caller sends `method` to `url` with exactly `headers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedRequest {
+    /// `PUT` or `GET`.
+    pub method: &'static str,
+    /// The full URL with its signature.
+    pub url: String,
+    /// Every header the caller must send, lower-case names.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A URL could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sign URL: {0}")]
+pub struct SignError(pub String);
+
+/// Signs URLs for the object store. Pure computation: no network call.
+pub trait UrlSigner: Send + Sync {
+    /// The bucket URLs are signed for.
+    fn bucket(&self) -> &str;
+
+    /// A PUT URL signed for the key, checksum, and the size and content type when given.
+    ///
+    /// # Errors
+    /// [`SignError`] when the spec cannot be expressed (for example an expiry over 7 days).
+    fn sign_upload(&self, spec: &UploadSpec) -> Result<PresignedRequest, SignError>;
+
+    /// A GET URL for the key.
+    ///
+    /// # Errors
+    /// [`SignError`] when the expiry cannot be expressed.
+    fn sign_download(&self, key: &ObjectKey, expires_in: Duration) -> Result<PresignedRequest, SignError>;
+}
+
+/// What the store says of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its length in bytes.
+    pub size: u64,
+    /// The SHA-256 the store verified on upload, when it reports one.
+    pub sha256: Option<Sha256>,
+}
+
+/// The object store's calls that the service makes itself: inspecting and deleting objects.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// The object's size and stored SHA-256, or `None` when there is no such object.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached; [`PortError::Failed`] when it
+    /// answers with an error.
+    async fn inspect(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, PortError>;
+
+    /// Deletes the object; deleting an absent object succeeds.
+    ///
+    /// # Errors
+    /// [`PortError`] as for [`ObjectStore::inspect`].
+    async fn delete(&self, key: &ObjectKey) -> Result<(), PortError>;
+}
+
+/// Tells interested services that an upload landed.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Publishes one event.
+    ///
+    /// # Errors
+    /// [`PortError`] when the event could not be handed over.
+    async fn publish(&self, event: &FileUploaded) -> Result<(), PortError>;
+}
+
+/// The time, so tests can move it.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}

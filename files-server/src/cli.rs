@@ -1,0 +1,112 @@
+//! The command line: serve (the default), `dev-token`.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use files_adapters::jwks::{DevClaims, DevKey};
+use files_core::{DeviceId, TenantId};
+
+use crate::config::{KeySource, Settings};
+use crate::startup::{Application, DEV_KEY_FILE, Overrides};
+use crate::telemetry;
+
+/// The Files service: pre-signed S3 URLs for device uploads and downloads.
+///
+/// Configured with FILES_* environment variables (see docs/operations.md). With none of the
+/// dependency variables set it runs the embedded default: everything in one process.
+#[derive(Debug, Parser)]
+#[command(name = "files-server", version)]
+pub struct Cli {
+    /// What to do; serves when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Print a token that the embedded default accepts, signed with the development key in
+    /// FILES_DEV_DIR (created if missing). The token is on the last line.
+    DevToken {
+        /// The tenant.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The device: a device token.
+        #[arg(long, required_unless_present = "service", conflicts_with = "service")]
+        device: Option<DeviceId>,
+        /// A tenant-service token (scope files:admin) instead of a device token.
+        #[arg(long)]
+        service: bool,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
+}
+
+/// Runs the command line.
+///
+/// # Errors
+/// Configuration, start-up or serving errors, with the variable or step named.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::DevToken {
+            tenant,
+            device,
+            service,
+            ttl_secs,
+        } => dev_token(
+            &settings,
+            DevClaims {
+                tenant,
+                device,
+                admin: service,
+            },
+            Duration::from_secs(ttl_secs),
+        ),
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    telemetry::init();
+    let embedded = settings.is_embedded_default();
+    let listen = settings.listen;
+    let app = Application::build(settings, Overrides::default()).await?;
+    if embedded {
+        tracing::warn!(
+            "development profile (embedded default): everything runs in this process; metadata is lost on exit, \
+             events are only logged, tokens are signed by a local development key. Not for production."
+        );
+    }
+    for line in app.profile() {
+        tracing::info!("{line}");
+    }
+    tracing::info!("listening on http://{}:{}", listen.ip(), app.port());
+    app.run_until_stopped().await.context("server failed")
+}
+
+#[allow(clippy::print_stdout)]
+fn dev_token(settings: &Settings, claims: DevClaims, ttl: Duration) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        settings.tokens.keys == KeySource::DevKey,
+        "dev-token signs with the embedded default's development key; unset FILES_JWKS_URL and FILES_JWKS_FILE"
+    );
+    let path = settings.dev_dir.join(DEV_KEY_FILE);
+    let key = DevKey::load_or_create(&path).with_context(|| format!("FILES_DEV_DIR: {}", path.display()))?;
+    let kind = match claims.device {
+        Some(device) => format!("device {device}"),
+        None => "the tenant service (files:admin)".to_owned(),
+    };
+    let token = key.mint(&claims, &settings.tokens.issuer, &settings.tokens.audience, ttl)?;
+    println!(
+        "# development token for {kind} of tenant {}, valid {}s",
+        claims.tenant,
+        ttl.as_secs()
+    );
+    println!("{token}");
+    Ok(())
+}

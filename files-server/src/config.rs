@@ -1,0 +1,360 @@
+//! Typed configuration from `FILES_*` variables, one struct per concern, loaded once.
+//!
+//! A wrong value stops start-up with a message naming the variable. Secrets are kept in
+//! [`SecretString`] and never printed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+/// A variable that is missing or holds a value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    /// The variable, e.g. `FILES_LISTEN`.
+    pub variable: &'static str,
+    /// What is wrong with it (never its value when it is a secret).
+    pub problem: String,
+}
+
+/// Everything the server reads from its environment.
+#[derive(Debug)]
+pub struct Settings {
+    /// `FILES_LISTEN`: where the HTTP API listens (default `127.0.0.1:8080`; port 0 picks one).
+    pub listen: SocketAddr,
+    /// The object store.
+    pub store: StoreSettings,
+    /// Token verification.
+    pub tokens: TokenSettings,
+    /// Limits and URL lifetimes.
+    pub limits: LimitSettings,
+    /// `FILES_EVENTS_SECRET`: the shared secret of the storage-events webhook (off when unset).
+    pub events_secret: Option<SecretString>,
+    /// `FILES_DEV_DIR`: where the embedded default keeps its development key.
+    pub dev_dir: PathBuf,
+    /// `FILES_METRICS_MAX_DEVICES`: distinct devices with their own metric series.
+    pub metrics_max_devices: usize,
+}
+
+/// Where the bytes live.
+#[derive(Debug)]
+pub enum StoreSettings {
+    /// No `FILES_S3_ENDPOINT`: an S3-compatible store in process.
+    Embedded {
+        /// `FILES_EMBEDDED_S3_LISTEN` (default `127.0.0.1:0`).
+        listen: SocketAddr,
+        /// `FILES_S3_BUCKET` (default `files`).
+        bucket: String,
+        /// `FILES_S3_REGION` (default `us-east-1`).
+        region: String,
+    },
+    /// A real S3 or S3-compatible store.
+    S3(Box<S3Settings>),
+}
+
+/// `FILES_S3_*`.
+#[derive(Debug)]
+pub struct S3Settings {
+    /// `FILES_S3_ENDPOINT`.
+    pub endpoint: Url,
+    /// `FILES_S3_PUBLIC_ENDPOINT`: the address devices use, when it differs.
+    pub public_endpoint: Option<Url>,
+    /// `FILES_S3_REGION` (default `us-east-1`).
+    pub region: String,
+    /// `FILES_S3_BUCKET` (default `files`).
+    pub bucket: String,
+    /// `FILES_S3_ACCESS_KEY`.
+    pub access_key: String,
+    /// `FILES_S3_SECRET_KEY`.
+    pub secret_key: SecretString,
+    /// `FILES_S3_PATH_STYLE` (default true).
+    pub path_style: bool,
+    /// `FILES_S3_TIMEOUT_MS` (default 5000): bound on each call the service makes to the store.
+    pub timeout: Duration,
+}
+
+/// Where the token keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The embedded default's development key in `FILES_DEV_DIR`.
+    DevKey,
+    /// `FILES_JWKS_URL`.
+    Url(Url),
+    /// `FILES_JWKS_FILE`: a JWKS document or a PEM public key.
+    File(PathBuf),
+}
+
+/// Token verification.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// The key source.
+    pub keys: KeySource,
+    /// `FILES_TOKEN_ISSUER` (required with a JWKS; `files-dev` for the dev key).
+    pub issuer: String,
+    /// `FILES_TOKEN_AUDIENCE` (required with a JWKS; `files` for the dev key).
+    pub audience: String,
+    /// `FILES_TOKEN_LEEWAY_SECS` (default 60).
+    pub leeway: Duration,
+    /// `FILES_JWKS_REFRESH_SECS` (default 300).
+    pub refresh_interval: Duration,
+    /// `FILES_JWKS_MIN_REFETCH_SECS` (default 60): at most one refetch per interval on unknown keys.
+    pub min_refetch_interval: Duration,
+    /// `FILES_CLAIM_TENANT_ID`, `FILES_CLAIM_DEVICE_ID`, `FILES_CLAIM_SCOPE`: claim names.
+    pub claim_tenant_id: String,
+    /// See `claim_tenant_id`.
+    pub claim_device_id: String,
+    /// See `claim_tenant_id`.
+    pub claim_scope: String,
+}
+
+/// Limits and lifetimes.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// `FILES_UPLOAD_URL_EXPIRY_SECS` (default 900, at most 604800).
+    pub upload_expiry: Duration,
+    /// `FILES_DOWNLOAD_URL_EXPIRY_SECS` (default 300, at most 604800).
+    pub download_expiry: Duration,
+    /// `FILES_MAX_UPLOAD_SIZE` in bytes (default 5 GiB).
+    pub max_upload_size: u64,
+}
+
+/// The issuer of development tokens.
+pub const DEV_ISSUER: &str = "files-dev";
+/// The audience of development tokens.
+pub const DEV_AUDIENCE: &str = "files";
+
+/// Variables that a later version reads; set now, they would be silently ignored, so start-up
+/// refuses them.
+const NOT_YET_SUPPORTED: [&str; 3] = ["FILES_DATABASE_URL", "FILES_REDIS_URL", "FILES_AMQP_URL"];
+
+struct Vars(HashMap<String, String>);
+
+impl Vars {
+    fn raw(&self, variable: &'static str) -> Option<&str> {
+        self.0
+            .get(variable)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T>(&self, variable: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.raw(variable)
+            .map(|v| {
+                v.trim().parse::<T>().map_err(|e| ConfigError {
+                    variable,
+                    problem: format!("{e} (got {v:?})"),
+                })
+            })
+            .transpose()
+    }
+
+    fn or<T>(&self, variable: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        Ok(self.parse(variable)?.unwrap_or(default))
+    }
+
+    fn string(&self, variable: &'static str, default: &str) -> String {
+        self.raw(variable).unwrap_or(default).to_owned()
+    }
+
+    fn required(&self, variable: &'static str, because: &str) -> Result<String, ConfigError> {
+        self.raw(variable).map(str::to_owned).ok_or_else(|| ConfigError {
+            variable,
+            problem: format!("required {because}"),
+        })
+    }
+
+    fn secret(&self, variable: &'static str) -> Option<SecretString> {
+        self.raw(variable).map(|v| SecretString::from(v.to_owned()))
+    }
+
+    fn seconds(&self, variable: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
+        let secs: u64 = self.or(variable, default)?;
+        if secs == 0 || secs > max {
+            return Err(ConfigError {
+                variable,
+                problem: format!("must be between 1 and {max} seconds"),
+            });
+        }
+        Ok(Duration::from_secs(secs))
+    }
+
+    fn url(&self, variable: &'static str) -> Result<Option<Url>, ConfigError> {
+        let url: Option<Url> = self.parse(variable)?;
+        match url {
+            Some(url) if !matches!(url.scheme(), "http" | "https") => Err(ConfigError {
+                variable,
+                problem: "must be an http:// or https:// URL".to_owned(),
+            }),
+            other => Ok(other),
+        }
+    }
+}
+
+const SEVEN_DAYS: u64 = 7 * 24 * 3600;
+
+impl Settings {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable that is wrong.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars().filter(|(k, _)| k.starts_with("FILES_")))
+    }
+
+    /// Reads the given variables (tests pass their own).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable that is wrong.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let vars = Vars(vars.into_iter().collect());
+        if let Some(variable) = NOT_YET_SUPPORTED.into_iter().find(|v| vars.raw(v).is_some()) {
+            return Err(ConfigError {
+                variable,
+                problem: "this version has no adapter for it yet; unset it to run the embedded default".to_owned(),
+            });
+        }
+        let bucket = vars.string("FILES_S3_BUCKET", "files");
+        let region = vars.string("FILES_S3_REGION", "us-east-1");
+        let store = match vars.url("FILES_S3_ENDPOINT")? {
+            None => StoreSettings::Embedded {
+                listen: vars.or("FILES_EMBEDDED_S3_LISTEN", SocketAddr::from(([127, 0, 0, 1], 0)))?,
+                bucket,
+                region,
+            },
+            Some(endpoint) => StoreSettings::S3(Box::new(S3Settings {
+                endpoint,
+                public_endpoint: vars.url("FILES_S3_PUBLIC_ENDPOINT")?,
+                region,
+                bucket,
+                access_key: vars.required("FILES_S3_ACCESS_KEY", "with FILES_S3_ENDPOINT")?,
+                secret_key: vars.secret("FILES_S3_SECRET_KEY").ok_or_else(|| ConfigError {
+                    variable: "FILES_S3_SECRET_KEY",
+                    problem: "required with FILES_S3_ENDPOINT".to_owned(),
+                })?,
+                path_style: vars.or("FILES_S3_PATH_STYLE", true)?,
+                timeout: Duration::from_millis(vars.or("FILES_S3_TIMEOUT_MS", 5000)?),
+            })),
+        };
+        let keys = match (vars.url("FILES_JWKS_URL")?, vars.raw("FILES_JWKS_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    variable: "FILES_JWKS_FILE",
+                    problem: "set either FILES_JWKS_URL or FILES_JWKS_FILE, not both".to_owned(),
+                });
+            }
+            (Some(url), None) => KeySource::Url(url),
+            (None, Some(path)) => KeySource::File(PathBuf::from(path)),
+            (None, None) => KeySource::DevKey,
+        };
+        let (issuer, audience) = if keys == KeySource::DevKey {
+            (
+                vars.string("FILES_TOKEN_ISSUER", DEV_ISSUER),
+                vars.string("FILES_TOKEN_AUDIENCE", DEV_AUDIENCE),
+            )
+        } else {
+            (
+                vars.required("FILES_TOKEN_ISSUER", "with FILES_JWKS_URL or FILES_JWKS_FILE")?,
+                vars.required("FILES_TOKEN_AUDIENCE", "with FILES_JWKS_URL or FILES_JWKS_FILE")?,
+            )
+        };
+        let tokens = TokenSettings {
+            keys,
+            issuer,
+            audience,
+            leeway: Duration::from_secs(vars.or("FILES_TOKEN_LEEWAY_SECS", 60)?),
+            refresh_interval: vars.seconds("FILES_JWKS_REFRESH_SECS", 300, SEVEN_DAYS)?,
+            min_refetch_interval: vars.seconds("FILES_JWKS_MIN_REFETCH_SECS", 60, SEVEN_DAYS)?,
+            claim_tenant_id: vars.string("FILES_CLAIM_TENANT_ID", "tenant_id"),
+            claim_device_id: vars.string("FILES_CLAIM_DEVICE_ID", "device_id"),
+            claim_scope: vars.string("FILES_CLAIM_SCOPE", "scope"),
+        };
+        let limits = LimitSettings {
+            upload_expiry: vars.seconds("FILES_UPLOAD_URL_EXPIRY_SECS", 900, SEVEN_DAYS)?,
+            download_expiry: vars.seconds("FILES_DOWNLOAD_URL_EXPIRY_SECS", 300, SEVEN_DAYS)?,
+            max_upload_size: vars.or("FILES_MAX_UPLOAD_SIZE", 5 * 1024 * 1024 * 1024)?,
+        };
+        Ok(Self {
+            listen: vars.or("FILES_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            store,
+            tokens,
+            limits,
+            events_secret: vars.secret("FILES_EVENTS_SECRET"),
+            dev_dir: vars
+                .raw("FILES_DEV_DIR")
+                .map_or_else(|| std::env::temp_dir().join("files-server-dev"), PathBuf::from),
+            metrics_max_devices: vars.or("FILES_METRICS_MAX_DEVICES", 1000)?,
+        })
+    }
+
+    /// True when no dependency is configured: everything runs in process.
+    #[must_use]
+    pub fn is_embedded_default(&self) -> bool {
+        matches!(self.store, StoreSettings::Embedded { .. }) && self.tokens.keys == KeySource::DevKey
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_vars(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    }
+
+    #[test]
+    fn nothing_set_is_the_embedded_default() -> Result<(), ConfigError> {
+        let s = settings(&[])?;
+        assert!(s.is_embedded_default());
+        assert_eq!(s.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(s.limits.upload_expiry, Duration::from_secs(900));
+        assert_eq!(s.limits.download_expiry, Duration::from_secs(300));
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_values_name_their_variable() {
+        let cases: [(&[(&str, &str)], &str); 7] = [
+            (&[("FILES_LISTEN", "not-an-address")], "FILES_LISTEN"),
+            (&[("FILES_S3_ENDPOINT", "ftp://x")], "FILES_S3_ENDPOINT"),
+            (&[("FILES_S3_ENDPOINT", "http://x")], "FILES_S3_ACCESS_KEY"),
+            (&[("FILES_JWKS_URL", "http://dsts/jwks")], "FILES_TOKEN_ISSUER"),
+            (
+                &[("FILES_UPLOAD_URL_EXPIRY_SECS", "604801")],
+                "FILES_UPLOAD_URL_EXPIRY_SECS",
+            ),
+            (&[("FILES_MAX_UPLOAD_SIZE", "-1")], "FILES_MAX_UPLOAD_SIZE"),
+            (&[("FILES_DATABASE_URL", "postgres://x")], "FILES_DATABASE_URL"),
+        ];
+        for (vars, variable) in cases {
+            let error = settings(vars).err().map(|e| e.variable);
+            assert_eq!(error, Some(variable), "{vars:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_printed() -> Result<(), ConfigError> {
+        let s = settings(&[
+            ("FILES_S3_ENDPOINT", "http://127.0.0.1:3900"),
+            ("FILES_S3_ACCESS_KEY", "GK1"),
+            ("FILES_S3_SECRET_KEY", "very-secret-value"),
+            ("FILES_EVENTS_SECRET", "hook-secret-value"),
+        ])?;
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("very-secret-value"));
+        assert!(!printed.contains("hook-secret-value"));
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! The one place where errors become HTTP responses: stable `snake_case` codes, the brief's
+//! body `{"error": {"code", "message"}}` (plus `field` when one field is at fault).
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use files_core::{
+    CompleteError, DownloadError, InvalidId, InvalidToken, InvalidValue, LookupError, Mismatch, TokenError,
+    Unavailable, UploadError,
+};
+use serde::Serialize;
+
+/// An error on its way to the caller.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+    /// Logged (with its whole chain) for 5xx answers, never shown.
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    challenge: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// An error with a status, a stable code and a message for the caller.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            cause: None,
+            challenge: None,
+        }
+    }
+
+    /// A 400 about one field.
+    pub fn bad_field(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::BAD_REQUEST, code, message)
+        }
+    }
+
+    /// A 400.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A 404 for a route or resource that does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// A 500 whose cause is logged and not shown.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            cause: Some(cause.into()),
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+        }
+    }
+
+    /// The stable code.
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn unauthorized(code: &'static str, message: impl Into<String>, challenge: &'static str) -> Self {
+        Self {
+            challenge: Some(challenge),
+            ..Self::new(StatusCode::UNAUTHORIZED, code, message)
+        }
+    }
+
+    /// 401 for a request without a bearer token (RFC 6750: no error code in the challenge).
+    pub fn missing_token() -> Self {
+        Self::unauthorized("missing_token", "a bearer token is required", r#"Bearer realm="files""#)
+    }
+
+    fn invalid_token(reason: InvalidToken) -> Self {
+        Self::unauthorized(
+            "invalid_token",
+            format!("the access token is not valid: {reason}"),
+            r#"Bearer realm="files", error="invalid_token""#,
+        )
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.status.is_server_error() {
+            let cause = self.cause.as_deref().map(|c| chain(c));
+            tracing::error!(status = self.status.as_u16(), code = self.code, message = %self.message, cause = cause.as_deref().unwrap_or(""), "request failed");
+        }
+        let mut response = HttpResponse::build(self.status);
+        if let Some(challenge) = self.challenge {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)));
+        }
+        response.json(Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+        })
+    }
+}
+
+impl From<Unavailable> for ApiError {
+    fn from(error: Unavailable) -> Self {
+        let message = format!("{} unavailable, try again later", error.dependency.name());
+        Self {
+            cause: Some(Box::new(error)),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "dependency_unavailable", message)
+        }
+    }
+}
+
+impl From<files_core::Forbidden> for ApiError {
+    fn from(error: files_core::Forbidden) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Invalid(reason) => Self::invalid_token(reason),
+            TokenError::Unavailable(cause) => Self {
+                cause: Some(cause),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "dependency_unavailable",
+                    "token key set unavailable, try again later",
+                )
+            },
+        }
+    }
+}
+
+impl From<InvalidId> for ApiError {
+    fn from(error: InvalidId) -> Self {
+        Self::bad_field("invalid_path", error.what, error.to_string())
+    }
+}
+
+impl From<InvalidValue> for ApiError {
+    fn from(error: InvalidValue) -> Self {
+        let (code, field) = match error {
+            InvalidValue::FileName(_) => ("invalid_file_name", "file_name"),
+            InvalidValue::Sha256 => ("invalid_sha256", "sha256"),
+            InvalidValue::ContentType => ("invalid_content_type", "content_type"),
+        };
+        Self::bad_field(code, field, error.to_string())
+    }
+}
+
+impl From<files_core::SignError> for ApiError {
+    fn from(error: files_core::SignError) -> Self {
+        Self::internal(error)
+    }
+}
+
+fn file_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "file_not_found", "no such file")
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::Forbidden(e) => e.into(),
+            UploadError::TooLarge { .. } => Self {
+                field: Some("size".to_owned()),
+                ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", error.to_string())
+            },
+            UploadError::Sign(e) => e.into(),
+            UploadError::Unavailable(e) => e.into(),
+        }
+    }
+}
+
+impl From<DownloadError> for ApiError {
+    fn from(error: DownloadError) -> Self {
+        match error {
+            DownloadError::Forbidden(e) => e.into(),
+            DownloadError::NotFound => file_not_found(),
+            DownloadError::NotCompleted => Self::new(
+                StatusCode::CONFLICT,
+                "upload_not_completed",
+                "the upload of this file has not been completed yet",
+            ),
+            DownloadError::Sign(e) => e.into(),
+            DownloadError::Unavailable(e) => e.into(),
+        }
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(error: LookupError) -> Self {
+        match error {
+            LookupError::Forbidden(e) => e.into(),
+            LookupError::NotFound => file_not_found(),
+            LookupError::Unavailable(e) => e.into(),
+        }
+    }
+}
+
+impl From<CompleteError> for ApiError {
+    fn from(error: CompleteError) -> Self {
+        match error {
+            CompleteError::Forbidden(e) => e.into(),
+            CompleteError::NotFound => file_not_found(),
+            CompleteError::NotUploaded => Self::new(
+                StatusCode::CONFLICT,
+                "upload_missing",
+                "the store has no object for this file yet: PUT it to the upload URL first",
+            ),
+            CompleteError::Mismatch(m) => Self::new(
+                StatusCode::CONFLICT,
+                match m {
+                    Mismatch::Size { .. } => "size_mismatch",
+                    Mismatch::Sha256 => "checksum_mismatch",
+                },
+                error.to_string(),
+            ),
+            CompleteError::Unavailable(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Extractors: the bearer-token principal and JSON bodies whose errors name the field at fault.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use files_adapters::prometheus::Metrics;
+use files_core::{FilesService, Principal};
+use futures::StreamExt as _;
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::error::ApiError;
+
+/// The largest JSON body accepted.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// The principal of a request, from its `Authorization: Bearer` token.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer(req);
+        let service = req.app_data::<web::Data<FilesService>>().cloned();
+        let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+        Box::pin(async move {
+            let service = service.ok_or_else(|| ApiError::internal("FilesService is not registered"))?;
+            let Some(token) = token else {
+                return Err(ApiError::missing_token());
+            };
+            let result = service.authenticate(&token).await;
+            if let Some(metrics) = metrics {
+                metrics.token_verification(match &result {
+                    Ok(_) => "ok",
+                    Err(files_core::TokenError::Invalid(reason)) => reason.label(),
+                    Err(files_core::TokenError::Unavailable(_)) => "unavailable",
+                });
+            }
+            let principal = result?;
+            let span = tracing::Span::current();
+            span.record("tenant_id", tracing::field::display(principal.tenant()));
+            if let Some(device) = principal.device() {
+                span.record("device_id", tracing::field::display(device));
+            }
+            Ok(Self(principal))
+        })
+    }
+}
+
+/// A JSON body of at most [`MAX_JSON_BODY`] bytes, deserialized with errors that name the
+/// field: `invalid_json` (not JSON), `invalid_body` (not an object), `missing_field`,
+/// `invalid_type` / `invalid_value` (with `field`), `body_too_large` (413).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > MAX_JSON_BODY) {
+                return Err(too_large());
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk =
+                    chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("cannot read body: {e}")))?;
+                if body.len() + chunk.len() > MAX_JSON_BODY {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(Self)
+        })
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the JSON body must be at most {MAX_JSON_BODY} bytes"),
+    )
+}
+
+/// serde_json's message without its " at line L column C" suffix.
+fn without_position(message: &str) -> &str {
+    message.rfind(" at line ").map_or(message, |at| &message[..at])
+}
+
+/// Deserializes JSON, naming the field at fault in the error.
+///
+/// # Errors
+/// An [`ApiError`] 400 with a code for the kind of problem.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|error| json_error(None, &error))?;
+    // serde would also read a struct from an array of its fields; the API takes objects only.
+    if !value.is_object() {
+        return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = if error.path().iter().next().is_none() { None } else { Some(error.path().to_string()) };
+        json_error(path.as_deref(), error.inner())
+    })
+}
+
+/// `path` is the field at fault, `None` for the body as a whole.
+fn json_error(path: Option<&str>, error: &serde_json::Error) -> ApiError {
+    let message = error.to_string();
+    let message = without_position(&message);
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {message}"))
+        }
+        Category::Data => {
+            if let Some(field) = message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.split('`').next())
+            {
+                return ApiError::bad_field("missing_field", field, format!("missing field {field}"));
+            }
+            let Some(path) = path else {
+                return ApiError::bad_request("invalid_body", format!("the body must be a JSON object: {message}"));
+            };
+            let code = if message.starts_with("invalid type") {
+                "invalid_type"
+            } else {
+                "invalid_value"
+            };
+            ApiError::bad_field(code, path, format!("{path}: {message}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Upload {
+        file_name: String,
+        size: Option<u64>,
+    }
+
+    fn code(body: &str) -> (&'static str, Option<String>) {
+        match parse_json::<Upload>(body.as_bytes()) {
+            Ok(_) => ("ok", None),
+            Err(e) => {
+                let text = format!("{e}");
+                (e.code(), Some(text))
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        assert_eq!(code(r#"{"file_name": "a"}"#).0, "ok");
+        assert_eq!(code(r#"{"file_name": "a""#).0, "invalid_json");
+        assert_eq!(code("").0, "invalid_json");
+        assert_eq!(code(r#"{"file_name": "a"} x"#).0, "invalid_json");
+        assert_eq!(code("[1]").0, "invalid_body");
+        assert_eq!(code("{}").0, "missing_field");
+        assert_eq!(code(r#"{"file_name": 5}"#).0, "invalid_type");
+        assert_eq!(code(r#"{"file_name": "a", "size": -1}"#).0, "invalid_value");
+        assert!(
+            code(r#"{"file_name": "a", "size": "x"}"#)
+                .1
+                .is_some_and(|m| m.contains("size"))
+        );
+    }
+}

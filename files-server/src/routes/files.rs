@@ -1,0 +1,291 @@
+//! `/v1/{scope}/files/...` and `/v1/tenants/{tenant_id}/files/{file_id}...`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use files_adapters::prometheus::Metrics;
+use files_core::{
+    ContentType, DeviceId, DownloadTarget, FileId, FileName, FileRecord, FilesService, Owner, Scope, Sha256, TenantId,
+    Ticket, UploadRequest,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::resource;
+use crate::error::ApiError;
+use crate::extract::{Authenticated, JsonBody};
+
+const DEVICE_SCOPE: &str = "/v1/tenants/{tenant_id}/devices/{device_id}";
+const TENANT_SCOPE: &str = "/v1/tenants/{tenant_id}";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for scope in [DEVICE_SCOPE, TENANT_SCOPE] {
+        cfg.service(resource(&format!("{scope}/files/upload-url")).route(web::post().to(upload_url)))
+            .service(resource(&format!("{scope}/files/download-url")).route(web::post().to(download_url)))
+            .service(resource(&format!("{scope}/files")).route(web::get().to(list)));
+    }
+    cfg.service(
+        resource("/v1/tenants/{tenant_id}/files/{file_id}")
+            .route(web::get().to(get_file))
+            .route(web::delete().to(delete_file)),
+    )
+    .service(resource("/v1/tenants/{tenant_id}/files/{file_id}/complete").route(web::post().to(complete)));
+}
+
+fn segment<T: std::str::FromStr<Err = files_core::InvalidId>>(req: &HttpRequest, name: &str) -> Result<T, ApiError> {
+    let value = req
+        .match_info()
+        .get(name)
+        .ok_or_else(|| ApiError::internal(format!("route without {name}")))?;
+    Ok(value.parse()?)
+}
+
+/// The `{scope}` of the request's path.
+fn scope(req: &HttpRequest) -> Result<Scope, ApiError> {
+    let tenant: TenantId = segment(req, "tenant_id")?;
+    let owner = match req.match_info().get("device_id") {
+        Some(_) => Owner::Device(segment::<DeviceId>(req, "device_id")?),
+        None => Owner::Tenant,
+    };
+    Ok(Scope { tenant, owner })
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadUrlBody {
+    file_name: String,
+    sha256: String,
+    size: Option<u64>,
+    content_type: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct UploadUrlResponse {
+    file_id: FileId,
+    method: &'static str,
+    url: String,
+    headers: BTreeMap<String, String>,
+    expires_at: String,
+}
+
+async fn upload_url(
+    req: HttpRequest,
+    Authenticated(principal): Authenticated,
+    service: web::Data<FilesService>,
+    metrics: web::Data<Metrics>,
+    JsonBody(body): JsonBody<UploadUrlBody>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = scope(&req)?;
+    let request = UploadRequest {
+        name: FileName::parse(body.file_name)?,
+        sha256: Sha256::parse(&body.sha256)?,
+        size: body.size,
+        content_type: body.content_type.map(ContentType::parse).transpose()?,
+    };
+    let Ticket {
+        record,
+        request,
+        expires_at,
+    } = service.request_upload(&principal, scope, request).await?;
+    metrics.file_operation(scope.tenant, scope.owner, "upload_url");
+    Ok(HttpResponse::Created().json(UploadUrlResponse {
+        file_id: record.id,
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        expires_at: rfc3339(expires_at),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct DownloadUrlBody {
+    file_name: Option<String>,
+    file_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct DownloadUrlResponse {
+    file_id: FileId,
+    file_name: FileName,
+    method: &'static str,
+    url: String,
+    headers: BTreeMap<String, String>,
+    expires_at: String,
+    sha256: Sha256,
+    size: Option<u64>,
+}
+
+async fn download_url(
+    req: HttpRequest,
+    Authenticated(principal): Authenticated,
+    service: web::Data<FilesService>,
+    metrics: web::Data<Metrics>,
+    JsonBody(body): JsonBody<DownloadUrlBody>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = scope(&req)?;
+    let target = match (body.file_name, body.file_id) {
+        (Some(name), None) => DownloadTarget::Name(FileName::parse(name)?),
+        (None, Some(id)) => DownloadTarget::Id(
+            id.parse()
+                .map_err(|e: files_core::InvalidId| ApiError::bad_field("invalid_file_id", "file_id", e.to_string()))?,
+        ),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "give either file_name or file_id, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::bad_field(
+                "missing_field",
+                "file_name",
+                "missing field file_name (or file_id)",
+            ));
+        }
+    };
+    let Ticket {
+        record,
+        request,
+        expires_at,
+    } = service.request_download(&principal, scope, target).await?;
+    metrics.file_operation(scope.tenant, scope.owner, "download_url");
+    Ok(HttpResponse::Ok().json(DownloadUrlResponse {
+        file_id: record.id,
+        file_name: record.name,
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        expires_at: rfc3339(expires_at),
+        sha256: record.sha256,
+        size: record.size,
+    }))
+}
+
+/// A file's metadata as the API shows it.
+#[derive(Debug, Serialize)]
+struct FileView {
+    file_id: FileId,
+    tenant_id: TenantId,
+    device_id: Option<DeviceId>,
+    file_name: FileName,
+    sha256: Sha256,
+    size: Option<u64>,
+    content_type: Option<ContentType>,
+    state: &'static str,
+    created_at: String,
+    completed_at: Option<String>,
+}
+
+impl From<FileRecord> for FileView {
+    fn from(record: FileRecord) -> Self {
+        Self {
+            file_id: record.id,
+            tenant_id: record.tenant,
+            device_id: record.owner.device(),
+            file_name: record.name,
+            sha256: record.sha256,
+            size: record.size,
+            content_type: record.content_type,
+            state: record.state.as_str(),
+            created_at: rfc3339(record.created_at),
+            completed_at: record.completed_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ListResponse {
+    files: Vec<FileView>,
+    next_cursor: Option<FileId>,
+}
+
+/// The page size when `limit` is not given.
+const DEFAULT_PAGE_SIZE: usize = 50;
+
+async fn list(
+    req: HttpRequest,
+    Authenticated(principal): Authenticated,
+    service: web::Data<FilesService>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = scope(&req)?;
+    let query = web::Query::<ListQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?
+        .into_inner();
+    let max = service.config().max_page_size;
+    let limit = match query.limit {
+        None => DEFAULT_PAGE_SIZE,
+        Some(limit) => limit
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_field(
+                    "invalid_limit",
+                    "limit",
+                    format!("limit must be a whole number from 1 to {max}"),
+                )
+            })?,
+    };
+    let before = query
+        .cursor
+        .map(|c| c.parse::<FileId>())
+        .transpose()
+        .map_err(|_| ApiError::bad_field("invalid_cursor", "cursor", "cursor must be a next_cursor value"))?;
+    let page = service.list(&principal, scope, before, limit).await?;
+    metrics.file_operation(scope.tenant, scope.owner, "list");
+    Ok(HttpResponse::Ok().json(ListResponse {
+        files: page.files.into_iter().map(FileView::from).collect(),
+        next_cursor: page.next,
+    }))
+}
+
+fn file_path(req: &HttpRequest) -> Result<(TenantId, FileId), ApiError> {
+    Ok((segment(req, "tenant_id")?, segment(req, "file_id")?))
+}
+
+async fn get_file(
+    req: HttpRequest,
+    Authenticated(principal): Authenticated,
+    service: web::Data<FilesService>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = file_path(&req)?;
+    let record = service.get(&principal, tenant, id).await?;
+    metrics.file_operation(tenant, record.owner, "get");
+    Ok(HttpResponse::Ok().json(FileView::from(record)))
+}
+
+async fn delete_file(
+    req: HttpRequest,
+    Authenticated(principal): Authenticated,
+    service: web::Data<FilesService>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = file_path(&req)?;
+    let record = service.delete(&principal, tenant, id).await?;
+    metrics.file_operation(tenant, record.owner, "delete");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn complete(
+    req: HttpRequest,
+    Authenticated(principal): Authenticated,
+    service: web::Data<FilesService>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = file_path(&req)?;
+    let record = service.complete(&principal, tenant, id).await?;
+    metrics.file_operation(tenant, record.owner, "complete");
+    Ok(HttpResponse::Ok().json(FileView::from(record)))
+}

@@ -1,0 +1,89 @@
+//! `POST /v1/storage/events`: the store's bucket notifications, behind a shared secret.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use files_adapters::prometheus::Metrics;
+use files_adapters::s3_events::{self, EventRecord};
+use files_core::{FilesService, IngestOutcome};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::resource;
+use crate::error::ApiError;
+
+/// The webhook's shared secret; `None` turns the webhook off.
+#[derive(Debug, Clone)]
+pub struct EventsSecret(pub Option<SecretString>);
+
+/// Notifications may batch many records; they are small JSON.
+const MAX_NOTIFICATION_BODY: usize = 1024 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/v1/storage/events")
+            .app_data(web::PayloadConfig::new(MAX_NOTIFICATION_BODY))
+            .route(web::post().to(storage_events)),
+    );
+}
+
+/// Accepts `Authorization: Bearer <secret>` or the bare secret (MinIO sends its `auth_token`
+/// as the whole header value).
+fn authorized(req: &HttpRequest, secret: &SecretString) -> bool {
+    let Some(value) = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let value = value.trim();
+    let presented = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => value,
+    };
+    bool::from(presented.as_bytes().ct_eq(secret.expose_secret().as_bytes()))
+}
+
+async fn storage_events(
+    req: HttpRequest,
+    body: web::Bytes,
+    secret: web::Data<EventsSecret>,
+    service: web::Data<FilesService>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(secret) = &secret.0 else {
+        return Err(ApiError::not_found(
+            "the storage events webhook is not configured (FILES_EVENTS_SECRET)",
+        ));
+    };
+    if !authorized(&req, secret) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_secret",
+            "wrong or missing webhook secret",
+        ));
+    }
+    let records = s3_events::parse(&body).map_err(|e| ApiError::bad_request("invalid_notification", e.to_string()))?;
+    let (mut completed, mut skipped) = (0_u32, 0_u32);
+    for record in records {
+        let outcome = match record {
+            EventRecord::Created(created) => {
+                let outcome = service.ingest(&created).await?;
+                if let IngestOutcome::Skipped(reason) = outcome {
+                    tracing::info!(reason = reason.label(), key = %created.key, "storage event skipped");
+                }
+                outcome.label()
+            }
+            EventRecord::Ignored => "ignored",
+            EventRecord::Malformed(why) => {
+                tracing::warn!(why, "malformed storage event record");
+                "malformed"
+            }
+        };
+        metrics.storage_event(outcome);
+        if outcome == "completed" {
+            completed += 1;
+        } else {
+            skipped += 1;
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({"completed": completed, "skipped": skipped})))
+}

@@ -1,0 +1,17 @@
+//! Test support for the Files service: in-memory fakes of every port with failure switches,
+//! a fake DSTS, and helpers that start the server on a free port.
+
+pub mod app;
+pub mod dsts;
+pub mod fakes;
+
+pub use app::{AppOptions, TestApp, spawn_app};
+
+/// Logs of tests go to the test harness's captured output; `FILES_TEST_LOG` filters them.
+pub fn init_logging() {
+    let filter = std::env::var("FILES_TEST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_default())
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,468 @@
+//! The use cases of `FilesService` over the fakes: completion, ingest, versions, paging,
+//! write-through coherence and dependency failures.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use files_core::{
+    CacheObserver, CacheOutcome, CompleteError, Dependency, DeviceId, DownloadError, DownloadTarget, FileId, FileName,
+    FileRecord, FileState, FilesService, IngestOutcome, LookupError, MetadataStore, Mismatch, ObjectCreated,
+    ObjectInfo, Owner, Ports, Principal, Scope, ServiceConfig, Sha256, SkipReason, TenantId, UploadError,
+    UploadRequest, WriteThrough,
+};
+use files_testkit::fakes::{
+    FakeCache, FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, RecordingNotifier,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Default)]
+struct CountingObserver {
+    errors: AtomicUsize,
+    hits: AtomicUsize,
+}
+
+impl CacheObserver for CountingObserver {
+    fn observe(&self, _: &'static str, outcome: CacheOutcome, _: Duration) {
+        match outcome {
+            CacheOutcome::Error => self.errors.fetch_add(1, Ordering::SeqCst),
+            CacheOutcome::Hit => self.hits.fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
+    }
+}
+
+struct World {
+    service: FilesService,
+    store: Arc<FakeMetadataStore>,
+    cache: Arc<FakeCache>,
+    objects: Arc<FakeObjectStore>,
+    notifier: Arc<RecordingNotifier>,
+    observer: Arc<CountingObserver>,
+    tenant: TenantId,
+    device: DeviceId,
+}
+
+impl World {
+    fn new() -> Self {
+        let store = Arc::new(FakeMetadataStore::default());
+        let cache = Arc::new(FakeCache::default());
+        let objects = Arc::new(FakeObjectStore::default());
+        let notifier = Arc::new(RecordingNotifier::default());
+        let observer = Arc::new(CountingObserver::default());
+        let metadata = Arc::new(WriteThrough::new(store.clone(), cache.clone(), observer.clone()));
+        let service = FilesService::new(
+            Ports {
+                tokens: Arc::new(FakeTokenVerifier::default()),
+                metadata,
+                signer: objects.clone(),
+                objects: objects.clone(),
+                notifier: notifier.clone(),
+                clock: Arc::new(FakeClock::at(
+                    OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                )),
+            },
+            ServiceConfig {
+                max_upload_size: 1000,
+                ..ServiceConfig::default()
+            },
+        );
+        Self {
+            service,
+            store,
+            cache,
+            objects,
+            notifier,
+            observer,
+            tenant: TenantId::from_uuid(Uuid::new_v4()),
+            device: DeviceId::from_uuid(Uuid::new_v4()),
+        }
+    }
+
+    fn device(&self) -> Principal {
+        Principal::Device {
+            tenant: self.tenant,
+            device: self.device,
+        }
+    }
+
+    fn scope(&self) -> Scope {
+        Scope {
+            tenant: self.tenant,
+            owner: Owner::Device(self.device),
+        }
+    }
+
+    async fn upload(&self, name: &str, content: &[u8]) -> FileRecord {
+        let request = UploadRequest {
+            name: FileName::parse(name).unwrap_or_else(|e| panic!("{e}")),
+            sha256: sha(content),
+            size: Some(content.len() as u64),
+            content_type: None,
+        };
+        match self.service.request_upload(&self.device(), self.scope(), request).await {
+            Ok(ticket) => ticket.record,
+            Err(e) => panic!("upload request failed: {e}"),
+        }
+    }
+
+    /// What the store holds after a verified PUT of `content`.
+    fn store_object(&self, record: &FileRecord, content: &[u8]) {
+        self.objects.put(
+            &record.object_key(),
+            ObjectInfo {
+                size: content.len() as u64,
+                sha256: Some(sha(content)),
+            },
+        );
+    }
+
+    async fn upload_and_complete(&self, name: &str, content: &[u8]) -> FileRecord {
+        let record = self.upload(name, content).await;
+        self.store_object(&record, content);
+        match self.service.complete(&self.device(), self.tenant, record.id).await {
+            Ok(record) => record,
+            Err(e) => panic!("complete failed: {e}"),
+        }
+    }
+}
+
+fn sha(content: &[u8]) -> Sha256 {
+    use sha2::Digest as _;
+    Sha256::from_bytes(sha2::Sha256::digest(content).into())
+}
+
+#[tokio::test]
+async fn complete_checks_the_store_and_publishes_exactly_once() {
+    let w = World::new();
+    let record = w.upload("log.txt", b"hello").await;
+    assert_eq!(record.state, FileState::Pending);
+
+    let early = w.service.complete(&w.device(), w.tenant, record.id).await;
+    assert!(matches!(early, Err(CompleteError::NotUploaded)), "{early:?}");
+
+    w.objects.put(
+        &record.object_key(),
+        ObjectInfo {
+            size: 5,
+            sha256: Some(sha(b"other")),
+        },
+    );
+    let wrong = w.service.complete(&w.device(), w.tenant, record.id).await;
+    assert!(
+        matches!(wrong, Err(CompleteError::Mismatch(Mismatch::Sha256))),
+        "{wrong:?}"
+    );
+    w.objects.put(
+        &record.object_key(),
+        ObjectInfo {
+            size: 4,
+            sha256: Some(sha(b"hello")),
+        },
+    );
+    let short = w.service.complete(&w.device(), w.tenant, record.id).await;
+    assert!(
+        matches!(
+            short,
+            Err(CompleteError::Mismatch(Mismatch::Size { declared: 5, stored: 4 }))
+        ),
+        "{short:?}"
+    );
+    w.objects
+        .put(&record.object_key(), ObjectInfo { size: 5, sha256: None });
+    let unverified = w.service.complete(&w.device(), w.tenant, record.id).await;
+    assert!(
+        matches!(unverified, Err(CompleteError::Mismatch(Mismatch::Sha256))),
+        "{unverified:?}"
+    );
+    assert!(w.notifier.events().is_empty());
+
+    w.store_object(&record, b"hello");
+    for _ in 0..3 {
+        let done = w.service.complete(&w.device(), w.tenant, record.id).await;
+        assert!(
+            matches!(&done, Ok(r) if r.state == FileState::Available && r.size == Some(5)),
+            "{done:?}"
+        );
+    }
+    let duplicate = w.service.ingest(&created(&w, &record, Some(5))).await;
+    assert!(
+        matches!(duplicate, Ok(IngestOutcome::AlreadyAvailable(_))),
+        "{duplicate:?}"
+    );
+
+    let events = w.notifier.events();
+    assert_eq!(events.len(), 1, "exactly one event");
+    let event = &events[0];
+    assert_eq!(event.file.file_id, record.id);
+    assert_eq!(event.file.size, 5);
+    assert_eq!(event.file.object_key, record.object_key().to_string());
+    assert_eq!(event.routing_key(), format!("file.uploaded.{}.{}", w.tenant, w.device));
+}
+
+fn created(w: &World, record: &FileRecord, size: Option<u64>) -> ObjectCreated {
+    ObjectCreated {
+        bucket: w.service.bucket().to_owned(),
+        key: record.object_key().to_string(),
+        size,
+    }
+}
+
+#[tokio::test]
+async fn ingest_skips_what_is_not_a_pending_file_of_ours() {
+    let w = World::new();
+    let record = w.upload("a.bin", b"abc").await;
+    w.store_object(&record, b"abc");
+    let cases = [
+        (
+            ObjectCreated {
+                bucket: "elsewhere".into(),
+                ..created(&w, &record, Some(3))
+            },
+            SkipReason::ForeignBucket,
+        ),
+        (
+            ObjectCreated {
+                key: "not/a/key".into(),
+                ..created(&w, &record, Some(3))
+            },
+            SkipReason::ForeignKey,
+        ),
+        (
+            ObjectCreated {
+                key: format!("{}/{}/{}", w.tenant, w.device, FileId::new()),
+                ..created(&w, &record, Some(3))
+            },
+            SkipReason::UnknownFile,
+        ),
+        (created(&w, &record, Some(4)), SkipReason::Mismatch),
+    ];
+    for (notification, reason) in cases {
+        assert_eq!(
+            w.service.ingest(&notification).await.ok(),
+            Some(IngestOutcome::Skipped(reason))
+        );
+    }
+    assert!(w.notifier.events().is_empty());
+    assert_eq!(
+        w.service.ingest(&created(&w, &record, Some(3))).await.ok(),
+        Some(IngestOutcome::Completed(record.id))
+    );
+    assert_eq!(w.notifier.events().len(), 1);
+}
+
+#[tokio::test]
+async fn versions_latest_by_name_and_pending_not_downloadable() {
+    let w = World::new();
+    let first = w.upload_and_complete("fw.bin", b"v1").await;
+    let second = w.upload_and_complete("fw.bin", b"v2").await;
+    assert_ne!(first.id, second.id);
+    let by_name = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Name(first.name.clone()))
+        .await;
+    assert_eq!(by_name.map(|t| t.record.id).ok(), Some(second.id));
+    let by_id = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Id(first.id))
+        .await;
+    assert_eq!(by_id.map(|t| t.record.id).ok(), Some(first.id));
+
+    let pending = w.upload("fw.bin", b"v3").await;
+    let by_id = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Id(pending.id))
+        .await;
+    assert!(matches!(by_id, Err(DownloadError::NotCompleted)), "{by_id:?}");
+    let by_name = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Name(first.name.clone()))
+        .await;
+    assert_eq!(
+        by_name.map(|t| t.record.id).ok(),
+        Some(second.id),
+        "a pending version does not hide the latest"
+    );
+
+    let only_pending = w.upload("new.bin", b"x").await;
+    let by_name = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Name(only_pending.name))
+        .await;
+    assert!(matches!(by_name, Err(DownloadError::NotCompleted)), "{by_name:?}");
+    let missing = w
+        .service
+        .request_download(
+            &w.device(),
+            w.scope(),
+            DownloadTarget::Name(FileName::parse("nope").unwrap_or_else(|e| panic!("{e}"))),
+        )
+        .await;
+    assert!(matches!(missing, Err(DownloadError::NotFound)), "{missing:?}");
+}
+
+#[tokio::test]
+async fn listing_pages_newest_first() {
+    let w = World::new();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(
+            w.upload_and_complete(&format!("f{n}"), format!("c{n}").as_bytes())
+                .await
+                .id,
+        );
+    }
+    w.upload("pending", b"p").await; // not listed
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = match w.service.list(&w.device(), w.scope(), before, 2).await {
+            Ok(page) => page,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(page.files.len() <= 2);
+        seen.extend(page.files.iter().map(|r| r.id));
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+}
+
+#[tokio::test]
+async fn write_through_keeps_the_cache_equal_to_the_store() {
+    let w = World::new();
+    let old = w.upload_and_complete("cfg.json", b"{}").await;
+    // Read through the cache so that it holds the name's latest version.
+    let name = old.name.clone();
+    let latest = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Name(name.clone()))
+        .await;
+    assert_eq!(latest.map(|t| t.record.id).ok(), Some(old.id));
+
+    let new = w.upload_and_complete("cfg.json", b"{\"a\":1}").await;
+    assert_cache_matches_store(&w, new.id).await;
+    let latest = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Name(name.clone()))
+        .await;
+    assert_eq!(
+        latest.map(|t| t.record.id).ok(),
+        Some(new.id),
+        "a new version replaces the cached latest"
+    );
+
+    let deleted = w.service.delete(&w.device(), w.tenant, new.id).await;
+    assert!(deleted.is_ok(), "{deleted:?}");
+    assert_cache_matches_store(&w, new.id).await;
+    assert!(!w.objects.contains(&new.object_key()));
+    let latest = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Name(name))
+        .await;
+    assert_eq!(
+        latest.map(|t| t.record.id).ok(),
+        Some(old.id),
+        "after a delete the older version is the latest"
+    );
+    let gone = w.service.get(&w.device(), w.tenant, new.id).await;
+    assert!(matches!(gone, Err(LookupError::NotFound)), "{gone:?}");
+    assert!(
+        w.observer.hits.load(Ordering::SeqCst) > 0,
+        "reads went through the cache"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_cache_fails_no_request_and_is_counted() {
+    let w = World::new();
+    w.cache.switch.fail();
+    let record = w.upload_and_complete("a", b"a").await;
+    let got = w.service.get(&w.device(), w.tenant, record.id).await;
+    assert!(got.is_ok(), "{got:?}");
+    let by_name = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Name(record.name.clone()))
+        .await;
+    assert!(by_name.is_ok(), "{by_name:?}");
+    assert!(w.observer.errors.load(Ordering::SeqCst) >= 4);
+}
+
+#[tokio::test]
+async fn dependency_failures_name_the_dependency() {
+    let w = World::new();
+    let record = w.upload("a", b"a").await;
+    w.store_object(&record, b"a");
+    w.objects.switch.fail();
+    let complete = w.service.complete(&w.device(), w.tenant, record.id).await;
+    assert!(
+        matches!(&complete, Err(CompleteError::Unavailable(u)) if u.dependency == Dependency::ObjectStore),
+        "{complete:?}"
+    );
+    // Signing needs no call to the store.
+    let signed = w
+        .service
+        .request_upload(
+            &w.device(),
+            w.scope(),
+            UploadRequest {
+                name: FileName::parse("b").unwrap_or_else(|e| panic!("{e}")),
+                sha256: sha(b"b"),
+                size: None,
+                content_type: None,
+            },
+        )
+        .await;
+    assert!(signed.is_ok(), "{signed:?}");
+    w.objects.switch.recover();
+
+    w.store.switch.fail();
+    w.cache.switch.fail();
+    let upload = w
+        .service
+        .request_upload(
+            &w.device(),
+            w.scope(),
+            UploadRequest {
+                name: FileName::parse("c").unwrap_or_else(|e| panic!("{e}")),
+                sha256: sha(b"c"),
+                size: None,
+                content_type: None,
+            },
+        )
+        .await;
+    assert!(
+        matches!(&upload, Err(UploadError::Unavailable(u)) if u.dependency == Dependency::Database),
+        "{upload:?}"
+    );
+}
+
+#[tokio::test]
+async fn size_over_the_limit_is_refused() {
+    let w = World::new();
+    let request = UploadRequest {
+        name: FileName::parse("big").unwrap_or_else(|e| panic!("{e}")),
+        sha256: sha(b""),
+        size: Some(1001),
+        content_type: None,
+    };
+    let result = w.service.request_upload(&w.device(), w.scope(), request).await;
+    assert!(
+        matches!(result, Err(UploadError::TooLarge { size: 1001, max: 1000 })),
+        "{result:?}"
+    );
+}
+
+async fn assert_cache_matches_store(w: &World, id: FileId) {
+    let cached = files_core::Cache::get_file(&*w.cache, w.tenant, id)
+        .await
+        .ok()
+        .flatten();
+    let stored = w.store.get(w.tenant, id).await.ok().flatten();
+    assert!(cached.is_some(), "{id} is cached");
+    assert_eq!(cached, stored, "cache and store disagree on {id}");
+}
