@@ -123,7 +123,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
     }
     serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = if error.path().iter().next().is_none() { None } else { Some(error.path().to_string()) };
+        let path = if error.path().iter().next().is_none() {
+            None
+        } else {
+            Some(error.path().to_string())
+        };
         json_error(path.as_deref(), error.inner())
     })
 }

@@ -2,6 +2,7 @@
 //! status and (once the token is verified) tenant and device ids — never a token or a secret —
 //! and the HTTP metrics.
 
+use std::io::IsTerminal as _;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -23,6 +24,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

@@ -1,0 +1,292 @@
+//! Bad input: each a 4xx whose error code names the problem; never a 500.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Harness, json_of, sha256_hex};
+
+const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+#[tokio::test]
+async fn bad_upload_bodies_name_the_problem() {
+    let h = Harness::start().await;
+    let token = h.device_token();
+    let url = h.app.url(&format!("{}/files/upload-url", h.scope()));
+    let cases: Vec<(&str, String, &str, Option<&str>)> = vec![
+        (
+            "short sha256",
+            json!({"file_name": "a", "sha256": &SHA[..63]}).to_string(),
+            "invalid_sha256",
+            Some("sha256"),
+        ),
+        (
+            "non-hex sha256",
+            json!({"file_name": "a", "sha256": SHA.replace('e', "z")}).to_string(),
+            "invalid_sha256",
+            Some("sha256"),
+        ),
+        (
+            "empty file name",
+            json!({"file_name": "", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "256-byte file name",
+            json!({"file_name": "n".repeat(256), "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "control character",
+            json!({"file_name": "a\u{0}b", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "newline",
+            json!({"file_name": "a\nb", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "missing sha256",
+            json!({"file_name": "a"}).to_string(),
+            "missing_field",
+            Some("sha256"),
+        ),
+        (
+            "missing file_name",
+            json!({"sha256": SHA}).to_string(),
+            "missing_field",
+            Some("file_name"),
+        ),
+        ("empty object", "{}".to_owned(), "missing_field", None),
+        (
+            "file_name a number",
+            json!({"file_name": 7, "sha256": SHA}).to_string(),
+            "invalid_type",
+            Some("file_name"),
+        ),
+        (
+            "size a string",
+            json!({"file_name": "a", "sha256": SHA, "size": "12"}).to_string(),
+            "invalid_type",
+            Some("size"),
+        ),
+        (
+            "size negative",
+            json!({"file_name": "a", "sha256": SHA, "size": -1}).to_string(),
+            "invalid_value",
+            Some("size"),
+        ),
+        (
+            "sha256 an array",
+            json!({"file_name": "a", "sha256": [1, 2]}).to_string(),
+            "invalid_type",
+            Some("sha256"),
+        ),
+        (
+            "bad content type",
+            json!({"file_name": "a", "sha256": SHA, "content_type": "nope"}).to_string(),
+            "invalid_content_type",
+            Some("content_type"),
+        ),
+        (
+            "malformed JSON",
+            r#"{"file_name": "a", "sha256": "#.to_owned(),
+            "invalid_json",
+            None,
+        ),
+        ("not JSON", "file_name=a".to_owned(), "invalid_json", None),
+        ("empty body", String::new(), "invalid_json", None),
+        ("JSON array", json!(["a", SHA]).to_string(), "invalid_body", None),
+        ("JSON string", json!("a").to_string(), "invalid_body", None),
+        ("JSON null", "null".to_owned(), "invalid_body", None),
+    ];
+    for (name, body, code, field) in cases {
+        let response = h
+            .api
+            .client
+            .post(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {body}");
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+        if let Some(field) = field {
+            assert_eq!(body["error"]["field"], field, "{name}: {body}");
+        }
+        assert!(
+            body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sha256_in_base64_is_accepted_and_returned_as_hex() {
+    let h = Harness::start().await;
+    use base64::Engine as _;
+    let digest = hex::decode(sha256_hex(b"b64")).unwrap();
+    let body = json!({"file_name": "b", "sha256": base64::engine::general_purpose::STANDARD.encode(digest)});
+    let (status, ticket) = json_of(
+        h.api
+            .post(&format!("{}/files/upload-url", h.scope()), &h.device_token(), &body)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    let file = format!("/v1/tenants/{}/files/{}", h.tenant, ticket["file_id"].as_str().unwrap());
+    let (_, record) = json_of(h.api.get(&file, &h.device_token()).await).await;
+    assert_eq!(record["sha256"], sha256_hex(b"b64"));
+}
+
+#[tokio::test]
+async fn non_uuid_path_segments_are_400() {
+    let h = Harness::start().await;
+    let token = h.device_token();
+    let (t, d, f) = (
+        h.tenant.to_string(),
+        h.device.to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let body = json!({"file_name": "a", "sha256": SHA});
+    let cases = [
+        (
+            "POST",
+            format!("/v1/tenants/not-a-uuid/devices/{d}/files/upload-url"),
+            "tenant_id",
+        ),
+        (
+            "POST",
+            format!("/v1/tenants/{t}/devices/..%2F..%2Fetc/files/upload-url"),
+            "device_id",
+        ),
+        ("POST", "/v1/tenants/1/files/download-url".to_owned(), "tenant_id"),
+        ("GET", format!("/v1/tenants/{t}/devices/{d}x/files"), "device_id"),
+        ("GET", format!("/v1/tenants/{t}/files/{f}0"), "file_id"),
+        ("DELETE", format!("/v1/tenants/{t}/files/DROP%20TABLE"), "file_id"),
+        ("POST", format!("/v1/tenants/{t}x/files/{f}/complete"), "tenant_id"),
+    ];
+    for (method, path, field) in cases {
+        let request = match method {
+            "POST" => h.api.client.post(h.app.url(&path)).json(&body),
+            "DELETE" => h.api.client.delete(h.app.url(&path)),
+            _ => h.api.client.get(h.app.url(&path)),
+        };
+        let (status, body) = json_of(request.bearer_auth(&token).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_path", "{path}");
+        assert_eq!(body["error"]["field"], field, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn bad_download_and_list_requests() {
+    let h = Harness::start().await;
+    let token = h.device_token();
+    let cases: [(Value, &str); 4] = [
+        (json!({}), "missing_field"),
+        (
+            json!({"file_name": "a", "file_id": uuid::Uuid::now_v7()}),
+            "invalid_request",
+        ),
+        (json!({"file_id": "nope"}), "invalid_file_id"),
+        (json!({"file_name": ""}), "invalid_file_name"),
+    ];
+    for (body, code) in cases {
+        let (status, answer) = h.api.download_url(&h.scope(), &token, &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{body}");
+    }
+    for (query, code) in [
+        ("limit=0", "invalid_limit"),
+        ("limit=x", "invalid_limit"),
+        ("limit=1001", "invalid_limit"),
+        ("cursor=zz", "invalid_cursor"),
+    ] {
+        let (status, answer) = json_of(h.api.get(&format!("{}/files?{query}", h.scope()), &token).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_sizes() {
+    let h = Harness::start_with(files_testkit::AppOptions::default().var("FILES_MAX_UPLOAD_SIZE", "1000")).await;
+    let token = h.device_token();
+    let url = h.app.url(&format!("{}/files/upload-url", h.scope()));
+    let huge = format!(
+        r#"{{"file_name": "a", "sha256": "{SHA}", "pad": "{}"}}"#,
+        "x".repeat(8 * 1024 * 1024)
+    );
+    let response = h
+        .api
+        .client
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await;
+    match response {
+        Ok(response) => {
+            let (status, body) = json_of(response).await;
+            assert!(
+                matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::BAD_REQUEST),
+                "{status}: {body}"
+            );
+            assert_eq!(body["error"]["code"], "body_too_large");
+        }
+        // The server may answer and close before the client finished sending 8 MiB.
+        Err(error) => assert!(!error.is_timeout(), "{error}"),
+    }
+    let (status, body) = json_of(
+        h.api
+            .post(
+                &format!("{}/files/upload-url", h.scope()),
+                &token,
+                &json!({"file_name": "a", "sha256": SHA, "size": 1001}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "file_too_large");
+    // The service still answers.
+    let (status, _) = json_of(
+        h.api
+            .post(
+                &format!("{}/files/upload-url", h.scope()),
+                &token,
+                &json!({"file_name": "a", "sha256": SHA, "size": 1000}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let h = Harness::start().await;
+    let (status, body) = json_of(h.api.client.get(h.app.url("/v2/nothing")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = json_of(
+        h.api
+            .client
+            .put(h.app.url(&format!("{}/files/upload-url", h.scope())))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}

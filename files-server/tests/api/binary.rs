@@ -1,0 +1,134 @@
+//! The real binary, started as a user starts it: no configuration at all, so the embedded
+//! default; a token from `files-server dev-token` works against it.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::flow::device_flow;
+use crate::helpers::{Api, new_device, new_tenant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_files-server");
+
+/// Kills the server when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A command with no `FILES_*` variable of the test environment, only those given.
+fn command(dev_dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("FILES_") || k == "RUST_LOG") {
+        command.env_remove(name);
+    }
+    command.env("FILES_DEV_DIR", dev_dir);
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command
+}
+
+#[tokio::test]
+async fn embedded_default_serves_the_flow_with_a_dev_token() {
+    let dev_dir = tempfile::tempdir().unwrap();
+    // Port 0 only so that parallel test runs do not collide; everything else is the default.
+    let mut child = command(dev_dir.path(), &[("FILES_LISTEN", "127.0.0.1:0")])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let running = Running(child);
+
+    // Read the start-up lines until the address; keep draining afterwards so the pipe never fills.
+    let (lines_tx, lines_rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut startup = Vec::new();
+    let address = loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no 'listening on' line within 60 s; got:\n{}", startup.join("\n")));
+        startup.push(line.clone());
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let startup = startup.join("\n");
+    assert!(
+        startup.contains("development profile"),
+        "the profile is named:\n{startup}"
+    );
+    assert!(
+        startup.contains("events: logged only"),
+        "what it lacks is said:\n{startup}"
+    );
+    assert!(startup.contains("embedded S3"), "{startup}");
+
+    let (tenant, device) = (new_tenant(), new_device());
+    let output = command(dev_dir.path(), &[])
+        .args([
+            "dev-token",
+            "--tenant",
+            &tenant.to_string(),
+            "--device",
+            &device.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "dev-token failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT on the last line: {stdout}");
+
+    let api = Api::new(address);
+    device_flow(&api, tenant, device, &token).await;
+
+    // A tenant-service token from dev-token works too.
+    let output = command(dev_dir.path(), &[])
+        .args(["dev-token", "--tenant", &tenant.to_string(), "--service"])
+        .output()
+        .unwrap();
+    let service = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let status = api.get(&format!("/v1/tenants/{tenant}/files"), &service).await.status();
+    assert_eq!(status, reqwest::StatusCode::OK);
+    drop(running);
+}
+
+#[test]
+fn a_wrong_value_stops_start_up_naming_the_variable() {
+    let dev_dir = tempfile::tempdir().unwrap();
+    let output = command(dev_dir.path(), &[("FILES_LISTEN", "nowhere")])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FILES_LISTEN"), "{stderr}");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let output = Command::new(BINARY).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(help.contains("dev-token") && help.contains("serve"), "{help}");
+}

@@ -1,0 +1,212 @@
+//! A server in process with its embedded store, tokens from a fake DSTS over HTTP.
+
+use std::time::{Duration, Instant};
+
+use files_core::{DeviceId, TenantId};
+use files_testkit::dsts::{Alg, FakeDsts};
+use files_testkit::{AppOptions, TestApp, spawn_app};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use uuid::Uuid;
+
+pub fn new_tenant() -> TenantId {
+    TenantId::from_uuid(Uuid::new_v4())
+}
+
+pub fn new_device() -> DeviceId {
+    DeviceId::from_uuid(Uuid::new_v4())
+}
+
+pub fn sha256_hex(content: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(content))
+}
+
+pub fn device_scope(tenant: TenantId, device: DeviceId) -> String {
+    format!("/v1/tenants/{tenant}/devices/{device}")
+}
+
+pub fn tenant_scope(tenant: TenantId) -> String {
+    format!("/v1/tenants/{tenant}")
+}
+
+/// The API under test plus what a caller needs to talk to it.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_empty(&self, path: &str, token: &str) -> Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.client
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST {scope}/files/upload-url`; status and body.
+    pub async fn upload_url(&self, scope: &str, token: &str, name: &str, content: &[u8]) -> (StatusCode, Value) {
+        let body = json!({"file_name": name, "sha256": sha256_hex(content), "size": content.len()});
+        json_of(self.post(&format!("{scope}/files/upload-url"), token, &body).await).await
+    }
+
+    /// PUTs `content` to a ticket's URL with the ticket's headers, as a device does.
+    pub async fn put(&self, ticket: &Value, content: &[u8]) -> Response {
+        self.put_with(ticket, content, true).await
+    }
+
+    /// PUTs `content` with the ticket's headers; `content-length` is the body's own unless
+    /// `declared_length` (a client cannot send a body of another length than it declares).
+    pub async fn put_with(&self, ticket: &Value, content: &[u8], declared_length: bool) -> Response {
+        assert_eq!(ticket["method"], "PUT");
+        let mut request = self.client.put(ticket["url"].as_str().unwrap()).body(content.to_vec());
+        for (name, value) in ticket["headers"].as_object().unwrap() {
+            if name == "content-length" && !declared_length {
+                continue;
+            }
+            request = request.header(name.as_str(), value.as_str().unwrap());
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn complete(&self, tenant: TenantId, file_id: &str, token: &str) -> (StatusCode, Value) {
+        json_of(
+            self.post_empty(&format!("/v1/tenants/{tenant}/files/{file_id}/complete"), token)
+                .await,
+        )
+        .await
+    }
+
+    pub async fn download_url(&self, scope: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        json_of(self.post(&format!("{scope}/files/download-url"), token, body).await).await
+    }
+
+    /// Upload URL, PUT, complete: the file is available; its id.
+    pub async fn upload(&self, scope: &str, tenant: TenantId, token: &str, name: &str, content: &[u8]) -> String {
+        let (status, ticket) = self.upload_url(scope, token, name, content).await;
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        let put = self.put(&ticket, content).await;
+        assert!(put.status().is_success(), "PUT answered {}", put.status());
+        let file_id = ticket["file_id"].as_str().unwrap().to_owned();
+        let (status, body) = self.complete(tenant, &file_id, token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["state"], "available");
+        file_id
+    }
+
+    /// GETs a download ticket's URL.
+    pub async fn fetch(&self, ticket: &Value) -> (StatusCode, Vec<u8>) {
+        assert_eq!(ticket["method"], "GET");
+        let response = self.client.get(ticket["url"].as_str().unwrap()).send().await.unwrap();
+        (response.status(), response.bytes().await.unwrap().to_vec())
+    }
+
+    /// Polls a file's state until it is `state` or the deadline passes.
+    pub async fn wait_for_state(&self, tenant: TenantId, file_id: &str, token: &str, state: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let (_, body) = json_of(self.get(&format!("/v1/tenants/{tenant}/files/{file_id}"), token).await).await;
+            if body["state"] == state {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+}
+
+pub async fn json_of(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// The server in process (embedded store, in-memory metadata) with a fake DSTS serving its
+/// JWKS over HTTP.
+pub struct Harness {
+    pub app: TestApp,
+    pub api: Api,
+    pub dsts: FakeDsts,
+    pub tenant: TenantId,
+    pub device: DeviceId,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_with(AppOptions::default()).await
+    }
+
+    pub async fn start_with(options: AppOptions) -> Self {
+        let dsts = FakeDsts::start().await;
+        let options = options
+            .var("FILES_JWKS_URL", dsts.jwks_url())
+            .var("FILES_TOKEN_ISSUER", dsts.issuer())
+            .var("FILES_TOKEN_AUDIENCE", dsts.audience());
+        let app = spawn_app(options).await.unwrap();
+        let api = Api::new(app.address.clone());
+        Self {
+            app,
+            api,
+            dsts,
+            tenant: new_tenant(),
+            device: new_device(),
+        }
+    }
+
+    pub fn device_token(&self) -> String {
+        self.dsts.device_token(Alg::Es256, self.tenant, self.device)
+    }
+
+    pub fn service_token(&self) -> String {
+        self.dsts.service_token(Alg::Es256, self.tenant)
+    }
+
+    pub fn scope(&self) -> String {
+        device_scope(self.tenant, self.device)
+    }
+}

@@ -1,0 +1,11 @@
+//! The HTTP API end to end: one test binary, one module per subject.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod binary;
+mod flow;
+mod helpers;
+mod permissions;
+mod tokens;
+mod versions;

@@ -1,0 +1,65 @@
+//! Versions: the same name twice makes two ids; by name the latest, by id any available one.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::Harness;
+
+#[tokio::test]
+async fn same_name_twice_gives_two_versions() {
+    let h = Harness::start().await;
+    let token = h.device_token();
+    let v1 = h
+        .api
+        .upload(&h.scope(), h.tenant, &token, "firmware.bin", b"version one")
+        .await;
+    let v2 = h
+        .api
+        .upload(&h.scope(), h.tenant, &token, "firmware.bin", b"version two")
+        .await;
+    assert_ne!(v1, v2);
+
+    let (status, latest) = h
+        .api
+        .download_url(&h.scope(), &token, &json!({"file_name": "firmware.bin"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{latest}");
+    assert_eq!(latest["file_id"], v2.as_str());
+    assert_eq!(h.api.fetch(&latest).await.1, b"version two");
+
+    let (status, older) = h.api.download_url(&h.scope(), &token, &json!({"file_id": v1})).await;
+    assert_eq!(status, StatusCode::OK, "{older}");
+    assert_eq!(older["file_id"], v1.as_str());
+    assert_eq!(h.api.fetch(&older).await.1, b"version one");
+
+    // A third version that is only pending: not downloadable by id, and the latest stays v2.
+    let (_, pending) = h
+        .api
+        .upload_url(&h.scope(), &token, "firmware.bin", b"version three")
+        .await;
+    let (status, body) = h
+        .api
+        .download_url(&h.scope(), &token, &json!({"file_id": pending["file_id"]}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "upload_not_completed");
+    let (_, latest) = h
+        .api
+        .download_url(&h.scope(), &token, &json!({"file_name": "firmware.bin"}))
+        .await;
+    assert_eq!(latest["file_id"], v2.as_str());
+
+    // A name whose only version is pending: 409; an unknown name: 404.
+    h.api.upload_url(&h.scope(), &token, "new.bin", b"n").await;
+    let (status, _) = h
+        .api
+        .download_url(&h.scope(), &token, &json!({"file_name": "new.bin"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = h
+        .api
+        .download_url(&h.scope(), &token, &json!({"file_name": "none.bin"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "file_not_found");
+}
