@@ -6,6 +6,8 @@ mod bad_input;
 mod binary;
 mod flow;
 mod helpers;
+mod openapi;
 mod permissions;
+mod storage_events;
 mod tokens;
 mod versions;
