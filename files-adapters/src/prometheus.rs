@@ -30,6 +30,7 @@ pub struct Metrics {
     cache_operations: IntCounterVec,
     cache_duration: HistogramVec,
     storage_events: IntCounterVec,
+    key_set_refreshes: IntCounterVec,
     devices: Mutex<HashSet<DeviceId>>,
     max_devices: usize,
 }
@@ -98,6 +99,11 @@ impl Metrics {
                 "Store notifications by outcome",
                 &["outcome"],
             )?,
+            key_set_refreshes: counter(
+                "files_key_set_refreshes_total",
+                "Fetches of the token key set by outcome (updated, failed)",
+                &["outcome"],
+            )?,
             registry,
             devices: Mutex::new(HashSet::new()),
             max_devices,
@@ -117,6 +123,11 @@ impl Metrics {
     /// One token verification: `ok` or the refusal's label.
     pub fn token_verification(&self, outcome: &str) {
         self.token_verifications.with_label_values(&[outcome]).inc();
+    }
+
+    /// One fetch of the token key set, by outcome.
+    pub fn key_set_refresh(&self, outcome: &str) {
+        self.key_set_refreshes.with_label_values(&[outcome]).inc();
     }
 
     /// One store notification handled, by outcome.

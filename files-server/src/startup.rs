@@ -8,7 +8,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use files_adapters::embedded_s3::{EmbeddedS3, EmbeddedS3Config, StoredObject};
-use files_adapters::jwks::{ClaimNames, DevKey, JwksVerifier, JwtConfig, RemoteJwks};
+use files_adapters::jwks::{ClaimNames, DevKey, JwksVerifier, JwtConfig, RefreshOutcome, RemoteJwks};
 use files_adapters::log_notifier::LogNotifier;
 use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_adapters::prometheus::Metrics;
@@ -141,7 +141,7 @@ impl Application {
 
         let tokens = match overrides.tokens {
             Some(tokens) => tokens,
-            None => token_verifier(&settings, &mut profile).await?,
+            None => token_verifier(&settings, &metrics, &mut profile).await?,
         };
 
         let store = overrides.metadata.unwrap_or_else(|| {
@@ -244,7 +244,11 @@ impl Application {
     }
 }
 
-async fn token_verifier(settings: &Settings, profile: &mut Vec<String>) -> anyhow::Result<Arc<dyn TokenVerifier>> {
+async fn token_verifier(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    profile: &mut Vec<String>,
+) -> anyhow::Result<Arc<dyn TokenVerifier>> {
     let tokens: &TokenSettings = &settings.tokens;
     let config = JwtConfig {
         leeway: tokens.leeway,
@@ -274,6 +278,10 @@ async fn token_verifier(settings: &Settings, profile: &mut Vec<String>) -> anyho
             let source = RemoteJwks {
                 refresh_interval: tokens.refresh_interval,
                 min_refetch_interval: tokens.min_refetch_interval,
+                on_refresh: Some({
+                    let metrics = metrics.clone();
+                    Arc::new(move |outcome: RefreshOutcome| metrics.key_set_refresh(outcome.label()))
+                }),
                 ..RemoteJwks::new(url.as_str())
             };
             Arc::new(JwksVerifier::from_url(config, source).await.context("FILES_JWKS_URL")?)

@@ -168,6 +168,7 @@ async fn health_readiness_and_metrics() {
             h.device
         ),
         "files_cache_operations_total{operation=\"get_file\"",
+        "files_key_set_refreshes_total{outcome=\"updated\"}",
     ] {
         assert!(metrics.contains(expected), "missing {expected} in\n{metrics}");
     }
