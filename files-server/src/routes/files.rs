@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use files_adapters::prometheus::Metrics;
 use files_core::{
-    ContentType, DeviceId, DownloadTarget, FileId, FileName, FileRecord, FilesService, Owner, Scope, Sha256, TenantId,
-    Ticket, UploadRequest,
+    ContentType, DeviceId, DownloadTarget, FileId, FileName, FileRecord, FilesService, Owner, PresignedRequest, Scope,
+    Sha256, TenantId, Ticket, UploadRequest,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -63,13 +63,31 @@ struct UploadUrlBody {
     content_type: Option<String>,
 }
 
+/// What a caller sends to the store, and until when.
 #[derive(Debug, Serialize)]
-struct UploadUrlResponse {
-    file_id: FileId,
+struct PresignedView {
     method: &'static str,
     url: String,
     headers: BTreeMap<String, String>,
     expires_at: String,
+}
+
+impl PresignedView {
+    fn new(request: PresignedRequest, expires_at: OffsetDateTime) -> Self {
+        Self {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            expires_at: rfc3339(expires_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct UploadUrlResponse {
+    file_id: FileId,
+    #[serde(flatten)]
+    request: PresignedView,
 }
 
 async fn upload_url(
@@ -94,10 +112,7 @@ async fn upload_url(
     metrics.file_operation(scope.tenant, scope.owner, "upload_url");
     Ok(HttpResponse::Created().json(UploadUrlResponse {
         file_id: record.id,
-        method: request.method,
-        url: request.url,
-        headers: request.headers,
-        expires_at: rfc3339(expires_at),
+        request: PresignedView::new(request, expires_at),
     }))
 }
 
@@ -111,10 +126,8 @@ struct DownloadUrlBody {
 struct DownloadUrlResponse {
     file_id: FileId,
     file_name: FileName,
-    method: &'static str,
-    url: String,
-    headers: BTreeMap<String, String>,
-    expires_at: String,
+    #[serde(flatten)]
+    request: PresignedView,
     sha256: Sha256,
     size: Option<u64>,
 }
@@ -156,10 +169,7 @@ async fn download_url(
     Ok(HttpResponse::Ok().json(DownloadUrlResponse {
         file_id: record.id,
         file_name: record.name,
-        method: request.method,
-        url: request.url,
-        headers: request.headers,
-        expires_at: rfc3339(expires_at),
+        request: PresignedView::new(request, expires_at),
         sha256: record.sha256,
         size: record.size,
     }))

@@ -47,41 +47,32 @@ impl Api {
         }
     }
 
+    /// Sends an API request with a bearer token and, when given, a JSON body.
+    pub async fn send(&self, method: reqwest::Method, path: &str, token: &str, body: Option<&Value>) -> Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.send(reqwest::Method::POST, path, token, Some(body)).await
     }
 
     pub async fn post_empty(&self, path: &str, token: &str) -> Response {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.send(reqwest::Method::POST, path, token, None).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Response {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.send(reqwest::Method::GET, path, token, None).await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Response {
-        self.client
-            .delete(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.send(reqwest::Method::DELETE, path, token, None).await
     }
 
     /// `POST {scope}/files/upload-url`; status and body.
