@@ -4,6 +4,7 @@
 pub mod app;
 pub mod dsts;
 pub mod fakes;
+pub mod services;
 
 pub use app::{AppOptions, TestApp, spawn_app};
 
