@@ -11,6 +11,9 @@ pub mod jwks;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 #[cfg(feature = "s3")]
 pub mod s3;
 
@@ -18,3 +21,6 @@ pub mod s3_events;
 
 #[cfg(feature = "embedded-s3")]
 pub mod embedded_s3;
+
+#[cfg(feature = "redis")]
+pub mod redis;

@@ -8,7 +8,7 @@ use files_adapters::jwks::{DevClaims, DevKey};
 use files_core::{DeviceId, TenantId};
 
 use crate::config::{KeySource, Settings};
-use crate::startup::{Application, DEV_KEY_FILE, Overrides};
+use crate::startup::{Application, DEV_KEY_FILE, Overrides, postgres_store};
 use crate::telemetry;
 
 /// The Files service: pre-signed S3 URLs for device uploads and downloads.
@@ -26,8 +26,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API (the default).
+    /// Serve the HTTP API (the default); pending database migrations are applied first.
     Serve,
+    /// Apply pending database migrations (FILES_DATABASE_URL) and exit.
+    Migrate,
     /// Print a token that the embedded default accepts, signed with the development key in
     /// FILES_DEV_DIR (created if missing). The token is on the last line.
     DevToken {
@@ -54,6 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(&settings).await,
         Command::DevToken {
             tenant,
             device,
@@ -87,6 +90,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!("listening on http://{}:{}", listen.ip(), app.port());
     app.run_until_stopped().await.context("server failed")
+}
+
+#[allow(clippy::print_stdout)]
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let Some(database) = &settings.database else {
+        anyhow::bail!("FILES_DATABASE_URL: required by migrate");
+    };
+    let applied = postgres_store(database)?
+        .migrate()
+        .await
+        .context("FILES_DATABASE_URL: applying migrations")?;
+    println!("applied {applied} migration(s)");
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)]

@@ -39,6 +39,38 @@ pub struct Settings {
     pub dev_dir: PathBuf,
     /// `FILES_METRICS_MAX_DEVICES`: distinct devices with their own metric series.
     pub metrics_max_devices: usize,
+    /// The metadata database; in memory when `FILES_DATABASE_URL` is unset.
+    pub database: Option<DatabaseSettings>,
+    /// The cache; in memory when `FILES_REDIS_URL` is unset.
+    pub redis: Option<RedisSettings>,
+}
+
+/// `FILES_DATABASE_*`.
+#[derive(Debug)]
+pub struct DatabaseSettings {
+    /// `FILES_DATABASE_URL`, e.g. `postgres://files@db/files` (may hold a password: secret).
+    pub url: SecretString,
+    /// `FILES_DATABASE_POOL_SIZE` (default 10).
+    pub pool_size: u32,
+    /// `FILES_DATABASE_CONNECT_TIMEOUT_MS` (default 2000).
+    pub connect_timeout: Duration,
+    /// `FILES_DATABASE_TIMEOUT_MS` (default 3000): bound on each query.
+    pub query_timeout: Duration,
+}
+
+/// `FILES_REDIS_*`.
+#[derive(Debug)]
+pub struct RedisSettings {
+    /// `FILES_REDIS_URL`, e.g. `redis://cache:6379` (may hold a password: secret).
+    pub url: SecretString,
+    /// `FILES_REDIS_PREFIX` (default `files`): every key starts with it.
+    pub key_prefix: String,
+    /// `FILES_REDIS_TTL_SECS` (default 3600).
+    pub ttl: Duration,
+    /// `FILES_REDIS_POOL_SIZE` (default 10).
+    pub pool_size: u32,
+    /// `FILES_REDIS_TIMEOUT_MS` (default 250): bound on each cache call.
+    pub timeout: Duration,
 }
 
 /// Where the bytes live.
@@ -130,7 +162,7 @@ pub const DEV_AUDIENCE: &str = "files";
 
 /// Variables that a later version reads; set now, they would be silently ignored, so start-up
 /// refuses them.
-const NOT_YET_SUPPORTED: [&str; 3] = ["FILES_DATABASE_URL", "FILES_REDIS_URL", "FILES_AMQP_URL"];
+const NOT_YET_SUPPORTED: [&str; 1] = ["FILES_AMQP_URL"];
 
 struct Vars(HashMap<String, String>);
 
@@ -178,6 +210,17 @@ impl Vars {
 
     fn secret(&self, variable: &'static str) -> Option<SecretString> {
         self.raw(variable).map(|v| SecretString::from(v.to_owned()))
+    }
+
+    fn millis(&self, variable: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let millis: u64 = self.or(variable, default)?;
+        if millis == 0 {
+            return Err(ConfigError {
+                variable,
+                problem: "must be at least 1 ms".to_owned(),
+            });
+        }
+        Ok(Duration::from_millis(millis))
     }
 
     fn seconds(&self, variable: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
@@ -296,13 +339,35 @@ impl Settings {
                 .raw("FILES_DEV_DIR")
                 .map_or_else(|| std::env::temp_dir().join("files-server-dev"), PathBuf::from),
             metrics_max_devices: vars.or("FILES_METRICS_MAX_DEVICES", 1000)?,
+            database: match vars.secret("FILES_DATABASE_URL") {
+                None => None,
+                Some(url) => Some(DatabaseSettings {
+                    url,
+                    pool_size: vars.or("FILES_DATABASE_POOL_SIZE", 10)?,
+                    connect_timeout: vars.millis("FILES_DATABASE_CONNECT_TIMEOUT_MS", 2000)?,
+                    query_timeout: vars.millis("FILES_DATABASE_TIMEOUT_MS", 3000)?,
+                }),
+            },
+            redis: match vars.secret("FILES_REDIS_URL") {
+                None => None,
+                Some(url) => Some(RedisSettings {
+                    url,
+                    key_prefix: vars.string("FILES_REDIS_PREFIX", "files"),
+                    ttl: vars.seconds("FILES_REDIS_TTL_SECS", 3600, SEVEN_DAYS)?,
+                    pool_size: vars.or("FILES_REDIS_POOL_SIZE", 10)?,
+                    timeout: vars.millis("FILES_REDIS_TIMEOUT_MS", 250)?,
+                }),
+            },
         })
     }
 
     /// True when no dependency is configured: everything runs in process.
     #[must_use]
     pub fn is_embedded_default(&self) -> bool {
-        matches!(self.store, StoreSettings::Embedded { .. }) && self.tokens.keys == KeySource::DevKey
+        matches!(self.store, StoreSettings::Embedded { .. })
+            && self.tokens.keys == KeySource::DevKey
+            && self.database.is_none()
+            && self.redis.is_none()
     }
 }
 
@@ -326,7 +391,18 @@ mod tests {
 
     #[test]
     fn wrong_values_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 7] = [
+        let cases: [(&[(&str, &str)], &str); 9] = [
+            (
+                &[
+                    ("FILES_DATABASE_URL", "postgres://x"),
+                    ("FILES_DATABASE_TIMEOUT_MS", "0"),
+                ],
+                "FILES_DATABASE_TIMEOUT_MS",
+            ),
+            (
+                &[("FILES_REDIS_URL", "redis://x"), ("FILES_REDIS_TTL_SECS", "abc")],
+                "FILES_REDIS_TTL_SECS",
+            ),
             (&[("FILES_LISTEN", "not-an-address")], "FILES_LISTEN"),
             (&[("FILES_S3_ENDPOINT", "ftp://x")], "FILES_S3_ENDPOINT"),
             (&[("FILES_S3_ENDPOINT", "http://x")], "FILES_S3_ACCESS_KEY"),
@@ -336,7 +412,7 @@ mod tests {
                 "FILES_UPLOAD_URL_EXPIRY_SECS",
             ),
             (&[("FILES_MAX_UPLOAD_SIZE", "-1")], "FILES_MAX_UPLOAD_SIZE"),
-            (&[("FILES_DATABASE_URL", "postgres://x")], "FILES_DATABASE_URL"),
+            (&[("FILES_AMQP_URL", "amqp://x")], "FILES_AMQP_URL"),
         ];
         for (vars, variable) in cases {
             let error = settings(vars).err().map(|e| e.variable);
@@ -351,10 +427,14 @@ mod tests {
             ("FILES_S3_ACCESS_KEY", "GK1"),
             ("FILES_S3_SECRET_KEY", "very-secret-value"),
             ("FILES_EVENTS_SECRET", "hook-secret-value"),
+            ("FILES_DATABASE_URL", "postgres://files:db-password-value@db/files"),
+            ("FILES_REDIS_URL", "redis://:redis-password-value@cache:6379"),
         ])?;
         let printed = format!("{s:?}");
         assert!(!printed.contains("very-secret-value"));
         assert!(!printed.contains("hook-secret-value"));
+        assert!(!printed.contains("db-password-value"));
+        assert!(!printed.contains("redis-password-value"));
         Ok(())
     }
 }

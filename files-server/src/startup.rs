@@ -11,7 +11,9 @@ use files_adapters::embedded_s3::{EmbeddedS3, EmbeddedS3Config, StoredObject};
 use files_adapters::jwks::{ClaimNames, DevKey, JwksVerifier, JwtConfig, RefreshOutcome, RemoteJwks};
 use files_adapters::log_notifier::LogNotifier;
 use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
+use files_adapters::postgres::{PostgresConfig, PostgresStore};
 use files_adapters::prometheus::Metrics;
+use files_adapters::redis::{RedisCache, RedisConfig};
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
 use files_core::{
     Cache, FilesService, MetadataStore, Notifier, ObjectCreated, Ports, ServiceConfig, SystemClock, TokenVerifier,
@@ -21,7 +23,7 @@ use secrecy::ExposeSecret as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::{KeySource, Settings, StoreSettings, TokenSettings};
+use crate::config::{DatabaseSettings, KeySource, Settings, StoreSettings, TokenSettings};
 use crate::routes::{self, EventsSecret};
 use crate::telemetry;
 
@@ -144,14 +146,44 @@ impl Application {
             None => token_verifier(&settings, &metrics, &mut profile).await?,
         };
 
-        let store = overrides.metadata.unwrap_or_else(|| {
-            profile.push("metadata: in memory (lost on exit)".to_owned());
-            Arc::new(MemoryMetadataStore::new())
-        });
-        let cache = overrides.cache.unwrap_or_else(|| {
-            profile.push("cache: in memory".to_owned());
-            Arc::new(MemoryCache::new())
-        });
+        let store: Arc<dyn MetadataStore> = match (overrides.metadata, &settings.database) {
+            (Some(store), _) => store,
+            (None, Some(database)) => {
+                let store = postgres_store(database)?;
+                let applied = store
+                    .migrate()
+                    .await
+                    .context("FILES_DATABASE_URL: applying migrations")?;
+                profile.push(format!(
+                    "metadata: PostgreSQL ({applied} migrations applied at start-up)"
+                ));
+                Arc::new(store)
+            }
+            (None, None) => {
+                profile.push("metadata: in memory (lost on exit)".to_owned());
+                Arc::new(MemoryMetadataStore::new())
+            }
+        };
+        let cache: Arc<dyn Cache> = match (overrides.cache, &settings.redis) {
+            (Some(cache), _) => cache,
+            (None, Some(redis)) => {
+                profile.push(format!("cache: Redis, keys under {}:", redis.key_prefix));
+                Arc::new(
+                    RedisCache::new(RedisConfig {
+                        url: redis.url.expose_secret().to_owned(),
+                        key_prefix: redis.key_prefix.clone(),
+                        ttl: redis.ttl,
+                        pool_size: redis.pool_size,
+                        timeout: redis.timeout,
+                    })
+                    .context("FILES_REDIS_URL")?,
+                )
+            }
+            (None, None) => {
+                profile.push("cache: in memory".to_owned());
+                Arc::new(MemoryCache::new())
+            }
+        };
         let notifier = overrides.notifier.unwrap_or_else(|| {
             profile.push("events: logged only (no broker)".to_owned());
             Arc::new(LogNotifier)
@@ -242,6 +274,20 @@ impl Application {
         }
         result
     }
+}
+
+/// The Postgres metadata store of the settings (not yet migrated).
+///
+/// # Errors
+/// When the URL cannot make a pool.
+pub fn postgres_store(database: &DatabaseSettings) -> anyhow::Result<PostgresStore> {
+    PostgresStore::new(PostgresConfig {
+        url: database.url.expose_secret().to_owned(),
+        pool_size: database.pool_size,
+        connect_timeout: database.connect_timeout,
+        query_timeout: database.query_timeout,
+    })
+    .context("FILES_DATABASE_URL")
 }
 
 async fn token_verifier(

@@ -2,8 +2,12 @@
 //! a fake DSTS, and helpers that start the server on a free port.
 
 pub mod app;
+pub mod contract;
 pub mod dsts;
 pub mod fakes;
+pub mod postgres;
+pub mod proxy;
+pub mod redis;
 pub mod services;
 
 pub use app::{AppOptions, TestApp, spawn_app};

@@ -31,7 +31,10 @@ pub fn services_required() -> bool {
 /// # Panics
 /// Under `CI=true`, always.
 pub fn unavailable<T>(test: &str, service: &str, why: &dyn std::fmt::Display) -> Option<T> {
-    assert!(!services_required(), "{test}: {service} is required under CI=true but unavailable: {why}");
+    assert!(
+        !services_required(),
+        "{test}: {service} is required under CI=true but unavailable: {why}"
+    );
     eprintln!("\n*** SKIPPED {test}: {service} unavailable ({why}); set CI=true to make this a failure ***\n");
     None
 }
@@ -42,4 +45,62 @@ pub async fn reachable(address: &str) -> bool {
         tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(address)).await,
         Ok(Ok(_))
     )
+}
+
+/// The test S3 store that `scripts/test` starts (garage): `FILES_TEST_S3_ENDPOINT`,
+/// `FILES_TEST_S3_REGION`, `FILES_TEST_S3_BUCKET`, `FILES_TEST_S3_ACCESS_KEY`,
+/// `FILES_TEST_S3_SECRET_KEY`.
+#[derive(Debug, Clone)]
+pub struct TestS3 {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The region it checks signatures for.
+    pub region: String,
+    /// The bucket that exists.
+    pub bucket: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+}
+
+impl TestS3 {
+    /// The store from the environment, or `None` (via [`unavailable`]) when it is not set or
+    /// not reachable.
+    pub async fn from_env(test: &str) -> Option<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let Some(endpoint) = var("FILES_TEST_S3_ENDPOINT") else {
+            return unavailable(
+                test,
+                "the test S3 store",
+                &"FILES_TEST_S3_ENDPOINT is not set (run scripts/test)",
+            );
+        };
+        let address = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        if !reachable(&address).await {
+            return unavailable(test, "the test S3 store", &format!("nothing listens at {endpoint}"));
+        }
+        Some(Self {
+            endpoint,
+            region: var("FILES_TEST_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+            bucket: var("FILES_TEST_S3_BUCKET").unwrap_or_else(|| "files-test".to_owned()),
+            access_key: var("FILES_TEST_S3_ACCESS_KEY").unwrap_or_default(),
+            secret_key: var("FILES_TEST_S3_SECRET_KEY").unwrap_or_default(),
+        })
+    }
+
+    /// The `FILES_S3_*` variables that point the server at this store.
+    #[must_use]
+    pub fn server_vars(&self) -> Vec<(String, String)> {
+        [
+            ("FILES_S3_ENDPOINT", &self.endpoint),
+            ("FILES_S3_REGION", &self.region),
+            ("FILES_S3_BUCKET", &self.bucket),
+            ("FILES_S3_ACCESS_KEY", &self.access_key),
+            ("FILES_S3_SECRET_KEY", &self.secret_key),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect()
+    }
 }

@@ -132,3 +132,35 @@ fn help_lists_the_commands() {
     assert!(output.status.success());
     assert!(help.contains("dev-token") && help.contains("serve"), "{help}");
 }
+
+#[tokio::test]
+async fn migrate_applies_then_is_a_no_op() {
+    let Some(db) = files_testkit::postgres::TestDatabase::create("migrate_applies_then_is_a_no_op").await else {
+        return;
+    };
+    let dev_dir = tempfile::tempdir().unwrap();
+    let run = || {
+        command(dev_dir.path(), &[("FILES_DATABASE_URL", db.url())])
+            .arg("migrate")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let first = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        !first.contains("applied 0 "),
+        "the empty database got its migrations: {first}"
+    );
+    let second = run();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(String::from_utf8_lossy(&second.stdout).contains("applied 0 migration(s)"));
+}
+
+#[test]
+fn migrate_without_a_database_names_the_variable() {
+    let dev_dir = tempfile::tempdir().unwrap();
+    let output = command(dev_dir.path(), &[]).arg("migrate").output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("FILES_DATABASE_URL"));
+}

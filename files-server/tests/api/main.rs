@@ -8,6 +8,7 @@ mod flow;
 mod helpers;
 mod openapi;
 mod permissions;
+mod real;
 mod storage_events;
 mod tokens;
 mod versions;

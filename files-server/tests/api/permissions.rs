@@ -38,7 +38,11 @@ fn expect(allowed: bool, ok: StatusCode) -> StatusCode {
 
 #[tokio::test]
 async fn every_cell_for_both_principals() {
-    let h = Harness::start().await;
+    permission_table(&Harness::start().await).await;
+}
+
+/// Every cell of the table against whatever adapters `h` runs on.
+pub async fn permission_table(h: &Harness) {
     let api = &h.api;
     let (tenant, device, other_device) = (h.tenant, h.device, new_device());
     let (other_tenant, foreign_device) = (new_tenant(), new_device());

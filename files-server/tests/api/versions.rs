@@ -7,7 +7,11 @@ use crate::helpers::Harness;
 
 #[tokio::test]
 async fn same_name_twice_gives_two_versions() {
-    let h = Harness::start().await;
+    versions(&Harness::start().await).await;
+}
+
+/// Versions by name and by id against whatever adapters `h` runs on.
+pub async fn versions(h: &Harness) {
     let token = h.device_token();
     let v1 = h
         .api

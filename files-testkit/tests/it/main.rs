@@ -2,5 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod contract_cache;
+mod contract_metadata;
 mod jwks;
+mod proxy;
 mod service;

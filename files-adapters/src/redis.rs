@@ -1,0 +1,539 @@
+//! The cache on Redis, through a bb8 pool of multiplexed connections.
+//!
+//! Keys, all under a configurable prefix and all written with a TTL:
+//! - `{prefix}:v1:file:{tenant}:{file_id}` → the record, as JSON `{"v": 1, "file": {...}}`;
+//! - `{prefix}:v1:latest:{tenant}:{owner}:{sha256 of the name, hex}` → the file id, where
+//!   `owner` is the device id or `_tenant`. The name is hashed: names are up to 255 bytes of
+//!   arbitrary UTF-8 and must not shape the key space.
+//!
+//! A cache must never slow a request much, nor fail one: every call is bounded by one timeout
+//! (pool checkout included), and every failure is a [`PortError`] the caller can fall back
+//! from. An entry of another schema version, or one that does not parse, reads as a miss and is
+//! deleted. The pool is built without connecting, so a service starts while Redis is down; a
+//! connection that failed or timed out is dropped from the pool, so calls succeed again as soon
+//! as Redis is back.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bb8::{ErrorSink, ManageConnection, Pool, RunError};
+use bb8_redis::RedisConnectionManager;
+use driver::aio::MultiplexedConnection;
+use driver::{Cmd, ErrorKind, FromRedisValue};
+use files_core::file::TENANT_ROOT_SEGMENT;
+use files_core::{Cache, FileId, FileName, FileRecord, Owner, PortError, Scope, TenantId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The Redis driver (the `redis` crate, as re-exported by `bb8-redis`), for tools and tests
+/// that need raw access to the keys this adapter writes.
+pub use bb8_redis::redis as driver;
+
+/// The version of the cached record's shape. Bump it (and the `v1` in the keys, or not) when
+/// [`FileRecord`]'s serialized form changes: entries of another version read as misses.
+const SCHEMA_VERSION: u32 = 1;
+
+/// How the cache reaches Redis.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// `redis://[user[:password]@]host[:port][/db]` (or `rediss://` for TLS, when the driver
+    /// supports it). May hold a password: never logged ([`fmt::Debug`] hides it).
+    pub url: String,
+    /// Prepended to every key, so several services or tests can share one Redis.
+    pub key_prefix: String,
+    /// How long an entry lives; at least one second.
+    pub ttl: Duration,
+    /// The most connections the pool opens.
+    pub pool_size: u32,
+    /// Bound on each call, pool checkout included. A cache must never slow a request much.
+    pub timeout: Duration,
+}
+
+impl RedisConfig {
+    /// The default key prefix.
+    pub const DEFAULT_KEY_PREFIX: &str = "files";
+    /// The default time to live of an entry.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+    /// The default pool size.
+    pub const DEFAULT_POOL_SIZE: u32 = 10;
+    /// The default bound on each call.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+
+    /// The defaults for a Redis at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
+            ttl: Self::DEFAULT_TTL,
+            pool_size: Self::DEFAULT_POOL_SIZE,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    /// The defaults for a Redis on this machine (`redis://127.0.0.1:6379`).
+    fn default() -> Self {
+        Self::new("redis://127.0.0.1:6379")
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("ttl", &self.ttl)
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// The URL with its password (in the user info, or a `password`/`pass` query parameter)
+/// replaced by `***`. Anything that does not look like a URL is hidden whole.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{user_info}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("pass") => {
+                        format!("{name}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// The Redis configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisError {
+    /// The URL is not a Redis URL the driver accepts.
+    #[error("invalid Redis URL")]
+    Url(#[source] driver::RedisError),
+    /// A setting is out of range.
+    #[error("invalid Redis cache setting: {0}")]
+    Setting(&'static str),
+    /// The pool must be built inside a Tokio runtime (it spawns its maintenance task).
+    #[error("the Redis cache must be created inside a Tokio runtime")]
+    NoRuntime,
+}
+
+/// A Redis cache. Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct RedisCache {
+    pool: Pool<Manager>,
+    prefix: Arc<str>,
+    ttl_seconds: u64,
+    timeout: Duration,
+    /// Tries per call: one per pooled connection that may have died while idle, plus one.
+    attempts: u32,
+    connect_errors: LastConnectError,
+}
+
+impl fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("prefix", &self.prefix)
+            .field("ttl_seconds", &self.ttl_seconds)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisCache {
+    /// A cache on the Redis of `config`. Does not connect: connections are opened on first use,
+    /// so this succeeds (and the service starts) while Redis is down.
+    ///
+    /// # Errors
+    /// [`RedisError::Url`] for a URL the driver refuses; [`RedisError::Setting`] for an empty
+    /// key prefix, a TTL under one second, a zero pool size or a zero timeout;
+    /// [`RedisError::NoRuntime`] outside a Tokio runtime.
+    pub fn new(config: RedisConfig) -> Result<Self, RedisError> {
+        if config.key_prefix.is_empty() {
+            return Err(RedisError::Setting("the key prefix must not be empty"));
+        }
+        if config.ttl < Duration::from_secs(1) {
+            return Err(RedisError::Setting("the TTL must be at least one second"));
+        }
+        if config.pool_size == 0 {
+            return Err(RedisError::Setting("the pool size must be at least 1"));
+        }
+        if config.timeout.is_zero() {
+            return Err(RedisError::Setting("the timeout must not be zero"));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RedisError::NoRuntime);
+        }
+        let manager = Manager(RedisConnectionManager::new(config.url.as_str()).map_err(RedisError::Url)?);
+        let connect_errors = LastConnectError::default();
+        let pool = Pool::builder()
+            .max_size(config.pool_size)
+            .connection_timeout(config.timeout)
+            // Broken connections are found by the calls themselves (see `Manager`): no PING
+            // round trip before every command.
+            .test_on_check_out(false)
+            .error_sink(Box::new(connect_errors.clone()))
+            .build_unchecked(manager);
+        Ok(Self {
+            pool,
+            prefix: config.key_prefix.into(),
+            ttl_seconds: config.ttl.as_secs(),
+            timeout: config.timeout,
+            attempts: config.pool_size.saturating_add(1),
+            connect_errors,
+        })
+    }
+
+    /// Whether Redis answers, within the timeout. For readiness reports.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when Redis cannot be reached in time; [`PortError::Failed`]
+    /// when it answers something other than `PONG`.
+    pub async fn ping(&self) -> Result<(), PortError> {
+        let reply: String = self.run("ping", &driver::cmd("PING")).await?;
+        if reply == "PONG" {
+            Ok(())
+        } else {
+            Err(PortError::failed(format!("Redis answered {reply:?} to PING")))
+        }
+    }
+
+    fn file_key(&self, tenant: TenantId, id: FileId) -> String {
+        format!("{}:v1:file:{tenant}:{id}", self.prefix)
+    }
+
+    fn latest_key(&self, scope: Scope, name: &FileName) -> String {
+        let digest = Sha256::digest(name.as_str().as_bytes());
+        let tenant = scope.tenant;
+        let hash = hex::encode(digest);
+        match scope.owner {
+            Owner::Device(device) => format!("{}:v1:latest:{tenant}:{device}:{hash}", self.prefix),
+            Owner::Tenant => format!("{}:v1:latest:{tenant}:{TENANT_ROOT_SEGMENT}:{hash}", self.prefix),
+        }
+    }
+
+    fn set_command(&self, key: &str, value: impl driver::ToRedisArgs) -> Cmd {
+        let mut command = driver::cmd("SET");
+        command.arg(key).arg(value).arg("EX").arg(self.ttl_seconds);
+        command
+    }
+
+    /// Runs one command: the only place that talks to Redis. Bounded as a whole by the
+    /// timeout; a connection found dead (Redis restarted since it was pooled) is dropped and
+    /// the command tried on another, which is safe because every command here is idempotent.
+    async fn run<T: FromRedisValue>(&self, operation: &'static str, command: &Cmd) -> Result<T, PortError> {
+        let attempts = async {
+            let mut attempt = 1;
+            loop {
+                let mut connection = self.pool.get().await.map_err(|error| self.checkout_error(error))?;
+                match connection.call(command).await {
+                    Ok(value) => return Ok(value),
+                    Err(error) if connection.healthy || attempt >= self.attempts => {
+                        return Err(command_error(operation, error));
+                    }
+                    // A dead connection: dropped from the pool when `connection` goes; the next
+                    // checkout takes another or opens a fresh one.
+                    Err(error) => tracing::debug!(operation, %error, "dropping a dead Redis connection"),
+                }
+                attempt += 1;
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempts).await {
+            Ok(result) => result,
+            Err(_) => Err(PortError::unavailable(CallError::TimedOut {
+                operation,
+                timeout: self.timeout,
+            })),
+        }
+    }
+
+    fn checkout_error(&self, error: RunError<driver::RedisError>) -> PortError {
+        match error {
+            RunError::User(error) => PortError::unavailable(CallError::Connect(error)),
+            RunError::TimedOut => PortError::unavailable(CallError::NoConnection {
+                timeout: self.timeout,
+                last_error: self.connect_errors.recent(self.timeout * 4),
+            }),
+        }
+    }
+
+    /// Deletes an unreadable entry; a failure only leaves it to expire.
+    async fn discard(&self, key: &str) {
+        if let Err(error) = self.run::<()>("discard", driver::cmd("DEL").arg(key)).await {
+            tracing::debug!(error = %error, "could not delete an unreadable cache entry");
+        }
+    }
+}
+
+/// The cached form of a record: versioned, so a change of [`FileRecord`]'s shape reads as a
+/// miss instead of as an error.
+#[derive(Serialize)]
+struct StoredFileRef<'a> {
+    v: u32,
+    file: &'a FileRecord,
+}
+
+#[derive(Deserialize)]
+struct StoredFile {
+    v: u32,
+    file: FileRecord,
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn get_file(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+        let key = self.file_key(tenant, id);
+        let value: Option<Vec<u8>> = self.run("get_file", driver::cmd("GET").arg(&key)).await?;
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<StoredFile>(&value) {
+            Ok(stored) if stored.v == SCHEMA_VERSION && stored.file.tenant == tenant && stored.file.id == id => {
+                Ok(Some(stored.file))
+            }
+            Ok(stored) => {
+                tracing::debug!(
+                    key,
+                    version = stored.v,
+                    "cache entry of another version or file; a miss"
+                );
+                self.discard(&key).await;
+                Ok(None)
+            }
+            Err(error) => {
+                tracing::debug!(key, %error, "unreadable cache entry; a miss");
+                self.discard(&key).await;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn put_file(&self, record: &FileRecord) -> Result<(), PortError> {
+        let value = serde_json::to_vec(&StoredFileRef {
+            v: SCHEMA_VERSION,
+            file: record,
+        })
+        .map_err(PortError::failed)?;
+        let key = self.file_key(record.tenant, record.id);
+        self.run("put_file", &self.set_command(&key, value)).await
+    }
+
+    async fn get_latest(&self, scope: Scope, name: &FileName) -> Result<Option<FileId>, PortError> {
+        let key = self.latest_key(scope, name);
+        let value: Option<Vec<u8>> = self.run("get_latest", driver::cmd("GET").arg(&key)).await?;
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        match std::str::from_utf8(&value)
+            .ok()
+            .and_then(|text| text.parse::<FileId>().ok())
+        {
+            Some(id) => Ok(Some(id)),
+            None => {
+                tracing::debug!(key, "unreadable latest-version entry; a miss");
+                self.discard(&key).await;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn put_latest(&self, scope: Scope, name: &FileName, id: FileId) -> Result<(), PortError> {
+        let key = self.latest_key(scope, name);
+        self.run("put_latest", &self.set_command(&key, id.to_string())).await
+    }
+
+    async fn remove_latest(&self, scope: Scope, name: &FileName) -> Result<(), PortError> {
+        let key = self.latest_key(scope, name);
+        self.run("remove_latest", driver::cmd("DEL").arg(&key)).await
+    }
+}
+
+/// Why one call failed; the cause of the [`PortError`].
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("Redis {operation} did not complete within {timeout:?}")]
+    TimedOut { operation: &'static str, timeout: Duration },
+    #[error("no Redis connection within {timeout:?}{}", last_error.as_ref().map(|e| format!(" (last attempt: {e})")).unwrap_or_default())]
+    NoConnection {
+        timeout: Duration,
+        last_error: Option<driver::RedisError>,
+    },
+    #[error("cannot connect to Redis")]
+    Connect(#[source] driver::RedisError),
+    #[error("Redis {operation} failed")]
+    Command {
+        operation: &'static str,
+        #[source]
+        error: driver::RedisError,
+    },
+}
+
+/// An answer of a shape we did not ask for is [`PortError::Failed`]; anything else (refused,
+/// reset, timed out, loading, out of memory, read-only replica...) is [`PortError::Unavailable`].
+fn command_error(operation: &'static str, error: driver::RedisError) -> PortError {
+    let unexpected = matches!(error.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType);
+    let error = CallError::Command { operation, error };
+    if unexpected {
+        PortError::failed(error)
+    } else {
+        PortError::unavailable(error)
+    }
+}
+
+/// Whether a connection that returned `error` must be replaced.
+fn is_fatal(error: &driver::RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_timeout() || error.is_unrecoverable_error()
+}
+
+/// A pooled connection that knows whether it can be reused.
+struct Connection {
+    inner: MultiplexedConnection,
+    healthy: bool,
+}
+
+impl Connection {
+    /// Sends one command. The connection counts as broken while the command is in flight, so a
+    /// call cut short by the timeout leaves it to be dropped, never reused half-answered.
+    async fn call<T: FromRedisValue>(&mut self, command: &Cmd) -> driver::RedisResult<T> {
+        self.healthy = false;
+        let result = command.query_async(&mut self.inner).await;
+        self.healthy = result.as_ref().err().is_none_or(|error| !is_fatal(error));
+        result
+    }
+}
+
+/// bb8-redis's manager, with connections that report themselves broken after an I/O error or
+/// an interrupted call, so the pool replaces them instead of handing out dead ones.
+#[derive(Debug, Clone)]
+struct Manager(RedisConnectionManager);
+
+impl ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = driver::RedisError;
+
+    async fn connect(&self) -> Result<Connection, driver::RedisError> {
+        Ok(Connection {
+            inner: self.0.connect().await?,
+            healthy: true,
+        })
+    }
+
+    async fn is_valid(&self, connection: &mut Connection) -> Result<(), driver::RedisError> {
+        self.0.is_valid(&mut connection.inner).await
+    }
+
+    fn has_broken(&self, connection: &mut Connection) -> bool {
+        !connection.healthy
+    }
+}
+
+/// Keeps the pool's last connection error, so a checkout that times out says why.
+#[derive(Debug, Clone, Default)]
+struct LastConnectError(Arc<Mutex<Option<(Instant, driver::RedisError)>>>);
+
+impl LastConnectError {
+    /// The last error, if it happened within `window`.
+    fn recent(&self, window: Duration) -> Option<driver::RedisError> {
+        let last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        last.as_ref()
+            .filter(|(at, _)| at.elapsed() <= window)
+            .map(|(_, error)| error.clone())
+    }
+}
+
+impl ErrorSink<driver::RedisError> for LastConnectError {
+    fn sink(&self, error: driver::RedisError) {
+        tracing::debug!(%error, "Redis connection attempt failed");
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), error));
+    }
+
+    fn boxed_clone(&self) -> Box<dyn ErrorSink<driver::RedisError>> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_passwords() {
+        for (url, shown) in [
+            ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
+            ("redis://user:s3cret@host", "redis://user:***@host"),
+            ("redis://host:6379", "redis://host:6379"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=s3cret",
+                "redis+unix:///run/redis.sock?db=1&pass=***",
+            ),
+            ("s3cret", "***"),
+        ] {
+            let debug = format!("{:?}", RedisConfig::new(url));
+            assert!(!debug.contains("s3cret"), "{debug}");
+            assert!(debug.contains(shown), "{debug}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_settings() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let Ok(runtime) = runtime else { return };
+        let _guard = runtime.enter();
+        let bad = [
+            RedisConfig {
+                key_prefix: String::new(),
+                ..RedisConfig::default()
+            },
+            RedisConfig {
+                ttl: Duration::from_millis(500),
+                ..RedisConfig::default()
+            },
+            RedisConfig {
+                pool_size: 0,
+                ..RedisConfig::default()
+            },
+            RedisConfig {
+                timeout: Duration::ZERO,
+                ..RedisConfig::default()
+            },
+        ];
+        for config in bad {
+            assert!(matches!(RedisCache::new(config), Err(RedisError::Setting(_))));
+        }
+        assert!(matches!(
+            RedisCache::new(RedisConfig::new("http://nope")),
+            Err(RedisError::Url(_))
+        ));
+        assert!(RedisCache::new(RedisConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn needs_a_runtime_instead_of_panicking() {
+        assert!(matches!(
+            RedisCache::new(RedisConfig::default()),
+            Err(RedisError::NoRuntime)
+        ));
+    }
+}

@@ -1,0 +1,335 @@
+//! The whole flow against the real services: PostgreSQL, Redis, the garage S3 store that
+//! `scripts/test` starts, and a JWKS over HTTP. Each test has its own database, key prefix and
+//! tenants; a missing service skips loudly, or fails under `CI=true`.
+
+use std::time::{Duration, Instant};
+
+use files_testkit::AppOptions;
+use files_testkit::postgres::TestDatabase;
+use files_testkit::proxy::TcpProxy;
+use files_testkit::services::{self, TestS3};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{Harness, json_of};
+
+/// How the server reaches Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RedisRoute {
+    Direct,
+    /// Through a proxy the test can cut.
+    Proxy,
+    /// Through a proxy that is cut before the server starts.
+    DownFromTheStart,
+}
+
+struct Stack {
+    h: Harness,
+    db: TestDatabase,
+    pg_proxy: Option<TcpProxy>,
+    redis_proxy: Option<TcpProxy>,
+    redis_prefix: String,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        files_testkit::redis::delete_prefix_blocking(&services::redis_url(), &self.redis_prefix);
+    }
+}
+
+fn host_port(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let rest = rest.rsplit('@').next().unwrap_or(rest);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+async fn stack(test: &str, pg_via_proxy: bool, redis: RedisRoute) -> Option<Stack> {
+    stack_with(test, pg_via_proxy, redis, AppOptions::default()).await
+}
+
+async fn stack_with(test: &str, pg_via_proxy: bool, redis: RedisRoute, options: AppOptions) -> Option<Stack> {
+    let s3 = TestS3::from_env(test).await?;
+    let db = TestDatabase::create(test).await?;
+    let redis_address = host_port(&services::redis_url());
+    if !services::reachable(&redis_address).await {
+        return services::unavailable(test, "Redis", &format!("nothing listens at {redis_address}"));
+    }
+    let pg_proxy = if pg_via_proxy {
+        Some(TcpProxy::start(&host_port(&db.url())).await.unwrap())
+    } else {
+        None
+    };
+    let database_url = match &pg_proxy {
+        Some(proxy) => db.url().replace(&host_port(&db.url()), &proxy.addr().to_string()),
+        None => db.url().to_owned(),
+    };
+    let redis_proxy = match redis {
+        RedisRoute::Direct => None,
+        RedisRoute::Proxy | RedisRoute::DownFromTheStart => Some(TcpProxy::start(&redis_address).await.unwrap()),
+    };
+    if redis == RedisRoute::DownFromTheStart {
+        redis_proxy.as_ref().unwrap().cut();
+    }
+    let redis_url = match &redis_proxy {
+        Some(proxy) => format!("redis://{}", proxy.addr()),
+        None => services::redis_url(),
+    };
+    let redis_prefix = format!("files-test-{}", uuid::Uuid::new_v4().simple());
+    let mut options = options
+        .var("FILES_DATABASE_URL", database_url)
+        .var("FILES_DATABASE_TIMEOUT_MS", "1000")
+        .var("FILES_DATABASE_CONNECT_TIMEOUT_MS", "1000")
+        .var("FILES_REDIS_URL", redis_url)
+        .var("FILES_REDIS_PREFIX", redis_prefix.clone());
+    options.vars.extend(s3.server_vars());
+    let h = Harness::start_with(options).await;
+    Some(Stack {
+        h,
+        db,
+        pg_proxy,
+        redis_proxy,
+        redis_prefix,
+    })
+}
+
+async fn metric(h: &Harness, line_start: &str) -> f64 {
+    let text = h
+        .api
+        .client
+        .get(h.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(line_start))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+#[tokio::test]
+async fn the_flow_permissions_and_versions_on_real_services() {
+    let Some(s) = stack(
+        "the_flow_permissions_and_versions_on_real_services",
+        false,
+        RedisRoute::Direct,
+    )
+    .await
+    else {
+        return;
+    };
+    crate::flow::device_flow(&s.h.api, s.h.tenant, s.h.device, &s.h.device_token()).await;
+    crate::permissions::permission_table(&s.h).await;
+    crate::versions::versions(&s.h).await;
+    assert!(
+        metric(
+            &s.h,
+            "files_cache_operations_total{operation=\"get_file\",outcome=\"hit\"}"
+        )
+        .await
+            > 0.0
+    );
+    assert_eq!(
+        metric(
+            &s.h,
+            "files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}"
+        )
+        .await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn redis_down_from_the_start_fails_no_request() {
+    let Some(s) = stack(
+        "redis_down_from_the_start_fails_no_request",
+        false,
+        RedisRoute::DownFromTheStart,
+    )
+    .await
+    else {
+        return;
+    };
+    crate::flow::device_flow(&s.h.api, s.h.tenant, s.h.device, &s.h.device_token()).await;
+    crate::versions::versions(&s.h).await;
+    assert!(
+        metric(
+            &s.h,
+            "files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}"
+        )
+        .await
+            > 0.0
+    );
+}
+
+#[tokio::test]
+async fn redis_cut_mid_run_fails_no_request() {
+    let Some(s) = stack("redis_cut_mid_run_fails_no_request", false, RedisRoute::Proxy).await else {
+        return;
+    };
+    let (h, token) = (&s.h, s.h.device_token());
+    let first = h
+        .api
+        .upload(&h.scope(), h.tenant, &token, "before.txt", b"before")
+        .await;
+    let errors_before = metric(
+        h,
+        "files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}",
+    )
+    .await;
+    s.redis_proxy.as_ref().unwrap().cut();
+    // Reads and writes go on while Redis is gone.
+    let path = format!("/v1/tenants/{}/files/{first}", h.tenant);
+    assert_eq!(h.api.get(&path, &token).await.status(), StatusCode::OK);
+    let during = h
+        .api
+        .upload(&h.scope(), h.tenant, &token, "during.txt", b"during")
+        .await;
+    let (status, _) = h
+        .api
+        .download_url(&h.scope(), &token, &json!({"file_name": "during.txt"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metric(
+            h,
+            "files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}"
+        )
+        .await
+            > errors_before
+    );
+    s.redis_proxy.as_ref().unwrap().restore();
+    let (status, body) = h
+        .api
+        .download_url(&h.scope(), &token, &json!({"file_id": during}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    h.api.upload(&h.scope(), h.tenant, &token, "after.txt", b"after").await;
+}
+
+#[tokio::test]
+async fn postgres_cut_mid_run_is_503_then_recovers() {
+    let Some(s) = stack("postgres_cut_mid_run_is_503_then_recovers", true, RedisRoute::Direct).await else {
+        return;
+    };
+    let (h, token) = (&s.h, s.h.device_token());
+    h.api
+        .upload(&h.scope(), h.tenant, &token, "before.txt", b"before")
+        .await;
+    s.pg_proxy.as_ref().unwrap().cut();
+
+    let started = Instant::now();
+    let (status, body) = h.api.upload_url(&h.scope(), &token, "during.txt", b"during").await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(elapsed < Duration::from_secs(5), "answered after {elapsed:?}");
+    assert_eq!(body["error"]["code"], "dependency_unavailable");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("database"),
+        "{body}"
+    );
+    let (status, ready) = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready["dependencies"]["database"], "unavailable");
+
+    s.pg_proxy.as_ref().unwrap().restore();
+    // Recovers by itself: poll with a deadline, no restart.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = h.api.upload_url(&h.scope(), &token, "after.txt", b"after").await;
+        if status == StatusCode::CREATED {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status} after restore: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.api.upload(&h.scope(), h.tenant, &token, "after2.txt", b"after").await;
+}
+
+#[tokio::test]
+async fn reads_through_the_cache_return_what_postgres_holds() {
+    let Some(s) = stack(
+        "reads_through_the_cache_return_what_postgres_holds",
+        false,
+        RedisRoute::Direct,
+    )
+    .await
+    else {
+        return;
+    };
+    let (h, token) = (&s.h, s.h.device_token());
+    let file = |id: &str| format!("/v1/tenants/{}/files/{id}", h.tenant);
+
+    // A completion: the cached pending record is replaced.
+    let (_, ticket) = h.api.upload_url(&h.scope(), &token, "cfg.json", b"{}").await;
+    let v1 = ticket["file_id"].as_str().unwrap().to_owned();
+    let (_, pending) = json_of(h.api.get(&file(&v1), &token).await).await;
+    assert_eq!(pending["state"], "pending");
+    assert!(h.api.put(&ticket, b"{}").await.status().is_success());
+    assert_eq!(h.api.complete(h.tenant, &v1, &token).await.0, StatusCode::OK);
+    let (_, read) = json_of(h.api.get(&file(&v1), &token).await).await;
+    assert_eq!(read["state"], "available", "the cache still held the pending record");
+
+    // A new version: the cached latest version of the name is replaced.
+    let (_, latest) = h
+        .api
+        .download_url(&h.scope(), &token, &json!({"file_name": "cfg.json"}))
+        .await;
+    assert_eq!(latest["file_id"], v1.as_str());
+    let v2 = h
+        .api
+        .upload(&h.scope(), h.tenant, &token, "cfg.json", b"{\"v\":2}")
+        .await;
+    let (_, latest) = h
+        .api
+        .download_url(&h.scope(), &token, &json!({"file_name": "cfg.json"}))
+        .await;
+    assert_eq!(
+        latest["file_id"],
+        v2.as_str(),
+        "the cache still named the old latest version"
+    );
+
+    // A delete: neither the record nor the latest version is served from the cache.
+    assert_eq!(h.api.delete(&file(&v2), &token).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(h.api.get(&file(&v2), &token).await.status(), StatusCode::NOT_FOUND);
+    let (_, latest) = h
+        .api
+        .download_url(&h.scope(), &token, &json!({"file_name": "cfg.json"}))
+        .await;
+    assert_eq!(latest["file_id"], v1.as_str());
+
+    // And the cache entries themselves equal the rows.
+    files_testkit::redis::assert_cache_matches_store(
+        &services::redis_url(),
+        &s.redis_prefix,
+        s.db.url(),
+        h.tenant,
+        &[&v1, &v2],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn urls_are_signed_for_the_public_endpoint() {
+    let Some(s3) = TestS3::from_env("urls_are_signed_for_the_public_endpoint").await else {
+        return;
+    };
+    let public = s3.endpoint.replace("127.0.0.1", "localhost");
+    let mut options = AppOptions::default().var("FILES_S3_PUBLIC_ENDPOINT", public.clone());
+    options.vars.extend(s3.server_vars());
+    let h = Harness::start_with(options).await;
+    let token = h.device_token();
+    let (status, ticket) = h.api.upload_url(&h.scope(), &token, "p.bin", b"public").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(ticket["url"].as_str().unwrap().starts_with(&public), "{ticket}");
+    // The device reaches the store at the public address; the service checks it at its own.
+    let id = ticket["file_id"].as_str().unwrap().to_owned();
+    assert!(h.api.put(&ticket, b"public").await.status().is_success());
+    assert_eq!(h.api.complete(h.tenant, &id, &token).await.0, StatusCode::OK);
+    let (_, download) = h.api.download_url(&h.scope(), &token, &json!({"file_id": id})).await;
+    assert!(download["url"].as_str().unwrap().starts_with(&public));
+    assert_eq!(h.api.fetch(&download).await.1, b"public");
+}

@@ -1,0 +1,4 @@
+//! Contract test suites, one per port: run against the in-memory fake and against the real adapter.
+
+pub mod cache;
+pub mod metadata;

@@ -1,0 +1,483 @@
+//! The cache contract against the fake and against Redis, and what only Redis can get wrong:
+//! key layout and TTLs, unreadable entries, Redis down from the start or cut mid-run.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use files_adapters::redis::{RedisCache, RedisConfig, driver};
+use files_core::{
+    Cache, CacheObserver, CacheOutcome, FileId, FileRecord, FileState, MetadataStore, Owner, PortError, Scope,
+    WriteThrough,
+};
+use files_testkit::contract::cache::{cache_contract, fresh_device, fresh_tenant, name, sample_record};
+use files_testkit::fakes::{FakeCache, FakeMetadataStore};
+use files_testkit::proxy::TcpProxy;
+use files_testkit::services;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// A bound on a hang, not a benchmark: a call to an unreachable Redis must return by then.
+const FAST: Duration = Duration::from_secs(2);
+
+/// Generous enough that a loaded test machine does not fail calls to a healthy Redis.
+const HEALTHY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A Redis cache with a key prefix of its own, and a raw connection to inspect and clean up.
+struct TestRedis {
+    cache: RedisCache,
+    config: RedisConfig,
+    raw: driver::aio::MultiplexedConnection,
+}
+
+impl TestRedis {
+    /// A cache on the machine's Redis (through `url` when given), or `None` when Redis is not
+    /// there (a skip, or a failure under `CI=true`).
+    async fn connect(test: &str, url: Option<&str>, ttl: Duration, timeout: Duration) -> Option<Self> {
+        let direct = services::redis_url();
+        let raw = match driver::Client::open(direct.as_str()) {
+            Ok(client) => {
+                match tokio::time::timeout(HEALTHY_TIMEOUT, client.get_multiplexed_async_connection()).await {
+                    Ok(Ok(raw)) => raw,
+                    Ok(Err(error)) => return services::unavailable(test, "Redis", &error),
+                    Err(_) => return services::unavailable(test, "Redis", &"no connection within 2 s"),
+                }
+            }
+            Err(error) => return services::unavailable(test, "Redis", &error),
+        };
+        let config = RedisConfig {
+            key_prefix: format!("files-test-{}", Uuid::new_v4()),
+            ttl,
+            timeout,
+            ..RedisConfig::new(url.unwrap_or(&direct))
+        };
+        let cache = RedisCache::new(config.clone()).unwrap();
+        Some(Self { cache, config, raw })
+    }
+
+    /// Every key under the prefix.
+    async fn keys(&mut self) -> Vec<String> {
+        let pattern = format!("{}:*", self.config.key_prefix);
+        let mut keys = Vec::new();
+        let mut cursor = 0_u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = driver::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.raw)
+                .await
+                .unwrap();
+            keys.extend(batch);
+            if next == 0 {
+                return keys;
+            }
+            cursor = next;
+        }
+    }
+
+    async fn set(&mut self, key: &str, value: impl driver::ToRedisArgs) {
+        let () = driver::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("EX")
+            .arg(60)
+            .query_async(&mut self.raw)
+            .await
+            .unwrap();
+    }
+
+    async fn exists(&mut self, key: &str) -> bool {
+        driver::cmd("EXISTS").arg(key).query_async(&mut self.raw).await.unwrap()
+    }
+
+    fn file_key(&self, record: &FileRecord) -> String {
+        format!("{}:v1:file:{}:{}", self.config.key_prefix, record.tenant, record.id)
+    }
+
+    fn latest_key(&self, scope: Scope, file_name: &str) -> String {
+        let owner = match scope.owner {
+            Owner::Device(device) => device.to_string(),
+            Owner::Tenant => "_tenant".to_owned(),
+        };
+        let hash = hex(&Sha256::digest(file_name.as_bytes()));
+        format!("{}:v1:latest:{}:{owner}:{hash}", self.config.key_prefix, scope.tenant)
+    }
+
+    /// Deletes every key under the prefix; the test's last step.
+    async fn clean_up(mut self) {
+        let keys = self.keys().await;
+        if !keys.is_empty() {
+            let _: i64 = driver::cmd("DEL").arg(&keys).query_async(&mut self.raw).await.unwrap();
+        }
+        assert!(self.keys().await.is_empty());
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `call`, asserting it fails as unavailable and returns before [`FAST`].
+async fn fails_fast<T: std::fmt::Debug>(what: &str, call: impl Future<Output = Result<T, PortError>>) {
+    let started = Instant::now();
+    let result = tokio::time::timeout(FAST, call)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung for more than {FAST:?}"));
+    assert!(
+        matches!(result, Err(PortError::Unavailable(_))),
+        "{what}: expected Unavailable, got {result:?}"
+    );
+    assert!(started.elapsed() < FAST, "{what} took {:?}", started.elapsed());
+}
+
+/// Every cache call fails as unavailable, quickly.
+async fn every_call_fails_fast(cache: &RedisCache) {
+    let record = sample_record(fresh_tenant(), Owner::Tenant, "a.txt");
+    let file = name("a.txt");
+    fails_fast("ping", cache.ping()).await;
+    fails_fast("get_file", cache.get_file(record.tenant, record.id)).await;
+    fails_fast("put_file", cache.put_file(&record)).await;
+    fails_fast("get_latest", cache.get_latest(record.scope(), &file)).await;
+    fails_fast("put_latest", cache.put_latest(record.scope(), &file, record.id)).await;
+    fails_fast("remove_latest", cache.remove_latest(record.scope(), &file)).await;
+}
+
+/// Polls `check` until it holds, failing after `within`.
+async fn eventually<F: Future<Output = bool>>(what: &str, within: Duration, mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + within;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_fake_cache_passes_the_contract() {
+    cache_contract(&FakeCache::default()).await;
+}
+
+#[tokio::test]
+async fn the_redis_cache_passes_the_contract() {
+    let test = "the_redis_cache_passes_the_contract";
+    let Some(redis) = TestRedis::connect(test, None, RedisConfig::DEFAULT_TTL, HEALTHY_TIMEOUT).await else {
+        return;
+    };
+    redis.cache.ping().await.unwrap();
+    cache_contract(&redis.cache).await;
+    // Twice on the same cache: the contract's fresh tenants keep runs apart.
+    cache_contract(&redis.cache).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn redis_keys_follow_the_layout_and_all_expire() {
+    let test = "redis_keys_follow_the_layout_and_all_expire";
+    let ttl = Duration::from_secs(120);
+    let Some(mut redis) = TestRedis::connect(test, None, ttl, HEALTHY_TIMEOUT).await else {
+        return;
+    };
+    let device = fresh_device();
+    let record = sample_record(fresh_tenant(), Owner::Device(device), "Crash Dump: 2024/01/01.dmp");
+    redis.cache.put_file(&record).await.unwrap();
+    redis
+        .cache
+        .put_latest(record.scope(), &record.name, record.id)
+        .await
+        .unwrap();
+    let tenant_root = Scope {
+        tenant: record.tenant,
+        owner: Owner::Tenant,
+    };
+    redis
+        .cache
+        .put_latest(tenant_root, &record.name, record.id)
+        .await
+        .unwrap();
+
+    let file_key = redis.file_key(&record);
+    let device_latest = redis.latest_key(record.scope(), record.name.as_str());
+    let tenant_latest = redis.latest_key(tenant_root, record.name.as_str());
+    assert!(file_key.ends_with(&format!(":v1:file:{}:{}", record.tenant, record.id)));
+    assert!(device_latest.contains(&format!(":v1:latest:{}:{device}:", record.tenant)));
+    assert!(tenant_latest.contains(&format!(":v1:latest:{}:_tenant:", record.tenant)));
+    for key in [&file_key, &device_latest, &tenant_latest] {
+        assert!(redis.exists(key).await, "{key} was not written");
+    }
+    let id: String = driver::cmd("GET")
+        .arg(&device_latest)
+        .query_async(&mut redis.raw)
+        .await
+        .unwrap();
+    assert_eq!(id, record.id.to_string());
+
+    // The whole contract's keys too: every key carries a TTL, none over the configured one.
+    cache_contract(&redis.cache).await;
+    let keys = redis.keys().await;
+    assert!(keys.len() > 20, "expected the contract's keys, found {}", keys.len());
+    for key in &keys {
+        let seconds: i64 = driver::cmd("TTL").arg(key).query_async(&mut redis.raw).await.unwrap();
+        assert!(
+            seconds > 0 && seconds <= 120,
+            "{key} has TTL {seconds} (-1: none), expected 1..=120"
+        );
+    }
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn unreadable_redis_entries_read_as_misses_and_are_deleted() {
+    let test = "unreadable_redis_entries_read_as_misses_and_are_deleted";
+    let Some(mut redis) = TestRedis::connect(test, None, RedisConfig::DEFAULT_TTL, HEALTHY_TIMEOUT).await else {
+        return;
+    };
+    let record = sample_record(fresh_tenant(), Owner::Tenant, "config.json");
+    let file_key = redis.file_key(&record);
+    let record_json = serde_json::to_value(&record).unwrap();
+
+    // The documented shape reads back: {"v": 1, "file": record}.
+    redis
+        .set(&file_key, serde_json::json!({"v": 1, "file": record_json}).to_string())
+        .await;
+    assert_eq!(
+        redis.cache.get_file(record.tenant, record.id).await.unwrap(),
+        Some(record.clone())
+    );
+
+    let mut other_id = record_json.clone();
+    other_id["id"] = serde_json::json!(FileId::new());
+    let unreadable: Vec<(&str, Vec<u8>)> = vec![
+        ("not JSON", b"{not json".to_vec()),
+        ("not UTF-8", vec![0xff, 0xfe, 0x00, 0x80]),
+        ("empty", Vec::new()),
+        ("a bare record without version", record_json.to_string().into_bytes()),
+        (
+            "another schema version",
+            serde_json::json!({"v": 2, "file": record_json})
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            "version 1 of another shape",
+            serde_json::json!({"v": 1, "file": {"id": record.id, "name": 7}})
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            "the record of another file",
+            serde_json::json!({"v": 1, "file": other_id}).to_string().into_bytes(),
+        ),
+    ];
+    for (what, value) in unreadable {
+        redis.set(&file_key, value).await;
+        let got = redis.cache.get_file(record.tenant, record.id).await;
+        assert!(matches!(got, Ok(None)), "{what}: expected a miss, got {got:?}");
+        assert!(!redis.exists(&file_key).await, "{what}: the entry was not deleted");
+    }
+
+    let latest_key = redis.latest_key(record.scope(), record.name.as_str());
+    for (what, value) in [
+        ("not a UUID", b"latest".to_vec()),
+        ("not UTF-8", vec![0xc3, 0x28]),
+        ("JSON", b"{\"v\":1}".to_vec()),
+    ] {
+        redis.set(&latest_key, value).await;
+        let got = redis.cache.get_latest(record.scope(), &record.name).await;
+        assert!(matches!(got, Ok(None)), "latest {what}: expected a miss, got {got:?}");
+        assert!(
+            !redis.exists(&latest_key).await,
+            "latest {what}: the entry was not deleted"
+        );
+    }
+
+    // And the cache keeps working after them.
+    redis.cache.put_file(&record).await.unwrap();
+    assert_eq!(
+        redis.cache.get_file(record.tenant, record.id).await.unwrap(),
+        Some(record)
+    );
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn redis_down_from_the_start_every_call_fails_fast() {
+    // Neither needs a running Redis: a proxy that is cut before the first connection, and a
+    // port where nothing listens.
+    let proxy = TcpProxy::start(("127.0.0.1", 6379)).await.unwrap();
+    proxy.cut();
+    for url in [
+        format!("redis://127.0.0.1:{}", proxy.port()),
+        "redis://127.0.0.1:1".to_owned(),
+    ] {
+        let cache = RedisCache::new(RedisConfig::new(url.as_str())).expect("built without Redis");
+        every_call_fails_fast(&cache).await;
+        // Still failing fast on a second round (nothing piles up in the pool).
+        every_call_fails_fast(&cache).await;
+        // The cause says what happened.
+        let Err(PortError::Unavailable(cause)) = cache.ping().await else {
+            panic!("expected Unavailable");
+        };
+        assert!(cause.to_string().contains("Redis"), "{cause}");
+    }
+}
+
+#[tokio::test]
+async fn redis_cut_mid_run_fails_fast_then_recovers_without_rebuilding() {
+    let test = "redis_cut_mid_run_fails_fast_then_recovers_without_rebuilding";
+    let (proxy, url) = TcpProxy::for_url(&services::redis_url()).await.unwrap();
+    let timeout = Duration::from_millis(500);
+    let Some(redis) = TestRedis::connect(test, Some(&url), RedisConfig::DEFAULT_TTL, timeout).await else {
+        return;
+    };
+    let cache = &redis.cache;
+    let record = sample_record(fresh_tenant(), Owner::Tenant, "before.txt");
+    cache.put_file(&record).await.unwrap();
+    assert_eq!(
+        cache.get_file(record.tenant, record.id).await.unwrap(),
+        Some(record.clone())
+    );
+
+    proxy.cut();
+    every_call_fails_fast(cache).await;
+    every_call_fails_fast(cache).await;
+
+    proxy.restore();
+    // The same cache, not rebuilt: it reconnects by itself.
+    let expected = &record;
+    eventually("the cache answers again after the restore", Duration::from_secs(10), || async move {
+        matches!(cache.get_file(expected.tenant, expected.id).await, Ok(Some(ref got)) if got == expected)
+    })
+    .await;
+    cache.ping().await.unwrap();
+    cache_contract(cache).await;
+
+    // A second outage heals the same way.
+    proxy.cut();
+    fails_fast(
+        "get_file during the second cut",
+        cache.get_file(record.tenant, record.id),
+    )
+    .await;
+    proxy.restore();
+    eventually(
+        "the cache answers after the second restore",
+        Duration::from_secs(10),
+        || async move { cache.ping().await.is_ok() },
+    )
+    .await;
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn a_redis_connection_lost_while_idle_is_replaced_within_the_call() {
+    let test = "a_redis_connection_lost_while_idle_is_replaced_within_the_call";
+    let (proxy, url) = TcpProxy::for_url(&services::redis_url()).await.unwrap();
+    let Some(redis) = TestRedis::connect(test, Some(&url), RedisConfig::DEFAULT_TTL, HEALTHY_TIMEOUT).await else {
+        return;
+    };
+    let record = sample_record(fresh_tenant(), Owner::Tenant, "idle.txt");
+    redis.cache.put_file(&record).await.unwrap();
+    assert!(proxy.connections() > 0);
+    // As when Redis restarts between two requests: the pooled connection dies while idle.
+    proxy.cut();
+    eventually("the proxy closed its connections", Duration::from_secs(5), || async {
+        proxy.connections() == 0
+    })
+    .await;
+    proxy.restore();
+    // The very next call succeeds: the dead connection is dropped and replaced inside it.
+    assert_eq!(
+        redis.cache.get_file(record.tenant, record.id).await.unwrap(),
+        Some(record)
+    );
+    redis.clean_up().await;
+}
+
+/// Counts the outcomes the write-through composition reports.
+#[derive(Debug, Default)]
+struct Outcomes(Mutex<Vec<CacheOutcome>>);
+
+impl CacheObserver for Outcomes {
+    fn observe(&self, _: &'static str, outcome: CacheOutcome, _: Duration) {
+        self.0.lock().unwrap().push(outcome);
+    }
+}
+
+#[tokio::test]
+async fn with_redis_down_every_metadata_call_is_served_by_the_store() {
+    // The brief: when Redis is down, the service serves from Postgres and no request fails.
+    let proxy = TcpProxy::start(("127.0.0.1", 6379)).await.unwrap();
+    proxy.cut();
+    let config = RedisConfig::new(format!("redis://127.0.0.1:{}", proxy.port()));
+    let cache = Arc::new(RedisCache::new(config).unwrap());
+    let outcomes = Arc::new(Outcomes::default());
+    let metadata = WriteThrough::new(Arc::new(FakeMetadataStore::default()), cache, outcomes.clone());
+
+    let record = sample_record(fresh_tenant(), Owner::Device(fresh_device()), "diagnostics.tar");
+    let scope = record.scope();
+    let started = Instant::now();
+    metadata.insert(&record).await.unwrap();
+    assert_eq!(
+        metadata.get(record.tenant, record.id).await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        metadata
+            .latest(scope, &record.name, FileState::Available)
+            .await
+            .unwrap(),
+        None
+    );
+    let completed_at = OffsetDateTime::now_utc();
+    let available = metadata
+        .mark_available(record.tenant, record.id, 1234, completed_at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(available.state, FileState::Available);
+    assert_eq!(available.size, Some(1234));
+    assert_eq!(
+        metadata
+            .latest(scope, &record.name, FileState::Available)
+            .await
+            .unwrap(),
+        Some(available.clone())
+    );
+    assert_eq!(
+        metadata.list(scope, FileState::Available, None, 10).await.unwrap(),
+        vec![available.clone()]
+    );
+    let deleted = metadata.mark_deleted(record.tenant, record.id).await.unwrap().unwrap();
+    assert_eq!(deleted.state, FileState::Deleted);
+    assert_eq!(metadata.get(record.tenant, record.id).await.unwrap(), Some(deleted));
+    assert_eq!(
+        metadata
+            .latest(scope, &record.name, FileState::Available)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let outcomes = outcomes.0.lock().unwrap().clone();
+    assert!(!outcomes.is_empty());
+    assert!(
+        outcomes.iter().all(|o| *o == CacheOutcome::Error),
+        "every cache call must be counted as an error: {outcomes:?}"
+    );
+    // Each cache call is bounded by the cache's timeout (250 ms by default).
+    let bound = RedisConfig::DEFAULT_TIMEOUT * u32::try_from(outcomes.len()).unwrap() + FAST;
+    assert!(
+        started.elapsed() < bound,
+        "took {:?} for {} cache calls",
+        started.elapsed(),
+        outcomes.len()
+    );
+}
