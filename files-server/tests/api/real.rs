@@ -55,12 +55,12 @@ async fn stack_with(test: &str, pg_via_proxy: bool, redis: RedisRoute, options: 
         return services::unavailable(test, "Redis", &format!("nothing listens at {redis_address}"));
     }
     let pg_proxy = if pg_via_proxy {
-        Some(TcpProxy::start(&host_port(&db.url())).await.unwrap())
+        Some(TcpProxy::start(&host_port(db.url())).await.unwrap())
     } else {
         None
     };
     let database_url = match &pg_proxy {
-        Some(proxy) => db.url().replace(&host_port(&db.url()), &proxy.addr().to_string()),
+        Some(proxy) => db.url().replace(&host_port(db.url()), &proxy.addr().to_string()),
         None => db.url().to_owned(),
     };
     let redis_proxy = match redis {
