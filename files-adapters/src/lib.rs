@@ -24,3 +24,6 @@ pub mod embedded_s3;
 
 #[cfg(feature = "redis")]
 pub mod redis;
+
+#[cfg(feature = "amqp")]
+pub mod amqp;

@@ -3,10 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use files_core::{Cache, FileId, FileName, FileRecord, FileState, MetadataStore, PortError, Scope, TenantId};
+use files_core::{
+    Cache, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Outbox, OutboxEntry, OutboxStats,
+    PortError, Scope, TenantId,
+};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a map half-written (every update is one
@@ -14,10 +19,34 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A metadata store in a map, ordered by file id (UUIDv7, so by creation).
+/// A metadata store in a map, ordered by file id (UUIDv7, so by creation), with its outbox
+/// under the same lock (so marking a file available and recording its event are atomic).
 #[derive(Debug, Default)]
 pub struct MemoryMetadataStore {
     files: Mutex<BTreeMap<FileId, FileRecord>>,
+    outbox: Mutex<MemoryOutbox>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryOutbox {
+    /// Unsent events by recording order.
+    pending: BTreeMap<u64, Pending>,
+    next: u64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    entry: OutboxEntry,
+    leased_until: Option<Instant>,
+}
+
+impl MemoryOutbox {
+    fn find(&self, event_id: Uuid) -> Option<u64> {
+        self.pending
+            .iter()
+            .find(|(_, p)| p.entry.event.event_id == event_id)
+            .map(|(seq, _)| *seq)
+    }
 }
 
 impl MemoryMetadataStore {
@@ -29,6 +58,15 @@ impl MemoryMetadataStore {
 
     fn update(&self, tenant: TenantId, id: FileId, change: impl FnOnce(&mut FileRecord) -> bool) -> Option<FileRecord> {
         let mut files = lock(&self.files);
+        Self::change(&mut files, tenant, id, change)
+    }
+
+    fn change(
+        files: &mut BTreeMap<FileId, FileRecord>,
+        tenant: TenantId,
+        id: FileId,
+        change: impl FnOnce(&mut FileRecord) -> bool,
+    ) -> Option<FileRecord> {
         let record = files.get_mut(&id).filter(|r| r.tenant == tenant)?;
         change(record).then(|| record.clone())
     }
@@ -85,8 +123,11 @@ impl MetadataStore for MemoryMetadataStore {
         id: FileId,
         size: u64,
         at: OffsetDateTime,
+        event: &FileUploaded,
     ) -> Result<Option<FileRecord>, PortError> {
-        Ok(self.update(tenant, id, |r| {
+        // Both locks, files first (the only order in this module): one atomic change.
+        let mut files = lock(&self.files);
+        let record = Self::change(&mut files, tenant, id, |r| {
             let pending = r.state == FileState::Pending;
             if pending {
                 r.state = FileState::Available;
@@ -94,7 +135,23 @@ impl MetadataStore for MemoryMetadataStore {
                 r.completed_at = Some(at);
             }
             pending
-        }))
+        });
+        if record.is_some() {
+            let mut outbox = lock(&self.outbox);
+            let seq = outbox.next;
+            outbox.next += 1;
+            outbox.pending.insert(
+                seq,
+                Pending {
+                    entry: OutboxEntry {
+                        event: event.clone(),
+                        recorded_at: at,
+                    },
+                    leased_until: None,
+                },
+            );
+        }
+        Ok(record)
     }
 
     async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
@@ -102,6 +159,54 @@ impl MetadataStore for MemoryMetadataStore {
             r.state = FileState::Deleted;
             true
         }))
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryMetadataStore {
+    async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<OutboxEntry>, PortError> {
+        let now = Instant::now();
+        let mut outbox = lock(&self.outbox);
+        Ok(outbox
+            .pending
+            .values_mut()
+            .filter(|p| p.leased_until.is_none_or(|until| until <= now))
+            .take(limit)
+            .map(|p| {
+                p.leased_until = Some(now + lease);
+                p.entry.clone()
+            })
+            .collect())
+    }
+
+    async fn mark_sent(&self, event_ids: &[Uuid]) -> Result<(), PortError> {
+        let mut outbox = lock(&self.outbox);
+        for id in event_ids {
+            if let Some(seq) = outbox.find(*id) {
+                outbox.pending.remove(&seq);
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, event_ids: &[Uuid]) -> Result<(), PortError> {
+        let mut outbox = lock(&self.outbox);
+        for id in event_ids {
+            if let Some(seq) = outbox.find(*id)
+                && let Some(pending) = outbox.pending.get_mut(&seq)
+            {
+                pending.leased_until = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<OutboxStats, PortError> {
+        let outbox = lock(&self.outbox);
+        Ok(OutboxStats {
+            depth: outbox.pending.len() as u64,
+            oldest: outbox.pending.values().next().map(|p| p.entry.recorded_at),
+        })
     }
 }
 

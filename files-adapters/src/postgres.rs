@@ -12,6 +12,10 @@
 //!   [`PortError::Failed`].
 //! - **Schema** in `migrations/`, embedded in the binary and applied by
 //!   [`PostgresStore::migrate`] or [`run_migrations`].
+//! - **Outbox.** [`MetadataStore::mark_available`] moves the file and records its event in the
+//!   `outbox` table in one transaction; the [`Outbox`] implementation hands the events to the
+//!   relays with leases kept on the database's clock (so several instances agree), claiming
+//!   with `FOR UPDATE SKIP LOCKED` so concurrent relays never get the same event.
 
 use std::fmt;
 use std::future::Future;
@@ -20,9 +24,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use diesel::pg::data_types::PgInterval;
 use diesel::result::{DatabaseErrorKind, Error as DieselError, QueryResult};
+use diesel::sql_types::{BigInt, Interval, Text, Timestamptz};
 use diesel::{
-    ExpressionMethods as _, Insertable, OptionalExtension as _, QueryDsl as _, Queryable, Selectable,
+    ExpressionMethods as _, Insertable, OptionalExtension as _, QueryDsl as _, Queryable, QueryableByName, Selectable,
     SelectableHelper as _,
 };
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -30,8 +36,8 @@ use diesel_async::pooled_connection::PoolableConnection as _;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _, SimpleAsyncConnection as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 use files_core::{
-    BoxError, ContentType, DeviceId, FileId, FileName, FileRecord, FileState, MetadataStore, Owner, PortError, Scope,
-    Sha256, TenantId,
+    BoxError, ContentType, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Outbox,
+    OutboxEntry, OutboxStats, Owner, PortError, Scope, Sha256, TenantId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -445,6 +451,8 @@ enum Failure {
     Timeout(Duration),
     #[error(transparent)]
     BadRow(#[from] BadRow),
+    #[error(transparent)]
+    BadEvent(#[from] BadEvent),
 }
 
 fn last_attempt(error: &Option<String>) -> String {
@@ -476,7 +484,7 @@ fn translate(op: &'static str, failure: Failure) -> PortError {
         // An error that took the connection down with it (the server shutting down or
         // terminating the session: SQLSTATE 57P01 and kin) is the database being away.
         Failure::Query { connection_lost, .. } => *connection_lost,
-        Failure::BadRow(_) => false,
+        Failure::BadRow(_) | Failure::BadEvent(_) => false,
     };
     let error = CallError { op, failure };
     if unavailable {
@@ -504,9 +512,20 @@ mod schema {
             completed_at -> Nullable<Timestamptz>,
         }
     }
+
+    diesel::table! {
+        outbox (event_id) {
+            event_id -> Uuid,
+            seq -> Int8,
+            payload -> Jsonb,
+            recorded_at -> Timestamptz,
+            leased_until -> Nullable<Timestamptz>,
+            sent_at -> Nullable<Timestamptz>,
+        }
+    }
 }
 
-use schema::files;
+use schema::{files, outbox};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = files, check_for_backend(diesel::pg::Pg))]
@@ -729,6 +748,7 @@ impl MetadataStore for PostgresStore {
         id: FileId,
         size: u64,
         at: OffsetDateTime,
+        event: &FileUploaded,
     ) -> Result<Option<FileRecord>, PortError> {
         const OP: &str = "mark_available";
         let (tenant, id) = (*tenant.as_uuid(), *id.as_uuid());
@@ -742,28 +762,53 @@ impl MetadataStore for PostgresStore {
                 .into(),
             )
         })?;
-        // One conditional UPDATE: of concurrent callers, the first to commit moves the row;
-        // the others re-check `state = 'pending'` on the row it left and match nothing.
-        let row = self
-            .run(OP, move |conn| {
-                Box::pin(async move {
-                    diesel::update(files::table)
-                        .filter(files::id.eq(id))
-                        .filter(files::tenant_id.eq(tenant))
-                        .filter(files::state.eq(FileState::Pending.as_str()))
-                        .set((
-                            files::state.eq(FileState::Available.as_str()),
-                            files::size.eq(Some(size)),
-                            files::completed_at.eq(Some(at)),
-                        ))
-                        .returning(FileRow::as_returning())
-                        .get_result(conn)
-                        .await
-                        .optional()
-                })
-            })
-            .await?;
-        row.map(|row| to_record(OP, row)).transpose()
+        let event_id = event.event_id;
+        let payload = serde_json::to_string(event).map_err(|e| {
+            translate(
+                OP,
+                BadEvent {
+                    event_id,
+                    problem: format!("cannot be written as JSON: {e}"),
+                }
+                .into(),
+            )
+        })?;
+        // One transaction: the conditional UPDATE, then the event only when it moved the row.
+        // Of concurrent callers, the first to commit moves the row; the others wait on its row
+        // lock, re-check `state = 'pending'` on the row it left, match nothing and record
+        // nothing. Any failure (the INSERT refused, a row we cannot read, our timeout dropping
+        // the connection) rolls both back.
+        self.run(OP, move |conn| {
+            Box::pin(conn.transaction::<_, DieselError, _>(async move |conn| {
+                let row = diesel::update(files::table)
+                    .filter(files::id.eq(id))
+                    .filter(files::tenant_id.eq(tenant))
+                    .filter(files::state.eq(FileState::Pending.as_str()))
+                    .set((
+                        files::state.eq(FileState::Available.as_str()),
+                        files::size.eq(Some(size)),
+                        files::completed_at.eq(Some(at)),
+                    ))
+                    .returning(FileRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                // Read before committing: a row we cannot return is a failure, so it must not
+                // have moved either.
+                let record = FileRecord::try_from(row).map_err(|e| DieselError::DeserializationError(e.into()))?;
+                diesel::sql_query(RECORD_EVENT)
+                    .bind::<diesel::sql_types::Uuid, _>(event_id)
+                    .bind::<Text, _>(payload)
+                    .bind::<Timestamptz, _>(at)
+                    .execute(conn)
+                    .await?;
+                Ok(Some(record))
+            }))
+        })
+        .await
     }
 
     async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
@@ -784,6 +829,163 @@ impl MetadataStore for PostgresStore {
             })
             .await?;
         row.map(|row| to_record(OP, row)).transpose()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox.
+
+/// Records one event: `$2` is its JSON as text (diesel is built without `serde_json`), cast to
+/// `jsonb`; `$3`, its recording time, is the time the file became available (as in the
+/// in-memory store).
+const RECORD_EVENT: &str = "INSERT INTO outbox (event_id, payload, recorded_at) VALUES ($1, CAST($2 AS jsonb), $3)";
+
+/// Leases up to `$2` free unsent events, oldest first, until `now() + $1`, in one statement.
+/// `SKIP LOCKED` passes over the rows another claim is leasing right now, and a row leased by
+/// a claim that committed after this statement's snapshot is re-checked on its new version (so
+/// it is not claimed twice). `now()` is the database's clock: every instance agrees on leases.
+/// The rows come back in no particular order.
+const CLAIM_EVENTS: &str = "UPDATE outbox SET leased_until = now() + $1 \
+     WHERE event_id IN (\
+         SELECT event_id FROM outbox \
+         WHERE sent_at IS NULL AND (leased_until IS NULL OR leased_until <= now()) \
+         ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
+     RETURNING event_id, seq, payload::text AS payload, recorded_at";
+
+/// A claimed event as [`CLAIM_EVENTS`] returns it.
+#[derive(Debug, QueryableByName)]
+struct ClaimedRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    event_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Text)]
+    payload: String,
+    #[diesel(sql_type = Timestamptz)]
+    recorded_at: OffsetDateTime,
+}
+
+/// An event that cannot be written, or an outbox row that is not an event we can read.
+#[derive(Debug, thiserror::Error)]
+#[error("outbox event {event_id}: {problem}")]
+struct BadEvent {
+    event_id: Uuid,
+    problem: String,
+}
+
+impl TryFrom<ClaimedRow> for OutboxEntry {
+    type Error = BadEvent;
+
+    fn try_from(row: ClaimedRow) -> Result<Self, BadEvent> {
+        let event_id = row.event_id;
+        let event: FileUploaded = serde_json::from_str(&row.payload).map_err(|e| BadEvent {
+            event_id,
+            problem: format!("unreadable payload: {e}"),
+        })?;
+        // Events are marked sent by the row's id: a payload naming another would never be.
+        if event.event_id != event_id {
+            return Err(BadEvent {
+                event_id,
+                problem: format!("the payload is event {}", event.event_id),
+            });
+        }
+        Ok(Self {
+            event,
+            recorded_at: row.recorded_at,
+        })
+    }
+}
+
+/// A lease as an interval; beyond what an interval holds (about 292,000 years), the largest
+/// one (which the database then refuses to add to now: [`PortError::Failed`]).
+fn lease_interval(lease: Duration) -> PgInterval {
+    PgInterval::from_microseconds(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
+}
+
+#[async_trait]
+impl Outbox for PostgresStore {
+    async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<OutboxEntry>, PortError> {
+        const OP: &str = "claim";
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let lease = lease_interval(lease);
+        let mut rows: Vec<ClaimedRow> = self
+            .run(OP, move |conn| {
+                Box::pin(
+                    diesel::sql_query(CLAIM_EVENTS)
+                        .bind::<Interval, _>(lease)
+                        .bind::<BigInt, _>(limit)
+                        .load(conn),
+                )
+            })
+            .await?;
+        rows.sort_unstable_by_key(|row| row.seq);
+        // An unreadable event fails the whole claim (the events it leased come back when the
+        // lease runs out); it needs an operator, and the error names it.
+        rows.into_iter()
+            .map(|row| OutboxEntry::try_from(row).map_err(|e| translate(OP, e.into())))
+            .collect()
+    }
+
+    async fn mark_sent(&self, event_ids: &[Uuid]) -> Result<(), PortError> {
+        const OP: &str = "mark_sent";
+        if event_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = event_ids.to_vec();
+        // Sent rows are kept (`sent_at` set, out of the partial index the claims use); a later
+        // clean-up can delete the old ones.
+        self.run(OP, move |conn| {
+            Box::pin(
+                diesel::update(outbox::table)
+                    .filter(outbox::event_id.eq_any(ids))
+                    .filter(outbox::sent_at.is_null())
+                    .set(outbox::sent_at.eq(diesel::dsl::now))
+                    .execute(conn),
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn release(&self, event_ids: &[Uuid]) -> Result<(), PortError> {
+        const OP: &str = "release";
+        if event_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = event_ids.to_vec();
+        self.run(OP, move |conn| {
+            Box::pin(
+                diesel::update(outbox::table)
+                    .filter(outbox::event_id.eq_any(ids))
+                    .filter(outbox::sent_at.is_null())
+                    .set(outbox::leased_until.eq(None::<OffsetDateTime>))
+                    .execute(conn),
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn stats(&self) -> Result<OutboxStats, PortError> {
+        const OP: &str = "stats";
+        let (depth, oldest) = self
+            .run(OP, |conn| {
+                Box::pin(
+                    outbox::table
+                        .filter(outbox::sent_at.is_null())
+                        .select((diesel::dsl::count_star(), diesel::dsl::min(outbox::recorded_at)))
+                        .get_result::<(i64, Option<OffsetDateTime>)>(conn),
+                )
+            })
+            .await?;
+        Ok(OutboxStats {
+            // A count is never negative.
+            depth: u64::try_from(depth).unwrap_or_default(),
+            oldest,
+        })
     }
 }
 
@@ -909,6 +1111,44 @@ mod tests {
             let error = to_record("get", bad).err();
             assert!(matches!(error, Some(PortError::Failed(_))), "{shown}");
         }
+    }
+
+    #[test]
+    fn outbox_rows_read_back_as_their_event_and_bad_ones_are_failures() {
+        let record = match FileRecord::try_from(row()) {
+            Ok(record) => record,
+            Err(e) => panic!("{e}"),
+        };
+        let event = FileUploaded::new(Uuid::new_v4(), &record, 12, "files", OffsetDateTime::UNIX_EPOCH);
+        let payload = serde_json::to_string(&event).unwrap_or_default();
+        let claimed = |event_id: Uuid, payload: &str| ClaimedRow {
+            event_id,
+            seq: 1,
+            payload: payload.to_owned(),
+            recorded_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let entry = OutboxEntry::try_from(claimed(event.event_id, &payload)).map_err(|e| e.to_string());
+        assert_eq!(entry.map(|e| e.event), Ok(event.clone()));
+        for bad in [
+            claimed(event.event_id, "{}"),
+            claimed(event.event_id, "null"),
+            claimed(Uuid::new_v4(), &payload), // a good event under another id
+        ] {
+            let shown = format!("{bad:?}");
+            let error = OutboxEntry::try_from(bad)
+                .map_err(|e| translate("claim", e.into()))
+                .err();
+            assert!(matches!(error, Some(PortError::Failed(_))), "{shown}");
+        }
+    }
+
+    #[test]
+    fn leases_become_intervals_without_overflow() {
+        assert_eq!(
+            lease_interval(Duration::from_millis(300)),
+            PgInterval::from_microseconds(300_000)
+        );
+        assert_eq!(lease_interval(Duration::MAX), PgInterval::from_microseconds(i64::MAX));
     }
 
     #[test]

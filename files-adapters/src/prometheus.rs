@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use files_core::{CacheObserver, CacheOutcome, DeviceId, Owner, TenantId};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder, exponential_buckets,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    exponential_buckets,
 };
 
 /// The label value for devices over the cap.
@@ -31,6 +32,9 @@ pub struct Metrics {
     cache_duration: HistogramVec,
     storage_events: IntCounterVec,
     key_set_refreshes: IntCounterVec,
+    outbox_depth: IntGauge,
+    outbox_lag: Gauge,
+    outbox_publishes: IntCounterVec,
     devices: Mutex<HashSet<DeviceId>>,
     max_devices: usize,
 }
@@ -104,6 +108,21 @@ impl Metrics {
                 "Fetches of the token key set by outcome (updated, failed)",
                 &["outcome"],
             )?,
+            outbox_depth: {
+                let gauge = IntGauge::new("files_outbox_depth", "Events recorded and not yet published")?;
+                registry.register(Box::new(gauge.clone()))?;
+                gauge
+            },
+            outbox_lag: {
+                let gauge = Gauge::new("files_outbox_lag_seconds", "Age of the oldest unpublished event")?;
+                registry.register(Box::new(gauge.clone()))?;
+                gauge
+            },
+            outbox_publishes: counter(
+                "files_outbox_publishes_total",
+                "Outbox publications by outcome (published events, failed attempts)",
+                &["outcome"],
+            )?,
             registry,
             devices: Mutex::new(HashSet::new()),
             max_devices,
@@ -128,6 +147,22 @@ impl Metrics {
     /// One fetch of the token key set, by outcome.
     pub fn key_set_refresh(&self, outcome: &str) {
         self.key_set_refreshes.with_label_values(&[outcome]).inc();
+    }
+
+    /// Events the relay published.
+    pub fn outbox_published(&self, events: u64) {
+        self.outbox_publishes.with_label_values(&["published"]).inc_by(events);
+    }
+
+    /// A relay pass whose publishing failed.
+    pub fn outbox_publish_failed(&self) {
+        self.outbox_publishes.with_label_values(&["failed"]).inc();
+    }
+
+    /// The outbox's depth and the age of its oldest event.
+    pub fn outbox_state(&self, depth: u64, lag_seconds: f64) {
+        self.outbox_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.outbox_lag.set(lag_seconds);
     }
 
     /// One store notification handled, by outcome.

@@ -10,9 +10,10 @@ use std::time::Instant;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::event::FileUploaded;
 use crate::file::{FileRecord, FileState};
 use crate::ids::{FileId, TenantId};
-use crate::ports::{Cache, MetadataStore, PortError};
+use crate::ports::{Cache, MetadataStore, PortError, error_chain};
 use crate::principal::Scope;
 use crate::values::FileName;
 
@@ -104,17 +105,6 @@ impl WriteThrough {
     }
 }
 
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[async_trait]
 impl MetadataStore for WriteThrough {
     async fn insert(&self, record: &FileRecord) -> Result<(), PortError> {
@@ -171,8 +161,9 @@ impl MetadataStore for WriteThrough {
         id: FileId,
         size: u64,
         at: OffsetDateTime,
+        event: &FileUploaded,
     ) -> Result<Option<FileRecord>, PortError> {
-        let record = self.store.mark_available(tenant, id, size, at).await?;
+        let record = self.store.mark_available(tenant, id, size, at, event).await?;
         if let Some(record) = &record {
             self.refresh(record).await;
         }

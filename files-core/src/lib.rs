@@ -8,6 +8,7 @@ pub mod file;
 pub mod ids;
 pub mod ports;
 pub mod principal;
+pub mod relay;
 pub mod service;
 pub mod values;
 
@@ -16,10 +17,12 @@ pub use event::{FILE_UPLOADED, FileUploaded, UploadedFile};
 pub use file::{FileRecord, FileState, ObjectKey};
 pub use ids::{DeviceId, FileId, InvalidId, TenantId};
 pub use ports::{
-    BoxError, Cache, Clock, InvalidToken, MetadataStore, Notifier, ObjectInfo, ObjectStore, PortError,
-    PresignedRequest, SignError, SystemClock, TokenError, TokenVerifier, UploadSpec, UrlSigner,
+    BoxError, Cache, Clock, InvalidToken, MetadataStore, Notifier, ObjectInfo, ObjectStore, Outbox, OutboxEntry,
+    OutboxStats, PortError, PresignedRequest, SignError, SystemClock, TokenError, TokenVerifier, TransactionalStore,
+    UploadSpec, UrlSigner,
 };
 pub use principal::{Access, Forbidden, Owner, Principal, Scope, authorize};
+pub use relay::{RelayPass, relay_once};
 pub use service::{
     CompleteError, Dependency, DownloadError, DownloadTarget, FilesService, IngestOutcome, LookupError, Mismatch,
     ObjectCreated, Page, Ports, ServiceConfig, SkipReason, Ticket, Unavailable, UploadError, UploadRequest,

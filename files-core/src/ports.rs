@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::event::FileUploaded;
 use crate::file::{FileRecord, FileState, ObjectKey};
@@ -17,6 +18,19 @@ use crate::values::{ContentType, FileName, Sha256};
 
 /// The cause of a port failure, kept for logs (never shown to callers).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error and its sources, `: `-separated, for logs.
+#[must_use]
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// Why a token was refused. Never carries the token itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -154,18 +168,21 @@ pub trait MetadataStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<FileRecord>, PortError>;
 
-    /// Moves a pending version to available with its stored size; returns the updated record,
-    /// or `None` when it was not pending (already available, deleted, or absent). Exactly one of
-    /// several concurrent callers gets `Some`.
+    /// Moves a pending version to available with its stored size and, in the same
+    /// transaction, records `event` in the outbox (see [`Outbox`]); returns the updated record,
+    /// or `None` when it was not pending (already available, deleted, or absent) — then no event
+    /// is recorded. Exactly one of several concurrent callers gets `Some`, so a file gets exactly
+    /// one event.
     ///
     /// # Errors
-    /// [`PortError`] when the database fails.
+    /// [`PortError`] when the database fails; then neither change happened.
     async fn mark_available(
         &self,
         tenant: TenantId,
         id: FileId,
         size: u64,
         at: OffsetDateTime,
+        event: &FileUploaded,
     ) -> Result<Option<FileRecord>, PortError>;
 
     /// Marks a version deleted (a tombstone that is never served); returns the updated record,
@@ -175,6 +192,60 @@ pub trait MetadataStore: Send + Sync {
     /// [`PortError`] when the database fails.
     async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError>;
 }
+
+/// An event waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// The event to publish.
+    pub event: FileUploaded,
+    /// When it was recorded.
+    pub recorded_at: OffsetDateTime,
+}
+
+/// How full the outbox is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxStats {
+    /// Events not yet published.
+    pub depth: u64,
+    /// When the oldest of them was recorded.
+    pub oldest: Option<OffsetDateTime>,
+}
+
+/// The transactional outbox: events recorded by [`MetadataStore::mark_available`], waiting to
+/// be published. Safe with several relays on one store: a claimed event is not handed to
+/// another claimer until its lease runs out or it is released or marked sent.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims up to `limit` unsent events whose lease is free, oldest first, for `lease`.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails.
+    async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<OutboxEntry>, PortError>;
+
+    /// Marks events published; they are never handed out again.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails (the events will be published again: at least once).
+    async fn mark_sent(&self, event_ids: &[Uuid]) -> Result<(), PortError>;
+
+    /// Gives claimed events back before their lease runs out (after a failed publish).
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails (the lease then runs out by itself).
+    async fn release(&self, event_ids: &[Uuid]) -> Result<(), PortError>;
+
+    /// How many events wait, and since when.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails.
+    async fn stats(&self) -> Result<OutboxStats, PortError>;
+}
+
+/// A metadata store whose outbox lives in the same database (so that marking a file available
+/// and recording its event are one transaction).
+pub trait TransactionalStore: MetadataStore + Outbox {}
+
+impl<T: MetadataStore + Outbox> TransactionalStore for T {}
 
 /// A cache in front of the metadata store. Every failure is survivable: callers fall back to
 /// the store.

@@ -10,8 +10,8 @@ use crate::event::FileUploaded;
 use crate::file::{FileRecord, FileState, ObjectKey};
 use crate::ids::{FileId, TenantId};
 use crate::ports::{
-    Clock, MetadataStore, Notifier, ObjectStore, PortError, PresignedRequest, SignError, TokenError, TokenVerifier,
-    UploadSpec, UrlSigner,
+    Clock, MetadataStore, ObjectStore, PortError, PresignedRequest, SignError, TokenError, TokenVerifier, UploadSpec,
+    UrlSigner,
 };
 use crate::principal::{Access, Forbidden, Principal, Scope, authorize};
 use crate::values::{ContentType, FileName, Sha256};
@@ -296,8 +296,6 @@ pub struct Ports {
     pub signer: Arc<dyn UrlSigner>,
     /// Inspects and deletes objects.
     pub objects: Arc<dyn ObjectStore>,
-    /// Publishes `file.uploaded`.
-    pub notifier: Arc<dyn Notifier>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -641,9 +639,12 @@ impl FilesService {
             return Err(CompleteError::Mismatch(Mismatch::Sha256));
         }
         let now = self.ports.clock.now();
+        // The event goes into the outbox in the same transaction that makes the file available;
+        // the relay publishes it (see `crate::relay`).
+        let event = FileUploaded::new(Uuid::new_v4(), &record, info.size, self.bucket(), now);
         let metadata = &self.ports.metadata;
         let Some(available) = metadata
-            .mark_available(record.tenant, record.id, info.size, now)
+            .mark_available(record.tenant, record.id, info.size, now, &event)
             .await
             .map_err(database)?
         else {
@@ -653,10 +654,6 @@ impl FilesService {
                 _ => Err(CompleteError::NotFound),
             };
         };
-        let event = FileUploaded::new(Uuid::new_v4(), &available, info.size, self.bucket(), now);
-        if let Err(error) = self.ports.notifier.publish(&event).await {
-            tracing::error!(event_id = %event.event_id, file_id = %available.id, error = %error, "publishing file.uploaded failed");
-        }
         Ok(available)
     }
 }

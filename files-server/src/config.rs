@@ -43,6 +43,22 @@ pub struct Settings {
     pub database: Option<DatabaseSettings>,
     /// The cache; in memory when `FILES_REDIS_URL` is unset.
     pub redis: Option<RedisSettings>,
+    /// The broker; events are only logged when `FILES_AMQP_URL` is unset.
+    pub amqp: Option<AmqpSettings>,
+}
+
+/// `FILES_AMQP_*`.
+#[derive(Debug)]
+pub struct AmqpSettings {
+    /// `FILES_AMQP_URL`, e.g. `amqp://files:secret@broker:5672/%2f` (secret).
+    pub url: SecretString,
+    /// `FILES_AMQP_EXCHANGE` (default `files.events`): the durable topic exchange of the events.
+    pub exchange: String,
+    /// `FILES_AMQP_INGEST_QUEUE`: a queue of the store's bucket notifications (MinIO's AMQP
+    /// target) to consume; none when unset.
+    pub ingest_queue: Option<String>,
+    /// `FILES_AMQP_TIMEOUT_MS` (default 5000): bound on connecting and on each publish confirm.
+    pub timeout: Duration,
 }
 
 /// `FILES_DATABASE_*`.
@@ -160,10 +176,6 @@ pub const DEV_ISSUER: &str = "files-dev";
 /// The audience of development tokens.
 pub const DEV_AUDIENCE: &str = "files";
 
-/// Variables that a later version reads; set now, they would be silently ignored, so start-up
-/// refuses them.
-const NOT_YET_SUPPORTED: [&str; 1] = ["FILES_AMQP_URL"];
-
 struct Vars(HashMap<String, String>);
 
 impl Vars {
@@ -263,12 +275,6 @@ impl Settings {
     /// [`ConfigError`] naming the first variable that is wrong.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let vars = Vars(vars.into_iter().collect());
-        if let Some(variable) = NOT_YET_SUPPORTED.into_iter().find(|v| vars.raw(v).is_some()) {
-            return Err(ConfigError {
-                variable,
-                problem: "this version has no adapter for it yet; unset it to run the embedded default".to_owned(),
-            });
-        }
         let bucket = vars.string("FILES_S3_BUCKET", "files");
         let region = vars.string("FILES_S3_REGION", "us-east-1");
         let store = match vars.url("FILES_S3_ENDPOINT")? {
@@ -329,7 +335,25 @@ impl Settings {
             download_expiry: vars.seconds("FILES_DOWNLOAD_URL_EXPIRY_SECS", 300, SEVEN_DAYS)?,
             max_upload_size: vars.or("FILES_MAX_UPLOAD_SIZE", 5 * 1024 * 1024 * 1024)?,
         };
+        let amqp = match vars.secret("FILES_AMQP_URL") {
+            None => {
+                if vars.raw("FILES_AMQP_INGEST_QUEUE").is_some() {
+                    return Err(ConfigError {
+                        variable: "FILES_AMQP_INGEST_QUEUE",
+                        problem: "needs FILES_AMQP_URL".to_owned(),
+                    });
+                }
+                None
+            }
+            Some(url) => Some(AmqpSettings {
+                url,
+                exchange: vars.string("FILES_AMQP_EXCHANGE", "files.events"),
+                ingest_queue: vars.raw("FILES_AMQP_INGEST_QUEUE").map(str::to_owned),
+                timeout: vars.millis("FILES_AMQP_TIMEOUT_MS", 5000)?,
+            }),
+        };
         Ok(Self {
+            amqp,
             listen: vars.or("FILES_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             store,
             tokens,
@@ -368,6 +392,7 @@ impl Settings {
             && self.tokens.keys == KeySource::DevKey
             && self.database.is_none()
             && self.redis.is_none()
+            && self.amqp.is_none()
     }
 }
 
@@ -412,7 +437,10 @@ mod tests {
                 "FILES_UPLOAD_URL_EXPIRY_SECS",
             ),
             (&[("FILES_MAX_UPLOAD_SIZE", "-1")], "FILES_MAX_UPLOAD_SIZE"),
-            (&[("FILES_AMQP_URL", "amqp://x")], "FILES_AMQP_URL"),
+            (
+                &[("FILES_AMQP_INGEST_QUEUE", "minio-events")],
+                "FILES_AMQP_INGEST_QUEUE",
+            ),
         ];
         for (vars, variable) in cases {
             let error = settings(vars).err().map(|e| e.variable);
@@ -429,12 +457,14 @@ mod tests {
             ("FILES_EVENTS_SECRET", "hook-secret-value"),
             ("FILES_DATABASE_URL", "postgres://files:db-password-value@db/files"),
             ("FILES_REDIS_URL", "redis://:redis-password-value@cache:6379"),
+            ("FILES_AMQP_URL", "amqp://files:amqp-password-value@broker:5672/%2f"),
         ])?;
         let printed = format!("{s:?}");
         assert!(!printed.contains("very-secret-value"));
         assert!(!printed.contains("hook-secret-value"));
         assert!(!printed.contains("db-password-value"));
         assert!(!printed.contains("redis-password-value"));
+        assert!(!printed.contains("amqp-password-value"));
         Ok(())
     }
 }

@@ -109,17 +109,6 @@ impl fmt::Display for ApiError {
     }
 }
 
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status
@@ -127,7 +116,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status.is_server_error() {
-            let cause = self.cause.as_deref().map(|c| chain(c));
+            let cause = self.cause.as_deref().map(|c| files_core::ports::error_chain(c));
             tracing::error!(status = self.status.as_u16(), code = self.code, message = %self.message, cause = cause.as_deref().unwrap_or(""), "request failed");
         }
         let mut response = HttpResponse::build(self.status);

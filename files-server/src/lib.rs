@@ -5,6 +5,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod ingest;
+pub mod relay;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
+use files_adapters::amqp::{AmqpConfig, AmqpIngest, AmqpPublisher};
 use files_adapters::embedded_s3::{EmbeddedS3, EmbeddedS3Config, StoredObject};
 use files_adapters::jwks::{ClaimNames, DevKey, JwksVerifier, JwtConfig, RefreshOutcome, RemoteJwks};
 use files_adapters::log_notifier::LogNotifier;
@@ -16,22 +17,24 @@ use files_adapters::prometheus::Metrics;
 use files_adapters::redis::{RedisCache, RedisConfig};
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
 use files_core::{
-    Cache, FilesService, MetadataStore, Notifier, ObjectCreated, Ports, ServiceConfig, SystemClock, TokenVerifier,
-    WriteThrough,
+    Cache, FilesService, Notifier, ObjectCreated, Outbox, Ports, ServiceConfig, SystemClock, TokenVerifier,
+    TransactionalStore, WriteThrough,
 };
 use secrecy::ExposeSecret as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::{DatabaseSettings, KeySource, Settings, StoreSettings, TokenSettings};
+use crate::config::{AmqpSettings, DatabaseSettings, KeySource, Settings, StoreSettings, TokenSettings};
+use crate::ingest::QueueIngest;
+use crate::relay::{self, RelaySettings};
 use crate::routes::{self, EventsSecret};
 use crate::telemetry;
 
 /// Adapters a caller (a test, an embedding program) supplies instead of the configured ones.
 #[derive(Default)]
 pub struct Overrides {
-    /// The metadata store (default: in memory).
-    pub metadata: Option<Arc<dyn MetadataStore>>,
+    /// The metadata store with its outbox (default: in memory).
+    pub metadata: Option<Arc<dyn TransactionalStore>>,
     /// The cache (default: in memory).
     pub cache: Option<Arc<dyn Cache>>,
     /// The notifier (default: log only).
@@ -55,6 +58,8 @@ pub struct Application {
     server: Server,
     profile: Vec<String>,
     embedded: Option<Embedded>,
+    relay: JoinHandle<()>,
+    queue_ingest: Option<AmqpIngest>,
 }
 
 impl std::fmt::Debug for Application {
@@ -146,7 +151,7 @@ impl Application {
             None => token_verifier(&settings, &metrics, &mut profile).await?,
         };
 
-        let store: Arc<dyn MetadataStore> = match (overrides.metadata, &settings.database) {
+        let store: Arc<dyn TransactionalStore> = match (overrides.metadata, &settings.database) {
             (Some(store), _) => store,
             (None, Some(database)) => {
                 let store = postgres_store(database)?;
@@ -184,10 +189,25 @@ impl Application {
                 Arc::new(MemoryCache::new())
             }
         };
-        let notifier = overrides.notifier.unwrap_or_else(|| {
-            profile.push("events: logged only (no broker)".to_owned());
-            Arc::new(LogNotifier)
-        });
+        let notifier: Arc<dyn Notifier> = match (overrides.notifier, &settings.amqp) {
+            (Some(notifier), _) => notifier,
+            (None, Some(amqp)) => {
+                let config = amqp_config(amqp);
+                config.validate().context("FILES_AMQP_URL")?;
+                profile.push(format!(
+                    "events: RabbitMQ exchange {} at {}",
+                    amqp.exchange,
+                    config.redacted_url()
+                ));
+                Arc::new(AmqpPublisher::new(config))
+            }
+            (None, None) => {
+                profile.push("events: logged only (no broker)".to_owned());
+                Arc::new(LogNotifier)
+            }
+        };
+        let outbox: Arc<dyn Outbox> = store.clone();
+        let relay = tokio::spawn(relay::run(outbox, notifier, metrics.clone(), RelaySettings::default()));
         let metadata = Arc::new(WriteThrough::new(store, cache, metrics.clone()));
         let service = FilesService::new(
             Ports {
@@ -195,7 +215,6 @@ impl Application {
                 metadata,
                 signer,
                 objects,
-                notifier,
                 clock: Arc::new(SystemClock),
             },
             ServiceConfig {
@@ -206,6 +225,15 @@ impl Application {
             },
         );
 
+        let queue_ingest = settings.amqp.as_ref().and_then(|amqp| {
+            let queue = amqp.ingest_queue.clone()?;
+            profile.push(format!("bucket notifications: consumed from queue {queue}"));
+            let handler = Arc::new(QueueIngest {
+                service: service.clone(),
+                metrics: metrics.clone(),
+            });
+            Some(AmqpIngest::start(amqp_config(amqp), queue, handler))
+        });
         let embedded = embedded_parts.map(|(store, stored_rx, root)| Embedded {
             store,
             ingest: tokio::spawn(ingest_stored(service.clone(), metrics.clone(), stored_rx)),
@@ -235,6 +263,8 @@ impl Application {
             server,
             profile,
             embedded,
+            relay,
+            queue_ingest,
         })
     }
 
@@ -268,11 +298,23 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.relay.abort();
+        if let Some(ingest) = self.queue_ingest {
+            ingest.shutdown().await;
+        }
         if let Some(embedded) = self.embedded {
             embedded.ingest.abort();
             embedded.store.shutdown().await;
         }
         result
+    }
+}
+
+fn amqp_config(amqp: &AmqpSettings) -> AmqpConfig {
+    AmqpConfig {
+        exchange: amqp.exchange.clone(),
+        timeout: amqp.timeout,
+        ..AmqpConfig::new(amqp.url.expose_secret())
     }
 }
 

@@ -12,10 +12,11 @@ use async_trait::async_trait;
 use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_core::{
     Cache, Clock, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Notifier, ObjectInfo,
-    ObjectKey, ObjectStore, PortError, PresignedRequest, Principal, Scope, SignError, TenantId, TokenError,
-    TokenVerifier, UploadSpec, UrlSigner,
+    ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, PortError, PresignedRequest, Principal, Scope, SignError,
+    TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
 };
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// Makes a fake fail while it is on. Clones share the state.
 #[derive(Debug, Clone, Default)]
@@ -91,14 +92,38 @@ impl MetadataStore for FakeMetadataStore {
         id: FileId,
         size: u64,
         at: OffsetDateTime,
+        event: &FileUploaded,
     ) -> Result<Option<FileRecord>, PortError> {
         self.switch.check()?;
-        self.inner.mark_available(tenant, id, size, at).await
+        self.inner.mark_available(tenant, id, size, at, event).await
     }
 
     async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
         self.switch.check()?;
         self.inner.mark_deleted(tenant, id).await
+    }
+}
+
+#[async_trait]
+impl Outbox for FakeMetadataStore {
+    async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<OutboxEntry>, PortError> {
+        self.switch.check()?;
+        self.inner.claim(limit, lease).await
+    }
+
+    async fn mark_sent(&self, event_ids: &[Uuid]) -> Result<(), PortError> {
+        self.switch.check()?;
+        self.inner.mark_sent(event_ids).await
+    }
+
+    async fn release(&self, event_ids: &[Uuid]) -> Result<(), PortError> {
+        self.switch.check()?;
+        self.inner.release(event_ids).await
+    }
+
+    async fn stats(&self) -> Result<OutboxStats, PortError> {
+        self.switch.check()?;
+        self.inner.stats().await
     }
 }
 

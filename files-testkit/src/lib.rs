@@ -1,6 +1,7 @@
 //! Test support for the Files service: in-memory fakes of every port with failure switches,
 //! a fake DSTS, and helpers that start the server on a free port.
 
+pub mod amqp;
 pub mod app;
 pub mod contract;
 pub mod dsts;

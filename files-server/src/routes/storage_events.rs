@@ -4,14 +4,15 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use files_adapters::prometheus::Metrics;
-use files_adapters::s3_events::{self, EventRecord};
-use files_core::{FilesService, IngestOutcome};
+use files_adapters::s3_events;
+use files_core::FilesService;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::resource;
 use crate::error::ApiError;
+use crate::ingest::ingest_records;
 
 /// The webhook's shared secret; `None` turns the webhook off.
 #[derive(Debug, Clone)]
@@ -62,28 +63,6 @@ async fn storage_events(
         ));
     }
     let records = s3_events::parse(&body).map_err(|e| ApiError::bad_request("invalid_notification", e.to_string()))?;
-    let (mut completed, mut skipped) = (0_u32, 0_u32);
-    for record in records {
-        let outcome = match record {
-            EventRecord::Created(created) => {
-                let outcome = service.ingest(&created).await?;
-                if let IngestOutcome::Skipped(reason) = outcome {
-                    tracing::info!(reason = reason.label(), key = %created.key, "storage event skipped");
-                }
-                outcome.label()
-            }
-            EventRecord::Ignored => "ignored",
-            EventRecord::Malformed(why) => {
-                tracing::warn!(why, "malformed storage event record");
-                "malformed"
-            }
-        };
-        metrics.storage_event(outcome);
-        if outcome == "completed" {
-            completed += 1;
-        } else {
-            skipped += 1;
-        }
-    }
-    Ok(HttpResponse::Ok().json(json!({"completed": completed, "skipped": skipped})))
+    let ingested = ingest_records(&service, &metrics, records).await?;
+    Ok(HttpResponse::Ok().json(json!({"completed": ingested.completed, "skipped": ingested.skipped})))
 }

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod binary;
+mod events;
 mod flow;
 mod helpers;
 mod openapi;

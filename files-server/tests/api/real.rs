@@ -15,7 +15,7 @@ use crate::helpers::{Harness, json_of};
 
 /// How the server reaches Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RedisRoute {
+pub enum RedisRoute {
     Direct,
     /// Through a proxy the test can cut.
     Proxy,
@@ -23,12 +23,12 @@ enum RedisRoute {
     DownFromTheStart,
 }
 
-struct Stack {
-    h: Harness,
-    db: TestDatabase,
-    pg_proxy: Option<TcpProxy>,
-    redis_proxy: Option<TcpProxy>,
-    redis_prefix: String,
+pub struct Stack {
+    pub h: Harness,
+    pub db: TestDatabase,
+    pub pg_proxy: Option<TcpProxy>,
+    pub redis_proxy: Option<TcpProxy>,
+    pub redis_prefix: String,
 }
 
 impl Drop for Stack {
@@ -47,7 +47,7 @@ async fn stack(test: &str, pg_via_proxy: bool, redis: RedisRoute) -> Option<Stac
     stack_with(test, pg_via_proxy, redis, AppOptions::default()).await
 }
 
-async fn stack_with(test: &str, pg_via_proxy: bool, redis: RedisRoute, options: AppOptions) -> Option<Stack> {
+pub async fn stack_with(test: &str, pg_via_proxy: bool, redis: RedisRoute, options: AppOptions) -> Option<Stack> {
     let s3 = TestS3::from_env(test).await?;
     let db = TestDatabase::create(test).await?;
     let redis_address = host_port(&services::redis_url());

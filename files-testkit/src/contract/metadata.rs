@@ -1,22 +1,34 @@
 //! The contract of the [`MetadataStore`] port: what every metadata store, in memory or in
-//! PostgreSQL, must do.
+//! PostgreSQL, must do, including recording one outbox event per file made available (seen
+//! through [`files_core::Outbox::claim`]; the outbox itself has its own suite,
+//! [`super::outbox`]).
 //!
 //! Each rule uses fresh random tenants and devices, so the suite can run any number of times,
-//! in parallel, on a shared store. It panics, naming the broken rule, on the first violation.
+//! in parallel, on a shared store (the outbox checks look only for their own files' events,
+//! and give back what they claim). It panics, naming the broken rule, on the first violation.
 //! Times are whole microseconds, the precision PostgreSQL keeps.
 
+use std::collections::HashSet;
+
 use files_core::{
-    ContentType, DeviceId, FileId, FileName, FileRecord, FileState, MetadataStore, Owner, PortError, Scope, Sha256,
-    TenantId,
+    ContentType, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Owner, PortError,
+    Scope, Sha256, TenantId, TransactionalStore,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
+
+/// How long the outbox checks keep looking for an event another claimer may hold for a moment.
+const OUTBOX_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+/// The lease the outbox checks take (they give it back at once).
+const LOOK_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How many events the outbox checks claim at a time.
+const LOOK_BATCH: usize = 500;
 
 /// Runs every rule of the contract against `store`.
 ///
 /// # Panics
 /// When the store breaks a rule, or fails a call.
-pub async fn run_all(store: &dyn MetadataStore) {
+pub async fn run_all(store: &dyn TransactionalStore) {
     records_round_trip_every_field(store).await;
     get_is_tenant_scoped(store).await;
     duplicate_ids_are_refused(store).await;
@@ -34,31 +46,38 @@ pub fn now_micros() -> OffsetDateTime {
     now - Duration::nanoseconds(i64::from(now.nanosecond() % 1_000))
 }
 
-fn fresh_tenant() -> TenantId {
+/// The `file.uploaded` event of `record` completing with `size` at `at`, with a new event id
+/// (in bucket `bucket`): what to pass to [`MetadataStore::mark_available`].
+#[must_use]
+pub fn uploaded_event(record: &FileRecord, size: u64, at: OffsetDateTime) -> FileUploaded {
+    FileUploaded::new(Uuid::new_v4(), record, size, "bucket", at)
+}
+
+pub(crate) fn fresh_tenant() -> TenantId {
     TenantId::from_uuid(Uuid::new_v4())
 }
 
-fn device_root(tenant: TenantId) -> Scope {
+pub(crate) fn device_root(tenant: TenantId) -> Scope {
     Scope {
         tenant,
         owner: Owner::Device(DeviceId::from_uuid(Uuid::new_v4())),
     }
 }
 
-const fn tenant_root(tenant: TenantId) -> Scope {
+pub(crate) const fn tenant_root(tenant: TenantId) -> Scope {
     Scope {
         tenant,
         owner: Owner::Tenant,
     }
 }
 
-fn name(text: &str) -> FileName {
+pub(crate) fn name(text: &str) -> FileName {
     FileName::parse(text).unwrap_or_else(|e| panic!("test file name {text:?}: {e}"))
 }
 
 /// A new pending version of `file_name` in `scope` (ids are UUIDv7: each is newer than the
 /// last one made in this process).
-fn record(scope: Scope, file_name: &str, state: FileState) -> FileRecord {
+pub(crate) fn record(scope: Scope, file_name: &str, state: FileState) -> FileRecord {
     FileRecord {
         id: FileId::new(),
         tenant: scope.tenant,
@@ -73,11 +92,11 @@ fn record(scope: Scope, file_name: &str, state: FileState) -> FileRecord {
     }
 }
 
-fn ok<T>(rule: &str, result: Result<T, PortError>) -> T {
+pub(crate) fn ok<T>(rule: &str, result: Result<T, PortError>) -> T {
     result.unwrap_or_else(|e| panic!("{rule}: the store failed: {e:?}"))
 }
 
-async fn insert(store: &dyn MetadataStore, rule: &str, record: &FileRecord) {
+pub(crate) async fn insert(store: &dyn MetadataStore, rule: &str, record: &FileRecord) {
     ok(rule, store.insert(record).await);
 }
 
@@ -89,6 +108,46 @@ async fn insert_all(store: &dyn MetadataStore, rule: &str, records: &[FileRecord
 
 fn ids(records: &[FileRecord]) -> Vec<FileId> {
     records.iter().map(|r| r.id).collect()
+}
+
+/// Every event waiting in the outbox for one of `files`, in recording order: claims all that
+/// can be claimed, keeps those, and releases everything it claimed. Looks again for a while
+/// until it finds at least `expected` (another claimer may hold some for a moment).
+async fn recorded_events(
+    store: &dyn TransactionalStore,
+    rule: &str,
+    files: &[FileId],
+    expected: usize,
+) -> Vec<FileUploaded> {
+    let files: HashSet<FileId> = files.iter().copied().collect();
+    let deadline = tokio::time::Instant::now() + OUTBOX_PATIENCE;
+    loop {
+        let mut claimed = Vec::new();
+        let mut seen = HashSet::new();
+        loop {
+            let batch = ok(rule, store.claim(LOOK_BATCH, LOOK_LEASE).await);
+            if batch.is_empty() {
+                break;
+            }
+            for entry in batch {
+                let id = entry.event.event_id;
+                // Also what stops the loop when leases do not hold.
+                assert!(seen.insert(id), "{rule}: event {id} was claimed again while leased");
+                claimed.push(entry);
+            }
+        }
+        let ids: Vec<Uuid> = claimed.iter().map(|e| e.event.event_id).collect();
+        ok(rule, store.release(&ids).await);
+        let found: Vec<FileUploaded> = claimed
+            .into_iter()
+            .map(|e| e.event)
+            .filter(|e| files.contains(&e.file.file_id))
+            .collect();
+        if found.len() >= expected || tokio::time::Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Every field comes back as it went in: both kinds of root, every checksum byte, sizes
@@ -429,7 +488,7 @@ pub async fn list_pages_newest_first_by_state(store: &dyn MetadataStore) {
 ///
 /// # Panics
 /// When the store breaks the rule.
-pub async fn mark_available_moves_only_pending(store: &dyn MetadataStore) {
+pub async fn mark_available_moves_only_pending(store: &dyn TransactionalStore) {
     const RULE: &str = "mark_available moves only pending versions";
     let tenant = fresh_tenant();
     let declared = FileRecord {
@@ -440,8 +499,17 @@ pub async fn mark_available_moves_only_pending(store: &dyn MetadataStore) {
     insert_all(store, RULE, &[declared.clone(), deleted.clone()]).await;
     let at = now_micros() + Duration::seconds(5);
 
-    let mark =
-        async |tenant: TenantId, id: FileId, size: u64| ok(RULE, store.mark_available(tenant, id, size, at).await);
+    // Every call's event, to check that only the winners' were recorded.
+    let events = std::sync::Mutex::new(Vec::new());
+    let mark = async |tenant: TenantId, id: FileId, size: u64| {
+        let event = uploaded_event(&FileRecord { id, ..declared.clone() }, size, at);
+        let marked = ok(RULE, store.mark_available(tenant, id, size, at, &event).await);
+        events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((event, marked.is_some()));
+        marked
+    };
     assert_eq!(
         mark(fresh_tenant(), declared.id, 12).await,
         None,
@@ -477,7 +545,7 @@ pub async fn mark_available_moves_only_pending(store: &dyn MetadataStore) {
     assert_eq!(mark(tenant, deleted.id, 1).await, None, "{RULE}: deleted");
     assert_eq!(
         ok(RULE, store.get(tenant, deleted.id).await),
-        Some(deleted),
+        Some(deleted.clone()),
         "{RULE}: deleted stays"
     );
     assert_eq!(mark(tenant, FileId::new(), 1).await, None, "{RULE}: absent");
@@ -489,6 +557,20 @@ pub async fn mark_available_moves_only_pending(store: &dyn MetadataStore) {
         Some(0),
         "{RULE}: an empty upload"
     );
+
+    let events = events.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let winners: Vec<FileUploaded> = events
+        .iter()
+        .filter(|(_, won)| *won)
+        .map(|(event, _)| event.clone())
+        .collect();
+    assert_eq!(winners.len(), 2, "{RULE}: the pending and the empty upload");
+    let touched = [declared.id, deleted.id, empty.id];
+    assert_eq!(
+        recorded_events(store, RULE, &touched, winners.len()).await,
+        winners,
+        "{RULE}: one event, as given, for each version that moved, and none for the calls that did not"
+    );
 }
 
 /// Of several concurrent `mark_available` calls on one pending version, exactly one gets the
@@ -496,21 +578,33 @@ pub async fn mark_available_moves_only_pending(store: &dyn MetadataStore) {
 ///
 /// # Panics
 /// When the store breaks the rule.
-pub async fn concurrent_mark_available_has_one_winner(store: &dyn MetadataStore) {
+pub async fn concurrent_mark_available_has_one_winner(store: &dyn TransactionalStore) {
     const RULE: &str = "concurrent mark_available has one winner";
     let tenant = fresh_tenant();
     for _ in 0..3 {
         let file = record(device_root(tenant), "race.bin", FileState::Pending);
         insert(store, RULE, &file).await;
         let at = now_micros();
-        let calls = (0..8u64).map(|size| store.mark_available(tenant, file.id, size, at));
+        let events: Vec<FileUploaded> = (0..8u64).map(|size| uploaded_event(&file, size, at)).collect();
+        let calls = events
+            .iter()
+            .map(|event| store.mark_available(tenant, file.id, event.file.size, at, event));
         let results = futures::future::join_all(calls).await;
-        let winners: Vec<FileRecord> = results.into_iter().filter_map(|result| ok(RULE, result)).collect();
+        let (winners, winning_events): (Vec<FileRecord>, Vec<FileUploaded>) = results
+            .into_iter()
+            .zip(&events)
+            .filter_map(|(result, event)| ok(RULE, result).map(|record| (record, event.clone())))
+            .unzip();
         assert_eq!(winners.len(), 1, "{RULE}: {winners:?}");
         assert_eq!(
             ok(RULE, store.get(tenant, file.id).await).as_ref(),
             winners.first(),
             "{RULE}: the winner's record is the stored one"
+        );
+        assert_eq!(
+            recorded_events(store, RULE, &[file.id], 1).await,
+            winning_events,
+            "{RULE}: exactly one event, the winner's"
         );
     }
 }
@@ -521,7 +615,7 @@ pub async fn concurrent_mark_available_has_one_winner(store: &dyn MetadataStore)
 ///
 /// # Panics
 /// When the store breaks the rule.
-pub async fn mark_deleted_leaves_a_tombstone(store: &dyn MetadataStore) {
+pub async fn mark_deleted_leaves_a_tombstone(store: &dyn TransactionalStore) {
     const RULE: &str = "mark_deleted leaves a tombstone";
     let tenant = fresh_tenant();
     let scope = device_root(tenant);
@@ -580,9 +674,20 @@ pub async fn mark_deleted_leaves_a_tombstone(store: &dyn MetadataStore) {
     );
     let pending_deleted = ok(RULE, store.mark_deleted(tenant, pending.id).await).map(|r| r.state);
     assert_eq!(pending_deleted, Some(FileState::Deleted), "{RULE}: pending");
+    let at = now_micros();
     assert_eq!(
-        ok(RULE, store.mark_available(tenant, pending.id, 1, now_micros()).await),
+        ok(
+            RULE,
+            store
+                .mark_available(tenant, pending.id, 1, at, &uploaded_event(&pending, 1, at))
+                .await
+        ),
         None,
         "{RULE}: a deleted upload cannot complete"
+    );
+    assert_eq!(
+        recorded_events(store, RULE, &[pending.id], 0).await,
+        [],
+        "{RULE}: nor record an event"
     );
 }

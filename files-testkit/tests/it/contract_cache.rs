@@ -11,6 +11,7 @@ use files_core::{
     WriteThrough,
 };
 use files_testkit::contract::cache::{cache_contract, fresh_device, fresh_tenant, name, sample_record};
+use files_testkit::contract::metadata::uploaded_event;
 use files_testkit::fakes::{FakeCache, FakeMetadataStore};
 use files_testkit::proxy::TcpProxy;
 use files_testkit::services;
@@ -438,7 +439,13 @@ async fn with_redis_down_every_metadata_call_is_served_by_the_store() {
     );
     let completed_at = OffsetDateTime::now_utc();
     let available = metadata
-        .mark_available(record.tenant, record.id, 1234, completed_at)
+        .mark_available(
+            record.tenant,
+            record.id,
+            1234,
+            completed_at,
+            &uploaded_event(&record, 1234, completed_at),
+        )
         .await
         .unwrap()
         .unwrap();

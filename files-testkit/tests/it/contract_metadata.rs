@@ -1,13 +1,17 @@
-//! The metadata store contract against the fake and against PostgreSQL, and what only
-//! PostgreSQL can get wrong: migrations, unreadable rows, a database that is away, silent or
-//! slow, and connections lost under the pool.
+//! The metadata store and outbox contracts against the fake and against PostgreSQL, and what
+//! only PostgreSQL can get wrong: migrations, unreadable rows and events, a file and its event
+//! being one transaction, a database that is away, silent or slow, and connections lost under
+//! the pool.
 
 use std::time::Duration;
 
 use diesel_async::SimpleAsyncConnection as _;
 use files_adapters::postgres::{PostgresConfig, PostgresError, PostgresStore, run_migrations};
-use files_core::{FileId, FileRecord, FileState, MetadataStore, Owner, PortError, Sha256, TenantId};
-use files_testkit::contract::metadata::{now_micros, run_all};
+use files_core::{
+    FileId, FileRecord, FileState, FileUploaded, MetadataStore, Outbox, OutboxStats, Owner, PortError, Sha256, TenantId,
+};
+use files_testkit::contract::metadata::{now_micros, run_all, uploaded_event};
+use files_testkit::contract::outbox::outbox_contract;
 use files_testkit::fakes::FakeMetadataStore;
 use files_testkit::postgres::TestDatabase;
 use files_testkit::proxy::TcpProxy;
@@ -123,6 +127,115 @@ async fn the_postgres_store_keeps_the_contract_on_a_multi_thread_runtime() {
     };
     let store = db.store().await;
     run_all(&store).await;
+}
+
+#[tokio::test]
+async fn the_fake_store_keeps_the_outbox_contract() {
+    outbox_contract(&FakeMetadataStore::default()).await;
+}
+
+#[tokio::test]
+async fn the_postgres_store_keeps_the_outbox_contract() {
+    let Some(db) = TestDatabase::create("the_postgres_store_keeps_the_outbox_contract").await else {
+        return;
+    };
+    outbox_contract(&db.store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_keeps_the_outbox_contract_on_a_multi_thread_runtime() {
+    let test = "the_postgres_store_keeps_the_outbox_contract_on_a_multi_thread_runtime";
+    let Some(db) = TestDatabase::create(test).await else {
+        return;
+    };
+    outbox_contract(&db.store().await).await;
+}
+
+/// Plants an outbox row behind the store's back.
+async fn plant_event(db: &TestDatabase, event_id: Uuid, payload: &str) {
+    db.execute(&format!(
+        "INSERT INTO outbox (event_id, payload, recorded_at) VALUES ('{event_id}', '{payload}'::jsonb, now())"
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_file_and_its_event_change_in_one_transaction() {
+    let Some(db) = TestDatabase::create("a_file_and_its_event_change_in_one_transaction").await else {
+        return;
+    };
+    let store = db.store().await;
+    let record = sample(TenantId::from_uuid(Uuid::new_v4()));
+    store.insert(&record).await.unwrap();
+    let at = now_micros();
+    // An event whose id the outbox already holds: the UPDATE succeeds, the INSERT is refused.
+    let taken = uploaded_event(&record, 5, at);
+    plant_event(&db, taken.event_id, "{}").await;
+    let refused = store.mark_available(record.tenant, record.id, 5, at, &taken).await;
+    assert!(matches!(refused, Err(PortError::Failed(_))), "{refused:?}");
+    assert_eq!(
+        store.get(record.tenant, record.id).await.unwrap(),
+        Some(record.clone()),
+        "the file stayed pending"
+    );
+    assert_eq!(store.stats().await.unwrap().depth, 1, "only the planted event");
+
+    // With an event of its own it goes through, and both changes are there.
+    let event = uploaded_event(&record, 5, at);
+    let marked = store
+        .mark_available(record.tenant, record.id, 5, at, &event)
+        .await
+        .unwrap();
+    assert_eq!(marked.map(|r| r.state), Some(FileState::Available));
+    assert_eq!(store.stats().await.unwrap().depth, 2);
+    db.execute(&format!("DELETE FROM outbox WHERE event_id = '{}'", taken.event_id))
+        .await;
+    let claimed = store.claim(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(claimed.into_iter().map(|e| e.event).collect::<Vec<_>>(), [event]);
+}
+
+#[tokio::test]
+async fn unreadable_events_are_failures_not_panics() {
+    let Some(db) = TestDatabase::create("unreadable_events_are_failures_not_panics").await else {
+        return;
+    };
+    let store = db.store().await;
+    let record = sample(TenantId::from_uuid(Uuid::new_v4()));
+    let other = uploaded_event(&record, 5, now_micros());
+    let other_json = serde_json::to_string(&other).unwrap();
+    for payload in ["{}", "[1, 2]", "\"not an event\"", other_json.as_str()] {
+        // The last one is a good event, under another event's id.
+        let id = Uuid::new_v4();
+        plant_event(&db, id, payload).await;
+        let claimed = store.claim(10, Duration::from_secs(30)).await;
+        assert!(matches!(claimed, Err(PortError::Failed(_))), "{payload}: {claimed:?}");
+        db.execute(&format!("DELETE FROM outbox WHERE event_id = '{id}'")).await;
+    }
+    assert_eq!(store.stats().await.unwrap(), OutboxStats::default());
+    // A good one reads back.
+    plant_event(&db, other.event_id, &other_json).await;
+    let claimed = store.claim(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        claimed.into_iter().map(|e| e.event).collect::<Vec<FileUploaded>>(),
+        [other]
+    );
+}
+
+#[tokio::test]
+async fn the_outbox_schema_refuses_what_an_event_cannot_be() {
+    let Some(db) = TestDatabase::create("the_outbox_schema_refuses_what_an_event_cannot_be").await else {
+        return;
+    };
+    let _store = db.store().await;
+    let mut conn = db.connect().await;
+    let id = Uuid::new_v4();
+    for bad in [
+        format!("INSERT INTO outbox (event_id, payload, recorded_at) VALUES ('{id}', NULL, now())"),
+        format!("INSERT INTO outbox (event_id, payload, recorded_at) VALUES ('{id}', '{{}}', NULL)"),
+        format!("INSERT INTO outbox (event_id, payload, recorded_at) VALUES ('{id}', 'not json', now())"),
+    ] {
+        assert!(conn.batch_execute(&bad).await.is_err(), "{bad}");
+    }
 }
 
 #[tokio::test]
@@ -287,9 +400,10 @@ async fn a_query_that_cannot_finish_is_unavailable_within_the_query_timeout_and_
     let why = assert_unavailable_within(QUERY_TIMEOUT, store.get(record.tenant, record.id)).await;
     assert!(started.elapsed() >= QUERY_TIMEOUT, "gave up before the timeout");
     assert!(why.contains("no answer within"), "{why}");
+    let at = now_micros();
     assert_unavailable_within(
         QUERY_TIMEOUT,
-        store.mark_available(record.tenant, record.id, 5, now_micros()),
+        store.mark_available(record.tenant, record.id, 5, at, &uploaded_event(&record, 5, at)),
     )
     .await;
 
@@ -299,13 +413,19 @@ async fn a_query_that_cannot_finish_is_unavailable_within_the_query_timeout_and_
         store.get(record.tenant, record.id).await.unwrap().as_ref(),
         Some(&record)
     );
+    let at = now_micros();
     assert!(
         store
-            .mark_available(record.tenant, record.id, 5, now_micros())
+            .mark_available(record.tenant, record.id, 5, at, &uploaded_event(&record, 5, at))
             .await
             .unwrap()
             .is_some(),
         "the abandoned mark_available did not complete on the server"
+    );
+    assert_eq!(
+        store.stats().await.unwrap().depth,
+        1,
+        "the abandoned mark_available recorded no event"
     );
 }
 

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod amqp;
 mod contract_cache;
 mod contract_metadata;
 mod jwks;

@@ -1,0 +1,507 @@
+//! The RabbitMQ adapters against the real broker: what the publisher sends (body, properties,
+//! routing keys, bindings), how it heals when the broker goes away, and the ingest consumer
+//! (acks, requeues, reconnects).
+//!
+//! Each test has its own queues and fresh tenant ids (the events exchange is shared).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use files_adapters::amqp::{AmqpConfig, AmqpIngest, AmqpPublisher, Disposition, IngestHandler};
+use files_core::{
+    ContentType, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, Notifier, Owner, PortError, Sha256,
+    TenantId,
+};
+use files_testkit::amqp::{TestIngestQueue, TestQueue, available};
+use files_testkit::proxy::TcpProxy;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// Bound on anything that should arrive: a lost message fails the test instead of stalling it.
+const ARRIVE: Duration = Duration::from_secs(10);
+
+/// How long a queue must stay empty to count as getting nothing. Publishes are confirmed, and
+/// the broker confirms only after routing to every bound queue, so this is only the delivery.
+const NOTHING: Duration = Duration::from_millis(300);
+
+/// The publisher's timeout in the failure tests.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The exchange of the tests: the default one, declared by whoever comes first.
+const EXCHANGE: &str = AmqpConfig::DEFAULT_EXCHANGE;
+
+fn fresh_tenant() -> TenantId {
+    TenantId::from_uuid(Uuid::new_v4())
+}
+
+fn fresh_device() -> DeviceId {
+    DeviceId::from_uuid(Uuid::new_v4())
+}
+
+/// The event of a freshly uploaded file in `owner`'s root of `tenant`.
+fn uploaded(tenant: TenantId, owner: Owner) -> FileUploaded {
+    let now = OffsetDateTime::now_utc();
+    let record = FileRecord {
+        id: FileId::new(),
+        tenant,
+        owner,
+        name: FileName::parse("logs/crash-2024.txt").unwrap(),
+        sha256: Sha256::from_bytes([0x5a; 32]),
+        size: Some(1234),
+        content_type: Some(ContentType::parse("text/plain").unwrap()),
+        state: FileState::Available,
+        created_at: now,
+        completed_at: Some(now),
+    };
+    FileUploaded::new(Uuid::new_v4(), &record, 1234, "files-test", now)
+}
+
+fn publisher(url: &str) -> AmqpPublisher {
+    AmqpPublisher::new(AmqpConfig {
+        timeout: TIMEOUT,
+        ..AmqpConfig::new(url)
+    })
+}
+
+/// Polls `condition` until it holds or `deadline` passes.
+async fn eventually(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+#[tokio::test]
+async fn the_message_has_the_briefs_body_and_properties() {
+    let Some(url) = available("the_message_has_the_briefs_body_and_properties").await else {
+        return;
+    };
+    let tenant = fresh_tenant();
+    let device = fresh_device();
+    let mut queue = TestQueue::bind(&url, EXCHANGE, &format!("file.uploaded.{tenant}.*"))
+        .await
+        .unwrap();
+    let event = uploaded(tenant, Owner::Device(device));
+
+    publisher(&url).publish(&event).await.unwrap();
+
+    let message = queue.next(ARRIVE).await.expect("no message");
+    assert_eq!(message.routing_key, format!("file.uploaded.{tenant}.{device}"));
+    assert_eq!(message.json::<FileUploaded>().unwrap(), event);
+    let body: serde_json::Value = message.json().unwrap();
+    assert_eq!(body["event_type"], "file.uploaded");
+    assert_eq!(body["schema_version"], 1);
+    assert_eq!(body["file"]["device_id"], device.to_string());
+    assert_eq!(message.delivery_mode, Some(2), "persistent");
+    assert_eq!(message.content_type.as_deref(), Some("application/json"));
+    assert_eq!(message.message_id, Some(event.event_id.to_string()));
+    assert_eq!(message.kind.as_deref(), Some("file.uploaded"));
+    assert_eq!(message.app_id.as_deref(), Some("files-service"));
+    assert_eq!(
+        message.timestamp,
+        Some(u64::try_from(event.occurred_at.unix_timestamp()).unwrap())
+    );
+}
+
+#[tokio::test]
+async fn routing_keys_let_consumers_bind_to_a_tenant_a_device_or_the_tenant_root() {
+    let Some(url) = available("routing_keys_let_consumers_bind_to_a_tenant_a_device_or_the_tenant_root").await else {
+        return;
+    };
+    let tenant = fresh_tenant();
+    let device = fresh_device();
+    let bind = |pattern: String| {
+        let url = url.clone();
+        async move { TestQueue::bind(&url, EXCHANGE, &pattern).await.unwrap() }
+    };
+    let mut whole_tenant = bind(format!("file.uploaded.{tenant}.*")).await;
+    let mut one_device = bind(format!("file.uploaded.{tenant}.{device}")).await;
+    let mut tenant_root = bind(format!("file.uploaded.{tenant}.tenant")).await;
+    let mut other_tenant = bind(format!("file.uploaded.{}.*", fresh_tenant())).await;
+    let on_device = uploaded(tenant, Owner::Device(device));
+    let on_root = uploaded(tenant, Owner::Tenant);
+    let on_another_device = uploaded(tenant, Owner::Device(fresh_device()));
+
+    let publisher = publisher(&url);
+    for event in [&on_device, &on_root, &on_another_device] {
+        publisher.publish(event).await.unwrap();
+    }
+
+    let ids = |messages: Vec<files_testkit::amqp::Received>| -> Vec<Uuid> {
+        messages
+            .iter()
+            .map(|m| m.json::<FileUploaded>().unwrap().event_id)
+            .collect()
+    };
+    let all = whole_tenant.collect(3, ARRIVE).await;
+    let keys: Vec<_> = all.iter().map(|m| m.routing_key.clone()).collect();
+    assert_eq!(
+        keys,
+        [
+            format!("file.uploaded.{tenant}.{device}"),
+            format!("file.uploaded.{tenant}.tenant"),
+            on_another_device.routing_key(),
+        ]
+    );
+    assert_eq!(
+        ids(all),
+        [on_device.event_id, on_root.event_id, on_another_device.event_id]
+    );
+    assert_eq!(ids(one_device.collect(1, ARRIVE).await), [on_device.event_id]);
+    assert_eq!(ids(tenant_root.collect(1, ARRIVE).await), [on_root.event_id]);
+    assert_eq!(
+        one_device.next(NOTHING).await,
+        None,
+        "the device's queue got another's event"
+    );
+    assert_eq!(
+        tenant_root.next(NOTHING).await,
+        None,
+        "the tenant root's queue got a device's event"
+    );
+    assert_eq!(
+        other_tenant.next(NOTHING).await,
+        None,
+        "another tenant's queue got an event"
+    );
+}
+
+#[tokio::test]
+async fn a_mandatory_event_no_queue_is_bound_for_fails() {
+    let Some(url) = available("a_mandatory_event_no_queue_is_bound_for_fails").await else {
+        return;
+    };
+    let publisher = AmqpPublisher::new(AmqpConfig {
+        mandatory: true,
+        timeout: TIMEOUT,
+        ..AmqpConfig::new(&url)
+    });
+    let tenant = fresh_tenant();
+    let error = publisher.publish(&uploaded(tenant, Owner::Tenant)).await.unwrap_err();
+    assert!(matches!(error, PortError::Failed(_)), "{error:?}");
+
+    // The same publisher still works once someone listens.
+    let mut queue = TestQueue::bind(&url, EXCHANGE, &format!("file.uploaded.{tenant}.#"))
+        .await
+        .unwrap();
+    let event = uploaded(tenant, Owner::Tenant);
+    publisher.publish(&event).await.unwrap();
+    let message = queue.next(ARRIVE).await.expect("no message");
+    assert_eq!(message.json::<FileUploaded>().unwrap(), event);
+}
+
+/// Publishes, asserting it fails as unavailable within the publisher's timeout (plus slack).
+async fn assert_publish_unavailable(publisher: &AmqpPublisher, event: &FileUploaded) {
+    let started = Instant::now();
+    let result = tokio::time::timeout(TIMEOUT * 3, publisher.publish(event))
+        .await
+        .expect("the publish hung past its timeout");
+    assert!(
+        matches!(result, Err(PortError::Unavailable(_))),
+        "expected unavailable, got {result:?}"
+    );
+    assert!(
+        started.elapsed() < TIMEOUT + Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_publisher_heals_by_itself_after_the_broker_goes_away() {
+    files_testkit::init_logging();
+    let Some(url) = available("the_publisher_heals_by_itself_after_the_broker_goes_away").await else {
+        return;
+    };
+    let tenant = fresh_tenant();
+    let mut queue = TestQueue::bind(&url, EXCHANGE, &format!("file.uploaded.{tenant}.*"))
+        .await
+        .unwrap();
+    let (proxy, proxied) = TcpProxy::for_url(&url).await.unwrap();
+    let publisher = publisher(&proxied);
+
+    let before = uploaded(tenant, Owner::Tenant);
+    publisher.publish(&before).await.unwrap();
+    assert_eq!(
+        queue.next(ARRIVE).await.unwrap().json::<FileUploaded>().unwrap(),
+        before
+    );
+
+    proxy.cut();
+    assert!(eventually(ARRIVE, || proxy.connections() == 0).await);
+    let during = uploaded(tenant, Owner::Tenant);
+    assert_publish_unavailable(&publisher, &during).await;
+    // Still down: the reconnect attempt fails as fast.
+    assert_publish_unavailable(&publisher, &during).await;
+
+    proxy.restore();
+    let after = uploaded(tenant, Owner::Tenant);
+    publisher.publish(&after).await.unwrap();
+    let message = queue.next(ARRIVE).await.expect("no message after the restore");
+    assert_eq!(message.json::<FileUploaded>().unwrap(), after);
+    assert_eq!(
+        queue.next(NOTHING).await,
+        None,
+        "the failed publishes must not have arrived"
+    );
+}
+
+#[tokio::test]
+async fn a_publisher_made_while_the_broker_is_unreachable_works_once_it_is_back() {
+    let Some(url) = available("a_publisher_made_while_the_broker_is_unreachable_works_once_it_is_back").await else {
+        return;
+    };
+    let tenant = fresh_tenant();
+    let mut queue = TestQueue::bind(&url, EXCHANGE, &format!("file.uploaded.{tenant}.*"))
+        .await
+        .unwrap();
+    let (proxy, proxied) = TcpProxy::for_url(&url).await.unwrap();
+    proxy.cut();
+    let publisher = publisher(&proxied);
+
+    assert_publish_unavailable(&publisher, &uploaded(tenant, Owner::Tenant)).await;
+
+    proxy.restore();
+    let event = uploaded(tenant, Owner::Device(fresh_device()));
+    publisher.publish(&event).await.unwrap();
+    assert_eq!(queue.next(ARRIVE).await.unwrap().json::<FileUploaded>().unwrap(), event);
+}
+
+#[tokio::test]
+async fn a_publisher_on_a_port_where_nothing_listens_is_unavailable_quickly() {
+    // Bind a port and free it: nothing listens there for the rest of the test (almost surely).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publisher = publisher(&format!("amqp://guest:guest@127.0.0.1:{port}/%2f"));
+    assert_publish_unavailable(&publisher, &uploaded(fresh_tenant(), Owner::Tenant)).await;
+}
+
+/// Records every body it is handed; answers `Requeue` the first time it sees a body when told
+/// to, `Ack` otherwise.
+struct Recorder {
+    seen: mpsc::UnboundedSender<Vec<u8>>,
+    requeue_first: bool,
+    requeued: Mutex<HashSet<Vec<u8>>>,
+}
+
+impl Recorder {
+    fn new(requeue_first: bool) -> (Arc<Self>, mpsc::UnboundedReceiver<Vec<u8>>) {
+        let (seen, receiver) = mpsc::unbounded_channel();
+        let recorder = Self {
+            seen,
+            requeue_first,
+            requeued: Mutex::new(HashSet::new()),
+        };
+        (Arc::new(recorder), receiver)
+    }
+}
+
+#[async_trait]
+impl IngestHandler for Recorder {
+    async fn handle(&self, body: &[u8]) -> Disposition {
+        let _ = self.seen.send(body.to_vec());
+        if self.requeue_first && self.requeued.lock().unwrap().insert(body.to_vec()) {
+            Disposition::Requeue
+        } else {
+            Disposition::Ack
+        }
+    }
+}
+
+/// The next `n` bodies the handler sees, within [`ARRIVE`] in all.
+async fn seen(receiver: &mut mpsc::UnboundedReceiver<Vec<u8>>, n: usize) -> Vec<Vec<u8>> {
+    let until = tokio::time::Instant::now() + ARRIVE;
+    let mut bodies = Vec::new();
+    while bodies.len() < n {
+        match tokio::time::timeout_at(until, receiver.recv()).await {
+            Ok(Some(body)) => bodies.push(body),
+            _ => break,
+        }
+    }
+    bodies
+}
+
+/// The bodies the handler sees until it has seen each of `expected`, within [`ARRIVE`] in all.
+async fn seen_until(receiver: &mut mpsc::UnboundedReceiver<Vec<u8>>, expected: &[&Vec<u8>]) -> Vec<Vec<u8>> {
+    let until = tokio::time::Instant::now() + ARRIVE;
+    let mut bodies = Vec::new();
+    while !expected.iter().all(|body| bodies.contains(*body)) {
+        match tokio::time::timeout_at(until, receiver.recv()).await {
+            Ok(Some(body)) => bodies.push(body),
+            _ => panic!("the handler did not see all of {expected:?} in time; it saw {bodies:?}"),
+        }
+    }
+    bodies
+}
+
+fn notification(n: usize) -> Vec<u8> {
+    format!(r#"{{"Records": [], "test": {n}, "nonce": "{}"}}"#, Uuid::new_v4()).into_bytes()
+}
+
+fn ingest_config(url: &str) -> AmqpConfig {
+    AmqpConfig {
+        timeout: TIMEOUT,
+        ..AmqpConfig::new(url)
+    }
+}
+
+#[tokio::test]
+async fn the_ingest_hands_each_notification_to_the_handler_and_acks_it() {
+    let Some(url) = available("the_ingest_hands_each_notification_to_the_handler_and_acks_it").await else {
+        return;
+    };
+    let queue = TestIngestQueue::create(&url).await.unwrap();
+    let bodies: Vec<_> = (0..3).map(notification).collect();
+    // One waits in the queue before the ingest starts, the others come while it runs.
+    queue.publish(&bodies[0]).await.unwrap();
+    let (handler, mut receiver) = Recorder::new(false);
+    let ingest = AmqpIngest::start(ingest_config(&url), queue.name().to_owned(), handler);
+    for body in &bodies[1..] {
+        queue.publish(body).await.unwrap();
+    }
+
+    assert_eq!(seen(&mut receiver, 3).await, bodies);
+    ingest.shutdown().await;
+    // Closed, the connection would have given back anything unacknowledged.
+    assert_eq!(queue.ready().await.unwrap(), 0, "messages were not acknowledged");
+    assert!(receiver.try_recv().is_err(), "a message was handled twice");
+
+    let name = queue.name().to_owned();
+    drop(queue);
+    assert!(
+        !TestIngestQueue::exists(&url, &name).await.unwrap(),
+        "the test queue outlived its test"
+    );
+}
+
+#[tokio::test]
+async fn a_requeued_notification_comes_back_to_the_handler() {
+    let Some(url) = available("a_requeued_notification_comes_back_to_the_handler").await else {
+        return;
+    };
+    let queue = TestIngestQueue::create(&url).await.unwrap();
+    let (handler, mut receiver) = Recorder::new(true);
+    let ingest = AmqpIngest::start(ingest_config(&url), queue.name().to_owned(), handler);
+    let body = notification(1);
+    queue.publish(&body).await.unwrap();
+
+    assert_eq!(seen(&mut receiver, 2).await, [body.clone(), body]);
+    ingest.shutdown().await;
+    assert_eq!(queue.ready().await.unwrap(), 0, "acknowledged the second time");
+}
+
+#[tokio::test]
+async fn the_ingest_reconnects_by_itself_after_the_broker_goes_away() {
+    files_testkit::init_logging();
+    let Some(url) = available("the_ingest_reconnects_by_itself_after_the_broker_goes_away").await else {
+        return;
+    };
+    let queue = TestIngestQueue::create(&url).await.unwrap();
+    let (proxy, proxied) = TcpProxy::for_url(&url).await.unwrap();
+    let (handler, mut receiver) = Recorder::new(false);
+    let ingest = AmqpIngest::start(ingest_config(&proxied), queue.name().to_owned(), handler);
+    let first = notification(1);
+    queue.publish(&first).await.unwrap();
+    assert_eq!(seen(&mut receiver, 1).await, std::slice::from_ref(&first));
+
+    proxy.cut();
+    assert!(eventually(ARRIVE, || proxy.connections() == 0).await);
+    // Published straight to the broker while the ingest cannot reach it: waits in the queue.
+    let during = notification(2);
+    queue.publish(&during).await.unwrap();
+    // The outage itself lasts a while (this waits for nothing): long enough for the ingest's
+    // reconnect attempts, 100 ms then 200 ms apart, to fail.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.restore();
+    let after = notification(3);
+    queue.publish(&after).await.unwrap();
+
+    // The ack of `first` may have been lost in the cut: then it comes again (at-least-once).
+    let handled = seen_until(&mut receiver, &[&during, &after]).await;
+    assert!(
+        handled.iter().all(|body| [&first, &during, &after].contains(&body)),
+        "handled something else"
+    );
+    assert!(
+        proxy.connections() > 0,
+        "the ingest did not come back through the proxy"
+    );
+    ingest.shutdown().await;
+    assert_eq!(queue.ready().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn dropping_the_ingest_stops_it() {
+    let Some(url) = available("dropping_the_ingest_stops_it").await else {
+        return;
+    };
+    let queue = TestIngestQueue::create(&url).await.unwrap();
+    let (proxy, proxied) = TcpProxy::for_url(&url).await.unwrap();
+    let (handler, mut receiver) = Recorder::new(false);
+    let ingest = AmqpIngest::start(ingest_config(&proxied), queue.name().to_owned(), handler);
+    let first = notification(1);
+    queue.publish(&first).await.unwrap();
+    assert_eq!(seen(&mut receiver, 1).await, [first]);
+
+    drop(ingest);
+    assert!(
+        eventually(ARRIVE, || proxy.connections() == 0).await,
+        "the dropped ingest kept its connection"
+    );
+    // Nothing consumes any more: a new message stays in the queue (once the broker has seen
+    // the connection go, it is ready rather than delivered).
+    queue.publish(&notification(2)).await.unwrap();
+    let until = Instant::now() + ARRIVE;
+    while queue.ready().await.unwrap() != 1 {
+        assert!(Instant::now() < until, "the message did not stay in the queue");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(receiver.try_recv().is_err(), "the dropped ingest handled a message");
+}
+
+/// Panics on the first body it is handed, records and acknowledges the rest.
+struct PanicsOnce {
+    panicked: std::sync::atomic::AtomicBool,
+    seen: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+#[async_trait]
+impl IngestHandler for PanicsOnce {
+    async fn handle(&self, body: &[u8]) -> Disposition {
+        if !self.panicked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("a bug in the handler");
+        }
+        let _ = self.seen.send(body.to_vec());
+        Disposition::Ack
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_does_not_end_the_ingest_nor_lose_the_message() {
+    let Some(url) = available("a_panicking_handler_does_not_end_the_ingest_nor_lose_the_message").await else {
+        return;
+    };
+    let queue = TestIngestQueue::create(&url).await.unwrap();
+    let (seen_tx, mut receiver) = mpsc::unbounded_channel();
+    let handler = Arc::new(PanicsOnce {
+        panicked: std::sync::atomic::AtomicBool::new(false),
+        seen: seen_tx,
+    });
+    let ingest = AmqpIngest::start(ingest_config(&url), queue.name().to_owned(), handler);
+    let body = notification(1);
+    queue.publish(&body).await.unwrap();
+
+    assert_eq!(seen(&mut receiver, 1).await, std::slice::from_ref(&body));
+    ingest.shutdown().await;
+    assert_eq!(queue.ready().await.unwrap(), 0);
+}
