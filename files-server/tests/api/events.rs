@@ -180,6 +180,12 @@ async fn no_event_is_lost_while_the_broker_is_cut() {
             .await;
         expected.insert(id);
     }
+    // The events wait in the outbox, and the failures are counted.
+    assert!(
+        metric_reaches(h, "files_outbox_depth", |v| v >= 20.0).await,
+        "the outbox holds the 20 events"
+    );
+    assert!(metric_reaches(h, "files_outbox_publishes_total{outcome=\"failed\"}", |v| v > 0.0).await);
     proxy.restore();
 
     let messages = queue.collect(20, Duration::from_secs(60)).await;
@@ -188,6 +194,22 @@ async fn no_event_is_lost_while_the_broker_is_cut() {
     let file_ids: HashSet<String> = events.iter().map(|e| e.file.file_id.to_string()).collect();
     assert_eq!(event_ids.len(), 20, "20 distinct event ids");
     assert_eq!(file_ids, expected, "none missing");
+    assert!(
+        metric_reaches(h, "files_outbox_depth", |v| v == 0.0).await,
+        "the outbox drained"
+    );
+}
+
+/// Polls a metric until `ok` holds for it, or a deadline passes.
+async fn metric_reaches(h: &Harness, name: &str, ok: impl Fn(f64) -> bool) -> bool {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if ok(crate::real::metric(h, name).await) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 #[tokio::test]

@@ -92,7 +92,7 @@ pub async fn stack_with(test: &str, pg_via_proxy: bool, redis: RedisRoute, optio
     })
 }
 
-async fn metric(h: &Harness, line_start: &str) -> f64 {
+pub async fn metric(h: &Harness, line_start: &str) -> f64 {
     let text = h
         .api
         .client
