@@ -174,3 +174,44 @@ async fn health_readiness_and_metrics() {
     }
     assert!(!metrics.contains(&token), "no token in metrics");
 }
+
+/// A declared content type is signed: the store refuses a PUT with another one.
+pub async fn content_type_is_signed(api: &Api, tenant: TenantId, device: DeviceId, token: &str) {
+    let scope = device_scope(tenant, device);
+    let content = br#"{"level":"info"}"#;
+    let body = json!({"file_name": "c.json", "sha256": sha256_hex(content), "content_type": "application/json"});
+    let (status, ticket) =
+        crate::helpers::json_of(api.post(&format!("{scope}/files/upload-url"), token, &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    assert_eq!(ticket["headers"]["content-type"], "application/json");
+    assert!(
+        ticket["headers"].get("content-length").is_none(),
+        "no size declared, none signed"
+    );
+
+    let mut request = api.client.put(ticket["url"].as_str().unwrap()).body(content.to_vec());
+    request = request
+        .header(
+            "x-amz-checksum-sha256",
+            ticket["headers"]["x-amz-checksum-sha256"].as_str().unwrap(),
+        )
+        .header("content-type", "text/html");
+    let refused = request.send().await.unwrap();
+    assert!(
+        refused.status().is_client_error(),
+        "another content type was accepted: {}",
+        refused.status()
+    );
+
+    assert!(api.put(&ticket, content).await.status().is_success());
+    let id = ticket["file_id"].as_str().unwrap();
+    let (status, record) = api.complete(tenant, id, token).await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    assert_eq!(record["content_type"], "application/json");
+}
+
+#[tokio::test]
+async fn a_declared_content_type_is_signed() {
+    let h = Harness::start().await;
+    content_type_is_signed(&h.api, h.tenant, h.device, &h.device_token()).await;
+}

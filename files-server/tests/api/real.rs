@@ -123,6 +123,7 @@ async fn the_flow_permissions_and_versions_on_real_services() {
     crate::flow::device_flow(&s.h.api, s.h.tenant, s.h.device, &s.h.device_token()).await;
     crate::permissions::permission_table(&s.h).await;
     crate::versions::versions(&s.h).await;
+    crate::flow::content_type_is_signed(&s.h.api, s.h.tenant, s.h.device, &s.h.device_token()).await;
     assert!(
         metric(
             &s.h,
