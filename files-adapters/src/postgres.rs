@@ -407,7 +407,7 @@ impl bb8::ErrorSink<ConnectError> for LastError {
         if matches!(error, ConnectError::NotReusable) {
             return; // routine: the pool drops it and opens another
         }
-        let text = error_chain(&error);
+        let text = files_core::ports::error_chain(&error);
         tracing::debug!(error = %text, "postgres connection failed");
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(text);
     }
@@ -415,17 +415,6 @@ impl bb8::ErrorSink<ConnectError> for LastError {
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<ConnectError>> {
         Box::new(self.clone())
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1171,9 +1160,9 @@ mod tests {
         let error = translate("get", checkout);
         assert!(matches!(error, PortError::Unavailable(_)));
         assert!(
-            error_chain(&error).contains("connection refused"),
+            files_core::ports::error_chain(&error).contains("connection refused"),
             "{}",
-            error_chain(&error)
+            files_core::ports::error_chain(&error)
         );
         assert!(matches!(
             translate("get", Failure::Timeout(Duration::from_secs(3))),

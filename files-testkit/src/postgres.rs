@@ -81,7 +81,7 @@ impl TestDatabase {
     pub async fn store(&self) -> PostgresStore {
         let store = PostgresStore::new(self.config()).unwrap_or_else(|e| panic!("PostgresStore::new: {e}"));
         if let Err(error) = store.migrate().await {
-            panic!("migrating {}: {}", self.name, chain(&error));
+            panic!("migrating {}: {}", self.name, files_core::ports::error_chain(&error));
         }
         store
     }
@@ -170,17 +170,6 @@ fn database_url(admin_url: &str, name: &str) -> String {
         .unwrap_or_else(|e| panic!("FILES_TEST_DATABASE_URL is not a postgres:// URL ({e}): {admin_url}"));
     url.set_path(&format!("/{name}"));
     url.into()
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

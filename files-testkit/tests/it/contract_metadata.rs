@@ -35,17 +35,6 @@ fn short_timeouts(url: &str) -> PostgresConfig {
     }
 }
 
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn sample(tenant: TenantId) -> FileRecord {
     FileRecord {
         id: FileId::new(),
@@ -75,7 +64,7 @@ async fn assert_unavailable_within<T: std::fmt::Debug>(
     match result {
         Err(error @ PortError::Unavailable(_)) => {
             assert!(elapsed <= bound + SLACK, "took {elapsed:?}");
-            chain(&error)
+            files_core::ports::error_chain(&error)
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
@@ -93,7 +82,10 @@ async fn until_recovered(store: &PostgresStore, record: &FileRecord) {
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(error) => panic!("not recovered within {RECOVERY:?}: {}", chain(&error)),
+            Err(error) => panic!(
+                "not recovered within {RECOVERY:?}: {}",
+                files_core::ports::error_chain(&error)
+            ),
         }
     }
     // Recovered for good, not for one lucky call.
