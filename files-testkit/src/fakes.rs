@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_core::{
     Cache, Clock, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Notifier, ObjectInfo,
-    ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, PortError, PresignedRequest, Principal, Scope, SignError,
-    TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
+    ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, PortError, PresignedRequest, Principal, Scope, Sha256,
+    SignError, TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
 };
+use sha2::Digest as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -163,12 +164,67 @@ impl Cache for FakeCache {
     }
 }
 
+/// An object as the fake store keeps it.
+#[derive(Debug, Clone)]
+struct FakeObject {
+    info: ObjectInfo,
+    /// The bytes, when it was uploaded through [`FakeObjectStore::receive_put`] (not when a test
+    /// planted only its description with [`FakeObjectStore::put`]).
+    bytes: Option<Vec<u8>>,
+}
+
+/// Why the fake store refused a request sent to one of its URLs, as a real store would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FakeStoreRefusal {
+    /// The store's switch is on.
+    Unavailable,
+    /// Another method than the URL was signed for.
+    Method(String),
+    /// Not a URL of this fake (`memory://fake-bucket/{key}?...`), or not one of our keys.
+    Url(String),
+    /// The upload declares no `x-amz-checksum-sha256`, or one that is not a SHA-256.
+    MissingChecksum,
+    /// The body's SHA-256 is not the declared one (S3's `BadDigest`).
+    BadDigest,
+    /// The body's length is not the declared `content-length`.
+    Length {
+        /// What `content-length` said.
+        declared: String,
+        /// What was received.
+        received: usize,
+    },
+    /// There is no object (or no bytes) under the key.
+    NotFound,
+}
+
+impl std::fmt::Display for FakeStoreRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unavailable => f.write_str("the fake store is switched off"),
+            Self::Method(method) => write!(f, "method {method} is not the one signed for"),
+            Self::Url(url) => write!(f, "{url:?} is not a URL of the fake store"),
+            Self::MissingChecksum => f.write_str("no valid x-amz-checksum-sha256 declared"),
+            Self::BadDigest => f.write_str("the body does not match its x-amz-checksum-sha256"),
+            Self::Length { declared, received } => {
+                write!(f, "content-length is {declared} but {received} bytes were received")
+            }
+            Self::NotFound => f.write_str("no such object"),
+        }
+    }
+}
+
+impl std::error::Error for FakeStoreRefusal {}
+
 /// An object store in a map, with a signer whose URLs name the key (`memory://bucket/key`).
-/// Tests put objects with [`FakeObjectStore::put`], as a device's PUT would.
+/// Tests put objects with [`FakeObjectStore::put`], as a device's PUT would, or send the signed
+/// requests themselves with [`FakeObjectStore::receive_put`] and
+/// [`FakeObjectStore::serve_get`], which check them as a real store does.
 #[derive(Debug, Default)]
 pub struct FakeObjectStore {
-    objects: Mutex<HashMap<String, ObjectInfo>>,
-    /// Fails inspections and deletions while on (signing needs no call and never fails).
+    objects: Mutex<HashMap<String, FakeObject>>,
+    /// Fails inspections, deletions, uploads and downloads while on (signing needs no call and
+    /// never fails).
     pub switch: Switch,
 }
 
@@ -176,9 +232,10 @@ impl FakeObjectStore {
     /// The bucket of the fake's URLs.
     pub const BUCKET: &'static str = "fake-bucket";
 
-    /// Stores an object as the store would after a verified PUT.
+    /// Stores an object as the store would after a verified PUT (its description only: a
+    /// download of it finds no bytes).
     pub fn put(&self, key: &ObjectKey, info: ObjectInfo) {
-        lock(&self.objects).insert(key.to_string(), info);
+        lock(&self.objects).insert(key.to_string(), FakeObject { info, bytes: None });
     }
 
     /// Whether an object is stored under the key.
@@ -186,13 +243,90 @@ impl FakeObjectStore {
     pub fn contains(&self, key: &ObjectKey) -> bool {
         lock(&self.objects).contains_key(&key.to_string())
     }
+
+    /// Receives an upload sent to a URL from [`UrlSigner::sign_upload`] with `body`, checking it
+    /// as S3 does: the method is `PUT`, the URL is one of this fake's, the body's SHA-256 is the
+    /// declared `x-amz-checksum-sha256` and its length the declared `content-length` (when one
+    /// is declared). Only then is it stored, replacing any object under the key; a refused
+    /// upload changes nothing.
+    ///
+    /// # Errors
+    /// [`FakeStoreRefusal`] naming the first check that failed.
+    pub fn receive_put(&self, request: &PresignedRequest, body: &[u8]) -> Result<(), FakeStoreRefusal> {
+        self.switch.check().map_err(|_| FakeStoreRefusal::Unavailable)?;
+        if request.method != "PUT" {
+            return Err(FakeStoreRefusal::Method(request.method.to_owned()));
+        }
+        let key = Self::key_of(&request.url)?;
+        let declared = request
+            .headers
+            .get("x-amz-checksum-sha256")
+            .and_then(|value| Sha256::parse(value).ok())
+            .ok_or(FakeStoreRefusal::MissingChecksum)?;
+        if let Some(length) = request.headers.get("content-length")
+            && length.parse::<usize>().ok() != Some(body.len())
+        {
+            return Err(FakeStoreRefusal::Length {
+                declared: length.clone(),
+                received: body.len(),
+            });
+        }
+        let digest = Sha256::from_bytes(sha2::Sha256::digest(body).into());
+        if digest != declared {
+            return Err(FakeStoreRefusal::BadDigest);
+        }
+        let info = ObjectInfo {
+            size: body.len() as u64,
+            sha256: Some(digest),
+        };
+        lock(&self.objects).insert(
+            key,
+            FakeObject {
+                info,
+                bytes: Some(body.to_vec()),
+            },
+        );
+        Ok(())
+    }
+
+    /// Serves a download sent to a URL from [`UrlSigner::sign_download`]: the object's bytes.
+    ///
+    /// # Errors
+    /// [`FakeStoreRefusal`] for another method or a foreign URL, and
+    /// [`FakeStoreRefusal::NotFound`] when there is no object, or it was planted without bytes.
+    pub fn serve_get(&self, request: &PresignedRequest) -> Result<Vec<u8>, FakeStoreRefusal> {
+        self.switch.check().map_err(|_| FakeStoreRefusal::Unavailable)?;
+        if request.method != "GET" {
+            return Err(FakeStoreRefusal::Method(request.method.to_owned()));
+        }
+        let key = Self::key_of(&request.url)?;
+        lock(&self.objects)
+            .get(&key)
+            .and_then(|object| object.bytes.clone())
+            .ok_or(FakeStoreRefusal::NotFound)
+    }
+
+    /// The key a URL of this fake names, checked to be one of ours.
+    fn key_of(url: &str) -> Result<String, FakeStoreRefusal> {
+        let refused = || FakeStoreRefusal::Url(url.chars().take(200).collect());
+        let path = url
+            .strip_prefix("memory://")
+            .and_then(|rest| rest.strip_prefix(Self::BUCKET))
+            .and_then(|rest| rest.strip_prefix('/'))
+            .ok_or_else(refused)?;
+        let key = path.split_once('?').map_or(path, |(key, _)| key);
+        key.parse::<ObjectKey>().map_err(|_| refused())?;
+        Ok(key.to_owned())
+    }
 }
 
 #[async_trait]
 impl ObjectStore for FakeObjectStore {
     async fn inspect(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, PortError> {
         self.switch.check()?;
-        Ok(lock(&self.objects).get(&key.to_string()).cloned())
+        Ok(lock(&self.objects)
+            .get(&key.to_string())
+            .map(|object| object.info.clone()))
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), PortError> {
@@ -210,6 +344,12 @@ impl UrlSigner for FakeObjectStore {
     fn sign_upload(&self, spec: &UploadSpec) -> Result<PresignedRequest, SignError> {
         let mut headers = BTreeMap::new();
         headers.insert("x-amz-checksum-sha256".to_owned(), spec.sha256.to_base64());
+        if let Some(size) = spec.size {
+            headers.insert("content-length".to_owned(), size.to_string());
+        }
+        if let Some(content_type) = &spec.content_type {
+            headers.insert("content-type".to_owned(), content_type.as_str().to_owned());
+        }
         Ok(PresignedRequest {
             method: "PUT",
             url: format!(

@@ -2,4 +2,6 @@
 
 pub mod cache;
 pub mod metadata;
+pub mod objects;
 pub mod outbox;
+pub mod tokens;

@@ -5,6 +5,8 @@
 mod amqp;
 mod contract_cache;
 mod contract_metadata;
+mod contract_objects;
+mod contract_tokens;
 mod jwks;
 mod proxy;
 mod service;
