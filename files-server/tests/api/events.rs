@@ -92,14 +92,15 @@ async fn each_way_of_completing_yields_exactly_one_event() {
             json!({"Records": [{"eventName": "ObjectCreated:Put",
                 "s3": {"bucket": {"name": "files-test"}, "object": {"key": key, "size": content.len()}}}]})
         };
-        let response = h
-            .api
-            .client
-            .post(h.app.url("/v1/storage/events"))
-            .bearer_auth(SECRET)
-            .json(&body)
-            .send();
-        let (status, answer) = json_of(response.await.unwrap()).await;
+        let notify = || {
+            h.api
+                .client
+                .post(h.app.url("/v1/storage/events"))
+                .bearer_auth(SECRET)
+                .json(&body)
+                .send()
+        };
+        let (status, answer) = json_of(notify().await.unwrap()).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["completed"], 1, "{answer}");
         assert_event(
@@ -108,14 +109,7 @@ async fn each_way_of_completing_yields_exactly_one_event() {
             &device_routing,
         );
         // The same notification again: no second event, no error.
-        let response = h
-            .api
-            .client
-            .post(h.app.url("/v1/storage/events"))
-            .bearer_auth(SECRET)
-            .json(&body)
-            .send();
-        assert_eq!(response.await.unwrap().status(), StatusCode::OK);
+        assert_eq!(notify().await.unwrap().status(), StatusCode::OK);
     }
 
     // 4. The AMQP ingest, a tenant-root file: its routing key ends in `.tenant`.
