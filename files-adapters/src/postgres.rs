@@ -161,6 +161,7 @@ pub struct PostgresStore {
     pool: bb8::Pool<Manager>,
     config: PostgresConfig,
     last_connect_error: LastError,
+    observer: Option<std::sync::Arc<dyn files_core::CallObserver>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -207,7 +208,15 @@ impl PostgresStore {
             pool,
             config,
             last_connect_error,
+            observer: None,
         })
+    }
+
+    /// Reports every call (operation, outcome, latency) to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn files_core::CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Applies the migrations that are not applied yet; returns how many it applied (0 when
@@ -273,6 +282,9 @@ impl PostgresStore {
         match &result {
             Ok(_) => tracing::debug!(op, ?elapsed, "postgres call"),
             Err(failure) => tracing::debug!(op, ?elapsed, error = %failure, "postgres call failed"),
+        }
+        if let Some(observer) = &self.observer {
+            observer.observe("database", op, result.is_ok(), elapsed);
         }
         result.map_err(|failure| translate(op, failure))
     }

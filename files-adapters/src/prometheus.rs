@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use files_core::{CacheObserver, CacheOutcome, DeviceId, Owner, TenantId};
+use files_core::{CacheObserver, CacheOutcome, CallObserver, DeviceId, Owner, TenantId};
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
     exponential_buckets,
@@ -35,6 +35,7 @@ pub struct Metrics {
     outbox_depth: IntGauge,
     outbox_lag: Gauge,
     outbox_publishes: IntCounterVec,
+    dependency_calls: HistogramVec,
     devices: Mutex<HashSet<DeviceId>>,
     max_devices: usize,
 }
@@ -123,6 +124,11 @@ impl Metrics {
                 "Outbox publications by outcome (published events, failed attempts)",
                 &["outcome"],
             )?,
+            dependency_calls: histogram(
+                "files_dependency_call_duration_seconds",
+                "Calls to the database and the object store by operation and outcome (ok, error)",
+                &["dependency", "operation", "outcome"],
+            )?,
             registry,
             devices: Mutex::new(HashSet::new()),
             max_devices,
@@ -201,6 +207,15 @@ impl Metrics {
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         Ok(String::from_utf8_lossy(&buffer).into_owned())
+    }
+}
+
+impl CallObserver for Metrics {
+    fn observe(&self, dependency: &'static str, operation: &'static str, ok: bool, elapsed: Duration) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.dependency_calls
+            .with_label_values(&[dependency, operation, outcome])
+            .observe(elapsed.as_secs_f64());
     }
 }
 

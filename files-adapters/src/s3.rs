@@ -2,11 +2,13 @@
 //! few calls the service makes itself (HEAD with checksum, DELETE) sent with reqwest.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use files_core::{
-    ObjectInfo, ObjectKey, ObjectStore, PortError, PresignedRequest, Sha256, SignError, UploadSpec, UrlSigner,
+    CallObserver, ObjectInfo, ObjectKey, ObjectStore, PortError, PresignedRequest, Sha256, SignError, UploadSpec,
+    UrlSigner,
 };
 use reqwest::StatusCode;
 use rusty_s3::{Bucket, BucketError, Credentials, S3Action, UrlStyle};
@@ -144,11 +146,20 @@ impl UrlSigner for S3Signer {
 const CALL_URL_EXPIRY: Duration = Duration::from_secs(60);
 
 /// Inspects and deletes objects, calling the store at its (internal) endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Objects {
     bucket: Bucket,
     credentials: Credentials,
     http: reqwest::Client,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+impl std::fmt::Debug for S3Objects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Objects")
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
 }
 
 impl S3Objects {
@@ -165,7 +176,29 @@ impl S3Objects {
             bucket: bucket(&config.endpoint, config)?,
             credentials: Credentials::new(config.access_key.clone(), config.secret_key.clone()),
             http,
+            observer: None,
         })
+    }
+
+    /// Reports every call (operation, outcome, latency) to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Runs one call to the store, reporting it to the observer.
+    async fn observed<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, PortError>>,
+    ) -> Result<T, PortError> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        if let Some(observer) = &self.observer {
+            observer.observe("object_store", operation, result.is_ok(), started.elapsed());
+        }
+        result
     }
 }
 
@@ -182,6 +215,16 @@ fn classify(status: StatusCode, call: &str) -> PortError {
 #[async_trait]
 impl ObjectStore for S3Objects {
     async fn inspect(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, PortError> {
+        self.observed("inspect", self.head(key)).await
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), PortError> {
+        self.observed("delete", self.remove(key)).await
+    }
+}
+
+impl S3Objects {
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, PortError> {
         let key = key.to_string();
         let mut action = self.bucket.head_object(Some(&self.credentials), &key);
         action.headers_mut().insert("x-amz-checksum-mode", "ENABLED");
@@ -212,7 +255,7 @@ impl ObjectStore for S3Objects {
         Ok(Some(ObjectInfo { size, sha256 }))
     }
 
-    async fn delete(&self, key: &ObjectKey) -> Result<(), PortError> {
+    async fn remove(&self, key: &ObjectKey) -> Result<(), PortError> {
         let key = key.to_string();
         let url = self
             .bucket

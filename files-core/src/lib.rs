@@ -17,9 +17,9 @@ pub use event::{FILE_UPLOADED, FileUploaded, UploadedFile};
 pub use file::{FileRecord, FileState, ObjectKey};
 pub use ids::{DeviceId, FileId, InvalidId, TenantId};
 pub use ports::{
-    BoxError, Cache, Clock, InvalidToken, MetadataStore, Notifier, ObjectInfo, ObjectStore, Outbox, OutboxEntry,
-    OutboxStats, PortError, PresignedRequest, SignError, SystemClock, TokenError, TokenVerifier, TransactionalStore,
-    UploadSpec, UrlSigner,
+    BoxError, Cache, CallObserver, Clock, InvalidToken, MetadataStore, Notifier, ObjectInfo, ObjectStore, Outbox,
+    OutboxEntry, OutboxStats, PortError, PresignedRequest, SignError, SystemClock, TokenError, TokenVerifier,
+    TransactionalStore, UploadSpec, UrlSigner,
 };
 pub use principal::{Access, Forbidden, Owner, Principal, Scope, authorize};
 pub use relay::{RelayPass, relay_once};

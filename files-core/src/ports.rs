@@ -367,6 +367,13 @@ pub trait Notifier: Send + Sync {
     async fn publish(&self, event: &FileUploaded) -> Result<(), PortError>;
 }
 
+/// Told of every call an adapter makes to its dependency, for latency metrics.
+pub trait CallObserver: Send + Sync {
+    /// One call: to which dependency (`database`, `object_store`), which operation, whether it
+    /// succeeded, how long it took.
+    fn observe(&self, dependency: &'static str, operation: &'static str, ok: bool, elapsed: Duration);
+}
+
 /// The time, so tests can move it.
 pub trait Clock: Send + Sync {
     /// Now.

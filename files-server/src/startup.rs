@@ -144,7 +144,11 @@ impl Application {
             }
         };
         let signer = Arc::new(S3Signer::new(&s3_config).context("FILES_S3_ENDPOINT")?);
-        let objects = Arc::new(S3Objects::new(&s3_config).context("FILES_S3_ENDPOINT")?);
+        let objects = Arc::new(
+            S3Objects::new(&s3_config)
+                .context("FILES_S3_ENDPOINT")?
+                .with_observer(metrics.clone()),
+        );
 
         let tokens = match overrides.tokens {
             Some(tokens) => tokens,
@@ -154,7 +158,7 @@ impl Application {
         let store: Arc<dyn TransactionalStore> = match (overrides.metadata, &settings.database) {
             (Some(store), _) => store,
             (None, Some(database)) => {
-                let store = postgres_store(database)?;
+                let store = postgres_store(database)?.with_observer(metrics.clone());
                 let applied = store
                     .migrate()
                     .await

@@ -124,6 +124,13 @@ async fn the_flow_permissions_and_versions_on_real_services() {
     crate::permissions::permission_table(&s.h).await;
     crate::versions::versions(&s.h).await;
     crate::flow::content_type_is_signed(&s.h.api, s.h.tenant, s.h.device, &s.h.device_token()).await;
+    for call in [
+        r#"files_dependency_call_duration_seconds_count{dependency="database",operation="insert",outcome="ok"}"#,
+        r#"files_dependency_call_duration_seconds_count{dependency="database",operation="mark_available",outcome="ok"}"#,
+        r#"files_dependency_call_duration_seconds_count{dependency="object_store",operation="inspect",outcome="ok"}"#,
+    ] {
+        assert!(metric(&s.h, call).await > 0.0, "{call}");
+    }
     assert!(
         metric(
             &s.h,
