@@ -75,6 +75,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = LimitedBody::<MAX_JSON_BODY>::from_request(req, payload);
+        Box::pin(async move { parse_json(&body.await?.0).map(Self) })
+    }
+}
+
+/// A body of at most `LIMIT` bytes; a larger one is a JSON 413 `body_too_large`, refused as soon
+/// as its `Content-Length` says so or its bytes pass the limit.
+#[derive(Debug)]
+pub struct LimitedBody<const LIMIT: usize>(pub web::Bytes);
+
+impl<const LIMIT: usize> FromRequest for LimitedBody<LIMIT> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -82,28 +97,28 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .and_then(|v| v.parse::<usize>().ok());
         let mut payload = payload.take();
         Box::pin(async move {
-            if declared.is_some_and(|n| n > MAX_JSON_BODY) {
-                return Err(too_large());
+            if declared.is_some_and(|n| n > LIMIT) {
+                return Err(too_large(LIMIT));
             }
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk =
                     chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("cannot read body: {e}")))?;
-                if body.len() + chunk.len() > MAX_JSON_BODY {
-                    return Err(too_large());
+                if body.len() + chunk.len() > LIMIT {
+                    return Err(too_large(LIMIT));
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse_json(&body).map(Self)
+            Ok(Self(body.freeze()))
         })
     }
 }
 
-fn too_large() -> ApiError {
+fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
-        format!("the JSON body must be at most {MAX_JSON_BODY} bytes"),
+        format!("the body must be at most {limit} bytes"),
     )
 }
 

@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::resource;
 use crate::error::ApiError;
+use crate::extract::LimitedBody;
 use crate::ingest::ingest_records;
 
 /// The webhook's shared secret; `None` turns the webhook off.
@@ -22,11 +23,7 @@ pub struct EventsSecret(pub Option<SecretString>);
 const MAX_NOTIFICATION_BODY: usize = 1024 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/v1/storage/events")
-            .app_data(web::PayloadConfig::new(MAX_NOTIFICATION_BODY))
-            .route(web::post().to(storage_events)),
-    );
+    cfg.service(resource("/v1/storage/events").route(web::post().to(storage_events)));
 }
 
 /// Accepts `Authorization: Bearer <secret>` or the bare secret (MinIO sends its `auth_token`
@@ -45,7 +42,7 @@ fn authorized(req: &HttpRequest, secret: &SecretString) -> bool {
 
 async fn storage_events(
     req: HttpRequest,
-    body: web::Bytes,
+    LimitedBody(body): LimitedBody<MAX_NOTIFICATION_BODY>,
     secret: web::Data<EventsSecret>,
     service: web::Data<FilesService>,
     metrics: web::Data<Metrics>,

@@ -87,6 +87,11 @@ async fn secret_shapes_duplicates_and_bad_content() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer, json!({"completed": 0, "skipped": 6}));
 
+    let huge = format!(r#"{{"Records": [], "pad": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let (status, answer) = notify(&h, Some(&bearer), &huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert_eq!(answer["error"]["code"], "body_too_large");
+
     for bad in ["not json", "[]", "{}", r#"{"Records": 5}"#] {
         let (status, answer) = notify(&h, Some(&bearer), bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
