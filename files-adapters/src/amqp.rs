@@ -240,6 +240,17 @@ impl AmqpPublisher {
 
     /// The live channel, or a new connection's: in confirm mode, with the exchange declared.
     /// Returns the channel and its connection's generation.
+    /// Whether the broker answers: an open publisher channel, connecting if needed, within the
+    /// timeout. For readiness reports.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the broker cannot be reached in time.
+    pub async fn ping(&self) -> Result<(), PortError> {
+        bounded(self.config.timeout, async { self.channel().await.map(drop) })
+            .await
+            .map_err(PortError::from)
+    }
+
     async fn channel(&self) -> Result<(Channel, u64), LinkError> {
         let mut link = self.link.lock().await;
         if let Some(live) = &link.live {

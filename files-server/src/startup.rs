@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use crate::config::{AmqpSettings, DatabaseSettings, KeySource, Settings, StoreSettings, TokenSettings};
 use crate::ingest::QueueIngest;
 use crate::relay::{self, RelaySettings};
-use crate::routes::{self, EventsSecret};
+use crate::routes::{self, EventsSecret, OptionalDependencies};
 use crate::telemetry;
 
 /// Adapters a caller (a test, an embedding program) supplies instead of the configured ones.
@@ -173,11 +173,12 @@ impl Application {
                 Arc::new(MemoryMetadataStore::new())
             }
         };
+        let mut optional = OptionalDependencies::default();
         let cache: Arc<dyn Cache> = match (overrides.cache, &settings.redis) {
             (Some(cache), _) => cache,
             (None, Some(redis)) => {
                 profile.push(format!("cache: Redis, keys under {}:", redis.key_prefix));
-                Arc::new(
+                let cache = Arc::new(
                     RedisCache::new(RedisConfig {
                         url: redis.url.expose_secret().to_owned(),
                         key_prefix: redis.key_prefix.clone(),
@@ -186,7 +187,9 @@ impl Application {
                         timeout: redis.timeout,
                     })
                     .context("FILES_REDIS_URL")?,
-                )
+                );
+                optional.0.push(("cache", cache.clone()));
+                cache
             }
             (None, None) => {
                 profile.push("cache: in memory".to_owned());
@@ -203,7 +206,9 @@ impl Application {
                     amqp.exchange,
                     config.redacted_url()
                 ));
-                Arc::new(AmqpPublisher::new(config))
+                let publisher = Arc::new(AmqpPublisher::new(config));
+                optional.0.push(("broker", publisher.clone()));
+                publisher
             }
             (None, None) => {
                 profile.push("events: logged only (no broker)".to_owned());
@@ -250,12 +255,14 @@ impl Application {
         let service = web::Data::new(service);
         let metrics = web::Data::from(metrics);
         let secret = web::Data::new(EventsSecret(settings.events_secret));
+        let optional = web::Data::new(optional);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(middleware::from_fn(telemetry::observe))
                 .app_data(service.clone())
                 .app_data(metrics.clone())
                 .app_data(secret.clone())
+                .app_data(optional.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })

@@ -160,6 +160,10 @@ async fn no_event_is_lost_while_the_broker_is_cut() {
     assert!(queue.next(WAIT).await.is_some(), "the broker works before the cut");
 
     proxy.cut();
+    let ready = h.api.client.get(h.app.url("/readyz")).send().await.unwrap();
+    let (status, ready) = json_of(ready).await;
+    assert_eq!(status, StatusCode::OK, "uploads go on without the broker: {ready}");
+    assert_eq!(ready["dependencies"]["broker"], "unavailable");
     let mut expected = HashSet::new();
     for n in 0..20 {
         let id = h

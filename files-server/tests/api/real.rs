@@ -187,7 +187,17 @@ async fn redis_cut_mid_run_fails_no_request() {
         "files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}",
     )
     .await;
+    let (status, ready) = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, &ready["status"], &ready["dependencies"]["cache"]),
+        (StatusCode::OK, &json!("ready"), &json!("ok"))
+    );
     s.redis_proxy.as_ref().unwrap().cut();
+    // Still ready: the service serves without its cache, and says so.
+    let (status, ready) = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "degraded");
+    assert_eq!(ready["dependencies"]["cache"], "unavailable");
     // Reads and writes go on while Redis is gone.
     let path = format!("/v1/tenants/{}/files/{first}", h.tenant);
     assert_eq!(h.api.get(&path, &token).await.status(), StatusCode::OK);
