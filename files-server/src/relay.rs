@@ -3,7 +3,7 @@
 //! database; the outbox's leases keep them from publishing the same event at once.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use files_adapters::prometheus::Metrics;
 use files_core::ports::error_chain;
@@ -35,10 +35,12 @@ impl Default for RelaySettings {
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs until the task is aborted.
 pub async fn run(outbox: Arc<dyn Outbox>, notifier: Arc<dyn Notifier>, metrics: Arc<Metrics>, settings: RelaySettings) {
     let mut backoff = FIRST_BACKOFF;
+    let mut last_stats: Option<Instant> = None;
     loop {
         let pause = match relay_once(&*outbox, &*notifier, settings.batch, settings.lease).await {
             Ok(pass) => {
@@ -58,11 +60,15 @@ pub async fn run(outbox: Arc<dyn Outbox>, notifier: Arc<dyn Notifier>, metrics: 
                 Some(next(&mut backoff, settings.max_backoff))
             }
         };
-        if let Ok(stats) = outbox.stats().await {
-            let lag = stats.oldest.map_or(0.0, |oldest| {
-                (OffsetDateTime::now_utc() - oldest).as_seconds_f64().max(0.0)
-            });
-            metrics.outbox_state(stats.depth, lag);
+        // Depth and lag at most once a second while idle: an idle relay costs one query a pass.
+        if pause.is_none() || last_stats.is_none_or(|at| at.elapsed() >= STATS_INTERVAL) {
+            last_stats = Some(Instant::now());
+            if let Ok(stats) = outbox.stats().await {
+                let lag = stats.oldest.map_or(0.0, |oldest| {
+                    (OffsetDateTime::now_utc() - oldest).as_seconds_f64().max(0.0)
+                });
+                metrics.outbox_state(stats.depth, lag);
+            }
         }
         if let Some(pause) = pause {
             tokio::time::sleep(pause).await;
