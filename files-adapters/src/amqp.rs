@@ -21,6 +21,7 @@
 //! Credentials are never logged: [`AmqpConfig`]'s `Debug` hides the password, and errors from
 //! the driver name no URL.
 
+use crate::redact::redact_url;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -124,23 +125,6 @@ impl fmt::Debug for AmqpConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("not an amqp:// or amqps:// URL")]
 pub struct InvalidAmqpUrl;
-
-/// The URL with the password of its user info replaced by `***`; anything that does not look
-/// like a URL is hidden whole.
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => format!("{scheme}://{user_info}@{host}{tail}"),
-        },
-        None => url.to_owned(),
-    }
-}
 
 /// Why talking to the broker failed. Never carries the URL.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,9 @@ pub mod memory;
 
 pub mod log_notifier;
 
+#[cfg(any(feature = "postgres", feature = "redis", feature = "amqp"))]
+mod redact;
+
 #[cfg(feature = "jwks")]
 pub mod jwks;
 

@@ -17,6 +17,7 @@
 //!   relays with leases kept on the database's clock (so several instances agree), claiming
 //!   with `FOR UPDATE SKIP LOCKED` so concurrent relays never get the same event.
 
+use crate::redact::redact_url;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -113,32 +114,6 @@ impl fmt::Debug for PostgresConfig {
             .field("query_timeout", &self.query_timeout)
             .finish()
     }
-}
-
-/// Hides the password of a URL (`user:***@`) and of any `password=` parameter.
-fn redact_url(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let authority_start = scheme_end + 3;
-        let authority_end = out[authority_start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| authority_start + i);
-        if let Some(at) = out[authority_start..authority_end].rfind('@') {
-            let userinfo_end = authority_start + at;
-            if let Some(colon) = out[authority_start..userinfo_end].find(':') {
-                out.replace_range(authority_start + colon + 1..userinfo_end, "***");
-            }
-        }
-    }
-    // `?password=...` in a URL, `password=...` in the key=value form.
-    let mut from = 0;
-    while let Some(found) = out[from..].to_ascii_lowercase().find("password=") {
-        let start = from + found + "password=".len();
-        let end = out[start..].find(['&', ' ', '#']).map_or(out.len(), |i| start + i);
-        out.replace_range(start..end, "***");
-        from = start + 3;
-    }
-    out
 }
 
 /// Setting up the store or its schema failed.
