@@ -681,39 +681,23 @@ impl MetadataStore for PostgresStore {
         let tenant = *scope.tenant.as_uuid();
         let state = state.as_str();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = by_owner!(scope.owner, |owner| match before {
-            Some(before) => {
-                let before = *before.as_uuid();
-                self.run(OP, move |conn| {
-                    Box::pin(
-                        files::table
-                            .filter(files::tenant_id.eq(tenant))
-                            .filter(owner)
-                            .filter(files::state.eq(state))
-                            .filter(files::id.lt(before))
-                            .order(files::id.desc())
-                            .limit(limit)
-                            .select(FileRow::as_select())
-                            .load(conn),
-                    )
-                })
-                .await
-            }
-            None => {
-                self.run(OP, move |conn| {
-                    Box::pin(
-                        files::table
-                            .filter(files::tenant_id.eq(tenant))
-                            .filter(owner)
-                            .filter(files::state.eq(state))
-                            .order(files::id.desc())
-                            .limit(limit)
-                            .select(FileRow::as_select())
-                            .load(conn),
-                    )
-                })
-                .await
-            }
+        // Without a cursor, every id is below the largest UUID: one query shape for both.
+        let before = before.map_or(uuid::Uuid::max(), |before| *before.as_uuid());
+        let rows = by_owner!(scope.owner, |owner| {
+            self.run(OP, move |conn| {
+                Box::pin(
+                    files::table
+                        .filter(files::tenant_id.eq(tenant))
+                        .filter(owner)
+                        .filter(files::state.eq(state))
+                        .filter(files::id.lt(before))
+                        .order(files::id.desc())
+                        .limit(limit)
+                        .select(FileRow::as_select())
+                        .load(conn),
+                )
+            })
+            .await
         })?;
         to_records(OP, rows)
     }
@@ -1155,38 +1139,15 @@ mod tests {
             translate("get", Failure::Timeout(Duration::from_secs(3))),
             PortError::Unavailable(_)
         ));
-        let closed = DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, Box::new("closed".to_owned()));
-        assert!(matches!(
-            translate(
-                "get",
-                Failure::Query {
-                    error: closed,
-                    connection_lost: false
-                }
-            ),
-            PortError::Unavailable(_)
-        ));
-        let terminated = DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new("terminating".to_owned()));
-        assert!(matches!(
-            translate(
-                "get",
-                Failure::Query {
-                    error: terminated,
-                    connection_lost: true
-                }
-            ),
-            PortError::Unavailable(_)
-        ));
-        let duplicate = DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, Box::new("dup".to_owned()));
-        assert!(matches!(
-            translate(
-                "insert",
-                Failure::Query {
-                    error: duplicate,
-                    connection_lost: false
-                }
-            ),
-            PortError::Failed(_)
-        ));
+        // (kind, connection lost, unavailable?)
+        for (kind, connection_lost, unavailable) in [
+            (DatabaseErrorKind::ClosedConnection, false, true),
+            (DatabaseErrorKind::Unknown, true, true),
+            (DatabaseErrorKind::UniqueViolation, false, false),
+        ] {
+            let error = DieselError::DatabaseError(kind, Box::new(format!("{kind:?}")));
+            let translated = translate("query", Failure::Query { error, connection_lost });
+            assert_eq!(matches!(translated, PortError::Unavailable(_)), unavailable, "{kind:?}");
+        }
     }
 }

@@ -148,14 +148,7 @@ async fn health_readiness_and_metrics() {
     assert_eq!(status, StatusCode::OK, "{ready}");
     assert_eq!(ready["dependencies"]["database"], "ok");
     assert_eq!(ready["dependencies"]["object store"], "ok");
-    let metrics = client
-        .get(h.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics_text().await;
     for expected in [
         "files_http_requests_total{method=\"POST\",route=\"/v1/tenants/{tenant_id}/devices/{device_id}/files/upload-url\",status=\"201\"} 1",
         "files_token_verifications_total{outcome=\"ok\"}",

@@ -197,6 +197,19 @@ impl Harness {
         self.dsts.service_token(Alg::Es256, self.tenant)
     }
 
+    /// The server's /metrics text.
+    pub async fn metrics_text(&self) -> String {
+        self.api
+            .client
+            .get(self.app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn scope(&self) -> String {
         device_scope(self.tenant, self.device)
     }

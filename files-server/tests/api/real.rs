@@ -93,17 +93,9 @@ pub async fn stack_with(test: &str, pg_via_proxy: bool, redis: RedisRoute, optio
 }
 
 pub async fn metric(h: &Harness, line_start: &str) -> f64 {
-    let text = h
-        .api
-        .client
-        .get(h.app.url("/metrics"))
-        .send()
+    h.metrics_text()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with(line_start))
         .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
         .sum()

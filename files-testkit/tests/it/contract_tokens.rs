@@ -16,6 +16,12 @@ fn ids() -> (TenantId, DeviceId) {
 
 #[tokio::test]
 async fn the_fake_verifier_keeps_the_contract() {
+    let (verifier, tokens) = fake_with_tokens();
+    token_verifier_contract(&verifier, &tokens).await;
+}
+
+/// A fake verifier that knows a device token and a service token, and the set to check it with.
+fn fake_with_tokens() -> (FakeTokenVerifier, TokenSet) {
     let (tenant, device) = ids();
     let verifier = FakeTokenVerifier::default();
     verifier.insert("device-token", Principal::Device { tenant, device });
@@ -27,7 +33,7 @@ async fn the_fake_verifier_keeps_the_contract() {
         service_token: "service-token".to_owned(),
         refused_token: "refused-token".to_owned(),
     };
-    token_verifier_contract(&verifier, &tokens).await;
+    (verifier, tokens)
 }
 
 /// A verifier that says "unavailable" where it should say "invalid".
@@ -46,18 +52,8 @@ impl TokenVerifier for Confused {
 #[tokio::test]
 #[should_panic(expected = "must be Invalid, not Unavailable")]
 async fn the_contract_catches_a_verifier_that_calls_bad_tokens_unavailable() {
-    let (tenant, device) = ids();
-    let verifier = Confused(FakeTokenVerifier::default());
-    verifier.0.insert("device-token", Principal::Device { tenant, device });
-    verifier.0.insert("service-token", Principal::TenantService { tenant });
-    let tokens = TokenSet {
-        tenant,
-        device,
-        device_token: "device-token".to_owned(),
-        service_token: "service-token".to_owned(),
-        refused_token: "refused-token".to_owned(),
-    };
-    token_verifier_contract(&verifier, &tokens).await;
+    let (verifier, tokens) = fake_with_tokens();
+    token_verifier_contract(&Confused(verifier), &tokens).await;
 }
 
 #[tokio::test]
