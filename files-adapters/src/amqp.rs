@@ -21,14 +21,13 @@
 //! Credentials are never logged: [`AmqpConfig`]'s `Debug` hides the password, and errors from
 //! the driver name no URL.
 
-use crate::redact::redact_url;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use files_core::{FileUploaded, Notifier, PortError};
+use files_core::{Backoff, FileUploaded, Notifier, PortError};
 use futures::{FutureExt as _, StreamExt as _};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -37,8 +36,11 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
+
+use crate::redact::redact_url;
 
 /// The `app_id` of every message the publisher sends.
 pub const APP_ID: &str = "files-service";
@@ -53,8 +55,8 @@ const INGEST_PREFETCH: u16 = 32;
 #[derive(Clone)]
 pub struct AmqpConfig {
     /// `amqp://user:password@host:port/vhost` (`%2f` for the `/` vhost), or `amqps://`. Holds
-    /// a password: never logged ([`fmt::Debug`] hides it).
-    pub url: String,
+    /// a password: a secret, never logged ([`fmt::Debug`] hides it).
+    pub url: SecretString,
     /// The durable topic exchange events are published to.
     pub exchange: String,
     /// Bound on each publish (connecting included) and on each connection attempt.
@@ -73,7 +75,7 @@ impl AmqpConfig {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// The defaults for a broker at `url`.
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(url: impl Into<SecretString>) -> Self {
         Self {
             url: url.into(),
             exchange: Self::DEFAULT_EXCHANGE.to_owned(),
@@ -94,12 +96,12 @@ impl AmqpConfig {
     /// The URL with its password replaced by `***`, for logs.
     #[must_use]
     pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
+        redact_url(self.url.expose_secret())
     }
 
     fn uri(&self) -> Result<AMQPUri, InvalidAmqpUrl> {
         // The parser's message may quote the URL, password included: it is not kept.
-        self.url.parse().map_err(|_| InvalidAmqpUrl)
+        self.url.expose_secret().parse().map_err(|_| InvalidAmqpUrl)
     }
 }
 
@@ -365,31 +367,6 @@ pub trait IngestHandler: Send + Sync {
     async fn handle(&self, body: &[u8]) -> Disposition;
 }
 
-/// Delays that start at 100 ms and double up to 10 s.
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(10);
-
-    const fn new() -> Self {
-        Self { next: Self::FIRST }
-    }
-
-    fn next(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        delay
-    }
-
-    const fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-}
-
 /// Consumes bucket notifications from a durable queue in a background task, for as long as it
 /// lives.
 ///
@@ -450,12 +427,12 @@ async fn stopped(mut stopping: watch::Receiver<bool>) {
 
 /// The ingest task: sessions, with a growing pause after each lost one.
 async fn ingest(config: AmqpConfig, queue: String, handler: Arc<dyn IngestHandler>, stopping: watch::Receiver<bool>) {
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::DEFAULT;
     loop {
         match session(&config, &queue, handler.as_ref(), &stopping, &mut backoff).await {
             Ok(()) => return,
             Err(error) => {
-                let delay = backoff.next();
+                let delay = backoff.next_delay();
                 tracing::warn!(
                     %queue,
                     error = %error,
@@ -504,7 +481,7 @@ async fn session(
     };
     backoff.reset();
     tracing::info!(%queue, "AMQP ingest consuming");
-    let mut requeues = Backoff::new();
+    let mut requeues = Backoff::DEFAULT;
     let result = loop {
         let next = tokio::select! {
             biased;
@@ -533,7 +510,7 @@ async fn session(
                 tokio::select! {
                     // Unacknowledged, it goes back to the queue when the connection closes.
                     () = stopped(stopping.clone()) => break Ok(()),
-                    () = tokio::time::sleep(requeues.next()) => {}
+                    () = tokio::time::sleep(requeues.next_delay()) => {}
                 }
                 delivery
                     .nack(BasicNackOptions {
@@ -581,17 +558,5 @@ mod tests {
         assert_eq!(AmqpConfig::new("nonsense").validate(), Err(InvalidAmqpUrl));
         assert_eq!(AmqpConfig::default().exchange, "files.events");
         assert_eq!(AmqpConfig::default().timeout, Duration::from_secs(5));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_ten_seconds_and_resets() {
-        let mut backoff = Backoff::new();
-        let delays: Vec<_> = (0..9).map(|_| backoff.next()).collect();
-        assert_eq!(delays[0], Duration::from_millis(100));
-        assert_eq!(delays[1], Duration::from_millis(200));
-        assert_eq!(delays[7], Duration::from_secs(10));
-        assert_eq!(delays[8], Duration::from_secs(10));
-        backoff.reset();
-        assert_eq!(backoff.next(), Duration::from_millis(100));
     }
 }

@@ -8,6 +8,9 @@ pub mod log_notifier;
 #[cfg(any(feature = "postgres", feature = "redis", feature = "amqp"))]
 mod redact;
 
+#[cfg(any(feature = "postgres", feature = "redis", feature = "s3"))]
+mod call;
+
 #[cfg(feature = "jwks")]
 pub mod jwks;
 

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the service, in one registry.
+//! Prometheus metrics of the service, in one registry: the core's [`files_core::Metrics`] port,
+//! plus the HTTP series the server records and the text format it serves.
 //!
 //! Per-device series are capped: the first `max_devices` devices seen get their own label
 //! value, every later one is counted under `device="_other"`, so a fleet of millions cannot
@@ -8,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use files_core::{CacheObserver, CacheOutcome, CallObserver, DeviceId, Owner, TenantId};
+use files_core::{CacheOutcome, DeviceId, FileOperation, Owner, TenantId};
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
     exponential_buckets,
@@ -21,7 +22,7 @@ pub const TENANT_ROOT: &str = "_tenant";
 
 /// All metrics of one server.
 #[derive(Debug)]
-pub struct Metrics {
+pub struct Prometheus {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
@@ -50,7 +51,7 @@ fn latency_buckets() -> Vec<f64> {
     exponential_buckets(0.0005, 2.0, 16).unwrap_or_else(|_| prometheus::DEFAULT_BUCKETS.to_vec())
 }
 
-impl Metrics {
+impl Prometheus {
     /// A fresh registry with every metric registered.
     ///
     /// # Errors
@@ -145,51 +146,6 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// One token verification: `ok` or the refusal's label.
-    pub fn token_verification(&self, outcome: &str) {
-        self.token_verifications.with_label_values(&[outcome]).inc();
-    }
-
-    /// One fetch of the token key set, by outcome.
-    pub fn key_set_refresh(&self, outcome: &str) {
-        self.key_set_refreshes.with_label_values(&[outcome]).inc();
-    }
-
-    /// Events the relay published.
-    pub fn outbox_published(&self, events: u64) {
-        self.outbox_publishes.with_label_values(&["published"]).inc_by(events);
-    }
-
-    /// A relay pass whose publishing failed.
-    pub fn outbox_publish_failed(&self) {
-        self.outbox_publishes.with_label_values(&["failed"]).inc();
-    }
-
-    /// The outbox's depth and the age of its oldest event.
-    pub fn outbox_state(&self, depth: u64, lag_seconds: f64) {
-        self.outbox_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
-        self.outbox_lag.set(lag_seconds);
-    }
-
-    /// One store notification handled, by outcome.
-    pub fn storage_event(&self, outcome: &str) {
-        self.storage_events.with_label_values(&[outcome]).inc();
-    }
-
-    /// One file operation (`upload_url`, `download_url`, `complete`, `list`, `get`, `delete`).
-    pub fn file_operation(&self, tenant: TenantId, owner: Owner, operation: &str) {
-        self.file_operations_tenant
-            .with_label_values(&[tenant.to_string().as_str(), operation])
-            .inc();
-        let device = match owner {
-            Owner::Tenant => TENANT_ROOT.to_owned(),
-            Owner::Device(device) => self.device_label(device),
-        };
-        self.file_operations_device
-            .with_label_values(&[device.as_str(), operation])
-            .inc();
-    }
-
     fn device_label(&self, device: DeviceId) -> String {
         let mut devices = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
         if devices.contains(&device) || devices.len() < self.max_devices && devices.insert(device) {
@@ -210,48 +166,82 @@ impl Metrics {
     }
 }
 
-impl CallObserver for Metrics {
-    fn observe(&self, dependency: &'static str, operation: &'static str, ok: bool, elapsed: Duration) {
+impl files_core::Metrics for Prometheus {
+    fn file_operation(&self, tenant: TenantId, owner: Owner, operation: FileOperation) {
+        let operation = operation.label();
+        self.file_operations_tenant
+            .with_label_values(&[tenant.to_string().as_str(), operation])
+            .inc();
+        let device = match owner {
+            Owner::Tenant => TENANT_ROOT.to_owned(),
+            Owner::Device(device) => self.device_label(device),
+        };
+        self.file_operations_device
+            .with_label_values(&[device.as_str(), operation])
+            .inc();
+    }
+
+    fn token_verification(&self, outcome: &'static str) {
+        self.token_verifications.with_label_values(&[outcome]).inc();
+    }
+
+    fn key_set_refresh(&self, outcome: &'static str) {
+        self.key_set_refreshes.with_label_values(&[outcome]).inc();
+    }
+
+    fn cache_call(&self, operation: &'static str, outcome: CacheOutcome, elapsed: Duration) {
+        self.cache_operations
+            .with_label_values(&[operation, outcome.label()])
+            .inc();
+        self.cache_duration
+            .with_label_values(&[operation])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn dependency_call(&self, dependency: &'static str, operation: &'static str, ok: bool, elapsed: Duration) {
         let outcome = if ok { "ok" } else { "error" };
         self.dependency_calls
             .with_label_values(&[dependency, operation, outcome])
             .observe(elapsed.as_secs_f64());
     }
-}
 
-impl CacheObserver for Metrics {
-    fn observe(&self, operation: &'static str, outcome: CacheOutcome, elapsed: Duration) {
-        let outcome = match outcome {
-            CacheOutcome::Hit => "hit",
-            CacheOutcome::Miss => "miss",
-            CacheOutcome::Written => "written",
-            CacheOutcome::Error => "error",
-        };
-        self.cache_operations.with_label_values(&[operation, outcome]).inc();
-        self.cache_duration
-            .with_label_values(&[operation])
-            .observe(elapsed.as_secs_f64());
+    fn storage_event(&self, outcome: &'static str) {
+        self.storage_events.with_label_values(&[outcome]).inc();
+    }
+
+    fn outbox_published(&self, events: u64) {
+        self.outbox_publishes.with_label_values(&["published"]).inc_by(events);
+    }
+
+    fn outbox_publish_failed(&self) {
+        self.outbox_publishes.with_label_values(&["failed"]).inc();
+    }
+
+    fn outbox_state(&self, depth: u64, lag_seconds: f64) {
+        self.outbox_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.outbox_lag.set(lag_seconds);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use files_core::Metrics as _;
     use uuid::Uuid;
 
     #[test]
     fn device_series_are_capped() -> Result<(), MetricsError> {
-        let metrics = Metrics::new(2)?;
+        let metrics = Prometheus::new(2)?;
         let tenant = TenantId::from_uuid(Uuid::from_u128(1));
         for n in 0..5 {
             let device = DeviceId::from_uuid(Uuid::from_u128(100 + n));
-            metrics.file_operation(tenant, Owner::Device(device), "upload_url");
+            metrics.file_operation(tenant, Owner::Device(device), FileOperation::UploadUrl);
         }
         // A device seen before the cap keeps its own series.
         metrics.file_operation(
             tenant,
             Owner::Device(DeviceId::from_uuid(Uuid::from_u128(100))),
-            "upload_url",
+            FileOperation::UploadUrl,
         );
         let text = metrics.render()?;
         let device_lines: Vec<&str> = text

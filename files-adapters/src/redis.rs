@@ -13,7 +13,6 @@
 //! connection that failed or timed out is dropped from the pool, so calls succeed again as soon
 //! as Redis is back.
 
-use crate::redact::redact_url;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -25,8 +24,12 @@ use driver::aio::MultiplexedConnection;
 use driver::{Cmd, ErrorKind, FromRedisValue};
 use files_core::file::TENANT_ROOT_SEGMENT;
 use files_core::{Cache, FileId, FileName, FileRecord, Owner, PortError, Scope, TenantId};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::call::Calls;
+use crate::redact::redact_url;
 
 /// The Redis driver (the `redis` crate, as re-exported by `bb8-redis`), for tools and tests
 /// that need raw access to the keys this adapter writes.
@@ -40,8 +43,8 @@ const SCHEMA_VERSION: u32 = 1;
 #[derive(Clone)]
 pub struct RedisConfig {
     /// `redis://[user[:password]@]host[:port][/db]` (or `rediss://` for TLS, when the driver
-    /// supports it). May hold a password: never logged ([`fmt::Debug`] hides it).
-    pub url: String,
+    /// supports it). May hold a password: a secret, never logged ([`fmt::Debug`] hides it).
+    pub url: SecretString,
     /// Prepended to every key, so several services or tests can share one Redis.
     pub key_prefix: String,
     /// How long an entry lives; at least one second.
@@ -63,7 +66,7 @@ impl RedisConfig {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 
     /// The defaults for a Redis at `url`.
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(url: impl Into<SecretString>) -> Self {
         Self {
             url: url.into(),
             key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
@@ -84,7 +87,7 @@ impl Default for RedisConfig {
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &redact_url(&self.url))
+            .field("url", &redact_url(self.url.expose_secret()))
             .field("key_prefix", &self.key_prefix)
             .field("ttl", &self.ttl)
             .field("pool_size", &self.pool_size)
@@ -114,7 +117,7 @@ pub struct RedisCache {
     pool: Pool<Manager>,
     prefix: Arc<str>,
     ttl_seconds: u64,
-    timeout: Duration,
+    calls: Calls,
     /// Tries per call: one per pooled connection that may have died while idle, plus one.
     attempts: u32,
     connect_errors: LastConnectError,
@@ -125,7 +128,7 @@ impl fmt::Debug for RedisCache {
         f.debug_struct("RedisCache")
             .field("prefix", &self.prefix)
             .field("ttl_seconds", &self.ttl_seconds)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.calls.timeout())
             .finish_non_exhaustive()
     }
 }
@@ -154,7 +157,7 @@ impl RedisCache {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(RedisError::NoRuntime);
         }
-        let manager = Manager(RedisConnectionManager::new(config.url.as_str()).map_err(RedisError::Url)?);
+        let manager = Manager(RedisConnectionManager::new(config.url.expose_secret()).map_err(RedisError::Url)?);
         let connect_errors = LastConnectError::default();
         let pool = Pool::builder()
             .max_size(config.pool_size)
@@ -168,7 +171,7 @@ impl RedisCache {
             pool,
             prefix: config.key_prefix.into(),
             ttl_seconds: config.ttl.as_secs(),
-            timeout: config.timeout,
+            calls: Calls::new("cache", config.timeout),
             attempts: config.pool_size.saturating_add(1),
             connect_errors,
         })
@@ -228,21 +231,15 @@ impl RedisCache {
                 attempt += 1;
             }
         };
-        match tokio::time::timeout(self.timeout, attempts).await {
-            Ok(result) => result,
-            Err(_) => Err(PortError::unavailable(CallError::TimedOut {
-                operation,
-                timeout: self.timeout,
-            })),
-        }
+        self.calls.run(operation, attempts).await
     }
 
     fn checkout_error(&self, error: RunError<driver::RedisError>) -> PortError {
         match error {
             RunError::User(error) => PortError::unavailable(CallError::Connect(error)),
             RunError::TimedOut => PortError::unavailable(CallError::NoConnection {
-                timeout: self.timeout,
-                last_error: self.connect_errors.recent(self.timeout * 4),
+                timeout: self.calls.timeout(),
+                last_error: self.connect_errors.recent(self.calls.timeout() * 4),
             }),
         }
     }
@@ -341,8 +338,6 @@ impl Cache for RedisCache {
 /// Why one call failed; the cause of the [`PortError`].
 #[derive(Debug, thiserror::Error)]
 enum CallError {
-    #[error("Redis {operation} did not complete within {timeout:?}")]
-    TimedOut { operation: &'static str, timeout: Duration },
     #[error("no Redis connection within {timeout:?}{}", last_error.as_ref().map(|e| format!(" (last attempt: {e})")).unwrap_or_default())]
     NoConnection {
         timeout: Duration,

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use files_core::{
-    CallObserver, ObjectInfo, ObjectKey, ObjectStore, PortError, PresignedRequest, Sha256, SignError, UploadSpec,
-    UrlSigner,
+    MAX_EXPIRY, Metrics, ObjectInfo, ObjectKey, ObjectStore, PortError, PresignedRequest, Sha256, SignError,
+    UploadSpec, UrlSigner,
 };
 use reqwest::StatusCode;
 use rusty_s3::{Bucket, BucketError, Credentials, S3Action, UrlStyle};
+use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
-/// S3's longest pre-signed URL lifetime.
-const MAX_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+use crate::call::Calls;
 
 /// How the service reaches the store, and how devices do.
 #[derive(Clone)]
@@ -30,12 +30,37 @@ pub struct S3Config {
     pub bucket: String,
     /// Access key id.
     pub access_key: String,
-    /// Secret access key.
-    pub secret_key: String,
+    /// Secret access key (a secret: never logged).
+    pub secret_key: SecretString,
     /// `https://endpoint/bucket/key` (true) or `https://bucket.endpoint/key` (false).
     pub path_style: bool,
     /// Bound on each call the service makes itself.
     pub timeout: Duration,
+}
+
+impl S3Config {
+    /// The default region.
+    pub const DEFAULT_REGION: &str = "us-east-1";
+    /// The default bucket.
+    pub const DEFAULT_BUCKET: &str = "files";
+    /// The default bound on each call the service makes itself.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// The defaults for a store at `endpoint` with these keys: region `us-east-1`, bucket
+    /// `files`, path-style URLs, no public endpoint, calls bounded by 5 s.
+    #[must_use]
+    pub fn new(endpoint: Url, access_key: impl Into<String>, secret_key: SecretString) -> Self {
+        Self {
+            endpoint,
+            public_endpoint: None,
+            region: Self::DEFAULT_REGION.to_owned(),
+            bucket: Self::DEFAULT_BUCKET.to_owned(),
+            access_key: access_key.into(),
+            secret_key,
+            path_style: true,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 impl std::fmt::Debug for S3Config {
@@ -96,7 +121,7 @@ impl S3Signer {
         let endpoint = config.public_endpoint.as_ref().unwrap_or(&config.endpoint);
         Ok(Self {
             bucket: bucket(endpoint, config)?,
-            credentials: Credentials::new(config.access_key.clone(), config.secret_key.clone()),
+            credentials: Credentials::new(config.access_key.clone(), config.secret_key.expose_secret()),
         })
     }
 }
@@ -151,7 +176,7 @@ pub struct S3Objects {
     bucket: Bucket,
     credentials: Credentials,
     http: reqwest::Client,
-    observer: Option<Arc<dyn CallObserver>>,
+    calls: Calls,
 }
 
 impl std::fmt::Debug for S3Objects {
@@ -174,31 +199,17 @@ impl S3Objects {
             .build()?;
         Ok(Self {
             bucket: bucket(&config.endpoint, config)?,
-            credentials: Credentials::new(config.access_key.clone(), config.secret_key.clone()),
+            credentials: Credentials::new(config.access_key.clone(), config.secret_key.expose_secret()),
             http,
-            observer: None,
+            calls: Calls::new("object_store", config.timeout),
         })
     }
 
-    /// Reports every call (operation, outcome, latency) to `observer`.
+    /// Counts every call (operation, outcome, latency) in `metrics`.
     #[must_use]
-    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
-        self.observer = Some(observer);
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.calls = self.calls.with_metrics(metrics);
         self
-    }
-
-    /// Runs one call to the store, reporting it to the observer.
-    async fn observed<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, PortError>>,
-    ) -> Result<T, PortError> {
-        let started = std::time::Instant::now();
-        let result = call.await;
-        if let Some(observer) = &self.observer {
-            observer.observe("object_store", operation, result.is_ok(), started.elapsed());
-        }
-        result
     }
 }
 
@@ -215,11 +226,11 @@ fn classify(status: StatusCode, call: &str) -> PortError {
 #[async_trait]
 impl ObjectStore for S3Objects {
     async fn inspect(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, PortError> {
-        self.observed("inspect", self.head(key)).await
+        self.calls.run("inspect", self.head(key)).await
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), PortError> {
-        self.observed("delete", self.remove(key)).await
+        self.calls.run("delete", self.remove(key)).await
     }
 }
 

@@ -5,20 +5,9 @@
 //! `eventName` prefixed `s3:`, `/` in keys encoded as `%2F`, and extra top-level `EventName` and
 //! `Key`. Records are read one by one: a malformed record is reported, not fatal to the others.
 
-use files_core::ObjectCreated;
+use files_core::{NotificationRecord, ObjectCreated};
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
-
-/// What one record of a notification is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventRecord {
-    /// An object was created.
-    Created(ObjectCreated),
-    /// Another kind of event (removal, replication, ...): nothing to do.
-    Ignored,
-    /// Not a record of the expected shape, and why.
-    Malformed(&'static str),
-}
 
 /// The notification is not a JSON object with a `Records` array.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +18,7 @@ pub struct NotANotification(pub &'static str);
 ///
 /// # Errors
 /// [`NotANotification`] when the body is not JSON or has no `Records` array.
-pub fn parse(body: &[u8]) -> Result<Vec<EventRecord>, NotANotification> {
+pub fn parse(body: &[u8]) -> Result<Vec<NotificationRecord>, NotANotification> {
     let value: Value = serde_json::from_slice(body).map_err(|_| NotANotification("the body is not JSON"))?;
     let records = value
         .get("Records")
@@ -38,32 +27,32 @@ pub fn parse(body: &[u8]) -> Result<Vec<EventRecord>, NotANotification> {
     Ok(records.iter().map(record).collect())
 }
 
-fn record(record: &Value) -> EventRecord {
+fn record(record: &Value) -> NotificationRecord {
     let Some(name) = record.get("eventName").and_then(Value::as_str) else {
-        return EventRecord::Malformed("record without eventName");
+        return NotificationRecord::Malformed("record without eventName");
     };
     let name = name.strip_prefix("s3:").unwrap_or(name);
     if !name.starts_with("ObjectCreated:") {
-        return EventRecord::Ignored;
+        return NotificationRecord::Ignored;
     }
     let s3 = record.get("s3");
     let Some(bucket) = s3.and_then(|s| s.pointer("/bucket/name")).and_then(Value::as_str) else {
-        return EventRecord::Malformed("record without s3.bucket.name");
+        return NotificationRecord::Malformed("record without s3.bucket.name");
     };
     let Some(key) = s3.and_then(|s| s.pointer("/object/key")).and_then(Value::as_str) else {
-        return EventRecord::Malformed("record without s3.object.key");
+        return NotificationRecord::Malformed("record without s3.object.key");
     };
     let Some(key) = decode_key(key) else {
-        return EventRecord::Malformed("s3.object.key is not valid URL-encoded UTF-8");
+        return NotificationRecord::Malformed("s3.object.key is not valid URL-encoded UTF-8");
     };
     let size = match s3.and_then(|s| s.pointer("/object/size")) {
         None | Some(Value::Null) => None,
         Some(size) => match size.as_u64() {
             Some(size) => Some(size),
-            None => return EventRecord::Malformed("s3.object.size is not a whole number"),
+            None => return NotificationRecord::Malformed("s3.object.size is not a whole number"),
         },
     };
-    EventRecord::Created(ObjectCreated {
+    NotificationRecord::Created(ObjectCreated {
         bucket: bucket.to_owned(),
         key,
         size,
@@ -94,7 +83,7 @@ mod tests {
             "s3": {"bucket": {"name": "files"}, "object": {"key": "t%2Fd%2Ff", "size": 7}}}]});
         assert_eq!(
             parse(&body(&aws)),
-            Ok(vec![EventRecord::Created(ObjectCreated {
+            Ok(vec![NotificationRecord::Created(ObjectCreated {
                 bucket: "files".into(),
                 key: "t/my file!".into(),
                 size: Some(5)
@@ -102,7 +91,7 @@ mod tests {
         );
         assert_eq!(
             parse(&body(&minio)),
-            Ok(vec![EventRecord::Created(ObjectCreated {
+            Ok(vec![NotificationRecord::Created(ObjectCreated {
                 bucket: "files".into(),
                 key: "t/d/f".into(),
                 size: Some(7)
@@ -120,13 +109,13 @@ mod tests {
             {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "files"}, "object": {"key": "k"}}},
         ]});
         let records = parse(&body(&mixed)).unwrap_or_default();
-        assert_eq!(records[0], EventRecord::Ignored);
-        assert!(matches!(records[1], EventRecord::Malformed(_)));
-        assert!(matches!(records[2], EventRecord::Malformed(_)));
-        assert!(matches!(records[3], EventRecord::Malformed(_)));
+        assert_eq!(records[0], NotificationRecord::Ignored);
+        assert!(matches!(records[1], NotificationRecord::Malformed(_)));
+        assert!(matches!(records[2], NotificationRecord::Malformed(_)));
+        assert!(matches!(records[3], NotificationRecord::Malformed(_)));
         assert!(matches!(
             records[4],
-            EventRecord::Created(ObjectCreated { size: None, .. })
+            NotificationRecord::Created(ObjectCreated { size: None, .. })
         ));
         assert!(parse(b"[]").is_err());
         assert!(parse(b"not json").is_err());

@@ -1,8 +1,8 @@
 //! The write-through composition of a metadata store and a cache.
 //!
 //! Writes go to the store first, then to the cache; reads try the cache, fall back to the store
-//! and fill the cache. A cache failure never fails a call: it is logged and reported to the
-//! [`CacheObserver`], and the store answers.
+//! and fill the cache. A cache failure never fails a call: it is logged and counted
+//! ([`Metrics::cache_call`]), and the store answers.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,42 +13,16 @@ use time::OffsetDateTime;
 use crate::event::FileUploaded;
 use crate::file::{FileRecord, FileState};
 use crate::ids::{FileId, TenantId};
+use crate::metrics::{CacheOutcome, Metrics};
 use crate::ports::{Cache, MetadataStore, PortError, error_chain};
 use crate::principal::Scope;
 use crate::values::FileName;
-
-/// The outcome of one cache call, for metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheOutcome {
-    /// A read found the entry.
-    Hit,
-    /// A read found nothing.
-    Miss,
-    /// A write succeeded.
-    Written,
-    /// The cache failed; the store answered instead.
-    Error,
-}
-
-/// Told of every cache call (metrics hang here).
-pub trait CacheObserver: Send + Sync {
-    /// One call: which operation, how it ended, how long it took.
-    fn observe(&self, operation: &'static str, outcome: CacheOutcome, elapsed: std::time::Duration);
-}
-
-/// An observer that ignores everything.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoCacheObserver;
-
-impl CacheObserver for NoCacheObserver {
-    fn observe(&self, _: &'static str, _: CacheOutcome, _: std::time::Duration) {}
-}
 
 /// A [`MetadataStore`] that keeps a [`Cache`] in step with the store it wraps.
 pub struct WriteThrough {
     store: Arc<dyn MetadataStore>,
     cache: Arc<dyn Cache>,
-    observer: Arc<dyn CacheObserver>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl std::fmt::Debug for WriteThrough {
@@ -58,9 +32,9 @@ impl std::fmt::Debug for WriteThrough {
 }
 
 impl WriteThrough {
-    /// Puts `cache` in front of `store`.
-    pub fn new(store: Arc<dyn MetadataStore>, cache: Arc<dyn Cache>, observer: Arc<dyn CacheObserver>) -> Self {
-        Self { store, cache, observer }
+    /// Puts `cache` in front of `store`; every cache call is counted in `metrics`.
+    pub fn new(store: Arc<dyn MetadataStore>, cache: Arc<dyn Cache>, metrics: Arc<dyn Metrics>) -> Self {
+        Self { store, cache, metrics }
     }
 
     /// Runs a cache read, reporting hit, miss or error; an error reads as a miss.
@@ -79,7 +53,7 @@ impl WriteThrough {
                 CacheOutcome::Error
             }
         };
-        self.observer.observe(operation, outcome, started.elapsed());
+        self.metrics.cache_call(operation, outcome, started.elapsed());
         result.ok().flatten()
     }
 
@@ -93,7 +67,7 @@ impl WriteThrough {
                 CacheOutcome::Error
             }
         };
-        self.observer.observe(operation, outcome, started.elapsed());
+        self.metrics.cache_call(operation, outcome, started.elapsed());
     }
 
     /// After a state change: the record is replaced and the name's latest version is recomputed

@@ -2,29 +2,34 @@
 //! permission rule, file records, the `file.uploaded` event, the ports, and the use cases in
 //! [`FilesService`]. No I/O crate is a dependency of this crate.
 
+pub mod backoff;
 pub mod cached;
 pub mod event;
 pub mod file;
 pub mod ids;
+pub mod metrics;
 pub mod ports;
 pub mod principal;
 pub mod relay;
 pub mod service;
 pub mod values;
 
-pub use cached::{CacheObserver, CacheOutcome, NoCacheObserver, WriteThrough};
+pub use backoff::Backoff;
+pub use cached::WriteThrough;
 pub use event::{FILE_UPLOADED, FileUploaded, UploadedFile};
 pub use file::{FileRecord, FileState, ObjectKey};
 pub use ids::{DeviceId, FileId, InvalidId, TenantId};
+pub use metrics::{CacheOutcome, FileOperation, Metrics, NoMetrics};
 pub use ports::{
-    BoxError, Cache, CallObserver, Clock, InvalidToken, MetadataStore, Notifier, ObjectInfo, ObjectStore, Outbox,
-    OutboxEntry, OutboxStats, PortError, PresignedRequest, SignError, SystemClock, TokenError, TokenVerifier,
-    TransactionalStore, UploadSpec, UrlSigner,
+    BoxError, Cache, Clock, InvalidToken, MetadataStore, Notifier, ObjectInfo, ObjectStore, Outbox, OutboxEntry,
+    OutboxStats, PortError, PresignedRequest, SignError, SystemClock, TokenError, TokenVerifier, TransactionalStore,
+    UploadSpec, UrlSigner,
 };
 pub use principal::{Access, Forbidden, Owner, Principal, Scope, authorize};
-pub use relay::{RelayPass, relay_once};
+pub use relay::{Relay, RelayPass, RelaySettings, relay_once};
 pub use service::{
-    CompleteError, Dependency, DownloadError, DownloadTarget, FilesService, IngestOutcome, LookupError, Mismatch,
-    ObjectCreated, Page, Ports, ServiceConfig, SkipReason, Ticket, Unavailable, UploadError, UploadRequest,
+    CompleteError, Dependency, DependencyError, DownloadError, DownloadTarget, FilesService, IngestOutcome, Ingested,
+    LookupError, MAX_EXPIRY, Mismatch, NotificationRecord, ObjectCreated, Page, Ports, ServiceBuilder, ServiceConfig,
+    SkipReason, Ticket, UploadError, UploadRequest,
 };
 pub use values::{ContentType, FileName, InvalidValue, Sha256};

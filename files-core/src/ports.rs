@@ -367,23 +367,23 @@ pub trait Notifier: Send + Sync {
     async fn publish(&self, event: &FileUploaded) -> Result<(), PortError>;
 }
 
-/// Told of every call an adapter makes to its dependency, for latency metrics.
-pub trait CallObserver: Send + Sync {
-    /// One call: to which dependency (`database`, `object_store`), which operation, whether it
-    /// succeeded, how long it took.
-    fn observe(&self, dependency: &'static str, operation: &'static str, ok: bool, elapsed: Duration);
-}
-
-/// The time, so tests can move it.
+/// The time, so tests can move it; background loops wait through it too.
+#[async_trait]
 pub trait Clock: Send + Sync {
     /// Now.
     fn now(&self) -> OffsetDateTime;
+
+    /// Waits `duration` (by default on the tokio timer; a test clock may return at once).
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
 }
 
 /// The system clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
+#[async_trait]
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()

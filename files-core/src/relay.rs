@@ -1,14 +1,18 @@
 //! The outbox relay: claims recorded events, publishes them, marks them sent.
 //!
-//! One pass is [`relay_once`]; the server runs it in a loop with back-off. Several relays may
-//! share one outbox: claims are leased, so each event is handed to one relay at a time, and an
+//! One pass is [`relay_once`]; [`Relay::run`] runs passes in a loop with back-off. Several
+//! relays may share one outbox: claims are leased, so each event is handed to one relay at a time, and an
 //! event whose relay died is handed out again when its lease runs out (at-least-once).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::ports::{Notifier, Outbox, PortError, error_chain};
+use crate::backoff::Backoff;
+use crate::metrics::Metrics;
+use crate::ports::{Clock, Notifier, Outbox, PortError, error_chain};
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -64,4 +68,111 @@ pub async fn relay_once(
         tracing::warn!(error = %error_chain(&error), "could not release unpublished events");
     }
     Ok(pass)
+}
+
+/// How the relay paces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// Events claimed per pass.
+    pub batch: usize,
+    /// How long a claim is held before another relay may take the events.
+    pub lease: Duration,
+    /// Pause between passes when the outbox is empty.
+    pub idle: Duration,
+    /// Retry pacing while the broker or the outbox is down.
+    pub backoff: Backoff,
+    /// How often the outbox depth and lag are measured while idle.
+    pub stats_interval: Duration,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            batch: 100,
+            lease: Duration::from_secs(30),
+            idle: Duration::from_millis(200),
+            backoff: Backoff::DEFAULT,
+            stats_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The outbox relay: publishes recorded `file.uploaded` events, in order, with back-off while
+/// the broker (or the outbox) is down. Built with its service by
+/// [`crate::FilesService::builder`]; run it on a task with [`Relay::run`]. Several instances may
+/// relay one outbox: its leases keep them from publishing the same event at once.
+pub struct Relay {
+    pub(crate) outbox: Arc<dyn Outbox>,
+    pub(crate) notifier: Arc<dyn Notifier>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<dyn Metrics>,
+    pub(crate) settings: RelaySettings,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// One pass: see [`relay_once`]; counts what was published.
+    ///
+    /// # Errors
+    /// [`PortError`] when the outbox itself fails.
+    pub async fn pass(&self) -> Result<RelayPass, PortError> {
+        let pass = relay_once(&*self.outbox, &*self.notifier, self.settings.batch, self.settings.lease).await?;
+        self.metrics.outbox_published(pass.published as u64);
+        if pass.publish_error.is_some() {
+            self.metrics.outbox_publish_failed();
+        }
+        Ok(pass)
+    }
+
+    /// Relays until the future is dropped (abort its task to stop it): passes back to back while
+    /// events wait, a pause of `idle` when the outbox is empty, back-off after failures. Depth
+    /// and lag are measured after every busy pass and at most once per `stats_interval` while
+    /// idle, so an idle relay costs about one query a pass.
+    pub async fn run(self) {
+        let mut backoff = self.settings.backoff;
+        let mut last_stats: Option<OffsetDateTime> = None;
+        loop {
+            let pause = match self.pass().await {
+                Ok(pass) => {
+                    if let Some(error) = &pass.publish_error {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(%error, retry_in_ms = delay.as_millis(), "publishing file.uploaded failed; will retry");
+                        Some(delay)
+                    } else {
+                        backoff.reset();
+                        // A full batch means more may be waiting: go on at once.
+                        (pass.claimed < self.settings.batch).then_some(self.settings.idle)
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "outbox unavailable; will retry");
+                    Some(backoff.next_delay())
+                }
+            };
+            let now = self.clock.now();
+            if pause.is_none() || last_stats.is_none_or(|at| now - at >= self.settings.stats_interval) {
+                last_stats = Some(now);
+                self.report_stats(now).await;
+            }
+            if let Some(pause) = pause {
+                self.clock.sleep(pause).await;
+            }
+        }
+    }
+
+    async fn report_stats(&self, now: OffsetDateTime) {
+        if let Ok(stats) = self.outbox.stats().await {
+            let lag = stats
+                .oldest
+                .map_or(0.0, |oldest| (now - oldest).as_seconds_f64().max(0.0));
+            self.metrics.outbox_state(stats.depth, lag);
+        }
+    }
 }

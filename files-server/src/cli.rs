@@ -5,11 +5,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use files_adapters::jwks::{DevClaims, DevKey};
+use files_adapters::postgres::PostgresStore;
 use files_core::{DeviceId, TenantId};
 
 use crate::config::{KeySource, Settings};
-use crate::startup::{Application, DEV_KEY_FILE, Overrides, postgres_store};
+use crate::startup::Application;
 use crate::telemetry;
+use crate::wiring::{DEV_KEY_FILE, Overrides};
 
 /// The Files service: pre-signed S3 URLs for device uploads and downloads.
 ///
@@ -97,7 +99,8 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let Some(database) = &settings.database else {
         anyhow::bail!("FILES_DATABASE_URL: required by migrate");
     };
-    let applied = postgres_store(database)?
+    let applied = PostgresStore::new(database.clone())
+        .context("FILES_DATABASE_URL")?
         .migrate()
         .await
         .context("FILES_DATABASE_URL: applying migrations")?;
@@ -108,7 +111,7 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 #[allow(clippy::print_stdout)]
 fn dev_token(settings: &Settings, claims: DevClaims, ttl: Duration) -> anyhow::Result<()> {
     anyhow::ensure!(
-        settings.tokens.keys == KeySource::DevKey,
+        matches!(settings.tokens.keys, KeySource::DevKey),
         "dev-token signs with the embedded default's development key; unset FILES_JWKS_URL and FILES_JWKS_FILE"
     );
     let path = settings.dev_dir.join(DEV_KEY_FILE);
@@ -117,7 +120,7 @@ fn dev_token(settings: &Settings, claims: DevClaims, ttl: Duration) -> anyhow::R
         Some(device) => format!("device {device}"),
         None => "the tenant service (files:admin)".to_owned(),
     };
-    let token = key.mint(&claims, &settings.tokens.issuer, &settings.tokens.audience, ttl)?;
+    let token = key.mint(&claims, &settings.tokens.jwt.issuer, &settings.tokens.jwt.audience, ttl)?;
     println!(
         "# development token for {kind} of tenant {}, valid {}s",
         claims.tenant,

@@ -9,6 +9,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use files_adapters::amqp::AmqpConfig;
+use files_adapters::jwks::{ClaimNames, JwtConfig, RemoteJwks};
+use files_adapters::postgres::PostgresConfig;
+use files_adapters::redis::RedisConfig;
+use files_adapters::s3::S3Config;
+use files_core::{MAX_EXPIRY, ServiceConfig};
 use secrecy::SecretString;
 use url::Url;
 
@@ -22,7 +28,8 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-/// Everything the server reads from its environment.
+/// Everything the server reads from its environment: each adapter's own configuration (which
+/// owns its defaults and keeps its secrets in [`SecretString`]), filled from `FILES_*` variables.
 #[derive(Debug)]
 pub struct Settings {
     /// `FILES_LISTEN`: where the HTTP API listens (default `127.0.0.1:8080`; port 0 picks one).
@@ -31,62 +38,31 @@ pub struct Settings {
     pub store: StoreSettings,
     /// Token verification.
     pub tokens: TokenSettings,
-    /// Limits and URL lifetimes.
-    pub limits: LimitSettings,
+    /// Limits and URL lifetimes: `FILES_UPLOAD_URL_EXPIRY_SECS`, `FILES_DOWNLOAD_URL_EXPIRY_SECS`,
+    /// `FILES_MAX_UPLOAD_SIZE`.
+    pub limits: ServiceConfig,
     /// `FILES_EVENTS_SECRET`: the shared secret of the storage-events webhook (off when unset).
     pub events_secret: Option<SecretString>,
     /// `FILES_DEV_DIR`: where the embedded default keeps its development key.
     pub dev_dir: PathBuf,
-    /// `FILES_METRICS_MAX_DEVICES`: distinct devices with their own metric series.
+    /// `FILES_METRICS_MAX_DEVICES` (default 1000): distinct devices with their own metric series.
     pub metrics_max_devices: usize,
-    /// The metadata database; in memory when `FILES_DATABASE_URL` is unset.
-    pub database: Option<DatabaseSettings>,
-    /// The cache; in memory when `FILES_REDIS_URL` is unset.
-    pub redis: Option<RedisSettings>,
-    /// The broker; events are only logged when `FILES_AMQP_URL` is unset.
+    /// `FILES_DATABASE_*`; metadata in memory when `FILES_DATABASE_URL` is unset.
+    pub database: Option<PostgresConfig>,
+    /// `FILES_REDIS_*`; the cache in memory when `FILES_REDIS_URL` is unset.
+    pub redis: Option<RedisConfig>,
+    /// `FILES_AMQP_*`; events are only logged when `FILES_AMQP_URL` is unset.
     pub amqp: Option<AmqpSettings>,
 }
 
 /// `FILES_AMQP_*`.
 #[derive(Debug)]
 pub struct AmqpSettings {
-    /// `FILES_AMQP_URL`, e.g. `amqp://files:secret@broker:5672/%2f` (secret).
-    pub url: SecretString,
-    /// `FILES_AMQP_EXCHANGE` (default `files.events`): the durable topic exchange of the events.
-    pub exchange: String,
+    /// `FILES_AMQP_URL` (secret), `FILES_AMQP_EXCHANGE`, `FILES_AMQP_TIMEOUT_MS`.
+    pub config: AmqpConfig,
     /// `FILES_AMQP_INGEST_QUEUE`: a queue of the store's bucket notifications (MinIO's AMQP
     /// target) to consume; none when unset.
     pub ingest_queue: Option<String>,
-    /// `FILES_AMQP_TIMEOUT_MS` (default 5000): bound on connecting and on each publish confirm.
-    pub timeout: Duration,
-}
-
-/// `FILES_DATABASE_*`.
-#[derive(Debug)]
-pub struct DatabaseSettings {
-    /// `FILES_DATABASE_URL`, e.g. `postgres://files@db/files` (may hold a password: secret).
-    pub url: SecretString,
-    /// `FILES_DATABASE_POOL_SIZE` (default 10).
-    pub pool_size: u32,
-    /// `FILES_DATABASE_CONNECT_TIMEOUT_MS` (default 2000).
-    pub connect_timeout: Duration,
-    /// `FILES_DATABASE_TIMEOUT_MS` (default 3000): bound on each query.
-    pub query_timeout: Duration,
-}
-
-/// `FILES_REDIS_*`.
-#[derive(Debug)]
-pub struct RedisSettings {
-    /// `FILES_REDIS_URL`, e.g. `redis://cache:6379` (may hold a password: secret).
-    pub url: SecretString,
-    /// `FILES_REDIS_PREFIX` (default `files`): every key starts with it.
-    pub key_prefix: String,
-    /// `FILES_REDIS_TTL_SECS` (default 3600).
-    pub ttl: Duration,
-    /// `FILES_REDIS_POOL_SIZE` (default 10).
-    pub pool_size: u32,
-    /// `FILES_REDIS_TIMEOUT_MS` (default 250): bound on each cache call.
-    pub timeout: Duration,
 }
 
 /// Where the bytes live.
@@ -101,74 +77,30 @@ pub enum StoreSettings {
         /// `FILES_S3_REGION` (default `us-east-1`).
         region: String,
     },
-    /// A real S3 or S3-compatible store.
-    S3(Box<S3Settings>),
-}
-
-/// `FILES_S3_*`.
-#[derive(Debug)]
-pub struct S3Settings {
-    /// `FILES_S3_ENDPOINT`.
-    pub endpoint: Url,
-    /// `FILES_S3_PUBLIC_ENDPOINT`: the address devices use, when it differs.
-    pub public_endpoint: Option<Url>,
-    /// `FILES_S3_REGION` (default `us-east-1`).
-    pub region: String,
-    /// `FILES_S3_BUCKET` (default `files`).
-    pub bucket: String,
-    /// `FILES_S3_ACCESS_KEY`.
-    pub access_key: String,
-    /// `FILES_S3_SECRET_KEY`.
-    pub secret_key: SecretString,
-    /// `FILES_S3_PATH_STYLE` (default true).
-    pub path_style: bool,
-    /// `FILES_S3_TIMEOUT_MS` (default 5000): bound on each call the service makes to the store.
-    pub timeout: Duration,
+    /// A real S3 or S3-compatible store: `FILES_S3_*`.
+    S3(Box<S3Config>),
 }
 
 /// Where the token keys come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum KeySource {
     /// The embedded default's development key in `FILES_DEV_DIR`.
     DevKey,
-    /// `FILES_JWKS_URL`.
-    Url(Url),
+    /// `FILES_JWKS_URL`, with `FILES_JWKS_REFRESH_SECS` and `FILES_JWKS_MIN_REFETCH_SECS`.
+    Url(RemoteJwks),
     /// `FILES_JWKS_FILE`: a JWKS document or a PEM public key.
     File(PathBuf),
 }
 
 /// Token verification.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TokenSettings {
     /// The key source.
     pub keys: KeySource,
-    /// `FILES_TOKEN_ISSUER` (required with a JWKS; `files-dev` for the dev key).
-    pub issuer: String,
-    /// `FILES_TOKEN_AUDIENCE` (required with a JWKS; `files` for the dev key).
-    pub audience: String,
-    /// `FILES_TOKEN_LEEWAY_SECS` (default 60).
-    pub leeway: Duration,
-    /// `FILES_JWKS_REFRESH_SECS` (default 300).
-    pub refresh_interval: Duration,
-    /// `FILES_JWKS_MIN_REFETCH_SECS` (default 60): at most one refetch per interval on unknown keys.
-    pub min_refetch_interval: Duration,
-    /// `FILES_CLAIM_TENANT_ID`, `FILES_CLAIM_DEVICE_ID`, `FILES_CLAIM_SCOPE`: claim names.
-    pub claim_tenant_id: String,
-    /// See `claim_tenant_id`.
-    pub claim_device_id: String,
-    /// See `claim_tenant_id`.
-    pub claim_scope: String,
-}
-
-/// Limits and lifetimes.
-#[derive(Debug, Clone)]
-pub struct LimitSettings {
-    /// `FILES_UPLOAD_URL_EXPIRY_SECS` (default 900, at most 604800).
-    pub upload_expiry: Duration,
-    /// `FILES_DOWNLOAD_URL_EXPIRY_SECS` (default 300, at most 604800).
-    pub download_expiry: Duration,
-    /// `FILES_MAX_UPLOAD_SIZE` in bytes (default 5 GiB).
-    pub max_upload_size: u64,
+    /// `FILES_TOKEN_ISSUER`, `FILES_TOKEN_AUDIENCE` (required with a JWKS; `files-dev` and
+    /// `files` for the dev key), `FILES_TOKEN_LEEWAY_SECS`, and the claim names
+    /// `FILES_CLAIM_TENANT_ID`, `FILES_CLAIM_DEVICE_ID`, `FILES_CLAIM_SCOPE`.
+    pub jwt: JwtConfig,
 }
 
 /// The issuer of development tokens.
@@ -258,7 +190,15 @@ impl Vars {
     }
 }
 
-const SEVEN_DAYS: u64 = 7 * 24 * 3600;
+const SEVEN_DAYS: u64 = MAX_EXPIRY.as_secs();
+
+fn secs(duration: Duration) -> u64 {
+    duration.as_secs()
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 impl Settings {
     /// Reads the process environment.
@@ -275,113 +215,30 @@ impl Settings {
     /// [`ConfigError`] naming the first variable that is wrong.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let vars = Vars(vars.into_iter().collect());
-        let bucket = vars.string("FILES_S3_BUCKET", "files");
-        let region = vars.string("FILES_S3_REGION", "us-east-1");
-        let store = match vars.url("FILES_S3_ENDPOINT")? {
-            None => StoreSettings::Embedded {
-                listen: vars.or("FILES_EMBEDDED_S3_LISTEN", SocketAddr::from(([127, 0, 0, 1], 0)))?,
-                bucket,
-                region,
-            },
-            Some(endpoint) => StoreSettings::S3(Box::new(S3Settings {
-                endpoint,
-                public_endpoint: vars.url("FILES_S3_PUBLIC_ENDPOINT")?,
-                region,
-                bucket,
-                access_key: vars.required("FILES_S3_ACCESS_KEY", "with FILES_S3_ENDPOINT")?,
-                secret_key: vars.secret("FILES_S3_SECRET_KEY").ok_or_else(|| ConfigError {
-                    variable: "FILES_S3_SECRET_KEY",
-                    problem: "required with FILES_S3_ENDPOINT".to_owned(),
-                })?,
-                path_style: vars.or("FILES_S3_PATH_STYLE", true)?,
-                timeout: Duration::from_millis(vars.or("FILES_S3_TIMEOUT_MS", 5000)?),
-            })),
-        };
-        let keys = match (vars.url("FILES_JWKS_URL")?, vars.raw("FILES_JWKS_FILE")) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError {
-                    variable: "FILES_JWKS_FILE",
-                    problem: "set either FILES_JWKS_URL or FILES_JWKS_FILE, not both".to_owned(),
-                });
-            }
-            (Some(url), None) => KeySource::Url(url),
-            (None, Some(path)) => KeySource::File(PathBuf::from(path)),
-            (None, None) => KeySource::DevKey,
-        };
-        let (issuer, audience) = if keys == KeySource::DevKey {
-            (
-                vars.string("FILES_TOKEN_ISSUER", DEV_ISSUER),
-                vars.string("FILES_TOKEN_AUDIENCE", DEV_AUDIENCE),
-            )
-        } else {
-            (
-                vars.required("FILES_TOKEN_ISSUER", "with FILES_JWKS_URL or FILES_JWKS_FILE")?,
-                vars.required("FILES_TOKEN_AUDIENCE", "with FILES_JWKS_URL or FILES_JWKS_FILE")?,
-            )
-        };
-        let tokens = TokenSettings {
-            keys,
-            issuer,
-            audience,
-            leeway: Duration::from_secs(vars.or("FILES_TOKEN_LEEWAY_SECS", 60)?),
-            refresh_interval: vars.seconds("FILES_JWKS_REFRESH_SECS", 300, SEVEN_DAYS)?,
-            min_refetch_interval: vars.seconds("FILES_JWKS_MIN_REFETCH_SECS", 60, SEVEN_DAYS)?,
-            claim_tenant_id: vars.string("FILES_CLAIM_TENANT_ID", "tenant_id"),
-            claim_device_id: vars.string("FILES_CLAIM_DEVICE_ID", "device_id"),
-            claim_scope: vars.string("FILES_CLAIM_SCOPE", "scope"),
-        };
-        let limits = LimitSettings {
-            upload_expiry: vars.seconds("FILES_UPLOAD_URL_EXPIRY_SECS", 900, SEVEN_DAYS)?,
-            download_expiry: vars.seconds("FILES_DOWNLOAD_URL_EXPIRY_SECS", 300, SEVEN_DAYS)?,
-            max_upload_size: vars.or("FILES_MAX_UPLOAD_SIZE", 5 * 1024 * 1024 * 1024)?,
-        };
-        let amqp = match vars.secret("FILES_AMQP_URL") {
-            None => {
-                if vars.raw("FILES_AMQP_INGEST_QUEUE").is_some() {
-                    return Err(ConfigError {
-                        variable: "FILES_AMQP_INGEST_QUEUE",
-                        problem: "needs FILES_AMQP_URL".to_owned(),
-                    });
-                }
-                None
-            }
-            Some(url) => Some(AmqpSettings {
-                url,
-                exchange: vars.string("FILES_AMQP_EXCHANGE", "files.events"),
-                ingest_queue: vars.raw("FILES_AMQP_INGEST_QUEUE").map(str::to_owned),
-                timeout: vars.millis("FILES_AMQP_TIMEOUT_MS", 5000)?,
-            }),
+        let defaults = ServiceConfig::default();
+        let limits = ServiceConfig {
+            upload_expiry: vars.seconds("FILES_UPLOAD_URL_EXPIRY_SECS", secs(defaults.upload_expiry), SEVEN_DAYS)?,
+            download_expiry: vars.seconds(
+                "FILES_DOWNLOAD_URL_EXPIRY_SECS",
+                secs(defaults.download_expiry),
+                SEVEN_DAYS,
+            )?,
+            max_upload_size: vars.or("FILES_MAX_UPLOAD_SIZE", defaults.max_upload_size)?,
+            ..defaults
         };
         Ok(Self {
-            amqp,
             listen: vars.or("FILES_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
-            store,
-            tokens,
+            store: store(&vars)?,
+            tokens: tokens(&vars)?,
             limits,
             events_secret: vars.secret("FILES_EVENTS_SECRET"),
             dev_dir: vars
                 .raw("FILES_DEV_DIR")
                 .map_or_else(|| std::env::temp_dir().join("files-server-dev"), PathBuf::from),
             metrics_max_devices: vars.or("FILES_METRICS_MAX_DEVICES", 1000)?,
-            database: match vars.secret("FILES_DATABASE_URL") {
-                None => None,
-                Some(url) => Some(DatabaseSettings {
-                    url,
-                    pool_size: vars.or("FILES_DATABASE_POOL_SIZE", 10)?,
-                    connect_timeout: vars.millis("FILES_DATABASE_CONNECT_TIMEOUT_MS", 2000)?,
-                    query_timeout: vars.millis("FILES_DATABASE_TIMEOUT_MS", 3000)?,
-                }),
-            },
-            redis: match vars.secret("FILES_REDIS_URL") {
-                None => None,
-                Some(url) => Some(RedisSettings {
-                    url,
-                    key_prefix: vars.string("FILES_REDIS_PREFIX", "files"),
-                    ttl: vars.seconds("FILES_REDIS_TTL_SECS", 3600, SEVEN_DAYS)?,
-                    pool_size: vars.or("FILES_REDIS_POOL_SIZE", 10)?,
-                    timeout: vars.millis("FILES_REDIS_TIMEOUT_MS", 250)?,
-                }),
-            },
+            database: database(&vars)?,
+            redis: redis(&vars)?,
+            amqp: amqp(&vars)?,
         })
     }
 
@@ -389,11 +246,142 @@ impl Settings {
     #[must_use]
     pub fn is_embedded_default(&self) -> bool {
         matches!(self.store, StoreSettings::Embedded { .. })
-            && self.tokens.keys == KeySource::DevKey
+            && matches!(self.tokens.keys, KeySource::DevKey)
             && self.database.is_none()
             && self.redis.is_none()
             && self.amqp.is_none()
     }
+}
+
+fn store(vars: &Vars) -> Result<StoreSettings, ConfigError> {
+    let bucket = vars.string("FILES_S3_BUCKET", S3Config::DEFAULT_BUCKET);
+    let region = vars.string("FILES_S3_REGION", S3Config::DEFAULT_REGION);
+    let Some(endpoint) = vars.url("FILES_S3_ENDPOINT")? else {
+        return Ok(StoreSettings::Embedded {
+            listen: vars.or("FILES_EMBEDDED_S3_LISTEN", SocketAddr::from(([127, 0, 0, 1], 0)))?,
+            bucket,
+            region,
+        });
+    };
+    let access_key = vars.required("FILES_S3_ACCESS_KEY", "with FILES_S3_ENDPOINT")?;
+    let secret_key = vars.secret("FILES_S3_SECRET_KEY").ok_or_else(|| ConfigError {
+        variable: "FILES_S3_SECRET_KEY",
+        problem: "required with FILES_S3_ENDPOINT".to_owned(),
+    })?;
+    let defaults = S3Config::new(endpoint, access_key, secret_key);
+    Ok(StoreSettings::S3(Box::new(S3Config {
+        public_endpoint: vars.url("FILES_S3_PUBLIC_ENDPOINT")?,
+        region,
+        bucket,
+        path_style: vars.or("FILES_S3_PATH_STYLE", defaults.path_style)?,
+        timeout: vars.millis("FILES_S3_TIMEOUT_MS", millis(defaults.timeout))?,
+        ..defaults
+    })))
+}
+
+fn tokens(vars: &Vars) -> Result<TokenSettings, ConfigError> {
+    let keys = match (vars.url("FILES_JWKS_URL")?, vars.raw("FILES_JWKS_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError {
+                variable: "FILES_JWKS_FILE",
+                problem: "set either FILES_JWKS_URL or FILES_JWKS_FILE, not both".to_owned(),
+            });
+        }
+        (Some(url), None) => {
+            let defaults = RemoteJwks::new(url.as_str());
+            KeySource::Url(RemoteJwks {
+                refresh_interval: vars.seconds(
+                    "FILES_JWKS_REFRESH_SECS",
+                    secs(defaults.refresh_interval),
+                    SEVEN_DAYS,
+                )?,
+                min_refetch_interval: vars.seconds(
+                    "FILES_JWKS_MIN_REFETCH_SECS",
+                    secs(defaults.min_refetch_interval),
+                    SEVEN_DAYS,
+                )?,
+                ..defaults
+            })
+        }
+        (None, Some(path)) => KeySource::File(PathBuf::from(path)),
+        (None, None) => KeySource::DevKey,
+    };
+    let (issuer, audience) = if matches!(keys, KeySource::DevKey) {
+        (
+            vars.string("FILES_TOKEN_ISSUER", DEV_ISSUER),
+            vars.string("FILES_TOKEN_AUDIENCE", DEV_AUDIENCE),
+        )
+    } else {
+        (
+            vars.required("FILES_TOKEN_ISSUER", "with FILES_JWKS_URL or FILES_JWKS_FILE")?,
+            vars.required("FILES_TOKEN_AUDIENCE", "with FILES_JWKS_URL or FILES_JWKS_FILE")?,
+        )
+    };
+    let defaults = JwtConfig::new(issuer, audience);
+    let claims = ClaimNames {
+        tenant_id: vars.string("FILES_CLAIM_TENANT_ID", &defaults.claims.tenant_id),
+        device_id: vars.string("FILES_CLAIM_DEVICE_ID", &defaults.claims.device_id),
+        scope: vars.string("FILES_CLAIM_SCOPE", &defaults.claims.scope),
+    };
+    let jwt = JwtConfig {
+        leeway: Duration::from_secs(vars.or("FILES_TOKEN_LEEWAY_SECS", secs(defaults.leeway))?),
+        claims,
+        ..defaults
+    };
+    Ok(TokenSettings { keys, jwt })
+}
+
+fn database(vars: &Vars) -> Result<Option<PostgresConfig>, ConfigError> {
+    let Some(url) = vars.secret("FILES_DATABASE_URL") else {
+        return Ok(None);
+    };
+    let defaults = PostgresConfig::new(url);
+    Ok(Some(PostgresConfig {
+        pool_size: vars.or("FILES_DATABASE_POOL_SIZE", defaults.pool_size)?,
+        connect_timeout: vars.millis("FILES_DATABASE_CONNECT_TIMEOUT_MS", millis(defaults.connect_timeout))?,
+        query_timeout: vars.millis("FILES_DATABASE_TIMEOUT_MS", millis(defaults.query_timeout))?,
+        ..defaults
+    }))
+}
+
+fn redis(vars: &Vars) -> Result<Option<RedisConfig>, ConfigError> {
+    let Some(url) = vars.secret("FILES_REDIS_URL") else {
+        return Ok(None);
+    };
+    let defaults = RedisConfig::new(url);
+    Ok(Some(RedisConfig {
+        key_prefix: vars.string("FILES_REDIS_PREFIX", &defaults.key_prefix),
+        ttl: vars.seconds("FILES_REDIS_TTL_SECS", secs(defaults.ttl), SEVEN_DAYS)?,
+        pool_size: vars.or("FILES_REDIS_POOL_SIZE", defaults.pool_size)?,
+        timeout: vars.millis("FILES_REDIS_TIMEOUT_MS", millis(defaults.timeout))?,
+        ..defaults
+    }))
+}
+
+fn amqp(vars: &Vars) -> Result<Option<AmqpSettings>, ConfigError> {
+    let Some(url) = vars.secret("FILES_AMQP_URL") else {
+        if vars.raw("FILES_AMQP_INGEST_QUEUE").is_some() {
+            return Err(ConfigError {
+                variable: "FILES_AMQP_INGEST_QUEUE",
+                problem: "needs FILES_AMQP_URL".to_owned(),
+            });
+        }
+        return Ok(None);
+    };
+    let defaults = AmqpConfig::new(url);
+    let config = AmqpConfig {
+        exchange: vars.string("FILES_AMQP_EXCHANGE", &defaults.exchange),
+        timeout: vars.millis("FILES_AMQP_TIMEOUT_MS", millis(defaults.timeout))?,
+        ..defaults
+    };
+    config.validate().map_err(|e| ConfigError {
+        variable: "FILES_AMQP_URL",
+        problem: e.to_string(),
+    })?;
+    Ok(Some(AmqpSettings {
+        config,
+        ingest_queue: vars.raw("FILES_AMQP_INGEST_QUEUE").map(str::to_owned),
+    }))
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use files_core::{
-    CompleteError, DownloadError, InvalidId, InvalidToken, InvalidValue, LookupError, Mismatch, TokenError,
-    Unavailable, UploadError,
+    CompleteError, DependencyError, DownloadError, InvalidId, InvalidToken, InvalidValue, LookupError, Mismatch,
+    TokenError, UploadError,
 };
 use serde::Serialize;
 
@@ -72,7 +72,7 @@ impl ApiError {
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self {
             cause: Some(cause.into()),
-            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
         }
     }
 
@@ -133,8 +133,14 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<Unavailable> for ApiError {
-    fn from(error: Unavailable) -> Self {
+/// [`files_core::PortError::Unavailable`]: 503 naming the dependency (retry later);
+/// [`files_core::PortError::Failed`]: 500 `internal` (retrying will not help). Either way the
+/// cause chain is logged, never shown.
+impl From<DependencyError> for ApiError {
+    fn from(error: DependencyError) -> Self {
+        if !error.is_unavailable() {
+            return Self::internal(error);
+        }
         let message = format!("{} unavailable, try again later", error.dependency.name());
         Self {
             cause: Some(Box::new(error)),
@@ -201,7 +207,7 @@ impl From<UploadError> for ApiError {
                 ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", error.to_string())
             },
             UploadError::Sign(e) => e.into(),
-            UploadError::Unavailable(e) => e.into(),
+            UploadError::Dependency(e) => e.into(),
         }
     }
 }
@@ -217,7 +223,7 @@ impl From<DownloadError> for ApiError {
                 "the upload of this file has not been completed yet",
             ),
             DownloadError::Sign(e) => e.into(),
-            DownloadError::Unavailable(e) => e.into(),
+            DownloadError::Dependency(e) => e.into(),
         }
     }
 }
@@ -227,7 +233,7 @@ impl From<LookupError> for ApiError {
         match error {
             LookupError::Forbidden(e) => e.into(),
             LookupError::NotFound => file_not_found(),
-            LookupError::Unavailable(e) => e.into(),
+            LookupError::Dependency(e) => e.into(),
         }
     }
 }
@@ -250,7 +256,7 @@ impl From<CompleteError> for ApiError {
                 },
                 error.to_string(),
             ),
-            CompleteError::Unavailable(e) => e.into(),
+            CompleteError::Dependency(e) => e.into(),
         }
     }
 }

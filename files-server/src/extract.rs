@@ -6,7 +6,6 @@ use std::pin::Pin;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use files_adapters::prometheus::Metrics;
 use files_core::{FilesService, Principal};
 use futures::StreamExt as _;
 use serde::de::DeserializeOwned;
@@ -39,21 +38,12 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer(req);
         let service = req.app_data::<web::Data<FilesService>>().cloned();
-        let metrics = req.app_data::<web::Data<Metrics>>().cloned();
         Box::pin(async move {
             let service = service.ok_or_else(|| ApiError::internal("FilesService is not registered"))?;
             let Some(token) = token else {
                 return Err(ApiError::missing_token());
             };
-            let result = service.authenticate(&token).await;
-            if let Some(metrics) = metrics {
-                metrics.token_verification(match &result {
-                    Ok(_) => "ok",
-                    Err(files_core::TokenError::Invalid(reason)) => reason.label(),
-                    Err(files_core::TokenError::Unavailable(_)) => "unavailable",
-                });
-            }
-            let principal = result?;
+            let principal = service.authenticate(&token).await?;
             let span = tracing::Span::current();
             span.record("tenant_id", tracing::field::display(principal.tenant()));
             if let Some(device) = principal.device() {

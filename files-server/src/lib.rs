@@ -6,10 +6,11 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod ingest;
-pub mod relay;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod wiring;
 
 pub use config::Settings;
-pub use startup::{Application, Overrides};
+pub use startup::Application;
+pub use wiring::Overrides;

@@ -1,6 +1,7 @@
 //! Logging and request telemetry in one place: a span per request with its route, method,
 //! status and (once the token is verified) tenant and device ids — never a token or a secret —
-//! and the HTTP metrics.
+//! the HTTP metrics, and `GET /metrics`. Everything else is counted by the service through the
+//! core's metrics port.
 
 use std::io::IsTerminal as _;
 use std::time::Instant;
@@ -8,10 +9,12 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web;
-use files_adapters::prometheus::Metrics;
+use actix_web::{HttpResponse, web};
+use files_adapters::prometheus::Prometheus;
 use tracing::Instrument as _;
 use tracing_subscriber::EnvFilter;
+
+use crate::error::ApiError;
 
 /// Installs the global subscriber: `FILES_LOG` (or `RUST_LOG`) filters, default `info`.
 pub fn init() {
@@ -38,7 +41,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
-    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let metrics = req.app_data::<web::Data<Prometheus>>().cloned();
     let span = tracing::info_span!(
         "request",
         %method,
@@ -57,4 +60,16 @@ pub async fn observe(
     }
     span.in_scope(|| tracing::debug!(elapsed_ms = elapsed.as_millis(), "request done"));
     Ok(response)
+}
+
+/// Registers `GET /metrics`: every series in the Prometheus text format.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(crate::routes::resource("/metrics").route(web::get().to(metrics)));
+}
+
+async fn metrics(metrics: web::Data<Prometheus>) -> Result<HttpResponse, ApiError> {
+    let text = metrics.render().map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
 }

@@ -4,16 +4,16 @@
 //! switch, so they pass the same contract as what the embedded default runs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_core::{
-    Cache, Clock, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Notifier, ObjectInfo,
-    ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, PortError, PresignedRequest, Principal, Scope, Sha256,
-    SignError, TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
+    Cache, CacheOutcome, Clock, FileId, FileName, FileOperation, FileRecord, FileState, FileUploaded, MetadataStore,
+    Notifier, ObjectInfo, ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, Owner, PortError, PresignedRequest,
+    Principal, Scope, Sha256, SignError, TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
 };
 use sha2::Digest as _;
 use time::OffsetDateTime;
@@ -21,28 +21,37 @@ use uuid::Uuid;
 
 /// Makes a fake fail while it is on. Clones share the state.
 #[derive(Debug, Clone, Default)]
-pub struct Switch(Arc<AtomicBool>);
+pub struct Switch(Arc<AtomicU8>);
+
+const WORKS: u8 = 0;
+const UNAVAILABLE: u8 = 1;
+const FAILED: u8 = 2;
 
 impl Switch {
-    /// Every call fails with [`PortError::Unavailable`] from now on.
+    /// Every call fails with [`PortError::Unavailable`] from now on (the dependency is down).
     pub fn fail(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.store(UNAVAILABLE, Ordering::SeqCst);
+    }
+
+    /// Every call fails with [`PortError::Failed`] from now on (the dependency answers wrongly).
+    pub fn answer_wrongly(&self) {
+        self.0.store(FAILED, Ordering::SeqCst);
     }
 
     /// Calls succeed again.
     pub fn recover(&self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.0.store(WORKS, Ordering::SeqCst);
     }
 
     /// Fails the call when the switch is on.
     ///
     /// # Errors
-    /// [`PortError::Unavailable`] while on.
+    /// [`PortError::Unavailable`] or [`PortError::Failed`] while on.
     pub fn check(&self) -> Result<(), PortError> {
-        if self.0.load(Ordering::SeqCst) {
-            Err(PortError::unavailable("switched off by the test"))
-        } else {
-            Ok(())
+        match self.0.load(Ordering::SeqCst) {
+            UNAVAILABLE => Err(PortError::unavailable("switched off by the test")),
+            FAILED => Err(PortError::failed("made to answer wrongly by the test")),
+            _ => Ok(()),
         }
     }
 }
@@ -414,9 +423,17 @@ impl FakeClock {
     }
 }
 
+#[async_trait]
 impl Clock for FakeClock {
     fn now(&self) -> OffsetDateTime {
         *lock(&self.0)
+    }
+
+    /// Moves the clock instead of waiting, then lets other tasks run: loops driven by this
+    /// clock run without real sleeps.
+    async fn sleep(&self, duration: Duration) {
+        self.advance(duration);
+        tokio::task::yield_now().await;
     }
 }
 
@@ -443,5 +460,72 @@ impl TokenVerifier for FakeTokenVerifier {
             .get(token)
             .cloned()
             .ok_or(TokenError::Invalid(files_core::InvalidToken::UnknownKey))
+    }
+}
+
+/// One thing a [`RecordingMetrics`] was told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// [`files_core::Metrics::file_operation`].
+    FileOperation(TenantId, Owner, FileOperation),
+    /// [`files_core::Metrics::token_verification`].
+    Token(&'static str),
+    /// [`files_core::Metrics::storage_event`].
+    StorageEvent(&'static str),
+    /// [`files_core::Metrics::cache_call`] (latency left out).
+    Cache(&'static str, CacheOutcome),
+    /// [`files_core::Metrics::outbox_published`].
+    Published(u64),
+    /// [`files_core::Metrics::outbox_publish_failed`].
+    PublishFailed,
+    /// [`files_core::Metrics::outbox_state`] (the lag left out).
+    OutboxDepth(u64),
+}
+
+/// Metrics that remember what they were told, in order.
+#[derive(Debug, Default)]
+pub struct RecordingMetrics(Mutex<Vec<Recorded>>);
+
+impl RecordingMetrics {
+    /// Everything recorded so far.
+    #[must_use]
+    pub fn recorded(&self) -> Vec<Recorded> {
+        lock(&self.0).clone()
+    }
+
+    fn push(&self, recorded: Recorded) {
+        lock(&self.0).push(recorded);
+    }
+}
+
+impl files_core::Metrics for RecordingMetrics {
+    fn file_operation(&self, tenant: TenantId, owner: Owner, operation: FileOperation) {
+        self.push(Recorded::FileOperation(tenant, owner, operation));
+    }
+
+    fn token_verification(&self, outcome: &'static str) {
+        self.push(Recorded::Token(outcome));
+    }
+
+    fn cache_call(&self, operation: &'static str, outcome: CacheOutcome, _: Duration) {
+        self.push(Recorded::Cache(operation, outcome));
+    }
+
+    fn storage_event(&self, outcome: &'static str) {
+        self.push(Recorded::StorageEvent(outcome));
+    }
+
+    fn outbox_published(&self, events: u64) {
+        if events > 0 {
+            self.push(Recorded::Published(events));
+        }
+    }
+
+    fn outbox_publish_failed(&self) {
+        self.push(Recorded::PublishFailed);
+    }
+
+    fn outbox_state(&self, depth: u64, _: f64) {
+        self.push(Recorded::OutboxDepth(depth));
     }
 }

@@ -21,3 +21,18 @@ pub fn init_logging() {
         .with_test_writer()
         .try_init();
 }
+
+/// Polls `condition` every 20 ms until it holds or `within` has passed; says whether it held.
+/// The one way tests wait for something that happens in the background: no sleeps.
+pub async fn eventually(within: std::time::Duration, mut condition: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

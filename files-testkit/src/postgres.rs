@@ -70,7 +70,7 @@ impl TestDatabase {
     pub fn config(&self) -> PostgresConfig {
         PostgresConfig {
             pool_size: 10,
-            ..PostgresConfig::new(&self.url)
+            ..PostgresConfig::new(self.url.as_str())
         }
     }
 

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use files_adapters::prometheus::Metrics;
 use files_core::{
     ContentType, DeviceId, DownloadTarget, FileId, FileName, FileRecord, FilesService, Owner, PresignedRequest, Scope,
     Sha256, TenantId, Ticket, UploadRequest,
@@ -94,7 +93,6 @@ async fn upload_url(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
-    metrics: web::Data<Metrics>,
     JsonBody(body): JsonBody<UploadUrlBody>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = scope(&req)?;
@@ -109,7 +107,6 @@ async fn upload_url(
         request,
         expires_at,
     } = service.request_upload(&principal, scope, request).await?;
-    metrics.file_operation(scope.tenant, scope.owner, "upload_url");
     Ok(HttpResponse::Created().json(UploadUrlResponse {
         file_id: record.id,
         request: PresignedView::new(request, expires_at),
@@ -136,7 +133,6 @@ async fn download_url(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
-    metrics: web::Data<Metrics>,
     JsonBody(body): JsonBody<DownloadUrlBody>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = scope(&req)?;
@@ -165,7 +161,6 @@ async fn download_url(
         request,
         expires_at,
     } = service.request_download(&principal, scope, target).await?;
-    metrics.file_operation(scope.tenant, scope.owner, "download_url");
     Ok(HttpResponse::Ok().json(DownloadUrlResponse {
         file_id: record.id,
         file_name: record.name,
@@ -226,7 +221,6 @@ async fn list(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
-    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = scope(&req)?;
     let query = web::Query::<ListQuery>::from_query(req.query_string())
@@ -253,7 +247,6 @@ async fn list(
         .transpose()
         .map_err(|_| ApiError::bad_field("invalid_cursor", "cursor", "cursor must be a next_cursor value"))?;
     let page = service.list(&principal, scope, before, limit).await?;
-    metrics.file_operation(scope.tenant, scope.owner, "list");
     Ok(HttpResponse::Ok().json(ListResponse {
         files: page.files.into_iter().map(FileView::from).collect(),
         next_cursor: page.next,
@@ -268,11 +261,9 @@ async fn get_file(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
-    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = file_path(&req)?;
     let record = service.get(&principal, tenant, id).await?;
-    metrics.file_operation(tenant, record.owner, "get");
     Ok(HttpResponse::Ok().json(FileView::from(record)))
 }
 
@@ -280,11 +271,9 @@ async fn delete_file(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
-    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = file_path(&req)?;
-    let record = service.delete(&principal, tenant, id).await?;
-    metrics.file_operation(tenant, record.owner, "delete");
+    service.delete(&principal, tenant, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -292,10 +281,8 @@ async fn complete(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
-    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = file_path(&req)?;
     let record = service.complete(&principal, tenant, id).await?;
-    metrics.file_operation(tenant, record.owner, "complete");
     Ok(HttpResponse::Ok().json(FileView::from(record)))
 }

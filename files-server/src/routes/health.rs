@@ -1,22 +1,17 @@
-//! Liveness, readiness and metrics.
+//! Liveness and readiness (`/metrics` is served by `crate::telemetry`).
 
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use async_trait::async_trait;
-use files_adapters::amqp::AmqpPublisher;
-use files_adapters::prometheus::Metrics;
-use files_adapters::redis::RedisCache;
 use files_core::{FilesService, PortError};
 use serde_json::json;
 
 use super::resource;
-use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)))
-        .service(resource("/metrics").route(web::get().to(metrics)));
+        .service(resource("/readyz").route(web::get().to(readyz)));
 }
 
 async fn healthz() -> HttpResponse {
@@ -32,20 +27,6 @@ pub trait Probe: Send + Sync {
     /// # Errors
     /// The port's error when it does not.
     async fn probe(&self) -> Result<(), PortError>;
-}
-
-#[async_trait]
-impl Probe for RedisCache {
-    async fn probe(&self) -> Result<(), PortError> {
-        self.ping().await
-    }
-}
-
-#[async_trait]
-impl Probe for AmqpPublisher {
-    async fn probe(&self) -> Result<(), PortError> {
-        self.ping().await
-    }
 }
 
 /// The optional dependencies, by name.
@@ -92,11 +73,4 @@ async fn readyz(service: web::Data<FilesService>, optional: web::Data<OptionalDe
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
-}
-
-async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiError> {
-    let text = metrics.render().map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(text))
 }

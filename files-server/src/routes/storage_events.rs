@@ -3,7 +3,6 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
-use files_adapters::prometheus::Metrics;
 use files_adapters::s3_events;
 use files_core::FilesService;
 use secrecy::{ExposeSecret, SecretString};
@@ -13,7 +12,6 @@ use subtle::ConstantTimeEq;
 use super::resource;
 use crate::error::ApiError;
 use crate::extract::LimitedBody;
-use crate::ingest::ingest_records;
 
 /// The webhook's shared secret; `None` turns the webhook off.
 #[derive(Debug, Clone)]
@@ -45,7 +43,6 @@ async fn storage_events(
     LimitedBody(body): LimitedBody<MAX_NOTIFICATION_BODY>,
     secret: web::Data<EventsSecret>,
     service: web::Data<FilesService>,
-    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(secret) = &secret.0 else {
         return Err(ApiError::not_found(
@@ -60,6 +57,6 @@ async fn storage_events(
         ));
     }
     let records = s3_events::parse(&body).map_err(|e| ApiError::bad_request("invalid_notification", e.to_string()))?;
-    let ingested = ingest_records(&service, &metrics, records).await?;
+    let ingested = service.ingest_records(records).await?;
     Ok(HttpResponse::Ok().json(json!({"completed": ingested.completed, "skipped": ingested.skipped})))
 }

@@ -181,7 +181,7 @@ async fn a_mandatory_event_no_queue_is_bound_for_fails() {
     let publisher = AmqpPublisher::new(AmqpConfig {
         mandatory: true,
         timeout: TIMEOUT,
-        ..AmqpConfig::new(&url)
+        ..AmqpConfig::new(url.as_str())
     });
     let tenant = fresh_tenant();
     let error = publisher.publish(&uploaded(tenant, Owner::Tenant)).await.unwrap_err();

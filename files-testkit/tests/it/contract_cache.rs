@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use files_adapters::redis::{RedisCache, RedisConfig, driver};
 use files_core::{
-    Cache, CacheObserver, CacheOutcome, FileId, FileRecord, FileState, MetadataStore, Owner, PortError, Scope,
-    WriteThrough,
+    Cache, CacheOutcome, FileId, FileRecord, FileState, MetadataStore, Owner, PortError, Scope, WriteThrough,
 };
 use files_testkit::contract::cache::{cache_contract, fresh_device, fresh_tenant, name, sample_record};
 use files_testkit::contract::metadata::uploaded_event;
@@ -406,8 +405,8 @@ async fn a_redis_connection_lost_while_idle_is_replaced_within_the_call() {
 #[derive(Debug, Default)]
 struct Outcomes(Mutex<Vec<CacheOutcome>>);
 
-impl CacheObserver for Outcomes {
-    fn observe(&self, _: &'static str, outcome: CacheOutcome, _: Duration) {
+impl files_core::Metrics for Outcomes {
+    fn cache_call(&self, _: &'static str, outcome: CacheOutcome, _: Duration) {
         self.0.lock().unwrap().push(outcome);
     }
 }

@@ -28,7 +28,7 @@ fn config(endpoint: &str, region: &str, bucket: &str, access_key: &str, secret_k
         region: region.to_owned(),
         bucket: bucket.to_owned(),
         access_key: access_key.to_owned(),
-        secret_key: secret_key.to_owned(),
+        secret_key: secret_key.into(),
         path_style: true,
         timeout: HEALTHY_TIMEOUT,
     }
@@ -114,7 +114,7 @@ async fn the_s3_adapters_keep_the_contract_on_the_embedded_store() {
             root: root.path().join("s3"),
             listen: "127.0.0.1:0".parse().unwrap(),
             access_key: access_key.clone(),
-            secret_key: secret_key.clone(),
+            secret_key: secret_key.clone().into(),
             bucket: bucket.to_owned(),
         },
         stored,

@@ -8,5 +8,6 @@ mod contract_metadata;
 mod contract_objects;
 mod contract_tokens;
 mod jwks;
+mod metrics_port;
 mod proxy;
 mod service;

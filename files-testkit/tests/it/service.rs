@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use files_core::{
-    CacheObserver, CacheOutcome, CompleteError, Dependency, DeviceId, DownloadError, DownloadTarget, FileId, FileName,
-    FileRecord, FileState, FilesService, IngestOutcome, LookupError, MetadataStore, Mismatch, ObjectCreated,
-    ObjectInfo, Owner, Ports, Principal, Scope, ServiceConfig, Sha256, SkipReason, TenantId, UploadError,
-    UploadRequest, WriteThrough,
+    CacheOutcome, CompleteError, Dependency, DeviceId, DownloadError, DownloadTarget, FileId, FileName, FileRecord,
+    FileState, FilesService, IngestOutcome, LookupError, MetadataStore, Mismatch, ObjectCreated, ObjectInfo, Owner,
+    Ports, Principal, Scope, ServiceConfig, Sha256, SkipReason, TenantId, UploadError, UploadRequest,
 };
 use files_testkit::fakes::{
     FakeCache, FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, RecordingNotifier,
@@ -23,8 +22,8 @@ struct CountingObserver {
     hits: AtomicUsize,
 }
 
-impl CacheObserver for CountingObserver {
-    fn observe(&self, _: &'static str, outcome: CacheOutcome, _: Duration) {
+impl files_core::Metrics for CountingObserver {
+    fn cache_call(&self, _: &'static str, outcome: CacheOutcome, _: Duration) {
         match outcome {
             CacheOutcome::Error => self.errors.fetch_add(1, Ordering::SeqCst),
             CacheOutcome::Hit => self.hits.fetch_add(1, Ordering::SeqCst),
@@ -51,22 +50,23 @@ impl World {
         let objects = Arc::new(FakeObjectStore::default());
         let notifier = Arc::new(RecordingNotifier::default());
         let observer = Arc::new(CountingObserver::default());
-        let metadata = Arc::new(WriteThrough::new(store.clone(), cache.clone(), observer.clone()));
-        let service = FilesService::new(
-            Ports {
-                tokens: Arc::new(FakeTokenVerifier::default()),
-                metadata,
-                signer: objects.clone(),
-                objects: objects.clone(),
-                clock: Arc::new(FakeClock::at(
-                    OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-                )),
-            },
-            ServiceConfig {
-                max_upload_size: 1000,
-                ..ServiceConfig::default()
-            },
-        );
+        let (service, _relay) = FilesService::builder(Ports {
+            tokens: Arc::new(FakeTokenVerifier::default()),
+            store: store.clone(),
+            signer: objects.clone(),
+            objects: objects.clone(),
+            notifier: notifier.clone(),
+        })
+        .cache(cache.clone())
+        .metrics(observer.clone())
+        .clock(Arc::new(FakeClock::at(
+            OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        )))
+        .config(ServiceConfig {
+            max_upload_size: 1000,
+            ..ServiceConfig::default()
+        })
+        .build();
         Self {
             service,
             store,
@@ -406,7 +406,7 @@ async fn dependency_failures_name_the_dependency() {
     w.objects.switch.fail();
     let complete = w.service.complete(&w.device(), w.tenant, record.id).await;
     assert!(
-        matches!(&complete, Err(CompleteError::Unavailable(u)) if u.dependency == Dependency::ObjectStore),
+        matches!(&complete, Err(CompleteError::Dependency(u)) if u.dependency == Dependency::ObjectStore),
         "{complete:?}"
     );
     // Signing needs no call to the store.
@@ -442,7 +442,7 @@ async fn dependency_failures_name_the_dependency() {
         )
         .await;
     assert!(
-        matches!(&upload, Err(UploadError::Unavailable(u)) if u.dependency == Dependency::Database),
+        matches!(&upload, Err(UploadError::Dependency(u)) if u.dependency == Dependency::Database),
         "{upload:?}"
     );
 }

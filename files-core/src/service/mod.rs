@@ -1,95 +1,29 @@
-//! The use cases, in one service over the ports.
+//! The use cases, in one service over the ports: [`FilesService`], put together by
+//! [`FilesService::builder`].
+
+mod builder;
+mod errors;
+mod ingest;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use builder::{MAX_EXPIRY, Ports, ServiceBuilder, ServiceConfig};
+pub use errors::{CompleteError, Dependency, DependencyError, DownloadError, LookupError, Mismatch, UploadError};
+use errors::{database, object_store};
+pub use ingest::{IngestOutcome, Ingested, NotificationRecord, ObjectCreated, SkipReason};
+
 use crate::event::FileUploaded;
 use crate::file::{FileRecord, FileState, ObjectKey};
 use crate::ids::{FileId, TenantId};
+use crate::metrics::{FileOperation, Metrics};
 use crate::ports::{
-    Clock, MetadataStore, ObjectStore, PortError, PresignedRequest, SignError, TokenError, TokenVerifier, UploadSpec,
-    UrlSigner,
+    Clock, MetadataStore, ObjectStore, PortError, PresignedRequest, TokenError, TokenVerifier, UploadSpec, UrlSigner,
 };
 use crate::principal::{Access, Forbidden, Principal, Scope, authorize};
 use crate::values::{ContentType, FileName, Sha256};
-
-/// S3's longest pre-signed URL lifetime.
-pub const MAX_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Limits and lifetimes of the service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceConfig {
-    /// How long an upload URL is valid (default 15 minutes, at most 7 days).
-    pub upload_expiry: Duration,
-    /// How long a download URL is valid (default 5 minutes, at most 7 days).
-    pub download_expiry: Duration,
-    /// The largest declared upload size accepted, in bytes.
-    pub max_upload_size: u64,
-    /// The largest page a listing returns.
-    pub max_page_size: usize,
-}
-
-impl Default for ServiceConfig {
-    fn default() -> Self {
-        Self {
-            upload_expiry: Duration::from_secs(15 * 60),
-            download_expiry: Duration::from_secs(5 * 60),
-            max_upload_size: 5 * 1024 * 1024 * 1024,
-            max_page_size: 1000,
-        }
-    }
-}
-
-/// Which dependency failed, for a 503 that names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dependency {
-    /// The metadata store.
-    Database,
-    /// The object store.
-    ObjectStore,
-    /// The token key set.
-    KeySet,
-}
-
-impl Dependency {
-    /// The name shown to callers and operators.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Database => "database",
-            Self::ObjectStore => "object store",
-            Self::KeySet => "token key set",
-        }
-    }
-}
-
-/// A dependency failed; the caller may retry later.
-#[derive(Debug, thiserror::Error)]
-#[error("{} unavailable", dependency.name())]
-pub struct Unavailable {
-    /// Which one.
-    pub dependency: Dependency,
-    /// Why, for the logs.
-    #[source]
-    pub source: PortError,
-}
-
-fn database(source: PortError) -> Unavailable {
-    Unavailable {
-        dependency: Dependency::Database,
-        source,
-    }
-}
-
-fn object_store(source: PortError) -> Unavailable {
-    Unavailable {
-        dependency: Dependency::ObjectStore,
-        source,
-    }
-}
 
 /// An upload request, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,191 +67,32 @@ pub struct Page {
     pub next: Option<FileId>,
 }
 
-/// Why an upload URL was not issued.
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    /// The principal may not write there.
-    #[error(transparent)]
-    Forbidden(#[from] Forbidden),
-    /// The declared size is over the limit.
-    #[error("size {size} is over the limit of {max} bytes")]
-    TooLarge {
-        /// Declared.
-        size: u64,
-        /// Allowed.
-        max: u64,
-    },
-    /// The URL could not be signed.
-    #[error(transparent)]
-    Sign(#[from] SignError),
-    /// A dependency failed.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-}
-
-/// Why a download URL was not issued.
-#[derive(Debug, thiserror::Error)]
-pub enum DownloadError {
-    /// The principal may not read there.
-    #[error(transparent)]
-    Forbidden(#[from] Forbidden),
-    /// No such file in that scope.
-    #[error("file not found")]
-    NotFound,
-    /// The version (or every version of the name) is still waiting for its upload.
-    #[error("upload not completed yet")]
-    NotCompleted,
-    /// The URL could not be signed.
-    #[error(transparent)]
-    Sign(#[from] SignError),
-    /// A dependency failed.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-}
-
-/// Why a lookup, listing or deletion failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LookupError {
-    /// The principal may not do that there.
-    #[error(transparent)]
-    Forbidden(#[from] Forbidden),
-    /// No such file.
-    #[error("file not found")]
-    NotFound,
-    /// A dependency failed.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-}
-
-/// Why an upload could not be completed.
-#[derive(Debug, thiserror::Error)]
-pub enum CompleteError {
-    /// The principal may not write there.
-    #[error(transparent)]
-    Forbidden(#[from] Forbidden),
-    /// No such file.
-    #[error("file not found")]
-    NotFound,
-    /// The store has no object for it yet.
-    #[error("the object has not been uploaded")]
-    NotUploaded,
-    /// The stored object is not what was declared.
-    #[error("the stored object does not match: {0}")]
-    Mismatch(Mismatch),
-    /// A dependency failed.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-}
-
-/// How a stored object differs from its record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Mismatch {
-    /// Another length than declared.
-    #[error("size {stored} differs from the declared {declared}")]
-    Size {
-        /// Declared.
-        declared: u64,
-        /// Stored.
-        stored: u64,
-    },
-    /// Another SHA-256 than declared, or the store did not report one.
-    #[error("sha256 differs from the declared one or was not verified by the store")]
-    Sha256,
-}
-
-/// A store notification that an object was created.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectCreated {
-    /// The bucket it was created in.
-    pub bucket: String,
-    /// Its key, decoded.
-    pub key: String,
-    /// The size the store reports, when it does.
-    pub size: Option<u64>,
-}
-
-/// What came of a store notification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IngestOutcome {
-    /// The file became available now (an event was published).
-    Completed(FileId),
-    /// The file was available already: a duplicate notification.
-    AlreadyAvailable(FileId),
-    /// Nothing to do, and why (counted, logged, never an error to the store).
-    Skipped(SkipReason),
-}
-
-impl IngestOutcome {
-    /// A stable label for metrics and logs.
-    #[must_use]
-    pub const fn label(&self) -> &'static str {
-        match self {
-            Self::Completed(_) => "completed",
-            Self::AlreadyAvailable(_) => "duplicate",
-            Self::Skipped(reason) => reason.label(),
-        }
-    }
-}
-
-/// Why a notification changed nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    /// Another bucket than ours.
-    ForeignBucket,
-    /// A key that is not `tenant/owner/file`.
-    ForeignKey,
-    /// No record for that key (or deleted).
-    UnknownFile,
-    /// The object is missing, or its size or checksum differ from the record.
-    Mismatch,
-}
-
-impl SkipReason {
-    /// A stable label for metrics and logs.
-    #[must_use]
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::ForeignBucket => "foreign_bucket",
-            Self::ForeignKey => "foreign_key",
-            Self::UnknownFile => "unknown_file",
-            Self::Mismatch => "mismatch",
-        }
-    }
-}
-
-/// The ports the service runs on.
+/// The Files service: every use case, over its ports. Cheap to clone (the ports are shared).
 #[derive(Clone)]
-pub struct Ports {
-    /// Checks bearer tokens.
-    pub tokens: Arc<dyn TokenVerifier>,
-    /// File metadata (usually a [`crate::cached::WriteThrough`]).
-    pub metadata: Arc<dyn MetadataStore>,
-    /// Signs URLs.
-    pub signer: Arc<dyn UrlSigner>,
-    /// Inspects and deletes objects.
-    pub objects: Arc<dyn ObjectStore>,
-    /// The time.
-    pub clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for Ports {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ports").finish_non_exhaustive()
-    }
-}
-
-/// The Files service: every use case, over its ports.
-#[derive(Debug, Clone)]
 pub struct FilesService {
-    ports: Ports,
+    tokens: Arc<dyn TokenVerifier>,
+    /// The store, behind the write-through cache when there is one.
+    metadata: Arc<dyn MetadataStore>,
+    signer: Arc<dyn UrlSigner>,
+    objects: Arc<dyn ObjectStore>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<dyn Metrics>,
     config: ServiceConfig,
 }
 
+impl std::fmt::Debug for FilesService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilesService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FilesService {
-    /// A service over `ports` with `config`.
-    #[must_use]
-    pub fn new(ports: Ports, config: ServiceConfig) -> Self {
-        Self { ports, config }
+    /// Starts building a service over `ports`; [`ServiceBuilder::build`] hands out the service
+    /// and its outbox relay.
+    pub fn builder(ports: Ports) -> ServiceBuilder {
+        ServiceBuilder::new(ports)
     }
 
     /// The configuration in force.
@@ -329,15 +104,28 @@ impl FilesService {
     /// The bucket URLs are signed for.
     #[must_use]
     pub fn bucket(&self) -> &str {
-        self.ports.signer.bucket()
+        self.signer.bucket()
     }
 
     /// The principal behind a bearer token.
     ///
+    /// The outcome is counted ([`Metrics::token_verification`]).
+    ///
     /// # Errors
     /// As [`TokenVerifier::verify`].
     pub async fn authenticate(&self, token: &str) -> Result<Principal, TokenError> {
-        self.ports.tokens.verify(token).await
+        let result = self.tokens.verify(token).await;
+        self.metrics.token_verification(match &result {
+            Ok(_) => "ok",
+            Err(TokenError::Invalid(reason)) => reason.label(),
+            Err(TokenError::Unavailable(_)) => "unavailable",
+        });
+        result
+    }
+
+    /// Counts a successful file operation.
+    fn count(&self, tenant: TenantId, owner: crate::principal::Owner, operation: FileOperation) {
+        self.metrics.file_operation(tenant, owner, operation);
     }
 
     /// Asks each dependency a cheap question, for readiness: the database (a lookup of a nil
@@ -350,8 +138,8 @@ impl FilesService {
             owner: crate::principal::Owner::Tenant,
             file: nil_file,
         };
-        let database = self.ports.metadata.get(nil_tenant, nil_file).await;
-        let store = self.ports.objects.inspect(&key).await;
+        let database = self.metadata.get(nil_tenant, nil_file).await;
+        let store = self.objects.inspect(&key).await;
         vec![
             (Dependency::Database, database.map(drop)),
             (Dependency::ObjectStore, store.map(drop)),
@@ -377,7 +165,7 @@ impl FilesService {
                 max: self.config.max_upload_size,
             });
         }
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         let record = FileRecord {
             id: FileId::new(),
             tenant: scope.tenant,
@@ -398,8 +186,9 @@ impl FilesService {
             expires_in: self.config.upload_expiry,
         };
         // Sign first: a URL that cannot be signed must not leave a pending record behind.
-        let request = self.ports.signer.sign_upload(&spec)?;
-        self.ports.metadata.insert(&record).await.map_err(database)?;
+        let request = self.signer.sign_upload(&spec)?;
+        self.metadata.insert(&record).await.map_err(database)?;
+        self.count(scope.tenant, scope.owner, FileOperation::UploadUrl);
         Ok(Ticket {
             record,
             request,
@@ -418,7 +207,7 @@ impl FilesService {
         target: DownloadTarget,
     ) -> Result<Ticket, DownloadError> {
         authorize(principal, scope, Access::Read)?;
-        let metadata = &self.ports.metadata;
+        let metadata = &self.metadata;
         let record = match target {
             DownloadTarget::Name(name) => {
                 match metadata
@@ -455,10 +244,10 @@ impl FilesService {
             }
         };
         let request = self
-            .ports
             .signer
             .sign_download(&record.object_key(), self.config.download_expiry)?;
-        let expires_at = self.ports.clock.now() + self.config.download_expiry;
+        let expires_at = self.clock.now() + self.config.download_expiry;
+        self.count(scope.tenant, scope.owner, FileOperation::DownloadUrl);
         Ok(Ticket {
             record,
             request,
@@ -481,7 +270,6 @@ impl FilesService {
         let limit = limit.clamp(1, self.config.max_page_size);
         // One more than asked tells whether there is a next page.
         let mut files = self
-            .ports
             .metadata
             .list(scope, FileState::Available, before, limit + 1)
             .await
@@ -492,6 +280,7 @@ impl FilesService {
         } else {
             None
         };
+        self.count(scope.tenant, scope.owner, FileOperation::List);
         Ok(Page { files, next })
     }
 
@@ -504,6 +293,7 @@ impl FilesService {
         if record.state == FileState::Deleted {
             return Err(LookupError::NotFound);
         }
+        self.count(tenant, record.owner, FileOperation::Get);
         Ok(record)
     }
 
@@ -515,13 +305,10 @@ impl FilesService {
     pub async fn delete(&self, principal: &Principal, tenant: TenantId, id: FileId) -> Result<FileRecord, LookupError> {
         let record = self.find(principal, tenant, id, Access::Write).await?;
         if record.state != FileState::Deleted {
-            self.ports.metadata.mark_deleted(tenant, id).await.map_err(database)?;
+            self.metadata.mark_deleted(tenant, id).await.map_err(database)?;
         }
-        self.ports
-            .objects
-            .delete(&record.object_key())
-            .await
-            .map_err(object_store)?;
+        self.objects.delete(&record.object_key()).await.map_err(object_store)?;
+        self.count(tenant, record.owner, FileOperation::Delete);
         Ok(record)
     }
 
@@ -543,43 +330,11 @@ impl FilesService {
             .map_err(|e| match e {
                 LookupError::Forbidden(f) => CompleteError::Forbidden(f),
                 LookupError::NotFound => CompleteError::NotFound,
-                LookupError::Unavailable(u) => CompleteError::Unavailable(u),
+                LookupError::Dependency(e) => CompleteError::Dependency(e),
             })?;
-        self.finish(record).await
-    }
-
-    /// A store notification that an object was created: the same checks as [`Self::complete`].
-    /// Anything that does not concern a pending file of ours is skipped, never an error.
-    ///
-    /// # Errors
-    /// [`Unavailable`] when the database or the object store is down (the store may retry).
-    pub async fn ingest(&self, created: &ObjectCreated) -> Result<IngestOutcome, Unavailable> {
-        if created.bucket != self.bucket() {
-            return Ok(IngestOutcome::Skipped(SkipReason::ForeignBucket));
-        }
-        let Ok(key) = created.key.parse::<ObjectKey>() else {
-            return Ok(IngestOutcome::Skipped(SkipReason::ForeignKey));
-        };
-        let record = self.ports.metadata.get(key.tenant, key.file).await.map_err(database)?;
-        let Some(record) = record.filter(|r| r.object_key() == key) else {
-            return Ok(IngestOutcome::Skipped(SkipReason::UnknownFile));
-        };
-        if record.state == FileState::Available {
-            return Ok(IngestOutcome::AlreadyAvailable(record.id));
-        }
-        if let (Some(reported), Some(declared)) = (created.size, record.size)
-            && reported != declared
-        {
-            return Ok(IngestOutcome::Skipped(SkipReason::Mismatch));
-        }
-        match self.finish(record).await {
-            Ok(record) => Ok(IngestOutcome::Completed(record.id)),
-            Err(CompleteError::Unavailable(u)) => Err(u),
-            Err(CompleteError::NotFound) => Ok(IngestOutcome::Skipped(SkipReason::UnknownFile)),
-            Err(CompleteError::NotUploaded | CompleteError::Mismatch(_) | CompleteError::Forbidden(_)) => {
-                Ok(IngestOutcome::Skipped(SkipReason::Mismatch))
-            }
-        }
+        let record = self.finish(record).await?;
+        self.count(tenant, record.owner, FileOperation::Complete);
+        Ok(record)
     }
 
     /// Loads a record of the tenant and checks the principal's access to where it lives.
@@ -603,7 +358,6 @@ impl FilesService {
             .into());
         }
         let record = self
-            .ports
             .metadata
             .get(tenant, id)
             .await
@@ -621,7 +375,6 @@ impl FilesService {
             FileState::Pending => {}
         }
         let info = self
-            .ports
             .objects
             .inspect(&record.object_key())
             .await
@@ -638,11 +391,11 @@ impl FilesService {
         if info.sha256 != Some(record.sha256) {
             return Err(CompleteError::Mismatch(Mismatch::Sha256));
         }
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         // The event goes into the outbox in the same transaction that makes the file available;
         // the relay publishes it (see `crate::relay`).
         let event = FileUploaded::new(Uuid::new_v4(), &record, info.size, self.bucket(), now);
-        let metadata = &self.ports.metadata;
+        let metadata = &self.metadata;
         let Some(available) = metadata
             .mark_available(record.tenant, record.id, info.size, now, &event)
             .await

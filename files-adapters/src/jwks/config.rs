@@ -1,0 +1,171 @@
+//! The configuration of a verifier: what a token must say, where the principal is read from, and
+//! the key sources (local key files, a JWKS URL and its refresh observer).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use files_core::{Metrics, NoMetrics};
+use jwt_simple::common::VerificationOptions;
+
+/// The names of the custom claims that make up a principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNames {
+    /// The tenant's UUID (required). Default `tenant_id`.
+    pub tenant_id: String,
+    /// The device's UUID; present for device principals. Default `device_id`.
+    pub device_id: String,
+    /// Space-separated scopes (a JSON array of strings is also read). Default `scope`.
+    pub scope: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        Self {
+            tenant_id: "tenant_id".to_owned(),
+            device_id: "device_id".to_owned(),
+            scope: "scope".to_owned(),
+        }
+    }
+}
+
+/// What a token must say to be accepted, and where the principal is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtConfig {
+    /// The only accepted `iss`.
+    pub issuer: String,
+    /// The audience that `aud` must contain.
+    pub audience: String,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default 60 s.
+    pub leeway: Duration,
+    /// The custom claim names.
+    pub claims: ClaimNames,
+    /// The scope that makes a token without a device a tenant service. Default `files:admin`.
+    pub admin_scope: String,
+}
+
+impl JwtConfig {
+    /// A configuration with the default leeway, claim names and admin scope.
+    #[must_use]
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway: Duration::from_secs(60),
+            claims: ClaimNames::default(),
+            admin_scope: "files:admin".to_owned(),
+        }
+    }
+
+    pub(super) fn verification_options(&self) -> VerificationOptions {
+        let leeway_ms = u64::try_from(self.leeway.as_millis()).unwrap_or(u64::MAX);
+        VerificationOptions {
+            allowed_issuers: Some(std::iter::once(self.issuer.clone()).collect()),
+            allowed_audiences: Some(std::iter::once(self.audience.clone()).collect()),
+            time_tolerance: Some(jwt_simple::prelude::Duration::from_millis(leeway_ms)),
+            ..VerificationOptions::default()
+        }
+    }
+}
+
+/// A local key file: a JWKS (or a single JWK) or a PEM public key (`-----BEGIN PUBLIC KEY-----`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFile {
+    /// Where the file is.
+    pub path: PathBuf,
+    /// The `kid` of a PEM key. Without one, the key verifies tokens that carry no `kid`. Ignored
+    /// for a JWKS, whose keys carry their own `kid`.
+    pub kid: Option<String>,
+}
+
+impl KeyFile {
+    /// A key file without a `kid` for its PEM key.
+    #[must_use]
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            kid: None,
+        }
+    }
+
+    /// Names the PEM key of the file.
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+}
+
+/// The result of one fetch of a JWKS URL, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// A key set was fetched and replaced the cached one.
+    Updated {
+        /// How many usable keys it holds.
+        keys: usize,
+    },
+    /// The fetch failed; the last good keys (if any) stay in use.
+    Failed,
+}
+
+impl RefreshOutcome {
+    /// A stable label for metrics: `updated` or `failed`.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Updated { .. } => "updated",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Called after every fetch of a JWKS URL (initial, periodic or caused by a token), while no other
+/// fetch can start: keep it quick (count a metric).
+pub type RefreshObserver = Arc<dyn Fn(RefreshOutcome) + Send + Sync>;
+
+/// Where and how often to fetch a JWKS.
+#[derive(Clone)]
+pub struct RemoteJwks {
+    /// The JWKS URL, e.g. `https://dsts.example/.well-known/jwks.json`.
+    pub url: String,
+    /// Timeout of each fetch (connect, request and body). Default 10 s.
+    pub timeout: Duration,
+    /// Period of the background refresh. Default 5 min.
+    pub refresh_interval: Duration,
+    /// Least time between two fetches caused by tokens (an unknown `kid`, or no key set yet); also
+    /// the retry period of the background task while no key set was ever obtained. Default 60 s.
+    pub min_refetch_interval: Duration,
+    /// Where every fetch is counted ([`files_core::Metrics::key_set_refresh`]); nowhere by
+    /// default.
+    pub metrics: Arc<dyn Metrics>,
+    /// Told of every fetch outcome, with its detail (a hook for tools and tests).
+    pub on_refresh: Option<RefreshObserver>,
+}
+
+impl RemoteJwks {
+    /// A URL source with the default timeout and intervals, counted nowhere.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            timeout: Duration::from_secs(10),
+            refresh_interval: Duration::from_secs(300),
+            min_refetch_interval: Duration::from_secs(60),
+            metrics: Arc::new(NoMetrics),
+            on_refresh: None,
+        }
+    }
+}
+
+impl fmt::Debug for RemoteJwks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteJwks")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("refresh_interval", &self.refresh_interval)
+            .field("min_refetch_interval", &self.min_refetch_interval)
+            .field("on_refresh", &self.on_refresh.as_ref().map(|_| "Fn"))
+            .finish()
+    }
+}

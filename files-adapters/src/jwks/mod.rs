@@ -1,0 +1,292 @@
+//! Bearer-token verification with the DSTS public keys: the [`TokenVerifier`] port over
+//! jwt-simple.
+//!
+//! Keys come from a JWKS document (a file, a string, or a URL that is fetched, cached, refetched
+//! on an unknown `kid` and refreshed periodically) or from PEM public key files. Accepted key
+//! types are RSA (`RS256`), EC P-256 (`ES256`) and OKP Ed25519 (`EdDSA`).
+//!
+//! The algorithm is always the key's: the token's `kid` selects the key, and a header `alg` that
+//! is not the key's algorithm is refused, so `alg: none`, `HS256` keyed with an RSA public key and
+//! the like never reach a signature check. Tokens are never logged.
+
+mod claims;
+mod config;
+pub mod dev;
+mod keys;
+mod remote;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use files_core::{InvalidToken, Principal, TokenError, TokenVerifier};
+use jwt_simple::common::VerificationOptions;
+use jwt_simple::token::Token;
+use tokio::sync::{Mutex, RwLock, oneshot};
+
+use claims::{principal, refusal};
+pub use config::{ClaimNames, JwtConfig, KeyFile, RefreshObserver, RefreshOutcome, RemoteJwks};
+pub use dev::{DevClaims, DevKey, DevKeyError};
+pub use keys::KeyAlgorithm;
+use keys::{KeySet, SUPPORTED_ALGS, VerifyingKey};
+use remote::{NoKeySet, Remote, Trigger, refresher};
+
+/// A key source could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    /// A key file could not be read.
+    #[error("cannot read key file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The document is not a JWKS (nor a single JWK).
+    #[error("{origin} is not a JWKS: {reason}")]
+    InvalidJwks {
+        /// Where the document came from.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file is neither JSON nor a supported PEM public key.
+    #[error("{origin} is not a JWKS nor a PEM public key of type RSA, EC P-256 or Ed25519")]
+    InvalidPem {
+        /// Where the key came from.
+        origin: String,
+    },
+    /// The source holds no key that can be used.
+    #[error("{origin} holds no usable signing key (RSA, EC P-256 or Ed25519 with use \"sig\")")]
+    NoUsableKey {
+        /// Where the keys came from.
+        origin: String,
+    },
+    /// The JWKS URL cannot be parsed.
+    #[error("invalid JWKS URL {url:?}: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the JWKS HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// The URL source was created outside a tokio runtime.
+    #[error("the JWKS refresher needs a tokio runtime")]
+    NoRuntime,
+}
+
+/// The state shared by the clones of a verifier.
+struct Inner {
+    config: JwtConfig,
+    options: VerificationOptions,
+    keys: RwLock<Option<Arc<KeySet>>>,
+    remote: Option<Remote>,
+    /// Dropping it (with the last verifier) stops the background refresher.
+    _stop_refresher: Option<oneshot::Sender<()>>,
+}
+
+impl Inner {
+    async fn current_keys(&self) -> Option<Arc<KeySet>> {
+        self.keys.read().await.clone()
+    }
+
+    async fn find_key(&self, kid: Option<&str>) -> Result<Arc<VerifyingKey>, TokenError> {
+        let keys = self.current_keys().await;
+        if let Some(key) = keys.as_ref().and_then(|keys| keys.lookup(kid)) {
+            return Ok(key.clone());
+        }
+        let Some(remote) = &self.remote else {
+            return Err(InvalidToken::UnknownKey.into());
+        };
+        // A refetch can bring a new kid, or a first key set; it cannot resolve a token without
+        // kid when several keys are known.
+        if kid.is_none() && keys.is_some() {
+            return Err(InvalidToken::UnknownKey.into());
+        }
+        self.refetch_for_token(remote, kid).await;
+        match self.current_keys().await {
+            Some(keys) => keys.lookup(kid).cloned().ok_or(InvalidToken::UnknownKey.into()),
+            None => Err(TokenError::Unavailable(Box::new(NoKeySet(remote.url.to_string())))),
+        }
+    }
+}
+
+/// Verifies bearer tokens against a fixed or fetched key set. Cheap to clone; clones share the
+/// key cache. With a URL source, a background task refreshes the keys until the last clone is
+/// dropped.
+#[derive(Clone)]
+pub struct JwksVerifier {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for JwksVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwksVerifier")
+            .field("issuer", &self.inner.config.issuer)
+            .field("audience", &self.inner.config.audience)
+            .field("url", &self.inner.remote.as_ref().map(|r| r.url.as_str()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwksVerifier {
+    fn with_static_keys(config: JwtConfig, keys: KeySet, origin: &str) -> Result<Self, JwksError> {
+        if keys.is_empty() {
+            return Err(JwksError::NoUsableKey {
+                origin: origin.to_owned(),
+            });
+        }
+        if keys.without_kid.len() > 1 {
+            tracing::warn!(
+                origin,
+                keys = keys.without_kid.len(),
+                "several keys have no kid: tokens without kid will be refused"
+            );
+        }
+        let options = config.verification_options();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                options,
+                keys: RwLock::new(Some(Arc::new(keys))),
+                remote: None,
+                _stop_refresher: None,
+            }),
+        })
+    }
+
+    /// A verifier with the keys of a JWKS document (or of a single JWK).
+    ///
+    /// # Errors
+    /// [`JwksError::InvalidJwks`] when the text is not a JWKS; [`JwksError::NoUsableKey`] when
+    /// none of its keys can be used.
+    pub fn from_jwks_json(config: JwtConfig, json: &str) -> Result<Self, JwksError> {
+        let keys = KeySet::from_jwks_json(json, "JWKS")?;
+        Self::with_static_keys(config, keys, "JWKS")
+    }
+
+    /// A verifier with the keys of a local file holding a JWKS, a JWK or a PEM public key (used
+    /// for tokens without `kid`).
+    ///
+    /// # Errors
+    /// As [`JwksVerifier::from_key_files`].
+    pub fn from_key_file(config: JwtConfig, path: &Path) -> Result<Self, JwksError> {
+        Self::from_key_files(config, &[KeyFile::new(path)])
+    }
+
+    /// A verifier with the keys of several local files, each a JWKS, a JWK or a PEM public key.
+    ///
+    /// # Errors
+    /// [`JwksError::Read`] when a file cannot be read; [`JwksError::InvalidJwks`] or
+    /// [`JwksError::InvalidPem`] when one holds something else; [`JwksError::NoUsableKey`] when
+    /// no usable key is found at all.
+    pub fn from_key_files(config: JwtConfig, files: &[KeyFile]) -> Result<Self, JwksError> {
+        let mut keys = KeySet::default();
+        let origin = files
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        for file in files {
+            keys.extend(KeySet::from_key_file(file)?, &origin);
+        }
+        Self::with_static_keys(config, keys, &origin)
+    }
+
+    /// A verifier that fetches its keys from a JWKS URL, refetches them on an unknown `kid` (at
+    /// most once per [`RemoteJwks::min_refetch_interval`]) and refreshes them every
+    /// [`RemoteJwks::refresh_interval`] in a background task that ends with the last clone of
+    /// the verifier. A failed fetch keeps the last good keys.
+    ///
+    /// Waits for the first fetch (bounded by [`RemoteJwks::timeout`]) but does not fail when it
+    /// fails: it is logged, and tokens get [`TokenError::Unavailable`] until a fetch succeeds.
+    ///
+    /// # Errors
+    /// [`JwksError::Url`] for a URL that cannot be parsed or is not http(s);
+    /// [`JwksError::Client`] when the HTTP client cannot be built; [`JwksError::NoRuntime`]
+    /// outside a tokio runtime.
+    pub async fn from_url(config: JwtConfig, source: RemoteJwks) -> Result<Self, JwksError> {
+        let url = reqwest::Url::parse(&source.url).map_err(|e| JwksError::Url {
+            url: source.url.clone(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(JwksError::Url {
+                url: source.url.clone(),
+                reason: "the scheme must be http or https".to_owned(),
+            });
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| JwksError::NoRuntime)?;
+        let client = reqwest::Client::builder()
+            .timeout(source.timeout)
+            .connect_timeout(source.timeout)
+            .build()
+            .map_err(JwksError::Client)?;
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let options = config.verification_options();
+        let inner = Arc::new(Inner {
+            config,
+            options,
+            keys: RwLock::new(None),
+            remote: Some(Remote {
+                url,
+                client,
+                min_refetch_interval: source.min_refetch_interval,
+                metrics: source.metrics,
+                on_refresh: source.on_refresh,
+                fetch_gate: Mutex::new(None),
+            }),
+            _stop_refresher: Some(stop_tx),
+        });
+        if let Some(remote) = &inner.remote {
+            let _gate = remote.fetch_gate.lock().await;
+            inner.refresh(remote, Trigger::Initial).await;
+        }
+        runtime.spawn(refresher(
+            Arc::downgrade(&inner),
+            stop_rx,
+            source.refresh_interval,
+            source.min_refetch_interval,
+        ));
+        Ok(Self { inner })
+    }
+
+    /// The configuration tokens are checked against.
+    #[must_use]
+    pub fn config(&self) -> &JwtConfig {
+        &self.inner.config
+    }
+
+    /// How many keys are in use now (0 while a URL source has never been fetched).
+    pub async fn key_count(&self) -> usize {
+        self.inner.current_keys().await.map_or(0, |keys| keys.len())
+    }
+}
+
+#[async_trait]
+impl TokenVerifier for JwksVerifier {
+    async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let metadata = Token::decode_metadata(token).map_err(|_| InvalidToken::Malformed)?;
+        let alg = metadata.algorithm();
+        if !SUPPORTED_ALGS.contains(&alg) {
+            return Err(InvalidToken::Algorithm.into());
+        }
+        let key = self.inner.find_key(metadata.key_id()).await?;
+        if !key.algorithm().accepts(alg) {
+            return Err(InvalidToken::Algorithm.into());
+        }
+        let claims = key.verify(token, &self.inner.options).map_err(refusal)?;
+        if claims.expires_at.is_none() {
+            return Err(InvalidToken::Claim("exp").into());
+        }
+        Ok(principal(&self.inner.config, &claims)?)
+    }
+}

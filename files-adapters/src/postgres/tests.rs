@@ -1,0 +1,214 @@
+//! Unit tests of the store's pure parts: configuration, rows, events, leases and the error
+//! translation (the behaviour against a database is in the contract suites of files-testkit).
+
+use std::time::Duration;
+
+use diesel::pg::data_types::PgInterval;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use files_core::{DeviceId, FileRecord, FileUploaded, OutboxEntry, Owner, PortError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::errors::{Failure, translate};
+use super::outbox::{ClaimedRow, lease_interval};
+use super::rows::{FileRow, to_record};
+use super::{PostgresConfig, PostgresError, PostgresStore};
+use crate::redact::redact_url;
+
+#[test]
+fn debug_output_hides_the_password() {
+    for url in [
+        "postgres://files:s3cret@db.internal:5432/files",
+        "postgresql://files:s3cret@db.internal/files?sslmode=disable",
+        "postgres://db.internal/files?user=files&password=s3cret",
+        "host=db.internal user=files password=s3cret dbname=files",
+    ] {
+        let config = PostgresConfig::new(url);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db.internal"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
+    assert_eq!(
+        redact_url("postgres://files@db/files"),
+        "postgres://files@db/files",
+        "no password, nothing hidden"
+    );
+    assert_eq!(redact_url("postgres://u:p@w@db/x"), "postgres://u:***@db/x");
+}
+
+#[test]
+fn unusable_configurations_are_refused() {
+    let good = PostgresConfig::new("postgres://localhost/files");
+    assert!(good.validate().is_ok());
+    for bad in [
+        PostgresConfig {
+            pool_size: 0,
+            ..good.clone()
+        },
+        PostgresConfig {
+            connect_timeout: Duration::ZERO,
+            ..good.clone()
+        },
+        PostgresConfig {
+            query_timeout: Duration::ZERO,
+            ..good.clone()
+        },
+        PostgresConfig::new(" "),
+    ] {
+        assert!(matches!(bad.validate(), Err(PostgresError::Config(_))), "{bad:?}");
+    }
+}
+
+#[test]
+fn new_outside_a_runtime_is_an_error_not_a_panic() {
+    let result = PostgresStore::new(PostgresConfig::new("postgres://localhost/files"));
+    assert!(matches!(result, Err(PostgresError::Config(_))));
+}
+
+fn row() -> FileRow {
+    FileRow {
+        id: Uuid::now_v7(),
+        tenant_id: Uuid::new_v4(),
+        device_id: None,
+        name: "report.txt".to_owned(),
+        sha256: vec![7; 32],
+        size: Some(12),
+        content_type: Some("text/plain".to_owned()),
+        state: "available".to_owned(),
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        completed_at: Some(OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+#[test]
+fn rows_and_records_convert_both_ways() {
+    let row = row();
+    let record = FileRecord::try_from(row.clone()).map_err(|e| e.to_string());
+    let back = record
+        .as_ref()
+        .map(|r| FileRow::from_record(r).map_err(|e| e.to_string()));
+    assert_eq!(back, Ok(Ok(row)));
+    let device = FileRow {
+        device_id: Some(Uuid::new_v4()),
+        ..self::row()
+    };
+    let record = FileRecord::try_from(device.clone()).map_err(|e| e.to_string());
+    assert_eq!(
+        record.map(|r| r.owner),
+        Ok(Owner::Device(DeviceId::from_uuid(device.device_id.unwrap_or_default())))
+    );
+}
+
+#[test]
+fn bad_rows_are_errors_not_panics() {
+    let bad_rows = [
+        FileRow {
+            sha256: vec![1; 31],
+            ..row()
+        },
+        FileRow {
+            size: Some(-1),
+            ..row()
+        },
+        FileRow {
+            state: "gone".to_owned(),
+            ..row()
+        },
+        FileRow {
+            name: String::new(),
+            ..row()
+        },
+        FileRow {
+            name: "a\u{0}b".to_owned(),
+            ..row()
+        },
+        FileRow {
+            content_type: Some("not a media type".to_owned()),
+            ..row()
+        },
+    ];
+    for bad in bad_rows {
+        let shown = format!("{bad:?}");
+        let error = to_record("get", bad).err();
+        assert!(matches!(error, Some(PortError::Failed(_))), "{shown}");
+    }
+}
+
+#[test]
+fn outbox_rows_read_back_as_their_event_and_bad_ones_are_failures() {
+    let record = match FileRecord::try_from(row()) {
+        Ok(record) => record,
+        Err(e) => panic!("{e}"),
+    };
+    let event = FileUploaded::new(Uuid::new_v4(), &record, 12, "files", OffsetDateTime::UNIX_EPOCH);
+    let payload = serde_json::to_string(&event).unwrap_or_default();
+    let claimed = |event_id: Uuid, payload: &str| ClaimedRow {
+        event_id,
+        seq: 1,
+        payload: payload.to_owned(),
+        recorded_at: OffsetDateTime::UNIX_EPOCH,
+    };
+    let entry = OutboxEntry::try_from(claimed(event.event_id, &payload)).map_err(|e| e.to_string());
+    assert_eq!(entry.map(|e| e.event), Ok(event.clone()));
+    for bad in [
+        claimed(event.event_id, "{}"),
+        claimed(event.event_id, "null"),
+        claimed(Uuid::new_v4(), &payload), // a good event under another id
+    ] {
+        let shown = format!("{bad:?}");
+        let error = OutboxEntry::try_from(bad)
+            .map_err(|e| translate("claim", e.into()))
+            .err();
+        assert!(matches!(error, Some(PortError::Failed(_))), "{shown}");
+    }
+}
+
+#[test]
+fn leases_become_intervals_without_overflow() {
+    assert_eq!(
+        lease_interval(Duration::from_millis(300)),
+        PgInterval::from_microseconds(300_000)
+    );
+    assert_eq!(lease_interval(Duration::MAX), PgInterval::from_microseconds(i64::MAX));
+}
+
+#[test]
+fn sizes_beyond_i64_are_refused_not_wrapped() {
+    let mut record = match FileRecord::try_from(row()) {
+        Ok(record) => record,
+        Err(e) => panic!("{e}"),
+    };
+    record.size = Some(u64::MAX);
+    assert!(FileRow::from_record(&record).is_err());
+}
+
+#[test]
+fn checkout_timeouts_and_lost_connections_are_unavailable_refusals_failed() {
+    let checkout = Failure::Checkout {
+        error: bb8::RunError::TimedOut,
+        waited: Duration::from_secs(2),
+        last_connect_error: Some("connection refused".to_owned()),
+    };
+    let error = translate("get", checkout);
+    assert!(matches!(error, PortError::Unavailable(_)));
+    assert!(
+        files_core::ports::error_chain(&error).contains("connection refused"),
+        "{}",
+        files_core::ports::error_chain(&error)
+    );
+    assert!(matches!(
+        translate("get", Failure::Timeout(Duration::from_secs(3))),
+        PortError::Unavailable(_)
+    ));
+    // (kind, connection lost, unavailable?)
+    for (kind, connection_lost, unavailable) in [
+        (DatabaseErrorKind::ClosedConnection, false, true),
+        (DatabaseErrorKind::Unknown, true, true),
+        (DatabaseErrorKind::UniqueViolation, false, false),
+    ] {
+        let error = DieselError::DatabaseError(kind, Box::new(format!("{kind:?}")));
+        let translated = translate("query", Failure::Query { error, connection_lost });
+        assert_eq!(matches!(translated, PortError::Unavailable(_)), unavailable, "{kind:?}");
+    }
+}

@@ -1,0 +1,160 @@
+//! Putting a service together: the ports it needs, its limits, and the builder that hands out
+//! the service and its outbox relay together (so no event recorded by the store is left
+//! unpublished for want of a relay).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cached::WriteThrough;
+use crate::metrics::{Metrics, NoMetrics};
+use crate::ports::{
+    Cache, Clock, MetadataStore, Notifier, ObjectStore, SystemClock, TokenVerifier, TransactionalStore, UrlSigner,
+};
+use crate::relay::{Relay, RelaySettings};
+use crate::service::FilesService;
+
+/// S3's longest pre-signed URL lifetime.
+pub const MAX_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Limits and lifetimes of the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// How long an upload URL is valid (default 15 minutes, at most 7 days).
+    pub upload_expiry: Duration,
+    /// How long a download URL is valid (default 5 minutes, at most 7 days).
+    pub download_expiry: Duration,
+    /// The largest declared upload size accepted, in bytes.
+    pub max_upload_size: u64,
+    /// The largest page a listing returns.
+    pub max_page_size: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            upload_expiry: Duration::from_secs(15 * 60),
+            download_expiry: Duration::from_secs(5 * 60),
+            max_upload_size: 5 * 1024 * 1024 * 1024,
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// The ports a service cannot do without.
+#[derive(Clone)]
+pub struct Ports {
+    /// Checks bearer tokens.
+    pub tokens: Arc<dyn TokenVerifier>,
+    /// File metadata and, in the same database, the outbox of events: marking a file available
+    /// and recording its event are one transaction.
+    pub store: Arc<dyn TransactionalStore>,
+    /// Signs URLs.
+    pub signer: Arc<dyn UrlSigner>,
+    /// Inspects and deletes objects.
+    pub objects: Arc<dyn ObjectStore>,
+    /// Publishes the events the relay takes from the outbox.
+    pub notifier: Arc<dyn Notifier>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`FilesService`] and its [`Relay`]: `FilesService::builder(ports)`, then the optional
+/// parts, then [`ServiceBuilder::build`].
+#[must_use]
+pub struct ServiceBuilder {
+    ports: Ports,
+    cache: Option<Arc<dyn Cache>>,
+    metrics: Arc<dyn Metrics>,
+    clock: Arc<dyn Clock>,
+    config: ServiceConfig,
+    relay: RelaySettings,
+}
+
+impl std::fmt::Debug for ServiceBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceBuilder")
+            .field("config", &self.config)
+            .field("relay", &self.relay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceBuilder {
+    pub(crate) fn new(ports: Ports) -> Self {
+        Self {
+            ports,
+            cache: None,
+            metrics: Arc::new(NoMetrics),
+            clock: Arc::new(SystemClock),
+            config: ServiceConfig::default(),
+            relay: RelaySettings::default(),
+        }
+    }
+
+    /// A cache in front of the store, kept in step by write-through (none by default).
+    pub fn cache(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Where file operations, tokens, cache calls, notifications and the relay are counted
+    /// (nowhere by default).
+    pub fn metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The clock (the system clock by default).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Limits and lifetimes ([`ServiceConfig::default`] by default).
+    pub fn config(mut self, config: ServiceConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The relay's pace ([`RelaySettings::default`] by default).
+    pub fn relay_settings(mut self, settings: RelaySettings) -> Self {
+        self.relay = settings;
+        self
+    }
+
+    /// The service, and the relay that publishes its events: spawn [`Relay::run`] on a task.
+    pub fn build(self) -> (FilesService, Relay) {
+        let Ports {
+            tokens,
+            store,
+            signer,
+            objects,
+            notifier,
+        } = self.ports;
+        let metadata: Arc<dyn MetadataStore> = match self.cache {
+            Some(cache) => Arc::new(WriteThrough::new(store.clone(), cache, self.metrics.clone())),
+            None => store.clone(),
+        };
+        let relay = Relay {
+            outbox: store,
+            notifier,
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            settings: self.relay,
+        };
+        let service = FilesService {
+            tokens,
+            metadata,
+            signer,
+            objects,
+            clock: self.clock,
+            metrics: self.metrics,
+            config: self.config,
+        };
+        (service, relay)
+    }
+}

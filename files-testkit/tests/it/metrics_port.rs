@@ -1,0 +1,184 @@
+//! The core's metrics port: the use cases and the relay count through it, so a service that
+//! embeds `files-core` gets the same per-tenant and per-device counts as the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use files_core::{
+    DeviceId, FileName, FileOperation, FilesService, ObjectCreated, ObjectInfo, Owner, Ports, Principal, Scope, Sha256,
+    TenantId, UploadRequest,
+};
+use files_testkit::eventually;
+use files_testkit::fakes::{
+    FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, Recorded, RecordingMetrics, RecordingNotifier,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+struct Embedded {
+    service: FilesService,
+    relay: Option<files_core::Relay>,
+    metrics: Arc<RecordingMetrics>,
+    notifier: Arc<RecordingNotifier>,
+    objects: Arc<FakeObjectStore>,
+    tokens: Arc<FakeTokenVerifier>,
+}
+
+fn embedded() -> Embedded {
+    let metrics = Arc::new(RecordingMetrics::default());
+    let notifier = Arc::new(RecordingNotifier::default());
+    let objects = Arc::new(FakeObjectStore::default());
+    let tokens = Arc::new(FakeTokenVerifier::default());
+    let (service, relay) = FilesService::builder(Ports {
+        tokens: tokens.clone(),
+        store: Arc::new(FakeMetadataStore::default()),
+        signer: objects.clone(),
+        objects: objects.clone(),
+        notifier: notifier.clone(),
+    })
+    .metrics(metrics.clone())
+    .clock(Arc::new(FakeClock::at(OffsetDateTime::now_utc())))
+    .build();
+    Embedded {
+        service,
+        relay: Some(relay),
+        metrics,
+        notifier,
+        objects,
+        tokens,
+    }
+}
+
+fn sha(content: &[u8]) -> Sha256 {
+    use sha2::Digest as _;
+    Sha256::from_bytes(sha2::Sha256::digest(content).into())
+}
+
+#[tokio::test]
+async fn the_use_cases_count_tokens_and_file_operations_per_tenant_and_device() {
+    let e = embedded();
+    let tenant = TenantId::from_uuid(Uuid::new_v4());
+    let device = DeviceId::from_uuid(Uuid::new_v4());
+    e.tokens.insert("good", Principal::Device { tenant, device });
+    let principal = e.service.authenticate("good").await.unwrap();
+    assert!(e.service.authenticate("bad").await.is_err());
+    let scope = Scope {
+        tenant,
+        owner: Owner::Device(device),
+    };
+    let ticket = e
+        .service
+        .request_upload(
+            &principal,
+            scope,
+            UploadRequest {
+                name: FileName::parse("log.txt").unwrap(),
+                sha256: sha(b"log"),
+                size: Some(3),
+                content_type: None,
+            },
+        )
+        .await
+        .unwrap();
+    e.objects.put(
+        &ticket.record.object_key(),
+        ObjectInfo {
+            size: 3,
+            sha256: Some(sha(b"log")),
+        },
+    );
+    e.service.complete(&principal, tenant, ticket.record.id).await.unwrap();
+    // A refused operation is not counted.
+    let other = Scope {
+        tenant: TenantId::from_uuid(Uuid::new_v4()),
+        owner: Owner::Tenant,
+    };
+    assert!(e.service.list(&principal, other, None, 10).await.is_err());
+
+    let recorded = e.metrics.recorded();
+    let of_interest: Vec<_> = recorded
+        .into_iter()
+        .filter(|r| matches!(r, Recorded::Token(_) | Recorded::FileOperation(..)))
+        .collect();
+    assert_eq!(
+        of_interest,
+        [
+            Recorded::Token("ok"),
+            Recorded::Token("unknown_key"),
+            Recorded::FileOperation(tenant, Owner::Device(device), FileOperation::UploadUrl),
+            Recorded::FileOperation(tenant, Owner::Device(device), FileOperation::Complete),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn notifications_are_counted_by_outcome() {
+    let e = embedded();
+    let foreign = ObjectCreated {
+        bucket: "someone-elses".to_owned(),
+        key: "x".to_owned(),
+        size: None,
+    };
+    let records = vec![
+        files_core::NotificationRecord::Created(foreign),
+        files_core::NotificationRecord::Ignored,
+        files_core::NotificationRecord::Malformed("no key"),
+    ];
+    let ingested = e.service.ingest_records(records).await.unwrap();
+    assert_eq!((ingested.completed, ingested.skipped), (0, 3));
+    let events: Vec<_> = e
+        .metrics
+        .recorded()
+        .into_iter()
+        .filter(|r| matches!(r, Recorded::StorageEvent(_)))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            Recorded::StorageEvent("foreign_bucket"),
+            Recorded::StorageEvent("ignored"),
+            Recorded::StorageEvent("malformed"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_relay_from_the_builder_publishes_completed_uploads_and_counts_them() {
+    let mut e = embedded();
+    let tenant = TenantId::from_uuid(Uuid::new_v4());
+    let principal = Principal::TenantService { tenant };
+    let scope = Scope {
+        tenant,
+        owner: Owner::Tenant,
+    };
+    let ticket = e
+        .service
+        .request_upload(
+            &principal,
+            scope,
+            UploadRequest {
+                name: FileName::parse("bundle.bin").unwrap(),
+                sha256: sha(b"bundle"),
+                size: Some(6),
+                content_type: None,
+            },
+        )
+        .await
+        .unwrap();
+    e.objects.put(
+        &ticket.record.object_key(),
+        ObjectInfo {
+            size: 6,
+            sha256: Some(sha(b"bundle")),
+        },
+    );
+    e.service.complete(&principal, tenant, ticket.record.id).await.unwrap();
+    // Nothing is published until the relay runs.
+    assert!(e.notifier.events().is_empty());
+    let relay = tokio::spawn(e.relay.take().unwrap().run());
+    let published = eventually(Duration::from_secs(5), async || e.notifier.events().len() == 1).await;
+    relay.abort();
+    assert!(published, "the relay did not publish the event");
+    assert_eq!(e.notifier.events()[0].file.file_id, ticket.record.id);
+    assert!(e.metrics.recorded().contains(&Recorded::Published(1)));
+}
