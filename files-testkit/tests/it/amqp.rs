@@ -15,6 +15,7 @@ use files_core::{
     TenantId,
 };
 use files_testkit::amqp::{TestIngestQueue, TestQueue, available};
+use files_testkit::eventually;
 use files_testkit::proxy::TcpProxy;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -64,18 +65,6 @@ fn publisher(url: &str) -> AmqpPublisher {
         timeout: TIMEOUT,
         ..AmqpConfig::new(url)
     })
-}
-
-/// Polls `condition` until it holds or `deadline` passes.
-async fn eventually(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + deadline;
-    while Instant::now() < until {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    condition()
 }
 
 #[tokio::test]
@@ -235,7 +224,7 @@ async fn the_publisher_heals_by_itself_after_the_broker_goes_away() {
     );
 
     proxy.cut();
-    assert!(eventually(ARRIVE, || proxy.connections() == 0).await);
+    assert!(eventually(ARRIVE, async || proxy.connections() == 0).await);
     let during = uploaded(tenant, Owner::Tenant);
     assert_publish_unavailable(&publisher, &during).await;
     // Still down: the reconnect attempt fails as fast.
@@ -415,7 +404,7 @@ async fn the_ingest_reconnects_by_itself_after_the_broker_goes_away() {
     assert_eq!(seen(&mut receiver, 1).await, std::slice::from_ref(&first));
 
     proxy.cut();
-    assert!(eventually(ARRIVE, || proxy.connections() == 0).await);
+    assert!(eventually(ARRIVE, async || proxy.connections() == 0).await);
     // Published straight to the broker while the ingest cannot reach it: waits in the queue.
     let during = notification(2);
     queue.publish(&during).await.unwrap();
@@ -455,17 +444,16 @@ async fn dropping_the_ingest_stops_it() {
 
     drop(ingest);
     assert!(
-        eventually(ARRIVE, || proxy.connections() == 0).await,
+        eventually(ARRIVE, async || proxy.connections() == 0).await,
         "the dropped ingest kept its connection"
     );
     // Nothing consumes any more: a new message stays in the queue (once the broker has seen
     // the connection go, it is ready rather than delivered).
     queue.publish(&notification(2)).await.unwrap();
-    let until = Instant::now() + ARRIVE;
-    while queue.ready().await.unwrap() != 1 {
-        assert!(Instant::now() < until, "the message did not stay in the queue");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        eventually(ARRIVE, async || queue.ready().await.unwrap() == 1).await,
+        "the message did not stay in the queue"
+    );
     assert!(receiver.try_recv().is_err(), "the dropped ingest handled a message");
 }
 

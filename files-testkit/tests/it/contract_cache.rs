@@ -11,6 +11,7 @@ use files_core::{
 };
 use files_testkit::contract::cache::{cache_contract, fresh_device, fresh_tenant, name, sample_record};
 use files_testkit::contract::metadata::uploaded_event;
+use files_testkit::eventually;
 use files_testkit::fakes::{FakeCache, FakeMetadataStore};
 use files_testkit::proxy::TcpProxy;
 use files_testkit::services;
@@ -24,6 +25,12 @@ const FAST: Duration = Duration::from_secs(2);
 
 /// Generous enough that a loaded test machine does not fail calls to a healthy Redis.
 const HEALTHY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a cache cut off by the proxy gets to answer again once the proxy is restored.
+const RECONNECT: Duration = Duration::from_secs(10);
+
+/// How long the proxy gets to close its connections once cut.
+const CLOSE: Duration = Duration::from_secs(5);
 
 /// A Redis cache with a key prefix of its own, and a raw connection to inspect and clean up.
 struct TestRedis {
@@ -145,19 +152,6 @@ async fn every_call_fails_fast(cache: &RedisCache) {
     fails_fast("get_latest", cache.get_latest(record.scope(), &file)).await;
     fails_fast("put_latest", cache.put_latest(record.scope(), &file, record.id)).await;
     fails_fast("remove_latest", cache.remove_latest(record.scope(), &file)).await;
-}
-
-/// Polls `check` until it holds, failing after `within`.
-async fn eventually<F: Future<Output = bool>>(what: &str, within: Duration, mut check: impl FnMut() -> F) {
-    let deadline = Instant::now() + within;
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        tick.tick().await;
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-    }
 }
 
 #[tokio::test]
@@ -352,10 +346,13 @@ async fn redis_cut_mid_run_fails_fast_then_recovers_without_rebuilding() {
     proxy.restore();
     // The same cache, not rebuilt: it reconnects by itself.
     let expected = &record;
-    eventually("the cache answers again after the restore", Duration::from_secs(10), || async move {
-        matches!(cache.get_file(expected.tenant, expected.id).await, Ok(Some(ref got)) if got == expected)
-    })
-    .await;
+    assert!(
+        eventually(RECONNECT, async || {
+            matches!(cache.get_file(expected.tenant, expected.id).await, Ok(Some(ref got)) if got == expected)
+        })
+        .await,
+        "the cache answers again after the restore: not within {RECONNECT:?}"
+    );
     cache.ping().await.unwrap();
     cache_contract(cache).await;
 
@@ -367,12 +364,10 @@ async fn redis_cut_mid_run_fails_fast_then_recovers_without_rebuilding() {
     )
     .await;
     proxy.restore();
-    eventually(
-        "the cache answers after the second restore",
-        Duration::from_secs(10),
-        || async move { cache.ping().await.is_ok() },
-    )
-    .await;
+    assert!(
+        eventually(RECONNECT, async || cache.ping().await.is_ok()).await,
+        "the cache answers after the second restore: not within {RECONNECT:?}"
+    );
     redis.clean_up().await;
 }
 
@@ -388,10 +383,10 @@ async fn a_redis_connection_lost_while_idle_is_replaced_within_the_call() {
     assert!(proxy.connections() > 0);
     // As when Redis restarts between two requests: the pooled connection dies while idle.
     proxy.cut();
-    eventually("the proxy closed its connections", Duration::from_secs(5), || async {
-        proxy.connections() == 0
-    })
-    .await;
+    assert!(
+        eventually(CLOSE, async || proxy.connections() == 0).await,
+        "the proxy closed its connections: not within {CLOSE:?}"
+    );
     proxy.restore();
     // The very next call succeeds: the dead connection is dropped and replaced inside it.
     assert_eq!(

@@ -6,6 +6,7 @@ use std::time::Duration;
 use files_adapters::jwks::{JwksVerifier, RefreshOutcome, RemoteJwks};
 use files_core::{DeviceId, InvalidToken, Principal, TenantId, TokenError, TokenVerifier};
 use files_testkit::dsts::{Alg, Attack, FakeDsts};
+use files_testkit::eventually;
 use uuid::Uuid;
 
 fn ids() -> (TenantId, DeviceId) {
@@ -42,14 +43,8 @@ async fn refusal(verifier: &JwksVerifier, token: &str) -> InvalidToken {
     }
 }
 
-/// Polls `condition` every 10 ms for up to 5 s.
-async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// How long a background refresh gets to show its effect.
+const WAIT: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn good_tokens_of_every_algorithm_are_accepted() {
@@ -180,10 +175,7 @@ async fn the_last_good_keys_survive_a_failing_endpoint() {
     // A token-caused refetch fails, and so do periodic refreshes.
     let unknown = dsts.attack(Attack::UnknownKey, tenant, device);
     assert_eq!(refusal(&verifier, &unknown).await, InvalidToken::UnknownKey);
-    eventually("two failed refreshes", async || {
-        outcomes.get().iter().filter(|o| **o == RefreshOutcome::Failed).count() >= 2
-    })
-    .await;
+    assert!(eventually(WAIT, async || outcomes.get().iter().filter(|o| **o == RefreshOutcome::Failed).count() >= 2).await, "timed out waiting for two failed refreshes");
     assert_eq!(verifier.key_count().await, 3);
     for alg in Alg::ALL {
         assert_eq!(
@@ -196,7 +188,7 @@ async fn the_last_good_keys_survive_a_failing_endpoint() {
     // Back up: the periodic refresh brings a rotated key.
     let kid = dsts.rotate();
     dsts.recover();
-    eventually("the rotated key", async || verifier.key_count().await == 4).await;
+    assert!(eventually(WAIT, async || verifier.key_count().await == 4).await, "timed out waiting for the rotated key");
     let token = dsts.device_token(Alg::Es256, tenant, device);
     assert_eq!(dsts.kid(Alg::Es256), kid);
     verifier.verify(&token).await.unwrap();
@@ -222,7 +214,7 @@ async fn a_verifier_starts_while_the_dsts_is_down_and_recovers() {
 
     // The background task retries every min_refetch_interval while it has no keys.
     dsts.recover();
-    eventually("the first key set", async || verifier.key_count().await == 3).await;
+    assert!(eventually(WAIT, async || verifier.key_count().await == 3).await, "timed out waiting for the first key set");
     assert_eq!(
         verifier.verify(&token).await.unwrap(),
         Principal::Device { tenant, device }
@@ -245,14 +237,11 @@ async fn a_token_fetches_the_first_key_set_when_the_dsts_comes_back() {
 async fn the_refresher_stops_with_the_verifier() {
     let dsts = FakeDsts::start().await;
     let verifier = url_verifier(&dsts, |source| source.refresh_interval = Duration::from_millis(10)).await;
-    eventually("periodic refreshes", async || dsts.jwks_requests() >= 3).await;
+    assert!(eventually(WAIT, async || dsts.jwks_requests() >= 3).await, "timed out waiting for periodic refreshes");
     let clone = verifier.clone();
     drop(verifier);
     let before = dsts.jwks_requests();
-    eventually("refreshes while a clone lives", async || {
-        dsts.jwks_requests() >= before + 2
-    })
-    .await;
+    assert!(eventually(WAIT, async || dsts.jwks_requests() >= before + 2).await, "timed out waiting for refreshes while a clone lives");
     drop(clone);
     let after_drop = dsts.jwks_requests();
     tokio::time::sleep(Duration::from_millis(100)).await;
