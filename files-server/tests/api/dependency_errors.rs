@@ -31,7 +31,10 @@ async fn a_store_that_answers_wrongly_is_500_internal_and_one_that_is_down_503()
     let (status, body) = h.api.upload_url(&h.scope(), &token, "a.txt", b"a").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert_eq!(body["error"]["code"], "internal", "{body}");
-    assert_eq!(body["error"]["message"], "internal error", "the cause is logged, not shown: {body}");
+    assert_eq!(
+        body["error"]["message"], "internal error",
+        "the cause is logged, not shown: {body}"
+    );
 
     store.switch.fail();
     let (status, body) = h.api.upload_url(&h.scope(), &token, "a.txt", b"a").await;

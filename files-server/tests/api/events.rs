@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use files_core::FileUploaded;
-use files_testkit::AppOptions;
 use files_testkit::amqp::{self, Received, TestIngestQueue, TestQueue};
 use files_testkit::proxy::TcpProxy;
+use files_testkit::{AppOptions, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -200,14 +200,7 @@ async fn no_event_is_lost_while_the_broker_is_cut() {
 
 /// Polls a metric until `ok` holds for it, or a deadline passes.
 async fn metric_reaches(h: &Harness, name: &str, ok: impl Fn(f64) -> bool) -> bool {
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::time::Instant::now() < deadline {
-        if ok(crate::real::metric(h, name).await) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+    eventually(WAIT, async || ok(crate::real::metric(h, name).await)).await
 }
 
 #[tokio::test]

@@ -1,10 +1,10 @@
 //! A server in process with its embedded store, tokens from a fake DSTS over HTTP.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use files_core::{DeviceId, TenantId};
 use files_testkit::dsts::{Alg, FakeDsts};
-use files_testkit::{AppOptions, TestApp, spawn_app};
+use files_testkit::{AppOptions, TestApp, eventually, spawn_app};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -134,15 +134,11 @@ impl Api {
 
     /// Polls a file's state until it is `state` or the deadline passes.
     pub async fn wait_for_state(&self, tenant: TenantId, file_id: &str, token: &str, state: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        eventually(Duration::from_secs(10), async || {
             let (_, body) = json_of(self.get(&format!("/v1/tenants/{tenant}/files/{file_id}"), token).await).await;
-            if body["state"] == state {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
+            body["state"] == state
+        })
+        .await
     }
 }
 

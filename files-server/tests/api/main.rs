@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
-mod dependency_errors;
 mod binary;
+mod dependency_errors;
 mod events;
 mod flow;
 mod helpers;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use files_server::Overrides;
-use files_testkit::AppOptions;
 use files_testkit::fakes::RecordingNotifier;
+use files_testkit::{AppOptions, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -111,10 +111,10 @@ async fn secret_shapes_duplicates_and_bad_content() {
 
 /// Polls until the notifier has at least `n` events (or a deadline passes), then returns them.
 async fn wait_for_events(notifier: &RecordingNotifier, n: usize) -> Vec<files_core::FileUploaded> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while notifier.events().len() < n && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(std::time::Duration::from_secs(10), async || {
+        notifier.events().len() >= n
+    })
+    .await;
     notifier.events()
 }
 

@@ -12,6 +12,7 @@ use files_core::{
 };
 use files_testkit::contract::metadata::{now_micros, run_all, uploaded_event};
 use files_testkit::contract::outbox::outbox_contract;
+use files_testkit::eventually;
 use files_testkit::fakes::FakeMetadataStore;
 use files_testkit::postgres::TestDatabase;
 use files_testkit::proxy::TcpProxy;
@@ -72,21 +73,21 @@ async fn assert_unavailable_within<T: std::fmt::Debug>(
 
 /// Calls `get` until it succeeds, for at most [`RECOVERY`].
 async fn until_recovered(store: &PostgresStore, record: &FileRecord) {
-    let deadline = Instant::now() + RECOVERY;
-    loop {
-        match store.get(record.tenant, record.id).await {
-            Ok(found) => {
-                assert_eq!(found.as_ref(), Some(record));
-                break;
-            }
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!(
-                "not recovered within {RECOVERY:?}: {}",
-                files_core::ports::error_chain(&error)
-            ),
-        }
+    // The last answer: the first success, or the error that was still there at the deadline.
+    let mut last = None;
+    eventually(RECOVERY, async || {
+        let result = store.get(record.tenant, record.id).await;
+        let ok = result.is_ok();
+        last = Some(result);
+        ok
+    })
+    .await;
+    match last.expect("polled at least once") {
+        Ok(found) => assert_eq!(found.as_ref(), Some(record)),
+        Err(error) => panic!(
+            "not recovered within {RECOVERY:?}: {}",
+            files_core::ports::error_chain(&error)
+        ),
     }
     // Recovered for good, not for one lucky call.
     for _ in 0..20 {

@@ -175,7 +175,13 @@ async fn the_last_good_keys_survive_a_failing_endpoint() {
     // A token-caused refetch fails, and so do periodic refreshes.
     let unknown = dsts.attack(Attack::UnknownKey, tenant, device);
     assert_eq!(refusal(&verifier, &unknown).await, InvalidToken::UnknownKey);
-    assert!(eventually(WAIT, async || outcomes.get().iter().filter(|o| **o == RefreshOutcome::Failed).count() >= 2).await, "timed out waiting for two failed refreshes");
+    assert!(
+        eventually(WAIT, async || {
+            outcomes.get().iter().filter(|o| **o == RefreshOutcome::Failed).count() >= 2
+        })
+        .await,
+        "timed out waiting for two failed refreshes"
+    );
     assert_eq!(verifier.key_count().await, 3);
     for alg in Alg::ALL {
         assert_eq!(
@@ -188,7 +194,10 @@ async fn the_last_good_keys_survive_a_failing_endpoint() {
     // Back up: the periodic refresh brings a rotated key.
     let kid = dsts.rotate();
     dsts.recover();
-    assert!(eventually(WAIT, async || verifier.key_count().await == 4).await, "timed out waiting for the rotated key");
+    assert!(
+        eventually(WAIT, async || verifier.key_count().await == 4).await,
+        "timed out waiting for the rotated key"
+    );
     let token = dsts.device_token(Alg::Es256, tenant, device);
     assert_eq!(dsts.kid(Alg::Es256), kid);
     verifier.verify(&token).await.unwrap();
@@ -214,7 +223,10 @@ async fn a_verifier_starts_while_the_dsts_is_down_and_recovers() {
 
     // The background task retries every min_refetch_interval while it has no keys.
     dsts.recover();
-    assert!(eventually(WAIT, async || verifier.key_count().await == 3).await, "timed out waiting for the first key set");
+    assert!(
+        eventually(WAIT, async || verifier.key_count().await == 3).await,
+        "timed out waiting for the first key set"
+    );
     assert_eq!(
         verifier.verify(&token).await.unwrap(),
         Principal::Device { tenant, device }
@@ -237,11 +249,17 @@ async fn a_token_fetches_the_first_key_set_when_the_dsts_comes_back() {
 async fn the_refresher_stops_with_the_verifier() {
     let dsts = FakeDsts::start().await;
     let verifier = url_verifier(&dsts, |source| source.refresh_interval = Duration::from_millis(10)).await;
-    assert!(eventually(WAIT, async || dsts.jwks_requests() >= 3).await, "timed out waiting for periodic refreshes");
+    assert!(
+        eventually(WAIT, async || dsts.jwks_requests() >= 3).await,
+        "timed out waiting for periodic refreshes"
+    );
     let clone = verifier.clone();
     drop(verifier);
     let before = dsts.jwks_requests();
-    assert!(eventually(WAIT, async || dsts.jwks_requests() >= before + 2).await, "timed out waiting for refreshes while a clone lives");
+    assert!(
+        eventually(WAIT, async || dsts.jwks_requests() >= before + 2).await,
+        "timed out waiting for refreshes while a clone lives"
+    );
     drop(clone);
     let after_drop = dsts.jwks_requests();
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use files_testkit::eventually;
 use files_testkit::proxy::TcpProxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -112,11 +113,10 @@ async fn a_cut_restored_at_once_still_closes_the_connections_it_found() {
         is_closed(&mut open).await,
         "a cut must close the connections open at that moment"
     );
-    let deadline = tokio::time::Instant::now() + HANG;
-    while proxy.connections() > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the count never went back to 0");
-        tokio::task::yield_now().await;
-    }
+    assert!(
+        eventually(HANG, async || proxy.connections() == 0).await,
+        "the count never went back to 0"
+    );
     let mut after = TcpStream::connect(proxy.addr()).await.unwrap();
     round_trip(&mut after, b"after").await;
     assert_eq!(proxy.connections(), 1);
@@ -131,14 +131,10 @@ async fn dropping_the_proxy_closes_its_connections_and_port() {
     drop(proxy);
     assert!(is_closed(&mut open).await);
     // The listener goes with the accept task, which ends soon after the drop: poll for it.
-    let deadline = tokio::time::Instant::now() + HANG;
-    while !new_connection_fails(addr).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the dropped proxy still forwards"
-        );
-        tokio::task::yield_now().await;
-    }
+    assert!(
+        eventually(HANG, async || new_connection_fails(addr).await).await,
+        "the dropped proxy still forwards"
+    );
 }
 
 #[tokio::test]
