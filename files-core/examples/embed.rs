@@ -260,7 +260,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             UploadRequest {
                 name: FileName::parse("crash.log")?,
                 sha256: sha256_of(content),
-                size: Some(content.len() as u64),
+                size: content.len() as u64,
                 content_type: None,
             },
         )

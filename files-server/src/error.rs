@@ -248,10 +248,14 @@ impl From<CompleteError> for ApiError {
                 "upload_missing",
                 "the store has no object for this file yet: PUT it to the upload URL first",
             ),
+            CompleteError::Mismatch(Mismatch::OverLimit { .. }) => Self {
+                field: Some("size".to_owned()),
+                ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", error.to_string())
+            },
             CompleteError::Mismatch(m) => Self::new(
                 StatusCode::CONFLICT,
                 match m {
-                    Mismatch::Size { .. } => "size_mismatch",
+                    Mismatch::Size { .. } | Mismatch::OverLimit { .. } => "size_mismatch",
                     Mismatch::Sha256 => "checksum_mismatch",
                 },
                 error.to_string(),

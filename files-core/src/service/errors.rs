@@ -148,6 +148,14 @@ pub enum Mismatch {
         /// Stored.
         stored: u64,
     },
+    /// Over the configured maximum upload size (a file recorded without a declared size).
+    #[error("size {stored} is over the limit of {max} bytes")]
+    OverLimit {
+        /// Stored.
+        stored: u64,
+        /// Allowed.
+        max: u64,
+    },
     /// Another SHA-256 than declared, or the store did not report one.
     #[error("sha256 differs from the declared one or was not verified by the store")]
     Sha256,

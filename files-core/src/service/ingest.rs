@@ -4,7 +4,7 @@
 use crate::file::{FileState, ObjectKey};
 use crate::ids::FileId;
 use crate::service::FilesService;
-use crate::service::errors::{CompleteError, DependencyError, database};
+use crate::service::errors::{CompleteError, DependencyError, Mismatch, database, object_store};
 
 /// A store notification that an object was created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +115,22 @@ impl FilesService {
         if record.state == FileState::Available {
             return Ok(IngestOutcome::AlreadyAvailable(record.id));
         }
+        // A notification that reports another size than declared completes nothing; if the
+        // stored object really has another size, it is deleted (`finish` checks the object
+        // itself in every other case).
         if let (Some(reported), Some(declared)) = (created.size, record.size)
             && reported != declared
         {
+            let stored = self.objects.inspect(&key).await.map_err(object_store)?;
+            if let Some(info) = stored
+                && info.size != declared
+            {
+                let mismatch = Mismatch::Size {
+                    declared,
+                    stored: info.size,
+                };
+                self.discard_object(&record, mismatch).await;
+            }
             return Ok(IngestOutcome::Skipped(SkipReason::Mismatch));
         }
         match self.finish(record).await {

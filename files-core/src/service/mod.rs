@@ -32,8 +32,8 @@ pub struct UploadRequest {
     pub name: FileName,
     /// The SHA-256 the bytes will have.
     pub sha256: Sha256,
-    /// The exact size, when the caller declares it.
-    pub size: Option<u64>,
+    /// The exact size: signed as `content-length`, so the store refuses any other length.
+    pub size: u64,
     /// The media type, when the caller declares it.
     pub content_type: Option<ContentType>,
 }
@@ -157,11 +157,9 @@ impl FilesService {
         request: UploadRequest,
     ) -> Result<Ticket, UploadError> {
         authorize(principal, scope, Access::Write)?;
-        if let Some(size) = request.size
-            && size > self.config.max_upload_size
-        {
+        if request.size > self.config.max_upload_size {
             return Err(UploadError::TooLarge {
-                size,
+                size: request.size,
                 max: self.config.max_upload_size,
             });
         }
@@ -172,7 +170,7 @@ impl FilesService {
             owner: scope.owner,
             name: request.name,
             sha256: request.sha256,
-            size: request.size,
+            size: Some(request.size),
             content_type: request.content_type,
             state: FileState::Pending,
             created_at: now,
@@ -367,6 +365,22 @@ impl FilesService {
         Ok(record)
     }
 
+    /// Deletes an object that can never complete its file (another size than declared, or over
+    /// the limit); a failure only leaves it for a later attempt.
+    pub(crate) async fn discard_object(&self, record: &FileRecord, why: Mismatch) {
+        let key = record.object_key();
+        match self.objects.delete(&key).await {
+            Ok(()) => tracing::warn!(
+                tenant_id = %record.tenant, device_id = ?record.owner.device(), file_id = %record.id,
+                %why, "stored object refused and deleted"
+            ),
+            Err(error) => tracing::warn!(
+                tenant_id = %record.tenant, file_id = %record.id, %why,
+                error = %crate::ports::error_chain(&error), "stored object refused; deleting it failed"
+            ),
+        }
+    }
+
     /// The one path by which a pending file becomes available.
     async fn finish(&self, record: FileRecord) -> Result<FileRecord, CompleteError> {
         match record.state {
@@ -380,13 +394,18 @@ impl FilesService {
             .await
             .map_err(object_store)?
             .ok_or(CompleteError::NotUploaded)?;
-        if let Some(declared) = record.size
-            && declared != info.size
-        {
-            return Err(CompleteError::Mismatch(Mismatch::Size {
+        let max = self.config.max_upload_size;
+        let wrong_size = match record.size {
+            Some(declared) if declared != info.size => Some(Mismatch::Size {
                 declared,
                 stored: info.size,
-            }));
+            }),
+            _ if info.size > max => Some(Mismatch::OverLimit { stored: info.size, max }),
+            _ => None,
+        };
+        if let Some(mismatch) = wrong_size {
+            self.discard_object(&record, mismatch).await;
+            return Err(CompleteError::Mismatch(mismatch));
         }
         if info.sha256 != Some(record.sha256) {
             return Err(CompleteError::Mismatch(Mismatch::Sha256));

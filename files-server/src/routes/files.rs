@@ -58,7 +58,7 @@ fn rfc3339(at: OffsetDateTime) -> String {
 struct UploadUrlBody {
     file_name: String,
     sha256: String,
-    size: Option<u64>,
+    size: u64,
     content_type: Option<String>,
 }
 

@@ -15,37 +15,37 @@ async fn bad_upload_bodies_name_the_problem() {
     let cases: Vec<(&str, String, &str, Option<&str>)> = vec![
         (
             "short sha256",
-            json!({"file_name": "a", "sha256": &SHA[..63]}).to_string(),
+            json!({"file_name": "a", "sha256": &SHA[..63], "size": 1}).to_string(),
             "invalid_sha256",
             Some("sha256"),
         ),
         (
             "non-hex sha256",
-            json!({"file_name": "a", "sha256": SHA.replace('e', "z")}).to_string(),
+            json!({"file_name": "a", "sha256": SHA.replace('e', "z"), "size": 1}).to_string(),
             "invalid_sha256",
             Some("sha256"),
         ),
         (
             "empty file name",
-            json!({"file_name": "", "sha256": SHA}).to_string(),
+            json!({"file_name": "", "sha256": SHA, "size": 1}).to_string(),
             "invalid_file_name",
             Some("file_name"),
         ),
         (
             "256-byte file name",
-            json!({"file_name": "n".repeat(256), "sha256": SHA}).to_string(),
+            json!({"file_name": "n".repeat(256), "sha256": SHA, "size": 1}).to_string(),
             "invalid_file_name",
             Some("file_name"),
         ),
         (
             "control character",
-            json!({"file_name": "a\u{0}b", "sha256": SHA}).to_string(),
+            json!({"file_name": "a\u{0}b", "sha256": SHA, "size": 1}).to_string(),
             "invalid_file_name",
             Some("file_name"),
         ),
         (
             "newline",
-            json!({"file_name": "a\nb", "sha256": SHA}).to_string(),
+            json!({"file_name": "a\nb", "sha256": SHA, "size": 1}).to_string(),
             "invalid_file_name",
             Some("file_name"),
         ),
@@ -56,6 +56,13 @@ async fn bad_upload_bodies_name_the_problem() {
             Some("sha256"),
         ),
         (
+            // API 1.1: without it the store would take any length and the limit would not hold.
+            "missing size",
+            json!({"file_name": "a", "sha256": SHA}).to_string(),
+            "missing_field",
+            Some("size"),
+        ),
+        (
             "missing file_name",
             json!({"sha256": SHA}).to_string(),
             "missing_field",
@@ -64,7 +71,7 @@ async fn bad_upload_bodies_name_the_problem() {
         ("empty object", "{}".to_owned(), "missing_field", None),
         (
             "file_name a number",
-            json!({"file_name": 7, "sha256": SHA}).to_string(),
+            json!({"file_name": 7, "sha256": SHA, "size": 1}).to_string(),
             "invalid_type",
             Some("file_name"),
         ),
@@ -82,13 +89,13 @@ async fn bad_upload_bodies_name_the_problem() {
         ),
         (
             "sha256 an array",
-            json!({"file_name": "a", "sha256": [1, 2]}).to_string(),
+            json!({"file_name": "a", "sha256": [1, 2], "size": 1}).to_string(),
             "invalid_type",
             Some("sha256"),
         ),
         (
             "bad content type",
-            json!({"file_name": "a", "sha256": SHA, "content_type": "nope"}).to_string(),
+            json!({"file_name": "a", "sha256": SHA, "content_type": "nope", "size": 1}).to_string(),
             "invalid_content_type",
             Some("content_type"),
         ),
@@ -133,7 +140,7 @@ async fn sha256_in_base64_is_accepted_and_returned_as_hex() {
     let h = Harness::start().await;
     use base64::Engine as _;
     let digest = hex::decode(sha256_hex(b"b64")).unwrap();
-    let body = json!({"file_name": "b", "sha256": base64::engine::general_purpose::STANDARD.encode(digest)});
+    let body = json!({"file_name": "b", "sha256": base64::engine::general_purpose::STANDARD.encode(digest), "size": 1});
     let (status, ticket) = json_of(
         h.api
             .post(&format!("{}/files/upload-url", h.scope()), &h.device_token(), &body)
@@ -155,7 +162,7 @@ async fn non_uuid_path_segments_are_400() {
         h.device.to_string(),
         uuid::Uuid::now_v7().to_string(),
     );
-    let body = json!({"file_name": "a", "sha256": SHA});
+    let body = json!({"file_name": "a", "sha256": SHA, "size": 1});
     let cases = [
         (
             "POST",

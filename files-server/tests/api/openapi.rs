@@ -67,7 +67,9 @@ async fn the_spec_matches_the_server() {
             .replace("{device_id}", &h.device.to_string())
             .replace("{file_id}", &file_id);
         let body = match (template.as_str(), method.as_str()) {
-            (t, "POST") if t.ends_with("upload-url") => Some(json!({"file_name": "x", "sha256": sha256_hex(b"x")})),
+            (t, "POST") if t.ends_with("upload-url") => {
+                Some(json!({"file_name": "x", "sha256": sha256_hex(b"x"), "size": 1}))
+            }
             (t, "POST") if t.ends_with("download-url") => Some(json!({"file_name": "spec.txt"})),
             ("/v1/storage/events", "POST") => Some(json!({"Records": []})),
             _ => None,

@@ -12,7 +12,7 @@ async fn every_attack_token_is_refused_with_invalid_token() {
     let attacks = h.dsts.attack_tokens(h.tenant, h.device);
     assert!(attacks.len() >= 15);
     let path = format!("{}/files/upload-url", h.scope());
-    let body = json!({"file_name": "x", "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"});
+    let body = json!({"file_name": "x", "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "size": 0});
     for (name, token) in attacks {
         let response = h.api.post(&path, &token, &body).await;
         let challenge = response

@@ -74,7 +74,7 @@ async fn the_use_cases_count_tokens_and_file_operations_per_tenant_and_device() 
             UploadRequest {
                 name: FileName::parse("log.txt").unwrap(),
                 sha256: sha(b"log"),
-                size: Some(3),
+                size: 3,
                 content_type: None,
             },
         )
@@ -159,7 +159,7 @@ async fn the_relay_from_the_builder_publishes_completed_uploads_and_counts_them(
             UploadRequest {
                 name: FileName::parse("bundle.bin").unwrap(),
                 sha256: sha(b"bundle"),
-                size: Some(6),
+                size: 6,
                 content_type: None,
             },
         )
