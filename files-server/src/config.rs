@@ -43,6 +43,11 @@ pub struct Settings {
     pub limits: ServiceConfig,
     /// `FILES_EVENTS_SECRET`: the shared secret of the storage-events webhook (off when unset).
     pub events_secret: Option<SecretString>,
+    /// `FILES_BODY_TIMEOUT_SECS` (default 10): how long a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// `FILES_METRICS_LISTEN`: where `/metrics` is served, alone; unset, it is served on the
+    /// API's address (convenient in development; production sets it).
+    pub metrics_listen: Option<SocketAddr>,
     /// `FILES_DEV_DIR`: where the embedded default keeps its development key.
     pub dev_dir: PathBuf,
     /// `FILES_METRICS_MAX_DEVICES` (default 1000): distinct devices with their own metric series.
@@ -232,6 +237,8 @@ impl Settings {
             tokens: tokens(&vars)?,
             limits,
             events_secret: vars.secret("FILES_EVENTS_SECRET"),
+            body_timeout: vars.seconds("FILES_BODY_TIMEOUT_SECS", 10, 3600)?,
+            metrics_listen: vars.parse("FILES_METRICS_LISTEN")?,
             dev_dir: vars
                 .raw("FILES_DEV_DIR")
                 .map_or_else(|| std::env::temp_dir().join("files-server-dev"), PathBuf::from),

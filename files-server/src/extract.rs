@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH};
@@ -70,8 +71,24 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// How long a request body may take to arrive: a slow body is a 408 `body_timeout`, so a
+/// client that trickles bytes cannot hold a connection and its buffer for long. Registered as
+/// app data (`FILES_BODY_TIMEOUT_SECS`); [`BodyTimeout::DEFAULT`] when absent.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
+
+impl BodyTimeout {
+    /// Ten seconds: every body this API takes is small JSON.
+    pub const DEFAULT: Self = Self(Duration::from_secs(10));
+
+    fn of(req: &HttpRequest) -> Duration {
+        req.app_data::<web::Data<Self>>().map_or(Self::DEFAULT.0, |t| t.0)
+    }
+}
+
 /// A body of at most `LIMIT` bytes; a larger one is a JSON 413 `body_too_large`, refused as soon
-/// as its `Content-Length` says so or its bytes pass the limit.
+/// as its `Content-Length` says so or its bytes pass the limit; one that takes longer than the
+/// [`BodyTimeout`] is a 408 `body_timeout`.
 #[derive(Debug)]
 pub struct LimitedBody<const LIMIT: usize>(pub web::Bytes);
 
@@ -80,26 +97,53 @@ impl<const LIMIT: usize> FromRequest for LimitedBody<LIMIT> {
     type Future = LocalBoxFuture<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if declared.is_some_and(|n| n > LIMIT) {
-                return Err(too_large(LIMIT));
-            }
+        let body = read_body(req, payload.take(), LIMIT);
+        Box::pin(async move { body.await.map(Self) })
+    }
+}
+
+/// Reads a body of at most `limit` bytes within the request's [`BodyTimeout`]. Handlers that
+/// must check something before reading (the webhook's secret) take `web::Payload` and call this.
+///
+/// # Errors
+/// 413 `body_too_large`, 408 `body_timeout`, or 400 `invalid_body` when the body cannot be read.
+pub fn read_body<S, E>(
+    req: &HttpRequest,
+    mut payload: S,
+    limit: usize,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> + 'static
+where
+    S: futures::Stream<Item = Result<web::Bytes, E>> + Unpin + 'static,
+    E: std::fmt::Display,
+{
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let timeout = BodyTimeout::of(req);
+    async move {
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large(limit));
+        }
+        let read = async {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk =
                     chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("cannot read body: {e}")))?;
-                if body.len() + chunk.len() > LIMIT {
-                    return Err(too_large(LIMIT));
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(Self(body.freeze()))
+            Ok(body.freeze())
+        };
+        tokio::time::timeout(timeout, read).await.unwrap_or_else(|_| {
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the body did not arrive within {} s", timeout.as_secs()),
+            ))
         })
     }
 }

@@ -14,8 +14,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
+use crate::extract::BodyTimeout;
 use crate::ingest::QueueIngest;
-use crate::routes::{self, EventsSecret, OptionalDependencies};
+use crate::readiness::{OptionalDependencies, Readiness};
+use crate::routes::{self, EventsSecret};
 use crate::telemetry;
 use crate::wiring::{self, Overrides, Profile};
 
@@ -23,6 +25,9 @@ use crate::wiring::{self, Overrides, Profile};
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own address (`FILES_METRICS_LISTEN`), and its port.
+    metrics_server: Option<(u16, Server)>,
+    readiness: JoinHandle<()>,
     profile: Vec<String>,
     embedded: Option<Embedded>,
     relay: JoinHandle<()>,
@@ -100,30 +105,68 @@ impl Application {
             _root: embedded.root,
         });
 
+        let readiness = Readiness::measure(service.clone(), optional).await;
+        let readiness_task = readiness.spawn();
+
         let listener = std::net::TcpListener::bind(settings.listen)
             .with_context(|| format!("FILES_LISTEN: cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = settings
+            .metrics_listen
+            .map(|address| {
+                std::net::TcpListener::bind(address)
+                    .with_context(|| format!("FILES_METRICS_LISTEN: cannot listen on {address}"))
+            })
+            .transpose()?;
+        let metrics_on_api = metrics_listener.is_none();
         let service = web::Data::new(service);
         let prometheus = web::Data::from(prometheus);
         let secret = web::Data::new(EventsSecret(settings.events_secret));
-        let optional = web::Data::new(optional);
+        let readiness = web::Data::from(readiness);
+        let body_timeout = web::Data::new(BodyTimeout(settings.body_timeout));
+        let api_prometheus = prometheus.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(middleware::from_fn(telemetry::observe))
                 .app_data(service.clone())
-                .app_data(prometheus.clone())
+                .app_data(api_prometheus.clone())
                 .app_data(secret.clone())
-                .app_data(optional.clone())
+                .app_data(readiness.clone())
+                .app_data(body_timeout.clone())
                 .configure(routes::configure)
-                .configure(telemetry::configure)
+                .configure(|cfg| {
+                    if metrics_on_api {
+                        telemetry::configure(cfg);
+                    }
+                })
                 .default_service(web::to(routes::not_found))
         })
         .listen(listener)?
         .shutdown_timeout(10)
         .run();
+        let metrics_server = match metrics_listener {
+            None => None,
+            Some(listener) => {
+                let metrics_port = listener.local_addr()?.port();
+                profile.say(format!("metrics: /metrics on port {metrics_port} only"));
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(prometheus.clone())
+                        .configure(telemetry::configure)
+                        .default_service(web::to(routes::not_found))
+                })
+                .workers(1)
+                .listen(listener)?
+                .shutdown_timeout(1)
+                .run();
+                Some((metrics_port, server))
+            }
+        };
         Ok(Self {
             port,
             server,
+            metrics_server,
+            readiness: readiness_task,
             profile: profile.0,
             embedded,
             relay,
@@ -135,6 +178,12 @@ impl Application {
     #[must_use]
     pub const fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `/metrics` when it has its own (`FILES_METRICS_LISTEN`).
+    #[must_use]
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
     }
 
     /// The embedded store's address, in the embedded profile.
@@ -161,7 +210,18 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let result = match self.metrics_server {
+            None => self.server.await,
+            Some((_, metrics)) => {
+                let metrics_handle = metrics.handle();
+                let metrics = tokio::spawn(metrics);
+                let result = self.server.await;
+                metrics_handle.stop(true).await;
+                let _ = metrics.await;
+                result
+            }
+        };
+        self.readiness.abort();
         self.relay.abort();
         if let Some(ingest) = self.queue_ingest {
             ingest.shutdown().await;

@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use tokio::sync::mpsc;
 
 use crate::config::{AmqpSettings, KeySource, Settings, StoreSettings};
-use crate::routes::{OptionalDependencies, Probe};
+use crate::readiness::{OptionalDependencies, Probe};
 
 /// Adapters a caller (a test, an embedding program) supplies instead of the configured ones.
 #[derive(Default)]

@@ -14,6 +14,8 @@ pub struct TestApp {
     pub address: String,
     /// The API's port.
     pub port: u16,
+    /// The port of `/metrics` when `FILES_METRICS_LISTEN` gives it its own.
+    pub metrics_port: Option<u16>,
     /// A client for the API and for the store's URLs.
     pub client: reqwest::Client,
     handle: ServerHandle,
@@ -56,12 +58,14 @@ pub async fn spawn_app(options: AppOptions) -> anyhow::Result<TestApp> {
     let settings = Settings::from_vars(vars)?;
     let app = Application::build(settings, options.overrides).await?;
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let handle = app.handle();
     let task = tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     Ok(TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        metrics_port,
         client,
         handle,
         task: Some(task),

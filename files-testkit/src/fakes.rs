@@ -4,7 +4,7 @@
 //! switch, so they pass the same contract as what the embedded default runs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -66,6 +66,15 @@ pub struct FakeMetadataStore {
     inner: MemoryMetadataStore,
     /// Fails every call while on.
     pub switch: Switch,
+    gets: AtomicUsize,
+}
+
+impl FakeMetadataStore {
+    /// How many times [`MetadataStore::get`] was called.
+    #[must_use]
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
@@ -76,6 +85,7 @@ impl MetadataStore for FakeMetadataStore {
     }
 
     async fn get(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
         self.switch.check()?;
         self.inner.get(tenant, id).await
     }

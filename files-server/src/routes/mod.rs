@@ -9,7 +9,6 @@ use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::error::ApiError;
 
-pub use health::{OptionalDependencies, Probe};
 pub use storage_events::EventsSecret;
 
 /// Registers every route of the API.

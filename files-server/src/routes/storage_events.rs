@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::resource;
 use crate::error::ApiError;
-use crate::extract::LimitedBody;
+use crate::extract::read_body;
 
 /// The webhook's shared secret; `None` turns the webhook off.
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ fn authorized(req: &HttpRequest, secret: &SecretString) -> bool {
 
 async fn storage_events(
     req: HttpRequest,
-    LimitedBody(body): LimitedBody<MAX_NOTIFICATION_BODY>,
+    payload: web::Payload,
     secret: web::Data<EventsSecret>,
     service: web::Data<FilesService>,
 ) -> Result<HttpResponse, ApiError> {
@@ -56,6 +56,8 @@ async fn storage_events(
             "wrong or missing webhook secret",
         ));
     }
+    // Only now, with the secret checked, is the body read (bounded in size and time).
+    let body = read_body(&req, payload, MAX_NOTIFICATION_BODY).await?;
     let records = s3_events::parse(&body).map_err(|e| ApiError::bad_request("invalid_notification", e.to_string()))?;
     let ingested = service.ingest_records(records).await?;
     Ok(HttpResponse::Ok().json(json!({"completed": ingested.completed, "skipped": ingested.skipped})))

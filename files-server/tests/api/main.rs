@@ -7,6 +7,7 @@ mod binary;
 mod dependency_errors;
 mod events;
 mod flow;
+mod hardening;
 mod helpers;
 mod openapi;
 mod permissions;

@@ -185,8 +185,17 @@ async fn redis_cut_mid_run_fails_no_request() {
         (StatusCode::OK, &json!("ready"), &json!("ok"))
     );
     s.redis_proxy.as_ref().unwrap().cut();
-    // Still ready: the service serves without its cache, and says so.
-    let (status, ready) = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
+    // Still ready: the service serves without its cache, and says so (once the background
+    // measurement has seen the cut).
+    let mut last = None;
+    eventually(Duration::from_secs(5), async || {
+        let ready = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
+        let seen = ready.1["dependencies"]["cache"] == "unavailable";
+        last = Some(ready);
+        seen
+    })
+    .await;
+    let (status, ready) = last.unwrap();
     assert_eq!(status, StatusCode::OK, "{ready}");
     assert_eq!(ready["status"], "degraded");
     assert_eq!(ready["dependencies"]["cache"], "unavailable");
@@ -240,7 +249,15 @@ async fn postgres_cut_mid_run_is_503_then_recovers() {
         body["error"]["message"].as_str().unwrap().contains("database"),
         "{body}"
     );
-    let (status, ready) = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
+    let mut last = None;
+    eventually(Duration::from_secs(5), async || {
+        let ready = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
+        let seen = ready.1["dependencies"]["database"] == "unavailable";
+        last = Some(ready);
+        seen
+    })
+    .await;
+    let (status, ready) = last.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready["dependencies"]["database"], "unavailable");
 
