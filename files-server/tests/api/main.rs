@@ -6,6 +6,7 @@ mod bad_input;
 mod binary;
 mod dependency_errors;
 mod events;
+mod fault_matrix;
 mod flow;
 mod hardening;
 mod helpers;
