@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use files_core::{
-    MAX_EXPIRY, Metrics, ObjectInfo, ObjectKey, ObjectStore, PortError, PresignedRequest, Sha256, SignError,
-    UploadSpec, UrlSigner,
+    DownloadSpec, MAX_EXPIRY, Metrics, ObjectInfo, ObjectKey, ObjectStore, PortError, PresignedRequest, Sha256,
+    SignError, UploadSpec, UrlSigner,
 };
 use reqwest::StatusCode;
 use rusty_s3::{Bucket, BucketError, Credentials, S3Action, UrlStyle};
@@ -153,12 +153,15 @@ impl UrlSigner for S3Signer {
         })
     }
 
-    fn sign_download(&self, key: &ObjectKey, expires_in: Duration) -> Result<PresignedRequest, SignError> {
-        let key = key.to_string();
-        let url = self
-            .bucket
-            .get_object(Some(&self.credentials), &key)
-            .sign(expiry(expires_in)?);
+    fn sign_download(&self, spec: &DownloadSpec) -> Result<PresignedRequest, SignError> {
+        let key = spec.key.to_string();
+        let mut action = self.bucket.get_object(Some(&self.credentials), &key);
+        if let Some(disposition) = &spec.content_disposition {
+            action
+                .query_mut()
+                .insert("response-content-disposition", disposition.clone());
+        }
+        let url = action.sign(expiry(spec.expires_in)?);
         Ok(PresignedRequest {
             method: "GET",
             url: url.into(),

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use files_core::{
-    CacheOutcome, DeviceId, FileId, FileName, FileOperation, FileRecord, FileState, FileUploaded, FilesService,
-    InvalidToken, MetadataStore, Metrics, Notifier, ObjectInfo, ObjectKey, ObjectStore, Outbox, OutboxEntry,
-    OutboxStats, Owner, PortError, Ports, PresignedRequest, Principal, Scope, Sha256, SignError, TenantId, TokenError,
-    TokenVerifier, UploadRequest, UploadSpec, UrlSigner,
+    CacheOutcome, DeviceId, DownloadSpec, FileId, FileName, FileOperation, FileRecord, FileState, FileUploaded,
+    FilesService, InvalidToken, MetadataStore, Metrics, Notifier, ObjectInfo, ObjectKey, ObjectStore, Outbox,
+    OutboxEntry, OutboxStats, Owner, PortError, Ports, PresignedRequest, Principal, Scope, Sha256, SignError, TenantId,
+    TokenError, TokenVerifier, UploadRequest, UploadSpec, UrlSigner,
 };
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -160,10 +160,10 @@ impl UrlSigner for MapObjects {
         })
     }
 
-    fn sign_download(&self, key: &ObjectKey, _expires_in: Duration) -> Result<PresignedRequest, SignError> {
+    fn sign_download(&self, spec: &DownloadSpec) -> Result<PresignedRequest, SignError> {
         Ok(PresignedRequest {
             method: "GET",
-            url: format!("memory://embedded/{key}"),
+            url: format!("memory://embedded/{}", spec.key),
             headers: BTreeMap::new(),
         })
     }
@@ -262,6 +262,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 sha256: sha256_of(content),
                 size: content.len() as u64,
                 content_type: None,
+                expires_in: None,
             },
         )
         .await?;

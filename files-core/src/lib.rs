@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod cached;
+pub mod disposition;
 pub mod event;
 pub mod file;
 pub mod ids;
@@ -21,15 +22,15 @@ pub use file::{FileRecord, FileState, ObjectKey};
 pub use ids::{DeviceId, FileId, InvalidId, TenantId};
 pub use metrics::{CacheOutcome, FileOperation, Metrics, NoMetrics};
 pub use ports::{
-    BoxError, Cache, Clock, InvalidToken, MetadataStore, Notifier, ObjectInfo, ObjectStore, Outbox, OutboxEntry,
-    OutboxStats, PortError, PresignedRequest, SignError, SystemClock, TokenError, TokenVerifier, TransactionalStore,
-    UploadSpec, UrlSigner,
+    BoxError, Cache, Clock, DownloadSpec, InvalidToken, MetadataStore, Notifier, ObjectInfo, ObjectStore, Outbox,
+    OutboxEntry, OutboxStats, PortError, PresignedRequest, SignError, SystemClock, TokenError, TokenVerifier,
+    TransactionalStore, UploadSpec, UrlSigner,
 };
 pub use principal::{Access, Forbidden, Owner, Principal, Scope, authorize};
 pub use relay::{Relay, RelayPass, RelaySettings, relay_once};
 pub use service::{
-    CompleteError, Dependency, DependencyError, DownloadError, DownloadTarget, FilesService, IngestOutcome, Ingested,
-    LookupError, MAX_EXPIRY, Mismatch, NotificationRecord, ObjectCreated, Page, Ports, ServiceBuilder, ServiceConfig,
-    SkipReason, Ticket, UploadError, UploadRequest,
+    CompleteError, Dependency, DependencyError, DownloadError, DownloadRequest, DownloadTarget, ExpiryOutOfRange,
+    FilesService, IngestOutcome, Ingested, LookupError, MAX_EXPIRY, Mismatch, NotificationRecord, ObjectCreated, Page,
+    Ports, ServiceBuilder, ServiceConfig, SkipReason, Ticket, UploadError, UploadRequest,
 };
 pub use values::{ContentType, FileName, InvalidValue, Sha256};

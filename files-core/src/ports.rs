@@ -289,12 +289,24 @@ pub struct UploadSpec {
     pub key: ObjectKey,
     /// Signed as `x-amz-checksum-sha256`: the store refuses other bytes.
     pub sha256: Sha256,
-    /// Signed as `content-length` when given.
+    /// Signed as `content-length` when given (the service always gives it).
     pub size: Option<u64>,
     /// Signed as `content-type` when given.
     pub content_type: Option<ContentType>,
     /// How long the URL is valid.
     pub expires_in: Duration,
+}
+
+/// What a download URL must be signed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadSpec {
+    /// What to read.
+    pub key: ObjectKey,
+    /// How long the URL is valid.
+    pub expires_in: Duration,
+    /// Signed as `response-content-disposition`, when given: the store answers with this
+    /// `Content-Disposition` (browsers then save the file under its name).
+    pub content_disposition: Option<String>,
 }
 
 /// A pre-signed request: the caller sends `method` to `url` with exactly `headers`.
@@ -324,11 +336,11 @@ pub trait UrlSigner: Send + Sync {
     /// [`SignError`] when the spec cannot be expressed (for example an expiry over 7 days).
     fn sign_upload(&self, spec: &UploadSpec) -> Result<PresignedRequest, SignError>;
 
-    /// A GET URL for the key.
+    /// A GET URL for the key (with a `response-content-disposition` when the spec has one).
     ///
     /// # Errors
     /// [`SignError`] when the expiry cannot be expressed.
-    fn sign_download(&self, key: &ObjectKey, expires_in: Duration) -> Result<PresignedRequest, SignError>;
+    fn sign_download(&self, spec: &DownloadSpec) -> Result<PresignedRequest, SignError>;
 }
 
 /// What the store says of an object.

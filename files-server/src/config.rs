@@ -229,8 +229,37 @@ impl Settings {
                 SEVEN_DAYS,
             )?,
             max_upload_size: vars.or("FILES_MAX_UPLOAD_SIZE", defaults.max_upload_size)?,
+            max_upload_expiry: vars.seconds(
+                "FILES_UPLOAD_URL_MAX_EXPIRY_SECS",
+                secs(defaults.max_upload_expiry),
+                SEVEN_DAYS,
+            )?,
+            max_download_expiry: vars.seconds(
+                "FILES_DOWNLOAD_URL_MAX_EXPIRY_SECS",
+                secs(defaults.max_download_expiry),
+                SEVEN_DAYS,
+            )?,
             ..defaults
         };
+        for (variable, default, max) in [
+            (
+                "FILES_UPLOAD_URL_EXPIRY_SECS",
+                limits.upload_expiry,
+                limits.max_upload_expiry,
+            ),
+            (
+                "FILES_DOWNLOAD_URL_EXPIRY_SECS",
+                limits.download_expiry,
+                limits.max_download_expiry,
+            ),
+        ] {
+            if default > max {
+                return Err(ConfigError {
+                    variable,
+                    problem: format!("must not exceed its maximum of {} seconds", max.as_secs()),
+                });
+            }
+        }
         Ok(Self {
             listen: vars.or("FILES_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             store: store(&vars)?,

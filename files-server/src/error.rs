@@ -188,6 +188,12 @@ impl From<InvalidValue> for ApiError {
     }
 }
 
+impl From<files_core::ExpiryOutOfRange> for ApiError {
+    fn from(error: files_core::ExpiryOutOfRange) -> Self {
+        Self::bad_field("invalid_expires_in", "expires_in", error.to_string())
+    }
+}
+
 impl From<files_core::SignError> for ApiError {
     fn from(error: files_core::SignError) -> Self {
         Self::internal(error)
@@ -207,6 +213,7 @@ impl From<UploadError> for ApiError {
                 ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", error.to_string())
             },
             UploadError::Sign(e) => e.into(),
+            UploadError::Expiry(e) => e.into(),
             UploadError::Dependency(e) => e.into(),
         }
     }
@@ -223,6 +230,7 @@ impl From<DownloadError> for ApiError {
                 "the upload of this file has not been completed yet",
             ),
             DownloadError::Sign(e) => e.into(),
+            DownloadError::Expiry(e) => e.into(),
             DownloadError::Dependency(e) => e.into(),
         }
     }

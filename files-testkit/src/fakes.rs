@@ -11,9 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_core::{
-    Cache, CacheOutcome, Clock, FileId, FileName, FileOperation, FileRecord, FileState, FileUploaded, MetadataStore,
-    Notifier, ObjectInfo, ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, Owner, PortError, PresignedRequest,
-    Principal, Scope, Sha256, SignError, TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
+    Cache, CacheOutcome, Clock, DownloadSpec, FileId, FileName, FileOperation, FileRecord, FileState, FileUploaded,
+    MetadataStore, Notifier, ObjectInfo, ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, Owner, PortError,
+    PresignedRequest, Principal, Scope, Sha256, SignError, TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
 };
 use sha2::Digest as _;
 use time::OffsetDateTime;
@@ -381,10 +381,23 @@ impl UrlSigner for FakeObjectStore {
         })
     }
 
-    fn sign_download(&self, key: &ObjectKey, expires_in: Duration) -> Result<PresignedRequest, SignError> {
+    fn sign_download(&self, spec: &DownloadSpec) -> Result<PresignedRequest, SignError> {
+        let mut url = format!(
+            "memory://{}/{}?expires={}",
+            Self::BUCKET,
+            spec.key,
+            spec.expires_in.as_secs()
+        );
+        if let Some(disposition) = &spec.content_disposition {
+            url.push_str("&response-content-disposition=");
+            url.extend(percent_encoding::utf8_percent_encode(
+                disposition,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+        }
         Ok(PresignedRequest {
             method: "GET",
-            url: format!("memory://{}/{key}?expires={}", Self::BUCKET, expires_in.as_secs()),
+            url,
             headers: BTreeMap::new(),
         })
     }

@@ -27,6 +27,11 @@ pub struct ServiceConfig {
     pub max_upload_size: u64,
     /// The largest page a listing returns.
     pub max_page_size: usize,
+    /// The longest upload URL lifetime a request may ask for with `expires_in` (default 24 h,
+    /// at most 7 days).
+    pub max_upload_expiry: Duration,
+    /// The longest download URL lifetime a request may ask for (default 24 h, at most 7 days).
+    pub max_download_expiry: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -36,6 +41,8 @@ impl Default for ServiceConfig {
             download_expiry: Duration::from_secs(5 * 60),
             max_upload_size: 5 * 1024 * 1024 * 1024,
             max_page_size: 1000,
+            max_upload_expiry: Duration::from_secs(24 * 3600),
+            max_download_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -61,6 +61,16 @@ pub(crate) const fn object_store(source: PortError) -> DependencyError {
     }
 }
 
+/// An `expires_in` over the operation's maximum (or zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expires_in must be between 1 and {} seconds, not {}", max.as_secs(), asked.as_secs())]
+pub struct ExpiryOutOfRange {
+    /// Asked for.
+    pub asked: std::time::Duration,
+    /// Allowed.
+    pub max: std::time::Duration,
+}
+
 /// Why an upload URL was not issued.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -78,6 +88,9 @@ pub enum UploadError {
     /// The URL could not be signed.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// The asked lifetime is out of range.
+    #[error(transparent)]
+    Expiry(#[from] ExpiryOutOfRange),
     /// A dependency failed.
     #[error(transparent)]
     Dependency(#[from] DependencyError),
@@ -98,6 +111,9 @@ pub enum DownloadError {
     /// The URL could not be signed.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// The asked lifetime is out of range.
+    #[error(transparent)]
+    Expiry(#[from] ExpiryOutOfRange),
     /// A dependency failed.
     #[error(transparent)]
     Dependency(#[from] DependencyError),

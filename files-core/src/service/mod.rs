@@ -6,12 +6,15 @@ mod errors;
 mod ingest;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use builder::{MAX_EXPIRY, Ports, ServiceBuilder, ServiceConfig};
-pub use errors::{CompleteError, Dependency, DependencyError, DownloadError, LookupError, Mismatch, UploadError};
+pub use errors::{
+    CompleteError, Dependency, DependencyError, DownloadError, ExpiryOutOfRange, LookupError, Mismatch, UploadError,
+};
 use errors::{database, object_store};
 pub use ingest::{IngestOutcome, Ingested, NotificationRecord, ObjectCreated, SkipReason};
 
@@ -20,7 +23,8 @@ use crate::file::{FileRecord, FileState, ObjectKey};
 use crate::ids::{FileId, TenantId};
 use crate::metrics::{FileOperation, Metrics};
 use crate::ports::{
-    Clock, MetadataStore, ObjectStore, PortError, PresignedRequest, TokenError, TokenVerifier, UploadSpec, UrlSigner,
+    Clock, DownloadSpec, MetadataStore, ObjectStore, PortError, PresignedRequest, TokenError, TokenVerifier,
+    UploadSpec, UrlSigner,
 };
 use crate::principal::{Access, Forbidden, Principal, Scope, authorize};
 use crate::values::{ContentType, FileName, Sha256};
@@ -36,6 +40,9 @@ pub struct UploadRequest {
     pub size: u64,
     /// The media type, when the caller declares it.
     pub content_type: Option<ContentType>,
+    /// How long the URL should live, at most [`ServiceConfig::max_upload_expiry`]; the
+    /// configured default when `None`.
+    pub expires_in: Option<Duration>,
 }
 
 /// A pre-signed request plus the record it is for and when it expires.
@@ -47,6 +54,8 @@ pub struct Ticket {
     pub request: PresignedRequest,
     /// When the URL stops working.
     pub expires_at: OffsetDateTime,
+    /// How long it lives from now.
+    pub expires_in: Duration,
 }
 
 /// Which version to download.
@@ -56,6 +65,38 @@ pub enum DownloadTarget {
     Name(FileName),
     /// One version.
     Id(FileId),
+}
+
+/// A download request: which version, and how to sign its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadRequest {
+    /// Which version.
+    pub target: DownloadTarget,
+    /// How long the URL should live, at most [`ServiceConfig::max_download_expiry`]; the
+    /// configured default when `None`.
+    pub expires_in: Option<Duration>,
+    /// Sign `response-content-disposition: attachment` with the file's name, so a browser
+    /// saves it under that name.
+    pub attachment: bool,
+}
+
+impl From<DownloadTarget> for DownloadRequest {
+    fn from(target: DownloadTarget) -> Self {
+        Self {
+            target,
+            expires_in: None,
+            attachment: false,
+        }
+    }
+}
+
+/// `asked` when it is in 1 s..=`max`, else the error; `default` when nothing was asked.
+fn lifetime(asked: Option<Duration>, default: Duration, max: Duration) -> Result<Duration, ExpiryOutOfRange> {
+    match asked {
+        None => Ok(default),
+        Some(asked) if asked.is_zero() || asked > max => Err(ExpiryOutOfRange { asked, max }),
+        Some(asked) => Ok(asked),
+    }
 }
 
 /// A page of a listing.
@@ -163,6 +204,11 @@ impl FilesService {
                 max: self.config.max_upload_size,
             });
         }
+        let expires_in = lifetime(
+            request.expires_in,
+            self.config.upload_expiry,
+            self.config.max_upload_expiry,
+        )?;
         let now = self.clock.now();
         let record = FileRecord {
             id: FileId::new(),
@@ -181,7 +227,7 @@ impl FilesService {
             sha256: record.sha256,
             size: record.size,
             content_type: record.content_type.clone(),
-            expires_in: self.config.upload_expiry,
+            expires_in,
         };
         // Sign first: a URL that cannot be signed must not leave a pending record behind.
         let request = self.signer.sign_upload(&spec)?;
@@ -190,23 +236,31 @@ impl FilesService {
         Ok(Ticket {
             record,
             request,
-            expires_at: now + self.config.upload_expiry,
+            expires_at: now + expires_in,
+            expires_in,
         })
     }
 
     /// Signs a download URL for the latest available version of a name, or for one version.
     ///
     /// # Errors
-    /// [`DownloadError`]: forbidden, not found, not completed yet, or the database is down.
+    /// [`DownloadError`]: forbidden, not found, not completed yet, an `expires_in` out of
+    /// range, or the database is down.
     pub async fn request_download(
         &self,
         principal: &Principal,
         scope: Scope,
-        target: DownloadTarget,
+        request: impl Into<DownloadRequest>,
     ) -> Result<Ticket, DownloadError> {
+        let request = request.into();
         authorize(principal, scope, Access::Read)?;
+        let expires_in = lifetime(
+            request.expires_in,
+            self.config.download_expiry,
+            self.config.max_download_expiry,
+        )?;
         let metadata = &self.metadata;
-        let record = match target {
+        let record = match request.target {
             DownloadTarget::Name(name) => {
                 match metadata
                     .latest(scope, &name, FileState::Available)
@@ -241,15 +295,18 @@ impl FilesService {
                 }
             }
         };
-        let request = self
-            .signer
-            .sign_download(&record.object_key(), self.config.download_expiry)?;
-        let expires_at = self.clock.now() + self.config.download_expiry;
+        let request = self.signer.sign_download(&DownloadSpec {
+            key: record.object_key(),
+            expires_in,
+            content_disposition: request.attachment.then(|| crate::disposition::attachment(&record.name)),
+        })?;
+        let expires_at = self.clock.now() + expires_in;
         self.count(scope.tenant, scope.owner, FileOperation::DownloadUrl);
         Ok(Ticket {
             record,
             request,
             expires_at,
+            expires_in,
         })
     }
 

@@ -1,11 +1,12 @@
 //! `/v1/{scope}/files/...` and `/v1/tenants/{tenant_id}/files/{file_id}...`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use files_core::{
-    ContentType, DeviceId, DownloadTarget, FileId, FileName, FileRecord, FilesService, Owner, PresignedRequest, Scope,
-    Sha256, TenantId, Ticket, UploadRequest,
+    ContentType, DeviceId, DownloadRequest, DownloadTarget, FileId, FileName, FileRecord, FilesService, Owner,
+    PresignedRequest, Scope, Sha256, TenantId, Ticket, UploadRequest,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -60,6 +61,8 @@ struct UploadUrlBody {
     sha256: String,
     size: u64,
     content_type: Option<String>,
+    /// Seconds.
+    expires_in: Option<u64>,
 }
 
 /// What a caller sends to the store, and until when.
@@ -69,15 +72,18 @@ struct PresignedView {
     url: String,
     headers: BTreeMap<String, String>,
     expires_at: String,
+    /// Seconds.
+    expires_in: u64,
 }
 
 impl PresignedView {
-    fn new(request: PresignedRequest, expires_at: OffsetDateTime) -> Self {
+    fn new(request: PresignedRequest, expires_at: OffsetDateTime, expires_in: Duration) -> Self {
         Self {
             method: request.method,
             url: request.url,
             headers: request.headers,
             expires_at: rfc3339(expires_at),
+            expires_in: expires_in.as_secs(),
         }
     }
 }
@@ -101,15 +107,17 @@ async fn upload_url(
         sha256: Sha256::parse(&body.sha256)?,
         size: body.size,
         content_type: body.content_type.map(ContentType::parse).transpose()?,
+        expires_in: body.expires_in.map(Duration::from_secs),
     };
     let Ticket {
         record,
         request,
         expires_at,
+        expires_in,
     } = service.request_upload(&principal, scope, request).await?;
     Ok(HttpResponse::Created().json(UploadUrlResponse {
         file_id: record.id,
-        request: PresignedView::new(request, expires_at),
+        request: PresignedView::new(request, expires_at, expires_in),
     }))
 }
 
@@ -117,6 +125,19 @@ async fn upload_url(
 struct DownloadUrlBody {
     file_name: Option<String>,
     file_id: Option<String>,
+    /// Seconds.
+    expires_in: Option<u64>,
+    disposition: Option<Disposition>,
+}
+
+/// How the store should ask a browser to treat the download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Disposition {
+    /// As the store serves it by default.
+    Inline,
+    /// Saved under the file's name (`response-content-disposition` is signed).
+    Attachment,
 }
 
 #[derive(Debug, Serialize)]
@@ -156,15 +177,21 @@ async fn download_url(
             ));
         }
     };
+    let download = DownloadRequest {
+        target,
+        expires_in: body.expires_in.map(Duration::from_secs),
+        attachment: body.disposition == Some(Disposition::Attachment),
+    };
     let Ticket {
         record,
         request,
         expires_at,
-    } = service.request_download(&principal, scope, target).await?;
+        expires_in,
+    } = service.request_download(&principal, scope, download).await?;
     Ok(HttpResponse::Ok().json(DownloadUrlResponse {
         file_id: record.id,
         file_name: record.name,
-        request: PresignedView::new(request, expires_at),
+        request: PresignedView::new(request, expires_at, expires_in),
         sha256: record.sha256,
         size: record.size,
     }))

@@ -5,6 +5,7 @@
 mod bad_input;
 mod binary;
 mod dependency_errors;
+mod downloads;
 mod events;
 mod fault_matrix;
 mod flow;

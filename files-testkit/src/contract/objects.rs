@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use files_core::ports::error_chain;
 use files_core::{
-    ContentType, FileId, ObjectInfo, ObjectKey, ObjectStore, Owner, PortError, PresignedRequest, Sha256, UploadSpec,
-    UrlSigner,
+    ContentType, DownloadSpec, FileId, ObjectInfo, ObjectKey, ObjectStore, Owner, PortError, PresignedRequest, Sha256,
+    UploadSpec, UrlSigner,
 };
 use sha2::Digest as _;
 
@@ -148,6 +148,14 @@ pub async fn object_store_contract(signer: &dyn UrlSigner, store: &dyn ObjectSto
     deleting_an_absent_object_succeeds(&pair).await;
 }
 
+fn download(key: ObjectKey) -> DownloadSpec {
+    DownloadSpec {
+        key,
+        expires_in: EXPIRES_IN,
+        content_disposition: None,
+    }
+}
+
 /// The three parts under test.
 struct Pair<'a> {
     signer: &'a dyn UrlSigner,
@@ -164,7 +172,7 @@ impl Pair<'_> {
 
     fn sign_download(&self, key: &ObjectKey) -> PresignedRequest {
         self.signer
-            .sign_download(key, EXPIRES_IN)
+            .sign_download(&download(*key))
             .unwrap_or_else(|error| panic!("objects contract: sign_download of {key} failed: {error}"))
     }
 
@@ -314,7 +322,7 @@ fn uploads_are_signed_for_checksum_size_and_type(signer: &dyn UrlSigner) {
 fn downloads_are_signed_gets(signer: &dyn UrlSigner) {
     let key = fresh_key(false);
     let request = signer
-        .sign_download(&key, EXPIRES_IN)
+        .sign_download(&download(key))
         .unwrap_or_else(|error| panic!("objects contract: sign_download failed: {error}"));
     assert_eq!(request.method, "GET", "sign_download must sign a GET");
     assert!(!request.url.is_empty(), "sign_download must give a URL");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use files_adapters::embedded_s3::{EmbeddedS3, EmbeddedS3Config};
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
-use files_core::{ObjectKey, ObjectStore, PortError, PresignedRequest, SignError, UploadSpec, UrlSigner};
+use files_core::{DownloadSpec, ObjectStore, PortError, PresignedRequest, SignError, UploadSpec, UrlSigner};
 use files_testkit::contract::objects::{
     FakeTransport, HttpTransport, Transport, fresh_key, object_store_contract, sha256_of,
 };
@@ -90,8 +90,8 @@ impl UrlSigner for SizelessSigner {
         })
     }
 
-    fn sign_download(&self, key: &ObjectKey, expires_in: Duration) -> Result<PresignedRequest, SignError> {
-        self.0.sign_download(key, expires_in)
+    fn sign_download(&self, spec: &DownloadSpec) -> Result<PresignedRequest, SignError> {
+        self.0.sign_download(spec)
     }
 }
 

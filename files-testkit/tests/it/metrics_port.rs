@@ -76,6 +76,7 @@ async fn the_use_cases_count_tokens_and_file_operations_per_tenant_and_device() 
                 sha256: sha(b"log"),
                 size: 3,
                 content_type: None,
+                expires_in: None,
             },
         )
         .await
@@ -161,6 +162,7 @@ async fn the_relay_from_the_builder_publishes_completed_uploads_and_counts_them(
                 sha256: sha(b"bundle"),
                 size: 6,
                 content_type: None,
+                expires_in: None,
             },
         )
         .await

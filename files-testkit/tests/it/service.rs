@@ -106,6 +106,7 @@ impl World {
             sha256: sha(content),
             size: content.len() as u64,
             content_type: None,
+            expires_in: None,
         };
         match self.service.request_upload(&self.device(), self.scope(), request).await {
             Ok(ticket) => ticket.record,
@@ -420,6 +421,7 @@ async fn dependency_failures_name_the_dependency() {
                 sha256: sha(b"b"),
                 size: 1,
                 content_type: None,
+                expires_in: None,
             },
         )
         .await;
@@ -438,6 +440,7 @@ async fn dependency_failures_name_the_dependency() {
                 sha256: sha(b"c"),
                 size: 1,
                 content_type: None,
+                expires_in: None,
             },
         )
         .await;
@@ -455,6 +458,7 @@ async fn size_over_the_limit_is_refused() {
         sha256: sha(b""),
         size: 1001,
         content_type: None,
+        expires_in: None,
     };
     let result = w.service.request_upload(&w.device(), w.scope(), request).await;
     assert!(
