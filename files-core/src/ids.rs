@@ -112,3 +112,73 @@ mod tests {
         assert!(a < b);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text in the shapes ids arrive in (path segments, the listing `cursor`): anything, UUIDs
+    /// in every form `Uuid::try_parse` knows, and near misses.
+    fn id_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[0-9a-fA-F-]{30,40}",
+            "\\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\}?",
+            "(urn:uuid:)?[0-9a-fA-F]{32}",
+            any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()),
+            any::<u128>().prop_map(|n| Uuid::from_u128(n).hyphenated().to_string().to_uppercase()),
+            any::<u128>().prop_map(|n| format!("{}x", Uuid::from_u128(n))),
+            any::<u128>().prop_map(|n| format!("{}/", Uuid::from_u128(n))),
+        ]
+    }
+
+    /// Parsing never panics; what it accepts prints as lowercase hyphenated and parses back to
+    /// itself; what it refuses names the id and keeps at most 64 characters of the input.
+    fn round_trips<T>(text: &str, what: &str) -> Result<(), TestCaseError>
+    where
+        T: FromStr<Err = InvalidId> + fmt::Display + PartialEq + fmt::Debug,
+    {
+        match text.parse::<T>() {
+            Ok(id) => {
+                let shown = id.to_string();
+                prop_assert_eq!(shown.len(), 36);
+                prop_assert_eq!(shown.to_lowercase(), shown.clone());
+                prop_assert_eq!(shown.parse::<T>(), Ok(id));
+            }
+            Err(error) => {
+                prop_assert_eq!(error.what, what);
+                prop_assert!(error.input.chars().count() <= 64);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn file_ids_parse_without_panicking_and_round_trip(text in id_text()) {
+            round_trips::<FileId>(&text, "file_id")?;
+        }
+
+        #[test]
+        fn tenant_ids_parse_without_panicking_and_round_trip(text in id_text()) {
+            round_trips::<TenantId>(&text, "tenant_id")?;
+        }
+
+        #[test]
+        fn device_ids_parse_without_panicking_and_round_trip(text in id_text()) {
+            round_trips::<DeviceId>(&text, "device_id")?;
+        }
+
+        #[test]
+        fn every_uuid_round_trips_through_display(n in any::<u128>()) {
+            let id = FileId::from_uuid(Uuid::from_u128(n));
+            prop_assert_eq!(id.to_string().parse::<FileId>(), Ok(id));
+            prop_assert_eq!(id.to_string().to_uppercase().parse::<FileId>(), Ok(id));
+            prop_assert_eq!(id.as_uuid().simple().to_string().parse::<FileId>(), Ok(id));
+            let json = serde_json::to_string(&id).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(serde_json::from_str::<FileId>(&json).ok(), Some(id));
+        }
+    }
+}

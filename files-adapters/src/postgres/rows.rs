@@ -108,7 +108,8 @@ impl TryFrom<FileRow> for FileRecord {
             owner: row
                 .device_id
                 .map_or(Owner::Tenant, |d| Owner::Device(DeviceId::from_uuid(d))),
-            name: FileName::parse(row.name).map_err(|e| bad(e.to_string()))?,
+            // As stored: rows written before a naming rule was added must still read.
+            name: FileName::from_stored(row.name).map_err(|e| bad(e.to_string()))?,
             sha256: Sha256::from_bytes(sha256),
             size,
             content_type: row

@@ -50,6 +50,54 @@ async fn bad_upload_bodies_name_the_problem() {
             Some("file_name"),
         ),
         (
+            "right-to-left override",
+            json!({"file_name": "invoice\u{202E}fdp.exe", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "zero-width space",
+            json!({"file_name": "a\u{200B}b", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "zero-width non-joiner",
+            json!({"file_name": "a\u{200C}b", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "zero-width joiner",
+            json!({"file_name": "a\u{200D}b", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "word joiner",
+            json!({"file_name": "a\u{2060}b", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "byte order mark",
+            json!({"file_name": "\u{FEFF}a", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "line separator",
+            json!({"file_name": "a\u{2028}b", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
+            "paragraph separator",
+            json!({"file_name": "a\u{2029}b", "sha256": SHA}).to_string(),
+            "invalid_file_name",
+            Some("file_name"),
+        ),
+        (
             "missing sha256",
             json!({"file_name": "a"}).to_string(),
             "missing_field",
@@ -197,8 +245,9 @@ async fn non_uuid_path_segments_are_400() {
 async fn bad_download_and_list_requests() {
     let h = Harness::start().await;
     let token = h.device_token();
-    let cases: [(Value, &str); 4] = [
+    let cases: [(Value, &str); 5] = [
         (json!({}), "missing_field"),
+        (json!({"file_name": "invoice\u{202E}fdp.exe"}), "invalid_file_name"),
         (
             json!({"file_name": "a", "file_id": uuid::Uuid::now_v7()}),
             "invalid_request",

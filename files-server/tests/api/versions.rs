@@ -3,7 +3,36 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::Harness;
+use crate::helpers::{Harness, json_of};
+
+#[tokio::test]
+async fn a_name_in_nfd_is_the_same_name_as_in_nfc() {
+    let h = Harness::start().await;
+    let token = h.device_token();
+    let (nfc, nfd) = ("caf\u{e9}.txt", "cafe\u{301}.txt");
+    let first = h.api.upload(&h.scope(), h.tenant, &token, nfc, b"composed").await;
+    let second = h.api.upload(&h.scope(), h.tenant, &token, nfd, b"decomposed").await;
+    assert_ne!(first, second);
+
+    // Asked for by either form, the latest of the one name is the NFD upload, named in NFC.
+    for asked in [nfc, nfd] {
+        let (status, latest) = h
+            .api
+            .download_url(&h.scope(), &token, &json!({"file_name": asked}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{asked:?}: {latest}");
+        assert_eq!(latest["file_id"], second.as_str(), "{asked:?}");
+        assert_eq!(latest["file_name"], nfc, "{asked:?}");
+        assert_eq!(h.api.fetch(&latest).await.1, b"decomposed");
+    }
+    let (_, record) = json_of(
+        h.api
+            .get(&format!("/v1/tenants/{}/files/{second}", h.tenant), &token)
+            .await,
+    )
+    .await;
+    assert_eq!(record["file_name"], nfc, "{record}");
+}
 
 #[tokio::test]
 async fn same_name_twice_gives_two_versions() {

@@ -259,12 +259,11 @@ async fn latest_is_separated_by_name(cache: &dyn Cache) {
     };
     let longest = "é".repeat(127) + "x";
     assert_eq!(longest.len(), FileName::MAX_BYTES);
-    let names: Vec<FileName> = [
+    let mut names: Vec<FileName> = [
         "Report.log",
         "report.log",
         "REPORT.LOG",
-        "\u{e9}t\u{e9}.txt",     // "été.txt", composed (NFC)
-        "e\u{301}te\u{301}.txt", // the same text, decomposed (NFD)
+        "\u{e9}t\u{e9}.txt", // "été.txt", composed (NFC)
         "report.log ",
         "*",
         "report.*",
@@ -274,6 +273,10 @@ async fn latest_is_separated_by_name(cache: &dyn Cache) {
     .iter()
     .map(|text| name(text))
     .collect();
+    // The same text decomposed (NFD): callers' names are normalized to NFC now, but rows
+    // stored before that may hold it, and it is another key.
+    let decomposed = "e\u{301}te\u{301}.txt";
+    names.push(FileName::from_stored(decomposed).unwrap_or_else(|e| panic!("stored name {decomposed:?}: {e}")));
     let ids: Vec<FileId> = names.iter().map(|_| FileId::new()).collect();
     for (file, id) in names.iter().zip(&ids) {
         ok(cache.put_latest(scope, file, *id).await, "put_latest");
