@@ -249,4 +249,15 @@ impl Cache for MemoryCache {
         lock(&self.latest).remove(&(scope, name.clone()));
         Ok(())
     }
+
+    async fn remove_file(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {
+        lock(&self.files).remove(&(tenant, id));
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<(), PortError> {
+        lock(&self.files).clear();
+        lock(&self.latest).clear();
+        Ok(())
+    }
 }

@@ -6,6 +6,10 @@
 //!   `owner` is the device id or `_tenant`. The name is hashed: names are up to 255 bytes of
 //!   arbitrary UTF-8 and must not shape the key space.
 //!
+//! [`Cache::clear`] deletes every key under the prefix (and no other: the prefix is escaped in
+//! the `SCAN MATCH` pattern), a batch of `SCAN` and `UNLINK` at a time, the whole bounded by
+//! [`CLEAR_BUDGET`] times the call timeout. A prefix must not be another prefix followed by `:`.
+//!
 //! A cache must never slow a request much, nor fail one: every call is bounded by one timeout
 //! (pool checkout included), and every failure is a [`PortError`] the caller can fall back
 //! from. An entry of another schema version, or one that does not parse, reads as a miss and is
@@ -39,6 +43,12 @@ pub use bb8_redis::redis as driver;
 /// [`FileRecord`]'s serialized form changes: entries of another version read as misses.
 const SCHEMA_VERSION: u32 = 1;
 
+/// How many call timeouts [`Cache::clear`] may take in all (5 s with the default timeout).
+pub const CLEAR_BUDGET: u32 = 20;
+
+/// How many keys one `SCAN` of [`Cache::clear`] looks at.
+const CLEAR_SCAN_COUNT: u32 = 1000;
+
 /// How the cache reaches Redis.
 #[derive(Clone)]
 pub struct RedisConfig {
@@ -59,7 +69,7 @@ impl RedisConfig {
     /// The default key prefix.
     pub const DEFAULT_KEY_PREFIX: &str = "files";
     /// The default time to live of an entry.
-    pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
     /// The default pool size.
     pub const DEFAULT_POOL_SIZE: u32 = 10;
     /// The default bound on each call.
@@ -333,6 +343,52 @@ impl Cache for RedisCache {
         let key = self.latest_key(scope, name);
         self.run("remove_latest", driver::cmd("DEL").arg(&key)).await
     }
+
+    async fn remove_file(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {
+        let key = self.file_key(tenant, id);
+        self.run("remove_file", driver::cmd("DEL").arg(&key)).await
+    }
+
+    async fn clear(&self) -> Result<(), PortError> {
+        let pattern = prefix_pattern(&self.prefix);
+        let budget = self.calls.timeout().saturating_mul(CLEAR_BUDGET);
+        let pass = async {
+            let mut cursor = 0_u64;
+            loop {
+                let mut scan = driver::cmd("SCAN");
+                scan.arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(CLEAR_SCAN_COUNT);
+                let (next, keys): (u64, Vec<Vec<u8>>) = self.run("clear_scan", &scan).await?;
+                if !keys.is_empty() {
+                    let _: u64 = self.run("clear_unlink", driver::cmd("UNLINK").arg(&keys)).await?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        };
+        tokio::time::timeout(budget, pass)
+            .await
+            .unwrap_or_else(|_| Err(PortError::unavailable(CallError::ClearUnfinished { budget })))
+    }
+}
+
+/// The `SCAN MATCH` pattern of every key under `prefix`, the prefix's own glob characters
+/// escaped.
+fn prefix_pattern(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 2);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str(":*");
+    pattern
 }
 
 /// Why one call failed; the cause of the [`PortError`].
@@ -345,6 +401,8 @@ enum CallError {
     },
     #[error("cannot connect to Redis")]
     Connect(#[source] driver::RedisError),
+    #[error("Redis keys under the prefix not all deleted within {budget:?}")]
+    ClearUnfinished { budget: Duration },
     #[error("Redis {operation} failed")]
     Command {
         operation: &'static str,
@@ -490,6 +548,13 @@ mod tests {
             Err(RedisError::Url(_))
         ));
         assert!(RedisCache::new(RedisConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn the_clear_pattern_matches_only_the_prefix() {
+        assert_eq!(prefix_pattern("files"), "files:*");
+        assert_eq!(prefix_pattern(r"a*b?c[d]e\f"), r"a\*b\?c\[d\]e\\f:*");
+        assert_eq!(prefix_pattern("été"), "été:*");
     }
 
     #[test]

@@ -275,11 +275,26 @@ pub trait Cache: Send + Sync {
     /// [`PortError`] when the cache fails.
     async fn put_latest(&self, scope: Scope, name: &FileName, id: FileId) -> Result<(), PortError>;
 
-    /// Forgets the latest version of a name.
+    /// Forgets the latest version of a name; forgetting an absent one succeeds.
     ///
     /// # Errors
-    /// [`PortError`] when the cache fails.
+    /// [`PortError`] when the cache fails; the entry may then still be there.
     async fn remove_latest(&self, scope: Scope, name: &FileName) -> Result<(), PortError>;
+
+    /// Forgets a record; forgetting an absent one succeeds.
+    ///
+    /// # Errors
+    /// [`PortError`] when the cache fails; the record may then still be cached.
+    async fn remove_file(&self, tenant: TenantId, id: FileId) -> Result<(), PortError>;
+
+    /// Forgets every entry of this cache: on a store shared with others (one Redis, several key
+    /// prefixes), every entry of its own and nothing of theirs. Bounded in time like every call;
+    /// a cache too large to clear in time fails.
+    ///
+    /// # Errors
+    /// [`PortError`] when the cache fails or does not finish in time; some entries may then be
+    /// left.
+    async fn clear(&self) -> Result<(), PortError>;
 }
 
 /// What an upload URL must be signed for.

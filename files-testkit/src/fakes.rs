@@ -181,6 +181,16 @@ impl Cache for FakeCache {
         self.switch.check()?;
         self.inner.remove_latest(scope, name).await
     }
+
+    async fn remove_file(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {
+        self.switch.check()?;
+        self.inner.remove_file(tenant, id).await
+    }
+
+    async fn clear(&self) -> Result<(), PortError> {
+        self.switch.check()?;
+        self.inner.clear().await
+    }
 }
 
 /// An object as the fake store keeps it.

@@ -154,10 +154,20 @@ async fn redis_down_from_the_start_fails_no_request() {
     };
     crate::flow::device_flow(&s.h.api, s.h.tenant, s.h.device, &s.h.device_token()).await;
     crate::versions::versions(&s.h).await;
+    // Counted as cache errors: after the first failed write, reads no longer try Redis but the
+    // deletion of what it missed (`remove_file`, `remove_latest`), which fails in their stead.
+    let errors: f64 =
+        s.h.metrics_text()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("files_cache_operations_total{") && l.contains("outcome=\"error\""))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum();
+    assert!(errors > 0.0, "no cache error counted");
     assert!(
         metric(
             &s.h,
-            "files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}"
+            "files_cache_operations_total{operation=\"remove_file\",outcome=\"error\"}"
         )
         .await
             > 0.0
@@ -226,6 +236,71 @@ async fn redis_cut_mid_run_fails_no_request() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     h.api.upload(&h.scope(), h.tenant, &token, "after.txt", b"after").await;
+}
+
+#[tokio::test]
+async fn a_redis_outage_leaves_no_stale_read_once_redis_is_back() {
+    // The finding: with Redis cut, DELETE of the latest version and a completion; once Redis
+    // was back the deleted version was still served by name and by id, and the completed file
+    // read `pending` (a second `complete` answered 404).
+    let Some(s) = stack(
+        "a_redis_outage_leaves_no_stale_read_once_redis_is_back",
+        false,
+        RedisRoute::Proxy,
+    )
+    .await
+    else {
+        return;
+    };
+    let (h, token) = (&s.h, s.h.device_token());
+    let file = |id: &str| format!("/v1/tenants/{}/files/{id}", h.tenant);
+    let by_name = json!({"file_name": "fw.bin"});
+    let v1 = h.api.upload(&h.scope(), h.tenant, &token, "fw.bin", b"version 1").await;
+    let v2 = h.api.upload(&h.scope(), h.tenant, &token, "fw.bin", b"version 2").await;
+    let (_, ticket) = h.api.upload_url(&h.scope(), &token, "late.txt", b"late").await;
+    let late = ticket["file_id"].as_str().unwrap().to_owned();
+    assert!(h.api.put(&ticket, b"late").await.status().is_success());
+    // Read through the cache: it holds v2 as the latest of the name, v2, and the pending file.
+    let (_, latest) = h.api.download_url(&h.scope(), &token, &by_name).await;
+    assert_eq!(latest["file_id"], v2.as_str());
+    let (status, _) = h.api.download_url(&h.scope(), &token, &json!({"file_id": v2})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, read) = json_of(h.api.get(&file(&late), &token).await).await;
+    assert_eq!(read["state"], "pending");
+
+    let proxy = s.redis_proxy.as_ref().unwrap();
+    proxy.cut();
+    assert_eq!(h.api.delete(&file(&v2), &token).await.status(), StatusCode::NO_CONTENT);
+    let (status, body) = h.api.complete(h.tenant, &late, &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    proxy.restore();
+    let cache_back = eventually(Duration::from_secs(10), async || {
+        let (_, ready) = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
+        ready["dependencies"]["cache"] == "ok"
+    })
+    .await;
+    assert!(cache_back, "Redis is not ok in /readyz 10 s after the restore");
+
+    let (status, latest) = h.api.download_url(&h.scope(), &token, &by_name).await;
+    assert_eq!(status, StatusCode::OK, "{latest}");
+    assert_eq!(latest["file_id"], v1.as_str(), "the deleted version is served by name");
+    assert_eq!(h.api.fetch(&latest).await, (StatusCode::OK, b"version 1".to_vec()));
+    let (status, body) = h.api.download_url(&h.scope(), &token, &json!({"file_id": v2})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the deleted version by id: {body}");
+    assert_eq!(h.api.get(&file(&v2), &token).await.status(), StatusCode::NOT_FOUND);
+    let (_, read) = json_of(h.api.get(&file(&late), &token).await).await;
+    assert_eq!(read["state"], "available", "the completed file reads {read}");
+    let (status, body) = h.api.complete(h.tenant, &late, &token).await;
+    assert_eq!(status, StatusCode::OK, "a second complete: {body}");
+    // And Redis now holds what Postgres holds.
+    files_testkit::redis::assert_cache_matches_store(
+        &services::redis_url(),
+        &s.redis_prefix,
+        s.db.url(),
+        h.tenant,
+        &[&v2, &late],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The contract of the [`Cache`] port: what every cache, in memory or on Redis, must do.
 //!
-//! Each run uses fresh random tenants, so it can run any number of times, in parallel, on a
-//! shared cache. It panics, naming the broken rule, on the first violation.
+//! Each run of [`cache_contract`] uses fresh random tenants, so it can run any number of times,
+//! in parallel, on a shared cache. [`cache_clear_contract`] empties its cache, so it needs one
+//! of its own. Both panic, naming the broken rule, on the first violation.
 
 use files_core::{
     Cache, ContentType, DeviceId, FileId, FileName, FileRecord, FileState, Owner, PortError, Scope, Sha256, TenantId,
@@ -22,6 +23,73 @@ pub async fn cache_contract(cache: &dyn Cache) {
     latest_round_trip_replace_and_remove(cache).await;
     latest_is_separated_by_scope(cache).await;
     latest_is_separated_by_name(cache).await;
+    remove_file_forgets_only_that_record(cache).await;
+}
+
+/// The rules of [`Cache::clear`]: it forgets every record and every latest version of
+/// `cache`, and nothing of `neighbour`, another cache on the same store where there is one (for
+/// Redis: another key prefix on the same server). Clears `cache`, so it must be used by nothing
+/// else meanwhile.
+///
+/// # Panics
+/// When the cache breaks a rule, or fails a call.
+pub async fn cache_clear_contract(cache: &dyn Cache, neighbour: &dyn Cache) {
+    ok(cache.clear().await, "clear of a cache that may be empty");
+    ok(cache.clear().await, "clear of an empty cache");
+
+    let tenant = fresh_tenant();
+    let records: Vec<FileRecord> = (0..3)
+        .map(|n| sample_record(tenant, Owner::Device(fresh_device()), &format!("clear-{n}.bin")))
+        .collect();
+    let kept = sample_record(fresh_tenant(), Owner::Tenant, "neighbour.bin");
+    for record in &records {
+        ok(cache.put_file(record).await, "put_file");
+        ok(
+            cache.put_latest(record.scope(), &record.name, record.id).await,
+            "put_latest",
+        );
+    }
+    ok(neighbour.put_file(&kept).await, "put_file in the neighbour");
+    ok(
+        neighbour.put_latest(kept.scope(), &kept.name, kept.id).await,
+        "put_latest in the neighbour",
+    );
+
+    ok(cache.clear().await, "clear");
+    for record in &records {
+        let file = ok(cache.get_file(record.tenant, record.id).await, "get_file after clear");
+        assert_eq!(file, None, "clear must forget every record");
+        let latest = ok(
+            cache.get_latest(record.scope(), &record.name).await,
+            "get_latest after clear",
+        );
+        assert_eq!(latest, None, "clear must forget every latest version");
+    }
+    assert_eq!(
+        ok(
+            neighbour.get_file(kept.tenant, kept.id).await,
+            "get_file in the neighbour"
+        ),
+        Some(kept.clone()),
+        "clear must not touch another cache's records"
+    );
+    assert_eq!(
+        ok(
+            neighbour.get_latest(kept.scope(), &kept.name).await,
+            "get_latest in the neighbour"
+        ),
+        Some(kept.id),
+        "clear must not touch another cache's latest versions"
+    );
+
+    // The cache works after a clear.
+    let after = sample_record(tenant, Owner::Tenant, "after-clear.bin");
+    ok(cache.put_file(&after).await, "put_file after clear");
+    assert_eq!(
+        ok(cache.get_file(after.tenant, after.id).await, "get_file after clear"),
+        Some(after)
+    );
+    ok(cache.clear().await, "clear again");
 }
 
 /// A tenant no other run uses.
@@ -292,4 +360,54 @@ async fn latest_is_separated_by_name(cache: &dyn Cache) {
         Some(ids[1]),
         "remove_latest must not touch a name that differs only in case"
     );
+}
+
+async fn remove_file_forgets_only_that_record(cache: &dyn Cache) {
+    ok(
+        cache.remove_file(fresh_tenant(), FileId::new()).await,
+        "remove_file of an absent record",
+    );
+    let tenant = fresh_tenant();
+    let record = sample_record(tenant, Owner::Device(fresh_device()), "gone.bin");
+    let sibling = sample_record(tenant, record.owner, "gone.bin");
+    let same_id_elsewhere = FileRecord {
+        tenant: fresh_tenant(),
+        ..record.clone()
+    };
+    for r in [&record, &sibling, &same_id_elsewhere] {
+        ok(cache.put_file(r).await, "put_file");
+    }
+    ok(
+        cache.put_latest(record.scope(), &record.name, record.id).await,
+        "put_latest",
+    );
+
+    ok(cache.remove_file(tenant, record.id).await, "remove_file");
+    assert_eq!(
+        ok(cache.get_file(tenant, record.id).await, "get_file after remove_file"),
+        None,
+        "remove_file must forget the record"
+    );
+    assert_eq!(
+        ok(cache.get_file(tenant, sibling.id).await, "get_file of another version"),
+        Some(sibling),
+        "remove_file must not touch another version"
+    );
+    assert_eq!(
+        ok(
+            cache.get_file(same_id_elsewhere.tenant, record.id).await,
+            "get_file of the same id in another tenant"
+        ),
+        Some(same_id_elsewhere),
+        "remove_file must not touch another tenant"
+    );
+    assert_eq!(
+        ok(
+            cache.get_latest(record.scope(), &record.name).await,
+            "get_latest after remove_file"
+        ),
+        Some(record.id),
+        "remove_file must not touch the latest version of the name"
+    );
+    ok(cache.remove_file(tenant, record.id).await, "remove_file twice");
 }

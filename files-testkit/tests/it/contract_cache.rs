@@ -9,7 +9,9 @@ use files_adapters::redis::{RedisCache, RedisConfig, driver};
 use files_core::{
     Cache, CacheOutcome, FileId, FileRecord, FileState, MetadataStore, Owner, PortError, Scope, WriteThrough,
 };
-use files_testkit::contract::cache::{cache_contract, fresh_device, fresh_tenant, name, sample_record};
+use files_testkit::contract::cache::{
+    cache_clear_contract, cache_contract, fresh_device, fresh_tenant, name, sample_record,
+};
 use files_testkit::contract::metadata::uploaded_event;
 use files_testkit::eventually;
 use files_testkit::fakes::{FakeCache, FakeMetadataStore};
@@ -43,6 +45,17 @@ impl TestRedis {
     /// A cache on the machine's Redis (through `url` when given), or `None` when Redis is not
     /// there (a skip, or a failure under `CI=true`).
     async fn connect(test: &str, url: Option<&str>, ttl: Duration, timeout: Duration) -> Option<Self> {
+        Self::connect_with_prefix(test, url, ttl, timeout, format!("files-test-{}", Uuid::new_v4())).await
+    }
+
+    /// As [`TestRedis::connect`], with the key prefix `prefix`.
+    async fn connect_with_prefix(
+        test: &str,
+        url: Option<&str>,
+        ttl: Duration,
+        timeout: Duration,
+        prefix: String,
+    ) -> Option<Self> {
         let direct = services::redis_url();
         let raw = match driver::Client::open(direct.as_str()) {
             Ok(client) => {
@@ -55,7 +68,7 @@ impl TestRedis {
             Err(error) => return services::unavailable(test, "Redis", &error),
         };
         let config = RedisConfig {
-            key_prefix: format!("files-test-{}", Uuid::new_v4()),
+            key_prefix: prefix,
             ttl,
             timeout,
             ..RedisConfig::new(url.unwrap_or(&direct))
@@ -64,9 +77,18 @@ impl TestRedis {
         Some(Self { cache, config, raw })
     }
 
-    /// Every key under the prefix.
+    /// Every key under the prefix (its glob characters escaped: only its own keys).
     async fn keys(&mut self) -> Vec<String> {
-        let pattern = format!("{}:*", self.config.key_prefix);
+        let escaped: String = self
+            .config
+            .key_prefix
+            .chars()
+            .flat_map(|c| {
+                let escape = matches!(c, '*' | '?' | '[' | ']' | '\\').then_some('\\');
+                escape.into_iter().chain(std::iter::once(c))
+            })
+            .collect();
+        let pattern = format!("{escaped}:*");
         let mut keys = Vec::new();
         let mut cursor = 0_u64;
         loop {
@@ -152,11 +174,18 @@ async fn every_call_fails_fast(cache: &RedisCache) {
     fails_fast("get_latest", cache.get_latest(record.scope(), &file)).await;
     fails_fast("put_latest", cache.put_latest(record.scope(), &file, record.id)).await;
     fails_fast("remove_latest", cache.remove_latest(record.scope(), &file)).await;
+    fails_fast("remove_file", cache.remove_file(record.tenant, record.id)).await;
+    fails_fast("clear", cache.clear()).await;
 }
 
 #[tokio::test]
 async fn the_fake_cache_passes_the_contract() {
     cache_contract(&FakeCache::default()).await;
+}
+
+#[tokio::test]
+async fn the_fake_cache_passes_the_clear_contract() {
+    cache_clear_contract(&FakeCache::default(), &FakeCache::default()).await;
 }
 
 #[tokio::test]
@@ -225,6 +254,48 @@ async fn redis_keys_follow_the_layout_and_all_expire() {
         );
     }
     redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn redis_clear_deletes_every_key_under_its_prefix_and_no_other() {
+    let test = "redis_clear_deletes_every_key_under_its_prefix_and_no_other";
+    // Glob characters in the prefix: an unescaped `SCAN MATCH` would take the neighbour's keys
+    // (`[*]` matches `*`, `?` matches `x`).
+    let base = format!("files-test-{}-", Uuid::new_v4());
+    let ttl = Duration::from_secs(120);
+    let Some(mut redis) = TestRedis::connect_with_prefix(test, None, ttl, HEALTHY_TIMEOUT, format!("{base}[*]?")).await
+    else {
+        return;
+    };
+    let Some(mut neighbour) =
+        TestRedis::connect_with_prefix(test, None, ttl, HEALTHY_TIMEOUT, format!("{base}*x")).await
+    else {
+        return;
+    };
+    cache_clear_contract(&redis.cache, &neighbour.cache).await;
+
+    // More keys than one SCAN batch looks at.
+    let tenant = fresh_tenant();
+    for n in 0..2500 {
+        let record = sample_record(tenant, Owner::Tenant, &format!("many-{n}.bin"));
+        redis.cache.put_file(&record).await.unwrap();
+    }
+    let kept = sample_record(fresh_tenant(), Owner::Tenant, "kept.bin");
+    neighbour.cache.put_file(&kept).await.unwrap();
+    assert!(redis.keys().await.len() >= 2500);
+    redis.cache.clear().await.unwrap();
+    assert_eq!(redis.keys().await, Vec::<String>::new(), "keys left under the prefix");
+    let kept_key = neighbour.file_key(&kept);
+    assert!(
+        neighbour.exists(&kept_key).await,
+        "the neighbour's {kept_key} was deleted"
+    );
+    assert_eq!(
+        neighbour.cache.get_file(kept.tenant, kept.id).await.unwrap(),
+        Some(kept)
+    );
+    redis.clean_up().await;
+    neighbour.clean_up().await;
 }
 
 #[tokio::test]
@@ -396,13 +467,28 @@ async fn a_redis_connection_lost_while_idle_is_replaced_within_the_call() {
     redis.clean_up().await;
 }
 
-/// Counts the outcomes the write-through composition reports.
+/// Keeps the cache calls the write-through composition reports.
 #[derive(Debug, Default)]
-struct Outcomes(Mutex<Vec<CacheOutcome>>);
+struct Outcomes(Mutex<Vec<(&'static str, CacheOutcome)>>);
+
+impl Outcomes {
+    fn outcomes(&self) -> Vec<CacheOutcome> {
+        self.0.lock().unwrap().iter().map(|(_, outcome)| *outcome).collect()
+    }
+
+    fn count(&self, operation: &str, outcome: CacheOutcome) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|call| **call == (operation, outcome))
+            .count()
+    }
+}
 
 impl files_core::Metrics for Outcomes {
-    fn cache_call(&self, _: &'static str, outcome: CacheOutcome, _: Duration) {
-        self.0.lock().unwrap().push(outcome);
+    fn cache_call(&self, operation: &'static str, outcome: CacheOutcome, _: Duration) {
+        self.0.lock().unwrap().push((operation, outcome));
     }
 }
 
@@ -467,7 +553,7 @@ async fn with_redis_down_every_metadata_call_is_served_by_the_store() {
         None
     );
 
-    let outcomes = outcomes.0.lock().unwrap().clone();
+    let outcomes = outcomes.outcomes();
     assert!(!outcomes.is_empty());
     assert!(
         outcomes.iter().all(|o| *o == CacheOutcome::Error),
@@ -481,4 +567,160 @@ async fn with_redis_down_every_metadata_call_is_served_by_the_store() {
         started.elapsed(),
         outcomes.len()
     );
+}
+
+/// Records `record` as pending, then available, through `metadata`; the available record.
+async fn make_available(metadata: &WriteThrough, record: &FileRecord) -> FileRecord {
+    metadata.insert(record).await.unwrap();
+    complete(metadata, record).await
+}
+
+/// Marks a pending `record` available through `metadata`.
+async fn complete(metadata: &WriteThrough, record: &FileRecord) -> FileRecord {
+    let at = OffsetDateTime::now_utc();
+    metadata
+        .mark_available(record.tenant, record.id, 7, at, &uploaded_event(record, 7, at))
+        .await
+        .unwrap()
+        .expect("the record was pending")
+}
+
+#[tokio::test]
+async fn a_redis_outage_leaves_no_stale_entry_once_redis_is_back() {
+    // The finding: with Redis cut, the latest version is deleted and a pending file completed;
+    // once Redis is back, the cache must not serve the deleted version nor the pending record.
+    let test = "a_redis_outage_leaves_no_stale_entry_once_redis_is_back";
+    let (proxy, url) = TcpProxy::for_url(&services::redis_url()).await.unwrap();
+    let timeout = Duration::from_millis(500);
+    let Some(mut redis) = TestRedis::connect(test, Some(&url), RedisConfig::DEFAULT_TTL, timeout).await else {
+        return;
+    };
+    let outcomes = Arc::new(Outcomes::default());
+    let metadata = WriteThrough::new(
+        Arc::new(FakeMetadataStore::default()),
+        Arc::new(redis.cache.clone()),
+        outcomes.clone(),
+    );
+    let (tenant, owner) = (fresh_tenant(), Owner::Device(fresh_device()));
+    let v1 = make_available(&metadata, &sample_record(tenant, owner, "fw.bin")).await;
+    let v2 = make_available(&metadata, &sample_record(tenant, owner, "fw.bin")).await;
+    let late = sample_record(tenant, owner, "late.bin");
+    metadata.insert(&late).await.unwrap();
+    let (scope, fw) = (v1.scope(), v1.name.clone());
+    // Read through the cache: it holds v2 as the latest of the name, v2, and the pending file.
+    assert_eq!(
+        metadata.latest(scope, &fw, FileState::Available).await.unwrap(),
+        Some(v2.clone())
+    );
+    assert_eq!(metadata.get(tenant, late.id).await.unwrap(), Some(late.clone()));
+    for key in [
+        redis.file_key(&v2),
+        redis.file_key(&late),
+        redis.latest_key(scope, fw.as_str()),
+    ] {
+        assert!(redis.exists(&key).await, "{key} is not cached");
+    }
+
+    proxy.cut();
+    let deleted = metadata.mark_deleted(tenant, v2.id).await.unwrap().unwrap();
+    assert_eq!(deleted.state, FileState::Deleted);
+    let completed = complete(&metadata, &late).await;
+    // Meanwhile the store answers.
+    assert_eq!(
+        metadata.latest(scope, &fw, FileState::Available).await.unwrap(),
+        Some(v1.clone())
+    );
+    assert_eq!(metadata.get(tenant, late.id).await.unwrap(), Some(completed.clone()));
+
+    proxy.restore();
+    assert!(
+        eventually(RECONNECT, async || redis.cache.ping().await.is_ok()).await,
+        "the cache answers again after the restore: not within {RECONNECT:?}"
+    );
+    assert_eq!(
+        metadata.latest(scope, &fw, FileState::Available).await.unwrap(),
+        Some(v1.clone()),
+        "the deleted version is still the cached latest"
+    );
+    assert_eq!(
+        metadata.get(tenant, v2.id).await.unwrap(),
+        Some(deleted.clone()),
+        "the deleted version is still cached as available"
+    );
+    assert_eq!(
+        metadata.get(tenant, late.id).await.unwrap(),
+        Some(completed.clone()),
+        "the completed file is still cached as pending"
+    );
+    // Redis itself holds nothing stale any more, and serves the reads again.
+    for (record, current) in [(&v2, &deleted), (&late, &completed)] {
+        let cached = redis.cache.get_file(tenant, record.id).await.unwrap();
+        assert!(cached.is_none() || cached.as_ref() == Some(current), "{cached:?}");
+    }
+    let latest = redis.cache.get_latest(scope, &fw).await.unwrap();
+    assert!(latest.is_none() || latest == Some(v1.id), "{latest:?}");
+    let hits = outcomes.count("get_file", CacheOutcome::Hit);
+    assert_eq!(metadata.get(tenant, late.id).await.unwrap(), Some(completed));
+    assert_eq!(outcomes.count("get_file", CacheOutcome::Hit), hits + 1);
+    assert!(outcomes.count("remove_file", CacheOutcome::Written) >= 2);
+    assert_eq!(outcomes.count("clear", CacheOutcome::Written), 0);
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn past_its_bound_a_redis_outage_flushes_the_prefix_once_redis_is_back() {
+    let test = "past_its_bound_a_redis_outage_flushes_the_prefix_once_redis_is_back";
+    let (proxy, url) = TcpProxy::for_url(&services::redis_url()).await.unwrap();
+    let timeout = Duration::from_millis(500);
+    let Some(mut redis) = TestRedis::connect(test, Some(&url), RedisConfig::DEFAULT_TTL, timeout).await else {
+        return;
+    };
+    let outcomes = Arc::new(Outcomes::default());
+    let metadata = WriteThrough::new(
+        Arc::new(FakeMetadataStore::default()),
+        Arc::new(redis.cache.clone()),
+        outcomes.clone(),
+    )
+    .with_max_dirty(3);
+    let (tenant, owner) = (fresh_tenant(), Owner::Device(fresh_device()));
+    let v1 = make_available(&metadata, &sample_record(tenant, owner, "fw.bin")).await;
+    let (scope, fw) = (v1.scope(), v1.name.clone());
+    assert_eq!(
+        metadata.latest(scope, &fw, FileState::Available).await.unwrap(),
+        Some(v1.clone())
+    );
+    // An entry the composition never wrote: only a flush of the prefix removes it.
+    let planted = sample_record(fresh_tenant(), Owner::Tenant, "planted.bin");
+    redis.cache.put_file(&planted).await.unwrap();
+
+    proxy.cut();
+    // Two entries (v1 and its name), then two new records: one more than remembered.
+    let deleted = metadata.mark_deleted(tenant, v1.id).await.unwrap().unwrap();
+    for n in 0..2 {
+        metadata
+            .insert(&sample_record(tenant, owner, &format!("new-{n}.bin")))
+            .await
+            .unwrap();
+    }
+    proxy.restore();
+    assert!(
+        eventually(RECONNECT, async || redis.cache.ping().await.is_ok()).await,
+        "the cache answers again after the restore: not within {RECONNECT:?}"
+    );
+    assert_eq!(
+        metadata.latest(scope, &fw, FileState::Available).await.unwrap(),
+        None,
+        "the deleted version is still the cached latest"
+    );
+    assert_eq!(outcomes.count("clear", CacheOutcome::Written), 1);
+    assert!(
+        !redis.exists(&redis.file_key(&planted)).await,
+        "the prefix was not flushed"
+    );
+    assert_eq!(metadata.get(tenant, v1.id).await.unwrap(), Some(deleted.clone()));
+    // Trusted again: the next read is a hit.
+    let hits = outcomes.count("get_file", CacheOutcome::Hit);
+    assert_eq!(metadata.get(tenant, v1.id).await.unwrap(), Some(deleted));
+    assert_eq!(outcomes.count("get_file", CacheOutcome::Hit), hits + 1);
+    redis.clean_up().await;
 }

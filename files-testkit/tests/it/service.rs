@@ -20,13 +20,15 @@ use uuid::Uuid;
 struct CountingObserver {
     errors: AtomicUsize,
     hits: AtomicUsize,
+    clears: AtomicUsize,
 }
 
 impl files_core::Metrics for CountingObserver {
-    fn cache_call(&self, _: &'static str, outcome: CacheOutcome, _: Duration) {
+    fn cache_call(&self, operation: &'static str, outcome: CacheOutcome, _: Duration) {
         match outcome {
             CacheOutcome::Error => self.errors.fetch_add(1, Ordering::SeqCst),
             CacheOutcome::Hit => self.hits.fetch_add(1, Ordering::SeqCst),
+            CacheOutcome::Written if operation == "clear" => self.clears.fetch_add(1, Ordering::SeqCst),
             _ => 0,
         };
     }
@@ -397,6 +399,133 @@ async fn a_failing_cache_fails_no_request_and_is_counted() {
         .await;
     assert!(by_name.is_ok(), "{by_name:?}");
     assert!(w.observer.errors.load(Ordering::SeqCst) >= 4);
+}
+
+#[tokio::test]
+async fn a_file_completed_while_the_cache_was_down_reads_available_once_it_is_back() {
+    let w = World::new();
+    let record = w.upload("report.txt", b"report").await;
+    // The cache holds the pending record.
+    let pending = w.service.get(&w.device(), w.tenant, record.id).await;
+    assert!(
+        matches!(&pending, Ok(r) if r.state == FileState::Pending),
+        "{pending:?}"
+    );
+    w.store_object(&record, b"report");
+
+    w.cache.switch.fail();
+    let done = w.service.complete(&w.device(), w.tenant, record.id).await;
+    assert!(matches!(&done, Ok(r) if r.state == FileState::Available), "{done:?}");
+    w.cache.switch.recover();
+
+    let got = w.service.get(&w.device(), w.tenant, record.id).await;
+    assert!(
+        matches!(&got, Ok(r) if r.state == FileState::Available),
+        "the cache still holds the pending record: {got:?}"
+    );
+    let again = w.service.complete(&w.device(), w.tenant, record.id).await;
+    assert!(
+        matches!(&again, Ok(r) if r.state == FileState::Available),
+        "a second complete: {again:?}"
+    );
+    let by_name = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Name(record.name.clone()))
+        .await;
+    assert_eq!(by_name.map(|t| t.record.id).ok(), Some(record.id));
+    assert_cache_matches_store(&w, record.id).await;
+    assert_eq!(w.relay().await.len(), 1, "exactly one event");
+    assert_eq!(
+        w.observer.clears.load(Ordering::SeqCst),
+        0,
+        "a few entries need no flush"
+    );
+}
+
+#[tokio::test]
+async fn a_version_deleted_while_the_cache_was_down_is_not_served_once_it_is_back() {
+    let w = World::new();
+    let old = w.upload_and_complete("fw.bin", b"v1").await;
+    let new = w.upload_and_complete("fw.bin", b"v2").await;
+    // The cache holds the new version as the name's latest, and its record.
+    let latest = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Name(new.name.clone()))
+        .await;
+    assert_eq!(latest.map(|t| t.record.id).ok(), Some(new.id));
+    let by_id = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Id(new.id))
+        .await;
+    assert_eq!(by_id.map(|t| t.record.id).ok(), Some(new.id));
+
+    w.cache.switch.fail();
+    let deleted = w.service.delete(&w.device(), w.tenant, new.id).await;
+    assert!(deleted.is_ok(), "{deleted:?}");
+    w.cache.switch.recover();
+
+    let latest = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Name(new.name.clone()))
+        .await;
+    assert_eq!(
+        latest.map(|t| t.record.id).ok(),
+        Some(old.id),
+        "the deleted version is still served by name"
+    );
+    let by_id = w
+        .service
+        .request_download(&w.device(), w.scope(), DownloadTarget::Id(new.id))
+        .await;
+    assert!(matches!(by_id, Err(DownloadError::NotFound)), "{by_id:?}");
+    let gone = w.service.get(&w.device(), w.tenant, new.id).await;
+    assert!(matches!(gone, Err(LookupError::NotFound)), "{gone:?}");
+    assert_cache_matches_store(&w, new.id).await;
+}
+
+#[tokio::test]
+async fn past_its_bound_what_the_cache_missed_is_flushed_whole() {
+    let w = World::new();
+    let record = w.upload("late.bin", b"late").await;
+    let pending = w.service.get(&w.device(), w.tenant, record.id).await;
+    assert!(pending.is_ok(), "{pending:?}");
+    w.store_object(&record, b"late");
+    // An entry the service never wrote: only a flush of the whole cache removes it.
+    let planted = FileRecord {
+        id: FileId::new(),
+        ..record.clone()
+    };
+    assert!(files_core::Cache::put_file(&*w.cache, &planted).await.is_ok());
+
+    w.cache.switch.fail();
+    let done = w.service.complete(&w.device(), w.tenant, record.id).await;
+    assert!(done.is_ok(), "{done:?}");
+    // More new records than the entries the service remembers.
+    for n in 0..=files_core::WriteThrough::DEFAULT_MAX_DIRTY {
+        w.upload(&format!("f{n}"), b"x").await;
+    }
+    w.cache.switch.recover();
+    assert_eq!(w.observer.clears.load(Ordering::SeqCst), 0);
+
+    let got = w.service.get(&w.device(), w.tenant, record.id).await;
+    assert!(
+        matches!(&got, Ok(r) if r.state == FileState::Available),
+        "the cache still holds the pending record: {got:?}"
+    );
+    assert_eq!(
+        w.observer.clears.load(Ordering::SeqCst),
+        1,
+        "the cache was flushed once"
+    );
+    let cached = files_core::Cache::get_file(&*w.cache, w.tenant, planted.id).await;
+    assert!(matches!(cached, Ok(None)), "{cached:?}");
+    // Trusted again: the next read is a hit, and nothing is flushed again.
+    let hits = w.observer.hits.load(Ordering::SeqCst);
+    let got = w.service.get(&w.device(), w.tenant, record.id).await;
+    assert!(matches!(&got, Ok(r) if r.state == FileState::Available), "{got:?}");
+    assert_eq!(w.observer.hits.load(Ordering::SeqCst), hits + 1);
+    assert_eq!(w.observer.clears.load(Ordering::SeqCst), 1);
+    assert_cache_matches_store(&w, record.id).await;
 }
 
 #[tokio::test]
