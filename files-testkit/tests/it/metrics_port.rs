@@ -54,6 +54,33 @@ fn sha(content: &[u8]) -> Sha256 {
     Sha256::from_bytes(sha2::Sha256::digest(content).into())
 }
 
+/// Upload URL, the object as a verified PUT would leave it, `complete`.
+async fn upload_and_complete(
+    e: &Embedded,
+    principal: &Principal,
+    scope: Scope,
+    name: &str,
+    content: &[u8],
+) -> files_core::FileRecord {
+    let request = UploadRequest {
+        name: FileName::parse(name).unwrap(),
+        sha256: sha(content),
+        size: content.len() as u64,
+        content_type: None,
+        expires_in: None,
+    };
+    let ticket = e.service.request_upload(principal, scope, request).await.unwrap();
+    let info = ObjectInfo {
+        size: content.len() as u64,
+        sha256: Some(sha(content)),
+    };
+    e.objects.put(&ticket.record.object_key(), info);
+    e.service
+        .complete(principal, scope.tenant, ticket.record.id)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_use_cases_count_tokens_and_file_operations_per_tenant_and_device() {
     let e = embedded();
@@ -66,29 +93,7 @@ async fn the_use_cases_count_tokens_and_file_operations_per_tenant_and_device() 
         tenant,
         owner: Owner::Device(device),
     };
-    let ticket = e
-        .service
-        .request_upload(
-            &principal,
-            scope,
-            UploadRequest {
-                name: FileName::parse("log.txt").unwrap(),
-                sha256: sha(b"log"),
-                size: 3,
-                content_type: None,
-                expires_in: None,
-            },
-        )
-        .await
-        .unwrap();
-    e.objects.put(
-        &ticket.record.object_key(),
-        ObjectInfo {
-            size: 3,
-            sha256: Some(sha(b"log")),
-        },
-    );
-    e.service.complete(&principal, tenant, ticket.record.id).await.unwrap();
+    upload_and_complete(&e, &principal, scope, "log.txt", b"log").await;
     // A refused operation is not counted.
     let other = Scope {
         tenant: TenantId::from_uuid(Uuid::new_v4()),
@@ -152,35 +157,13 @@ async fn the_relay_from_the_builder_publishes_completed_uploads_and_counts_them(
         tenant,
         owner: Owner::Tenant,
     };
-    let ticket = e
-        .service
-        .request_upload(
-            &principal,
-            scope,
-            UploadRequest {
-                name: FileName::parse("bundle.bin").unwrap(),
-                sha256: sha(b"bundle"),
-                size: 6,
-                content_type: None,
-                expires_in: None,
-            },
-        )
-        .await
-        .unwrap();
-    e.objects.put(
-        &ticket.record.object_key(),
-        ObjectInfo {
-            size: 6,
-            sha256: Some(sha(b"bundle")),
-        },
-    );
-    e.service.complete(&principal, tenant, ticket.record.id).await.unwrap();
+    let record = upload_and_complete(&e, &principal, scope, "bundle.bin", b"bundle").await;
     // Nothing is published until the relay runs.
     assert!(e.notifier.events().is_empty());
     let relay = tokio::spawn(e.relay.take().unwrap().run());
     let published = eventually(Duration::from_secs(5), async || e.notifier.events().len() == 1).await;
     relay.abort();
     assert!(published, "the relay did not publish the event");
-    assert_eq!(e.notifier.events()[0].file.file_id, ticket.record.id);
+    assert_eq!(e.notifier.events()[0].file.file_id, record.id);
     assert!(e.metrics.recorded().contains(&Recorded::Published(1)));
 }
