@@ -48,12 +48,14 @@ impl Calls {
     }
 
     /// Counts every call (operation, outcome, latency) in `metrics`.
+    #[cfg(any(feature = "postgres", feature = "s3"))]
     pub(crate) fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
     }
 
     /// The bound on each call.
+    #[cfg(feature = "redis")]
     pub(crate) const fn timeout(&self) -> Duration {
         self.timeout
     }

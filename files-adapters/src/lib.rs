@@ -5,7 +5,7 @@ pub mod memory;
 
 pub mod log_notifier;
 
-#[cfg(any(feature = "postgres", feature = "redis", feature = "amqp"))]
+#[cfg(any(feature = "postgres", feature = "redis", feature = "amqp", feature = "jwks"))]
 mod redact;
 
 #[cfg(any(feature = "postgres", feature = "redis", feature = "s3"))]

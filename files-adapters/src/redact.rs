@@ -1,10 +1,14 @@
-//! Hiding passwords in connection URLs before they reach a log or a `Debug` output.
+//! Hiding secrets in URLs before they reach a log, an error message or a `Debug` output:
+//! passwords in connection URLs (`redact_url`), and everything that may be a credential in a
+//! URL that is fetched (`redact_url_strict`).
 
+#[cfg(any(feature = "postgres", feature = "redis", feature = "amqp"))]
 fn is_password(name: &str) -> bool {
     name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("pass")
 }
 
 /// `name=value` pairs separated by `separator`, with password values replaced by `***`.
+#[cfg(any(feature = "postgres", feature = "redis", feature = "amqp"))]
 fn redact_pairs(pairs: &str, separator: char) -> String {
     pairs
         .split(separator)
@@ -19,6 +23,7 @@ fn redact_pairs(pairs: &str, separator: char) -> String {
 /// The URL with its password — in the user info, or a `password`/`pass` query parameter —
 /// replaced by `***`. libpq's `key=value` form has its `password=` hidden; anything else that
 /// does not look like a URL is hidden whole.
+#[cfg(any(feature = "postgres", feature = "redis", feature = "amqp"))]
 pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return if url
@@ -46,10 +51,39 @@ pub(crate) fn redact_url(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
+/// The URL with nothing in it that may be a credential: its user info (name and password) shown
+/// as `***@`, its whole query as `?***` and its fragment as `#***`; the scheme, host, port and
+/// path are kept. Anything that does not look like a URL (no `scheme://`) is hidden whole.
+///
+/// The user info is everything before the last `@` ahead of the query: a password holding a `/`
+/// (which no URL parser would read as a password) is hidden too, at the price of hiding the host
+/// of a URL with an `@` in its path.
+#[cfg(feature = "jwks")]
+pub(crate) fn redact_url_strict(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".to_owned();
+    };
+    let (before_query, query) = rest.split_at(rest.find(['?', '#']).unwrap_or(rest.len()));
+    let mut shown = format!("{scheme}://");
+    match before_query.rsplit_once('@') {
+        Some((_user_info, host_and_path)) => {
+            shown.push_str("***@");
+            shown.push_str(host_and_path);
+        }
+        None => shown.push_str(before_query),
+    }
+    if query.starts_with('?') {
+        shown.push_str("?***");
+    }
+    if query.contains('#') {
+        shown.push_str("#***");
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
-
+    #[cfg(any(feature = "postgres", feature = "redis", feature = "amqp"))]
     #[test]
     fn passwords_are_hidden_and_the_rest_kept() {
         for (url, shown) in [
@@ -80,7 +114,36 @@ mod tests {
             ("s3cret", "***"),
             ("user:s3cret@host", "***"),
         ] {
-            assert_eq!(redact_url(url), shown, "{url}");
+            assert_eq!(super::redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[cfg(feature = "jwks")]
+    #[test]
+    fn the_strict_form_hides_user_info_query_and_fragment() {
+        for (url, shown) in [
+            (
+                "https://dsts.example/.well-known/jwks.json",
+                "https://dsts.example/.well-known/jwks.json",
+            ),
+            ("https://user:s3cret@dsts:8443/jwks", "https://***@dsts:8443/jwks"),
+            ("https://token-only@dsts/jwks", "https://***@dsts/jwks"),
+            ("https://u:p@ss@dsts/jwks", "https://***@dsts/jwks"),
+            ("https://u:pa/ss@dsts/jwks", "https://***@dsts/jwks"),
+            ("https://dsts/jwks?access_token=s3cret&x=1", "https://dsts/jwks?***"),
+            (
+                "http://user:s3cret@127.0.0.1:9/jwks.json?access_token=s3cret#frag",
+                "http://***@127.0.0.1:9/jwks.json?***#***",
+            ),
+            ("https://dsts/jwks#s3cret", "https://dsts/jwks#***"),
+            ("https://dsts/jwks?a@b", "https://dsts/jwks?***"),
+            ("https://dsts?s3cret", "https://dsts?***"),
+            ("s3cret", "***"),
+            ("user:s3cret@dsts/jwks?s3cret", "***"),
+        ] {
+            let redacted = super::redact_url_strict(url);
+            assert_eq!(redacted, shown, "{url}");
+            assert!(!redacted.contains("s3cret") && !redacted.contains("pa/ss"), "{url}");
         }
     }
 }

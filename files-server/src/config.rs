@@ -48,7 +48,8 @@ pub struct Settings {
     /// `FILES_METRICS_LISTEN`: where `/metrics` is served, alone; unset, it is served on the
     /// API's address (convenient in development; production sets it).
     pub metrics_listen: Option<SocketAddr>,
-    /// `FILES_DEV_DIR`: where the embedded default keeps its development key.
+    /// `FILES_DEV_DIR`: where the embedded default keeps its development key (default
+    /// [`DevKey::default_dir`](files_adapters::jwks::DevKey::default_dir), a per-user directory).
     pub dev_dir: PathBuf,
     /// `FILES_METRICS_MAX_DEVICES` (default 1000): distinct devices with their own metric series.
     pub metrics_max_devices: usize,
@@ -91,7 +92,8 @@ pub enum StoreSettings {
 pub enum KeySource {
     /// The embedded default's development key in `FILES_DEV_DIR`.
     DevKey,
-    /// `FILES_JWKS_URL`, with `FILES_JWKS_REFRESH_SECS` and `FILES_JWKS_MIN_REFETCH_SECS`.
+    /// `FILES_JWKS_URL`, with `FILES_JWKS_ALLOW_HTTP`, `FILES_JWKS_REFRESH_SECS` and
+    /// `FILES_JWKS_MIN_REFETCH_SECS`.
     Url(RemoteJwks),
     /// `FILES_JWKS_FILE`: a JWKS document or a PEM public key.
     File(PathBuf),
@@ -270,7 +272,7 @@ impl Settings {
             metrics_listen: vars.parse("FILES_METRICS_LISTEN")?,
             dev_dir: vars
                 .raw("FILES_DEV_DIR")
-                .map_or_else(|| std::env::temp_dir().join("files-server-dev"), PathBuf::from),
+                .map_or_else(files_adapters::jwks::DevKey::default_dir, PathBuf::from),
             metrics_max_devices: vars.or("FILES_METRICS_MAX_DEVICES", 1000)?,
             database: database(&vars)?,
             redis: redis(&vars)?,
@@ -316,16 +318,17 @@ fn store(vars: &Vars) -> Result<StoreSettings, ConfigError> {
 }
 
 fn tokens(vars: &Vars) -> Result<TokenSettings, ConfigError> {
-    let keys = match (vars.url("FILES_JWKS_URL")?, vars.raw("FILES_JWKS_FILE")) {
+    let keys = match (jwks_url(vars)?, vars.raw("FILES_JWKS_FILE")) {
         (Some(_), Some(_)) => {
             return Err(ConfigError {
                 variable: "FILES_JWKS_FILE",
                 problem: "set either FILES_JWKS_URL or FILES_JWKS_FILE, not both".to_owned(),
             });
         }
-        (Some(url), None) => {
+        (Some((url, allow_http)), None) => {
             let defaults = RemoteJwks::new(url.as_str());
             KeySource::Url(RemoteJwks {
+                allow_http,
                 refresh_interval: vars.seconds(
                     "FILES_JWKS_REFRESH_SECS",
                     secs(defaults.refresh_interval),
@@ -365,6 +368,35 @@ fn tokens(vars: &Vars) -> Result<TokenSettings, ConfigError> {
         ..defaults
     };
     Ok(TokenSettings { keys, jwt })
+}
+
+/// `FILES_JWKS_URL` and `FILES_JWKS_ALLOW_HTTP`: an `https://` URL, or `http://` when allowed.
+/// A wrong value is quoted with its user info and query hidden.
+fn jwks_url(vars: &Vars) -> Result<Option<(Url, bool)>, ConfigError> {
+    const VARIABLE: &str = "FILES_JWKS_URL";
+    let Some(raw) = vars.raw(VARIABLE).map(str::trim) else {
+        return Ok(None);
+    };
+    let problem = |problem: String| ConfigError {
+        variable: VARIABLE,
+        problem,
+    };
+    let shown = RemoteJwks::new(raw).redacted_url();
+    let url = Url::parse(raw).map_err(|e| problem(format!("{e} (got {shown:?})")))?;
+    let allow_http: bool = vars.or("FILES_JWKS_ALLOW_HTTP", false)?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => {
+            return Err(problem(
+                "plain http:// is refused (anyone on the path could replace the keys): use https://, \
+                 or set FILES_JWKS_ALLOW_HTTP=true"
+                    .to_owned(),
+            ));
+        }
+        _ => return Err(problem("must be an https:// (or allowed http://) URL".to_owned())),
+    }
+    Ok(Some((url, allow_http)))
 }
 
 fn database(vars: &Vars) -> Result<Option<PostgresConfig>, ConfigError> {
@@ -455,7 +487,7 @@ mod tests {
             (&[("FILES_LISTEN", "not-an-address")], "FILES_LISTEN"),
             (&[("FILES_S3_ENDPOINT", "ftp://x")], "FILES_S3_ENDPOINT"),
             (&[("FILES_S3_ENDPOINT", "http://x")], "FILES_S3_ACCESS_KEY"),
-            (&[("FILES_JWKS_URL", "http://dsts/jwks")], "FILES_TOKEN_ISSUER"),
+            (&[("FILES_JWKS_URL", "https://dsts/jwks")], "FILES_TOKEN_ISSUER"),
             (
                 &[("FILES_UPLOAD_URL_EXPIRY_SECS", "604801")],
                 "FILES_UPLOAD_URL_EXPIRY_SECS",
@@ -489,6 +521,69 @@ mod tests {
         assert!(!printed.contains("db-password-value"));
         assert!(!printed.contains("redis-password-value"));
         assert!(!printed.contains("amqp-password-value"));
+        Ok(())
+    }
+
+    #[test]
+    fn the_jwks_url_needs_https_or_an_explicit_allowance() -> Result<(), ConfigError> {
+        let url = "http://dsts:8080/jwks?access_token=query-secret-value";
+        let issuer = [("FILES_TOKEN_ISSUER", "iss"), ("FILES_TOKEN_AUDIENCE", "aud")];
+        let refused = settings(&[&issuer[..], &[("FILES_JWKS_URL", url)]].concat()).err();
+        assert_eq!(refused.as_ref().map(|e| e.variable), Some("FILES_JWKS_URL"));
+        assert!(refused.is_some_and(|e| e.problem.contains("FILES_JWKS_ALLOW_HTTP")));
+        let wrong = settings(
+            &[
+                &issuer[..],
+                &[("FILES_JWKS_URL", url), ("FILES_JWKS_ALLOW_HTTP", "yes")],
+            ]
+            .concat(),
+        );
+        assert_eq!(wrong.err().map(|e| e.variable), Some("FILES_JWKS_ALLOW_HTTP"));
+
+        let allowed = settings(
+            &[
+                &issuer[..],
+                &[("FILES_JWKS_URL", url), ("FILES_JWKS_ALLOW_HTTP", "true")],
+            ]
+            .concat(),
+        )?;
+        assert!(matches!(&allowed.tokens.keys, KeySource::Url(source) if source.allow_http && source.url == url));
+        let https = settings(&[&issuer[..], &[("FILES_JWKS_URL", "https://dsts/jwks")]].concat())?;
+        assert!(matches!(&https.tokens.keys, KeySource::Url(source) if !source.allow_http));
+        Ok(())
+    }
+
+    #[test]
+    fn the_jwks_url_is_never_printed_whole() -> Result<(), ConfigError> {
+        let url = "https://user:url-password-value@dsts/jwks?access_token=query-secret-value";
+        let s = settings(&[
+            ("FILES_JWKS_URL", url),
+            ("FILES_TOKEN_ISSUER", "iss"),
+            ("FILES_TOKEN_AUDIENCE", "aud"),
+        ])?;
+        let printed = format!("{s:?}");
+        assert!(printed.contains("https://***@dsts/jwks?***"), "{printed}");
+        assert!(!printed.contains("url-password-value") && !printed.contains("query-secret-value"));
+        // A value that does not parse is quoted redacted too.
+        let wrong = settings(&[(
+            "FILES_JWKS_URL",
+            "https://user:url-password-value@dsts:port/?query-secret-value",
+        )]);
+        let message = wrong.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.starts_with("FILES_JWKS_URL: "), "{message}");
+        assert!(!message.contains("url-password-value") && !message.contains("query-secret-value"));
+        Ok(())
+    }
+
+    #[test]
+    fn the_dev_dir_defaults_to_a_per_user_directory() -> Result<(), ConfigError> {
+        let s = settings(&[])?;
+        assert_eq!(s.dev_dir, files_adapters::jwks::DevKey::default_dir());
+        assert_ne!(s.dev_dir, std::env::temp_dir().join("files-server-dev"));
+        assert_eq!(
+            settings(&[("FILES_DEV_DIR", "/srv/dev")])?.dev_dir,
+            PathBuf::from("/srv/dev")
+        );
         Ok(())
     }
 }

@@ -184,7 +184,7 @@ pub async fn token_verifier(
             Arc::new(JwksVerifier::from_key_file(jwt, path).context("FILES_JWKS_FILE")?)
         }
         KeySource::Url(source) => {
-            profile.say(format!("tokens: keys from {}", source.url));
+            profile.say(format!("tokens: keys from {}", source.redacted_url()));
             let source = RemoteJwks {
                 metrics,
                 ..source.clone()

@@ -388,10 +388,14 @@ impl FakeDsts {
         JwtConfig::new(&self.issuer, &self.audience)
     }
 
-    /// A URL source for its JWKS, with the default intervals.
+    /// A URL source for its JWKS, with the default intervals; plain http is allowed (the fake
+    /// serves on `127.0.0.1` without TLS).
     #[must_use]
     pub fn remote(&self) -> RemoteJwks {
-        RemoteJwks::new(self.jwks_url())
+        RemoteJwks {
+            allow_http: true,
+            ..RemoteJwks::new(self.jwks_url())
+        }
     }
 
     /// Makes the JWKS endpoint answer 500 (`true`) or the key set again (`false`).

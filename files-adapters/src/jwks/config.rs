@@ -9,6 +9,8 @@ use std::time::Duration;
 use files_core::{Metrics, NoMetrics};
 use jwt_simple::common::VerificationOptions;
 
+use crate::redact::redact_url_strict;
+
 /// The names of the custom claims that make up a principal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimNames {
@@ -125,10 +127,17 @@ impl RefreshOutcome {
 pub type RefreshObserver = Arc<dyn Fn(RefreshOutcome) + Send + Sync>;
 
 /// Where and how often to fetch a JWKS.
+///
+/// The URL is fetched without following redirects (a 3xx answer is a failed fetch), and only
+/// over `https://` unless [`RemoteJwks::allow_http`]. It is never shown whole: logs, errors and
+/// `Debug` show [`RemoteJwks::redacted_url`].
 #[derive(Clone)]
 pub struct RemoteJwks {
     /// The JWKS URL, e.g. `https://dsts.example/.well-known/jwks.json`.
     pub url: String,
+    /// Accept a plain `http://` URL, whose keys anyone on the path could replace (tests, a DSTS
+    /// on the same host). Default `false`: only `https://`.
+    pub allow_http: bool,
     /// Timeout of each fetch (connect, request and body). Default 10 s.
     pub timeout: Duration,
     /// Period of the background refresh. Default 5 min.
@@ -149,6 +158,7 @@ impl RemoteJwks {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            allow_http: false,
             timeout: Duration::from_secs(10),
             refresh_interval: Duration::from_secs(300),
             min_refetch_interval: Duration::from_secs(60),
@@ -156,12 +166,20 @@ impl RemoteJwks {
             on_refresh: None,
         }
     }
+
+    /// The URL as it may be logged: its user info shown as `***@`, its query as `?***` and its
+    /// fragment as `#***`.
+    #[must_use]
+    pub fn redacted_url(&self) -> String {
+        redact_url_strict(&self.url)
+    }
 }
 
 impl fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteJwks")
-            .field("url", &self.url)
+            .field("url", &self.redacted_url())
+            .field("allow_http", &self.allow_http)
             .field("timeout", &self.timeout)
             .field("refresh_interval", &self.refresh_interval)
             .field("min_refetch_interval", &self.min_refetch_interval)

@@ -1,9 +1,15 @@
 //! The local development key pair of the embedded default: an ES256 key pair kept in a PEM file,
 //! whose public half the dev verifier trusts and whose private half mints tokens.
+//!
+//! Whoever can write the key file can mint tokens the server accepts, so the file lives in a
+//! per-user directory ([`DevKey::default_dir`]), created `0700`, the key `0600`; a key file owned
+//! by another user or writable by others, or a directory writable by others or owned by another
+//! user (root aside), is refused.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -50,6 +56,15 @@ pub enum DevKeyError {
         /// The file.
         path: PathBuf,
     },
+    /// The key file or its directory could be changed by someone else than the user the process
+    /// runs as.
+    #[error("refusing {path}: {problem}")]
+    Insecure {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong with it (its owner or its mode).
+        problem: String,
+    },
     /// The path names no file (it ends with `..` or is empty).
     #[error("{path} is not a file path")]
     InvalidPath {
@@ -89,21 +104,33 @@ impl DevKey {
         }
     }
 
+    /// The default directory of the key, private to the user: `$XDG_RUNTIME_DIR/files-server-dev`
+    /// when `XDG_RUNTIME_DIR` is set (to an absolute path), else `$HOME/.cache/files-server-dev`,
+    /// else `files-server-dev-<uid>` in the system temporary directory.
+    #[must_use]
+    pub fn default_dir() -> PathBuf {
+        default_dir_from(
+            std::env::var_os("XDG_RUNTIME_DIR"),
+            std::env::var_os("HOME"),
+            current_uid(),
+        )
+    }
+
     /// Reads the key pair from `path`, or creates it there (PEM, mode 0600 on Unix) when the
     /// file does not exist. Creation is atomic: the key is written to a temporary file in the
     /// same directory and hard-linked to `path`, so processes racing to create it all end up
     /// with the key of the one that linked first.
     ///
+    /// The directory is created (mode 0700) when missing. On Unix, a directory owned by another
+    /// user (root aside) or writable by its group or others is refused, and so is a key file
+    /// owned by another user or writable by its group or others.
+    ///
     /// # Errors
     /// [`DevKeyError::Io`] when the file or its directory cannot be read or written;
-    /// [`DevKeyError::InvalidKey`] when the file holds something else than a P-256 private key;
-    /// [`DevKeyError::InvalidPath`] when `path` names no file.
+    /// [`DevKeyError::Insecure`] when the file or its directory could be changed by another
+    /// user; [`DevKeyError::InvalidKey`] when the file holds something else than a P-256 private
+    /// key; [`DevKeyError::InvalidPath`] when `path` names no file.
     pub fn load_or_create(path: &Path) -> Result<Self, DevKeyError> {
-        match fs::read_to_string(path) {
-            Ok(pem) => return Self::from_pem(&pem, path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => return Err(io_error("read", path, source)),
-        }
         let file_name = path.file_name().ok_or_else(|| DevKeyError::InvalidPath {
             path: path.to_path_buf(),
         })?;
@@ -111,7 +138,13 @@ impl DevKey {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        fs::create_dir_all(dir).map_err(|source| io_error("create the directory of", path, source))?;
+        create_private_dir(dir).map_err(|source| io_error("create the directory of", path, source))?;
+        check_dir(dir)?;
+        match read_key_file(path) {
+            Ok(pem) => return Self::from_pem(&pem, path),
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into_dev_key_error(path)),
+        }
         let pem = ES256KeyPair::generate()
             .to_pem()
             .map_err(|e| DevKeyError::Key(e.into()))?;
@@ -127,7 +160,7 @@ impl DevKey {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => return Err(io_error("create", path, source)),
         }
-        let pem = fs::read_to_string(path).map_err(|source| io_error("read", path, source))?;
+        let pem = read_key_file(path).map_err(|error| error.into_dev_key_error(path))?;
         Self::from_pem(&pem, path)
     }
 
@@ -184,6 +217,115 @@ impl DevKey {
             .with_subject(subject);
         self.key_pair.sign(jwt).map_err(|e| DevKeyError::Key(e.into()))
     }
+}
+
+/// [`DevKey::default_dir`] from the values of `XDG_RUNTIME_DIR` and `HOME` and the user id.
+pub(super) fn default_dir_from(runtime_dir: Option<OsString>, home: Option<OsString>, uid: Option<u32>) -> PathBuf {
+    let absolute = |value: Option<OsString>| value.map(PathBuf::from).filter(|dir| dir.is_absolute());
+    if let Some(dir) = absolute(runtime_dir) {
+        return dir.join("files-server-dev");
+    }
+    if let Some(home) = absolute(home) {
+        return home.join(".cache").join("files-server-dev");
+    }
+    std::env::temp_dir().join(uid.map_or_else(
+        || "files-server-dev".to_owned(),
+        |uid| format!("files-server-dev-{uid}"),
+    ))
+}
+
+/// The effective user id of the process: the owner of the files it creates.
+#[cfg(unix)]
+fn current_uid() -> Option<u32> {
+    Some(rustix::process::geteuid().as_raw())
+}
+
+#[cfg(not(unix))]
+fn current_uid() -> Option<u32> {
+    None
+}
+
+/// Creates `dir` and its missing parents, readable by the user only.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Refuses a file or directory owned by another user (`root` too, for a file) or writable by
+/// its group or others.
+#[cfg(unix)]
+fn check_private(path: &Path, metadata: &fs::Metadata, root_may_own: bool) -> Result<(), DevKeyError> {
+    use std::os::unix::fs::MetadataExt;
+    let insecure = |problem: String| DevKeyError::Insecure {
+        path: path.to_path_buf(),
+        problem,
+    };
+    if let Some(uid) = current_uid()
+        && metadata.uid() != uid
+        && !(root_may_own && metadata.uid() == 0)
+    {
+        return Err(insecure(format!(
+            "it is owned by uid {}, not by the user this process runs as (uid {uid})",
+            metadata.uid()
+        )));
+    }
+    let mode = metadata.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(insecure(format!(
+            "it is writable by its group or others (mode {mode:04o}); remove their write permission"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+#[allow(clippy::unnecessary_wraps)]
+fn check_private(_path: &Path, _metadata: &fs::Metadata, _root_may_own: bool) -> Result<(), DevKeyError> {
+    Ok(())
+}
+
+/// Refuses a directory where someone else could replace the key.
+fn check_dir(dir: &Path) -> Result<(), DevKeyError> {
+    let metadata = fs::metadata(dir).map_err(|source| io_error("inspect the directory", dir, source))?;
+    check_private(dir, &metadata, true)
+}
+
+/// Why the key file could not be read.
+enum ReadError {
+    Io(io::Error),
+    Insecure(DevKeyError),
+}
+
+impl ReadError {
+    fn into_dev_key_error(self, path: &Path) -> DevKeyError {
+        match self {
+            Self::Io(source) => io_error("read", path, source),
+            Self::Insecure(error) => error,
+        }
+    }
+}
+
+/// Reads the key file after checking, on the open file, that it is a regular file only its
+/// owner, the user the process runs as, can change.
+fn read_key_file(path: &Path) -> Result<String, ReadError> {
+    let mut file = fs::File::open(path).map_err(ReadError::Io)?;
+    let metadata = file.metadata().map_err(ReadError::Io)?;
+    if !metadata.is_file() {
+        return Err(ReadError::Insecure(DevKeyError::Insecure {
+            path: path.to_path_buf(),
+            problem: "it is not a regular file".to_owned(),
+        }));
+    }
+    check_private(path, &metadata, false).map_err(ReadError::Insecure)?;
+    let mut pem = String::new();
+    file.read_to_string(&mut pem).map_err(ReadError::Io)?;
+    Ok(pem)
 }
 
 fn io_error(action: &'static str, path: &Path, source: io::Error) -> DevKeyError {

@@ -67,13 +67,22 @@ pub enum JwksError {
         /// Where the keys came from.
         origin: String,
     },
-    /// The JWKS URL cannot be parsed.
+    /// The JWKS URL cannot be parsed, or its scheme is not http(s).
     #[error("invalid JWKS URL {url:?}: {reason}")]
     Url {
-        /// The URL as given.
+        /// The URL as given, its user info, query and fragment hidden.
         url: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The JWKS URL is plain `http://` and [`RemoteJwks::allow_http`] is not set.
+    #[error(
+        "refusing the JWKS URL {url:?}: over plain http:// anyone on the path could replace the keys; \
+         use https://, or allow http explicitly"
+    )]
+    PlainHttp {
+        /// The URL, its user info, query and fragment hidden.
+        url: String,
     },
     /// The HTTP client could not be built.
     #[error("cannot build the JWKS HTTP client")]
@@ -114,7 +123,7 @@ impl Inner {
         self.refetch_for_token(remote, kid).await;
         match self.current_keys().await {
             Some(keys) => keys.lookup(kid).cloned().ok_or(InvalidToken::UnknownKey.into()),
-            None => Err(TokenError::Unavailable(Box::new(NoKeySet(remote.url.to_string())))),
+            None => Err(TokenError::Unavailable(Box::new(NoKeySet(remote.shown.clone())))),
         }
     }
 }
@@ -132,7 +141,7 @@ impl fmt::Debug for JwksVerifier {
         f.debug_struct("JwksVerifier")
             .field("issuer", &self.inner.config.issuer)
             .field("audience", &self.inner.config.audience)
-            .field("url", &self.inner.remote.as_ref().map(|r| r.url.as_str()))
+            .field("url", &self.inner.remote.as_ref().map(|r| r.shown.as_str()))
             .finish_non_exhaustive()
     }
 }
@@ -209,25 +218,38 @@ impl JwksVerifier {
     /// Waits for the first fetch (bounded by [`RemoteJwks::timeout`]) but does not fail when it
     /// fails: it is logged, and tokens get [`TokenError::Unavailable`] until a fetch succeeds.
     ///
+    /// Redirects are not followed: a 3xx answer is a failed fetch. The URL is only logged as
+    /// [`RemoteJwks::redacted_url`].
+    ///
     /// # Errors
     /// [`JwksError::Url`] for a URL that cannot be parsed or is not http(s);
+    /// [`JwksError::PlainHttp`] for an `http://` URL without [`RemoteJwks::allow_http`];
     /// [`JwksError::Client`] when the HTTP client cannot be built; [`JwksError::NoRuntime`]
     /// outside a tokio runtime.
     pub async fn from_url(config: JwtConfig, source: RemoteJwks) -> Result<Self, JwksError> {
+        let shown = source.redacted_url();
+        // The parser's message does not quote the URL.
         let url = reqwest::Url::parse(&source.url).map_err(|e| JwksError::Url {
-            url: source.url.clone(),
+            url: shown.clone(),
             reason: e.to_string(),
         })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(JwksError::Url {
-                url: source.url.clone(),
-                reason: "the scheme must be http or https".to_owned(),
-            });
+        match url.scheme() {
+            "https" => {}
+            "http" if source.allow_http => {}
+            "http" => return Err(JwksError::PlainHttp { url: shown }),
+            _ => {
+                return Err(JwksError::Url {
+                    url: shown,
+                    reason: "the scheme must be https (or http when allowed)".to_owned(),
+                });
+            }
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| JwksError::NoRuntime)?;
         let client = reqwest::Client::builder()
             .timeout(source.timeout)
             .connect_timeout(source.timeout)
+            // A redirect could lead to keys served by anyone: a 3xx is a failed fetch.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(JwksError::Client)?;
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -238,6 +260,7 @@ impl JwksVerifier {
             keys: RwLock::new(None),
             remote: Some(Remote {
                 url,
+                shown,
                 client,
                 min_refetch_interval: source.min_refetch_interval,
                 metrics: source.metrics,

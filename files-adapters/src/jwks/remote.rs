@@ -13,17 +13,26 @@ use super::config::{RefreshObserver, RefreshOutcome};
 use super::keys::{KeySet, MAX_JWKS_BYTES};
 use super::{Inner, JwksError};
 
-/// Why a fetch of the JWKS URL failed.
+/// Why a fetch of the JWKS URL failed. Never quotes the URL.
 #[derive(Debug, thiserror::Error)]
 enum FetchError {
     #[error("request failed")]
-    Http(#[from] reqwest::Error),
+    Http(#[source] reqwest::Error),
+    #[error("answered a redirect (HTTP {0}), which is not followed")]
+    Redirect(reqwest::StatusCode),
     #[error("answered HTTP {0}")]
     Status(reqwest::StatusCode),
     #[error("answer larger than {MAX_JWKS_BYTES} bytes")]
     TooLarge,
     #[error(transparent)]
     Jwks(#[from] JwksError),
+}
+
+impl From<reqwest::Error> for FetchError {
+    /// Drops the URL reqwest's message would quote (its query included).
+    fn from(error: reqwest::Error) -> Self {
+        Self::Http(error.without_url())
+    }
 }
 
 /// No key set has been obtained from the URL yet.
@@ -34,6 +43,8 @@ pub(super) struct NoKeySet(pub(super) String);
 /// The URL source: its client and the fetch bookkeeping.
 pub(super) struct Remote {
     pub(super) url: reqwest::Url,
+    /// The URL as it may be logged ([`super::RemoteJwks::redacted_url`]).
+    pub(super) shown: String,
     pub(super) client: reqwest::Client,
     pub(super) min_refetch_interval: Duration,
     pub(super) metrics: Arc<dyn Metrics>,
@@ -52,6 +63,9 @@ impl Remote {
             .send()
             .await?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(FetchError::Redirect(status));
+        }
         if !status.is_success() {
             return Err(FetchError::Status(status));
         }
@@ -65,7 +79,7 @@ impl Remote {
             }
             body.extend_from_slice(&chunk);
         }
-        let origin = self.url.as_str();
+        let origin = self.shown.as_str();
         let text = String::from_utf8(body).map_err(|_| JwksError::InvalidJwks {
             origin: origin.to_owned(),
             reason: "not UTF-8".to_owned(),
@@ -97,13 +111,13 @@ impl Inner {
             Ok(set) => {
                 let keys = set.len();
                 *self.keys.write().await = Some(Arc::new(set));
-                tracing::debug!(url = %remote.url, ?trigger, keys, "JWKS fetched");
+                tracing::debug!(url = %remote.shown, ?trigger, keys, "JWKS fetched");
                 RefreshOutcome::Updated { keys }
             }
             Err(error) => {
                 let kept = self.keys.read().await.as_ref().map_or(0, |set| set.len());
                 tracing::warn!(
-                    url = %remote.url,
+                    url = %remote.shown,
                     ?trigger,
                     error = %error_chain(&error),
                     kept_keys = kept,

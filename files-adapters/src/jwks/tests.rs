@@ -609,6 +609,7 @@ async fn an_unreachable_url_source_starts_and_answers_unavailable() {
     let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = Arc::clone(&outcomes);
     let mut source = RemoteJwks::new(format!("http://127.0.0.1:{port}/jwks.json"));
+    source.allow_http = true;
     source.timeout = Duration::from_secs(2);
     source.on_refresh = Some(Arc::new(move |outcome| seen.lock().unwrap().push(outcome)));
     let verifier = JwksVerifier::from_url(config(), source).await.unwrap();
@@ -629,11 +630,258 @@ async fn an_unreachable_url_source_starts_and_answers_unavailable() {
 #[tokio::test]
 async fn url_source_refuses_bad_urls() {
     for url in ["not a url", "ftp://dsts.test/jwks.json", "file:///etc/passwd"] {
+        let source = RemoteJwks {
+            allow_http: true,
+            ..RemoteJwks::new(url)
+        };
         assert!(matches!(
-            JwksVerifier::from_url(config(), RemoteJwks::new(url)).await,
+            JwksVerifier::from_url(config(), source).await,
             Err(JwksError::Url { .. })
         ));
     }
+}
+
+/// A port nothing listens on (it was free a moment ago).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// An HTTP/1.1 answer that closes the connection.
+fn http_answer(status: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n{body}",
+        body.len()
+    )
+}
+
+/// A server on `127.0.0.1` that gives every request `answer`: its `http://host:port` and how
+/// many requests it received.
+async fn serve(answer: String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (address, requests)
+}
+
+/// A URL source over plain http, allowed, that reports its outcomes into `outcomes`.
+fn observed_http_source(url: String, outcomes: &Arc<std::sync::Mutex<Vec<RefreshOutcome>>>) -> RemoteJwks {
+    let seen = Arc::clone(outcomes);
+    RemoteJwks {
+        allow_http: true,
+        timeout: Duration::from_secs(2),
+        on_refresh: Some(Arc::new(move |outcome| seen.lock().unwrap().push(outcome))),
+        ..RemoteJwks::new(url)
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_key_set_is_not_followed() {
+    let keys = Keys::new();
+    let json = [("content-type", "application/json")];
+    let (elsewhere, elsewhere_requests) = serve(http_answer("200 OK", &json, &keys.jwks())).await;
+    let token = keys.sign(Alg::Es, claims(device_claims()));
+    for status in [
+        "301 Moved Permanently",
+        "302 Found",
+        "303 See Other",
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+    ] {
+        let location = format!("{elsewhere}/jwks.json");
+        let (redirector, requests) = serve(http_answer(status, &[("location", &location)], "")).await;
+        let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let source = observed_http_source(format!("{redirector}/jwks.json"), &outcomes);
+        let verifier = JwksVerifier::from_url(config(), source).await.unwrap();
+        assert_eq!(*outcomes.lock().unwrap(), [RefreshOutcome::Failed], "{status}");
+        assert_eq!(verifier.key_count().await, 0, "{status}");
+        // The token signed with a key of the other set is not accepted; its refetch fails too.
+        assert!(
+            matches!(verifier.verify(&token).await, Err(TokenError::Unavailable(_))),
+            "{status}"
+        );
+        assert_eq!(
+            *outcomes.lock().unwrap(),
+            [RefreshOutcome::Failed, RefreshOutcome::Failed],
+            "{status}"
+        );
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2, "{status}");
+    }
+    assert_eq!(elsewhere_requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // The key set itself is fine: fetched directly, it verifies the token.
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let direct = JwksVerifier::from_url(
+        config(),
+        observed_http_source(format!("{elsewhere}/jwks.json"), &outcomes),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*outcomes.lock().unwrap(), [RefreshOutcome::Updated { keys: 3 }]);
+    direct.verify(&token).await.unwrap();
+}
+
+#[tokio::test]
+async fn plain_http_is_refused_unless_allowed() {
+    let keys = Keys::new();
+    let (address, requests) = serve(http_answer("200 OK", &[], &keys.jwks())).await;
+    let url = format!("{address}/jwks.json");
+    for url in [url.clone(), url.to_uppercase().replace("/JWKS.JSON", "/jwks.json")] {
+        let refused = JwksVerifier::from_url(config(), RemoteJwks::new(url.clone())).await;
+        let Err(error @ JwksError::PlainHttp { .. }) = refused else {
+            panic!("{url}: expected PlainHttp, got {refused:?}");
+        };
+        assert!(error.to_string().contains("http://"), "{error}");
+    }
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let allowed = RemoteJwks {
+        allow_http: true,
+        ..RemoteJwks::new(url)
+    };
+    let verifier = JwksVerifier::from_url(config(), allowed).await.unwrap();
+    assert_eq!(verifier.key_count().await, 3);
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // https needs no allowance (nothing answers there: the verifier starts without keys).
+    let https = RemoteJwks {
+        timeout: Duration::from_secs(2),
+        ..RemoteJwks::new(format!("https://127.0.0.1:{}/jwks.json", closed_port()))
+    };
+    let verifier = JwksVerifier::from_url(config(), https).await.unwrap();
+    assert_eq!(verifier.key_count().await, 0);
+}
+
+/// What a `tracing` subscriber wrote.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The secret parts of the URLs below.
+const URL_SECRETS: [&str; 4] = ["url-user", "url-password", "query-token", "fragment-secret"];
+
+fn assert_no_url_secret(text: &str, what: &str) {
+    for secret in URL_SECRETS {
+        assert!(!text.contains(secret), "{what} shows {secret:?}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn url_credentials_and_query_are_never_logged_nor_shown() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let keys = Keys::new();
+    let token = keys.sign(Alg::Es, claims(device_claims()));
+    let (not_a_jwks, _) = serve(http_answer("200 OK", &[], "not json")).await;
+    let oct_only = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#;
+    let (no_usable_key, _) = serve(http_answer("200 OK", &[], oct_only)).await;
+    let (failing, _) = serve(http_answer("500 Internal Server Error", &[], "")).await;
+    let (redirecting, _) = serve(http_answer("302 Found", &[("location", "/elsewhere")], "")).await;
+    let (good, _) = serve(http_answer("200 OK", &[], &keys.jwks())).await;
+    let secret_url = |address: &str| {
+        let address = address.trim_start_matches("http://");
+        format!("http://url-user:url-password@{address}/jwks.json?access_token=query-token#fragment-secret")
+    };
+    let failing_sources = [
+        format!("http://127.0.0.1:{}", closed_port()),
+        not_a_jwks,
+        no_usable_key,
+        failing,
+        redirecting,
+    ];
+    for address in &failing_sources {
+        let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let source = observed_http_source(secret_url(address), &outcomes);
+        let shown = source.redacted_url();
+        assert!(shown.starts_with("http://***@127.0.0.1:"), "{shown}");
+        assert!(shown.ends_with("/jwks.json?***#***"), "{shown}");
+        assert_no_url_secret(&format!("{source:?}"), "Debug of RemoteJwks");
+        let verifier = JwksVerifier::from_url(config(), source).await.unwrap();
+        assert_eq!(*outcomes.lock().unwrap(), [RefreshOutcome::Failed], "{address}");
+        assert_no_url_secret(&format!("{verifier:?}"), "Debug of JwksVerifier");
+        let Err(TokenError::Unavailable(cause)) = verifier.verify(&token).await else {
+            panic!("{address}: expected Unavailable");
+        };
+        let message = files_core::ports::error_chain(&*cause);
+        assert!(message.contains(&shown), "{message}");
+        assert_no_url_secret(&message, "the Unavailable error");
+    }
+    let good_source = observed_http_source(secret_url(&good), &Arc::default());
+    let verifier = JwksVerifier::from_url(config(), good_source).await.unwrap();
+    verifier.verify(&token).await.unwrap();
+
+    // Set-up errors quote the URL redacted too.
+    for url in [
+        "https://url-user:url-password@dsts.test:port/jwks?access_token=query-token#fragment-secret",
+        "ftp://url-user:url-password@dsts.test/jwks?access_token=query-token#fragment-secret",
+        "http://url-user:url-password@dsts.test/jwks?access_token=query-token#fragment-secret",
+    ] {
+        let error = JwksVerifier::from_url(config(), RemoteJwks::new(url))
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("://***@dsts.test"), "{message}");
+        assert_no_url_secret(&message, "a set-up error");
+    }
+
+    let logs = captured.text();
+    assert_eq!(
+        logs.matches("JWKS fetch failed").count(),
+        2 * failing_sources.len(),
+        "{logs}"
+    );
+    assert!(logs.contains("JWKS fetched"), "{logs}");
+    assert!(logs.contains("url=http://***@127.0.0.1:"), "{logs}");
+    assert_no_url_secret(&logs, "the log");
 }
 
 #[test]
@@ -664,6 +912,104 @@ fn dev_key_is_created_once_and_shared() {
         Err(DevKeyError::InvalidKey { .. })
     ));
     std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap()).unwrap();
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[cfg(unix)]
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn dev_key_directories_are_created_0700_and_the_key_0600() {
+    let path = temp_path("runtime/files-server-dev/key.pem");
+    DevKey::load_or_create(&path).unwrap();
+    let dir = path.parent().unwrap();
+    assert_eq!(mode(dir), 0o700);
+    assert_eq!(mode(dir.parent().unwrap()), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    std::fs::remove_dir_all(dir.parent().unwrap().parent().unwrap()).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dev_key_others_could_change_is_refused() {
+    let path = temp_path("dev/key.pem");
+    let dir = path.parent().unwrap().to_owned();
+    let kid = DevKey::load_or_create(&path).unwrap().kid().to_owned();
+    let refused = |expected_path: &std::path::Path, problem: &str| match DevKey::load_or_create(&path) {
+        Err(error @ DevKeyError::Insecure { .. }) => {
+            let DevKeyError::Insecure { path: at, .. } = &error else {
+                unreachable!()
+            };
+            assert_eq!(at, expected_path);
+            let message = error.to_string();
+            assert!(message.contains(&expected_path.display().to_string()), "{message}");
+            assert!(message.contains(problem), "{message}");
+        }
+        other => panic!("expected a refusal of {}, got {other:?}", expected_path.display()),
+    };
+
+    for writable in [0o666, 0o620, 0o602] {
+        set_mode(&path, writable);
+        refused(&path, "writable by its group or others");
+    }
+    // Readable by others is not writable: accepted (it is the same key).
+    set_mode(&path, 0o644);
+    assert_eq!(DevKey::load_or_create(&path).unwrap().kid(), kid);
+    set_mode(&path, 0o600);
+
+    for writable in [0o777, 0o770, 0o1777] {
+        set_mode(&dir, writable);
+        refused(&dir, "writable by its group or others");
+    }
+    set_mode(&dir, 0o700);
+    assert_eq!(DevKey::load_or_create(&path).unwrap().kid(), kid);
+
+    // Owned by another user (only root can give a file away).
+    let nobody = 65534;
+    match std::os::unix::fs::chown(&path, Some(nobody), Some(nobody)) {
+        Ok(()) => {
+            refused(&path, "owned by uid 65534");
+            std::os::unix::fs::chown(&path, Some(rustix::process::geteuid().as_raw()), None).unwrap();
+            std::os::unix::fs::chown(&dir, Some(nobody), Some(nobody)).unwrap();
+            refused(&dir, "owned by uid 65534");
+        }
+        Err(error) => eprintln!("not checking ownership (needs root): {error}"),
+    }
+    std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn the_default_dev_dir_is_per_user() {
+    use super::dev::default_dir_from;
+    let some = |s: &str| Some(std::ffi::OsString::from(s));
+    assert_eq!(
+        default_dir_from(some("/run/user/1000"), some("/home/u"), Some(1000)),
+        std::path::PathBuf::from("/run/user/1000/files-server-dev")
+    );
+    for runtime in [None, some(""), some("relative/dir")] {
+        assert_eq!(
+            default_dir_from(runtime, some("/home/u"), Some(1000)),
+            std::path::PathBuf::from("/home/u/.cache/files-server-dev")
+        );
+    }
+    assert_eq!(
+        default_dir_from(None, some(""), Some(1000)),
+        std::env::temp_dir().join("files-server-dev-1000")
+    );
+    assert_eq!(
+        default_dir_from(None, None, None),
+        std::env::temp_dir().join("files-server-dev")
+    );
+    assert_ne!(DevKey::default_dir(), std::env::temp_dir().join("files-server-dev"));
 }
 
 #[tokio::test]

@@ -236,6 +236,7 @@ async fn two_instances_relay_one_outbox_and_lose_nothing() {
         .var("FILES_REDIS_URL", files_testkit::services::redis_url())
         .var("FILES_REDIS_PREFIX", s.redis_prefix.clone())
         .var("FILES_JWKS_URL", s.h.dsts.jwks_url())
+        .var("FILES_JWKS_ALLOW_HTTP", "true")
         .var("FILES_TOKEN_ISSUER", s.h.dsts.issuer())
         .var("FILES_TOKEN_AUDIENCE", s.h.dsts.audience());
     options.vars.extend(s3.server_vars());

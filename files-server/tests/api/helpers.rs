@@ -172,6 +172,7 @@ impl Harness {
         let dsts = FakeDsts::start().await;
         let options = options
             .var("FILES_JWKS_URL", dsts.jwks_url())
+            .var("FILES_JWKS_ALLOW_HTTP", "true")
             .var("FILES_TOKEN_ISSUER", dsts.issuer())
             .var("FILES_TOKEN_AUDIENCE", dsts.audience());
         let app = spawn_app(options).await.unwrap();

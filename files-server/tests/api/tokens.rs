@@ -64,3 +64,44 @@ async fn no_token_or_another_scheme_is_401() {
         assert_eq!(body["error"]["code"], "missing_token");
     }
 }
+
+#[tokio::test]
+async fn the_jwks_url_is_shown_without_its_credentials_nor_query() {
+    let dsts = files_testkit::dsts::FakeDsts::start().await;
+    let address = dsts.jwks_url().replace("http://", "");
+    let url = format!("http://dsts-user:dsts-password@{address}?access_token=query-secret");
+    let vars = |allow: &str| {
+        [
+            ("FILES_LISTEN", "127.0.0.1:0"),
+            ("FILES_EMBEDDED_S3_LISTEN", "127.0.0.1:0"),
+            ("FILES_JWKS_URL", url.as_str()),
+            ("FILES_JWKS_ALLOW_HTTP", allow),
+            ("FILES_TOKEN_ISSUER", dsts.issuer()),
+            ("FILES_TOKEN_AUDIENCE", dsts.audience()),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    };
+
+    // Plain http without FILES_JWKS_ALLOW_HTTP stops start-up, naming the variable.
+    let refused = files_server::Settings::from_vars(vars("false"))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.starts_with("FILES_JWKS_URL: "), "{refused}");
+    assert!(refused.contains("FILES_JWKS_ALLOW_HTTP"), "{refused}");
+
+    let settings = files_server::Settings::from_vars(vars("true")).unwrap();
+    let app = files_server::Application::build(settings, files_server::Overrides::default())
+        .await
+        .unwrap();
+    let profile = app.profile().join("\n");
+    assert!(
+        profile.contains(&format!("tokens: keys from http://***@{address}?***")),
+        "{profile}"
+    );
+    for secret in ["dsts-user", "dsts-password", "query-secret"] {
+        assert!(!profile.contains(secret), "{profile}");
+        assert!(!format!("{app:?}").contains(secret));
+    }
+    // The URL works: the keys were fetched with it.
+    assert_eq!(dsts.jwks_requests(), 1);
+}

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use files_adapters::jwks::{JwksVerifier, RefreshOutcome, RemoteJwks};
+use files_adapters::jwks::{JwksError, JwksVerifier, RefreshOutcome, RemoteJwks};
 use files_core::{DeviceId, InvalidToken, Principal, TenantId, TokenError, TokenVerifier};
 use files_testkit::dsts::{Alg, Attack, FakeDsts};
 use files_testkit::eventually;
@@ -265,4 +265,66 @@ async fn the_refresher_stops_with_the_verifier() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     // At most one fetch was in flight when the last clone went.
     assert!(dsts.jwks_requests() <= after_drop + 1);
+}
+
+/// A server on `127.0.0.1` that answers every request with a 302 to `location`; its URL.
+async fn redirector(location: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer =
+                format!("HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_dsts_is_not_followed() {
+    let dsts = FakeDsts::start().await;
+    let url = redirector(dsts.jwks_url()).await;
+    let outcomes = Outcomes::default();
+    let verifier = url_verifier(&dsts, |source| {
+        source.url = url;
+        *source = outcomes.observe(source.clone());
+    })
+    .await;
+    assert_eq!(outcomes.get(), [RefreshOutcome::Failed]);
+    assert_eq!(verifier.key_count().await, 0);
+    let (tenant, device) = ids();
+    let token = dsts.device_token(Alg::Es256, tenant, device);
+    assert!(matches!(verifier.verify(&token).await, Err(TokenError::Unavailable(_))));
+    assert_eq!(outcomes.get(), [RefreshOutcome::Failed, RefreshOutcome::Failed]);
+    // The key set behind the redirect was never fetched.
+    assert_eq!(dsts.jwks_requests(), 0);
+}
+
+#[tokio::test]
+async fn plain_http_needs_allow_http() {
+    let dsts = FakeDsts::start().await;
+    let refused = JwksVerifier::from_url(dsts.jwt_config(), RemoteJwks::new(dsts.jwks_url())).await;
+    assert!(matches!(refused, Err(JwksError::PlainHttp { .. })), "{refused:?}");
+    assert_eq!(dsts.jwks_requests(), 0);
+    let verifier = url_verifier(&dsts, |source| source.allow_http = true).await;
+    let (tenant, device) = ids();
+    verifier
+        .verify(&dsts.device_token(Alg::EdDsa, tenant, device))
+        .await
+        .unwrap();
+    assert_eq!(dsts.jwks_requests(), 1);
 }
