@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use async_trait::async_trait;
 use files_core::{FilesService, PortError};
@@ -10,8 +11,8 @@ use serde_json::json;
 use super::resource;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)));
+    cfg.service(resource("/healthz", [(Method::GET, web::to(healthz))]))
+        .service(resource("/readyz", [(Method::GET, web::to(readyz))]));
 }
 
 async fn healthz() -> HttpResponse {
