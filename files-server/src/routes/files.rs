@@ -20,15 +20,24 @@ const TENANT_SCOPE: &str = "/v1/tenants/{tenant_id}";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for scope in [DEVICE_SCOPE, TENANT_SCOPE] {
-        cfg.service(resource(&format!("{scope}/files/upload-url"), [(Method::POST, web::to(upload_url))]))
-            .service(resource(&format!("{scope}/files/download-url"), [(Method::POST, web::to(download_url))]))
-            .service(resource(&format!("{scope}/files"), [(Method::GET, web::to(list))]));
+        cfg.service(resource(
+            &format!("{scope}/files/upload-url"),
+            [(Method::POST, web::to(upload_url))],
+        ))
+        .service(resource(
+            &format!("{scope}/files/download-url"),
+            [(Method::POST, web::to(download_url))],
+        ))
+        .service(resource(&format!("{scope}/files"), [(Method::GET, web::to(list))]));
     }
     cfg.service(resource(
         "/v1/tenants/{tenant_id}/files/{file_id}",
         [(Method::GET, web::to(get_file)), (Method::DELETE, web::to(delete_file))],
     ))
-    .service(resource("/v1/tenants/{tenant_id}/files/{file_id}/complete", [(Method::POST, web::to(complete))]));
+    .service(resource(
+        "/v1/tenants/{tenant_id}/files/{file_id}/complete",
+        [(Method::POST, web::to(complete))],
+    ));
 }
 
 fn segment<T: std::str::FromStr<Err = files_core::InvalidId>>(req: &HttpRequest, name: &str) -> Result<T, ApiError> {

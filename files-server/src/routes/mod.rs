@@ -23,11 +23,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// A resource serving `routes`, each a method and its handler; any other method gets a JSON
 /// 405 whose `Allow` header lists the methods served (RFC 9110).
 pub(crate) fn resource<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
-    let allow = routes.iter().map(|(method, _)| method.as_str()).collect::<Vec<_>>().join(", ");
+    let allow = routes
+        .iter()
+        .map(|(method, _)| method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let allow = HeaderValue::from_str(&allow).unwrap_or_else(|_| HeaderValue::from_static(""));
     let resource = routes
         .into_iter()
-        .fold(web::resource(path), |resource, (method, route)| resource.route(route.method(method)));
+        .fold(web::resource(path), |resource, (method, route)| {
+            resource.route(route.method(method))
+        });
     resource.default_service(web::to(move |req: HttpRequest| {
         let allow = allow.clone();
         async move { method_not_allowed(&req, allow) }

@@ -301,11 +301,14 @@ async fn a_405_lists_the_allowed_methods() {
         ("/v1/storage/events".to_owned(), reqwest::Method::GET, "POST"),
     ];
     for (path, method, allow) in cases {
-        let response = h.api.client.request(method.clone(), h.app.url(&path)).send().await.unwrap();
-        let header = response
-            .headers()
-            .get("allow")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let response = h
+            .api
+            .client
+            .request(method.clone(), h.app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        let header = response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
         let (status, body) = json_of(response).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert_eq!(body["error"]["code"], "method_not_allowed", "{method} {path}");
