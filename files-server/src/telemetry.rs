@@ -64,7 +64,10 @@ pub async fn observe(
 
 /// Registers `GET /metrics`: every series in the Prometheus text format.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(crate::routes::resource("/metrics").route(web::get().to(metrics)));
+    cfg.service(crate::routes::resource(
+        "/metrics",
+        [(actix_web::http::Method::GET, web::to(metrics))],
+    ));
 }
 
 async fn metrics(metrics: web::Data<Prometheus>) -> Result<HttpResponse, ApiError> {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use files_core::{
     ContentType, DeviceId, DownloadRequest, DownloadTarget, FileId, FileName, FileRecord, FilesService, Owner,
@@ -20,16 +21,24 @@ const TENANT_SCOPE: &str = "/v1/tenants/{tenant_id}";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for scope in [DEVICE_SCOPE, TENANT_SCOPE] {
-        cfg.service(resource(&format!("{scope}/files/upload-url")).route(web::post().to(upload_url)))
-            .service(resource(&format!("{scope}/files/download-url")).route(web::post().to(download_url)))
-            .service(resource(&format!("{scope}/files")).route(web::get().to(list)));
+        cfg.service(resource(
+            &format!("{scope}/files/upload-url"),
+            [(Method::POST, web::to(upload_url))],
+        ))
+        .service(resource(
+            &format!("{scope}/files/download-url"),
+            [(Method::POST, web::to(download_url))],
+        ))
+        .service(resource(&format!("{scope}/files"), [(Method::GET, web::to(list))]));
     }
-    cfg.service(
-        resource("/v1/tenants/{tenant_id}/files/{file_id}")
-            .route(web::get().to(get_file))
-            .route(web::delete().to(delete_file)),
-    )
-    .service(resource("/v1/tenants/{tenant_id}/files/{file_id}/complete").route(web::post().to(complete)));
+    cfg.service(resource(
+        "/v1/tenants/{tenant_id}/files/{file_id}",
+        [(Method::GET, web::to(get_file)), (Method::DELETE, web::to(delete_file))],
+    ))
+    .service(resource(
+        "/v1/tenants/{tenant_id}/files/{file_id}/complete",
+        [(Method::POST, web::to(complete))],
+    ));
 }
 
 fn segment<T: std::str::FromStr<Err = files_core::InvalidId>>(req: &HttpRequest, name: &str) -> Result<T, ApiError> {

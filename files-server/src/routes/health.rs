@@ -1,5 +1,6 @@
 //! Liveness and readiness (`/metrics` is served by `crate::telemetry`).
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -7,8 +8,8 @@ use super::resource;
 use crate::readiness::Readiness;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)));
+    cfg.service(resource("/healthz", [(Method::GET, web::to(healthz))]))
+        .service(resource("/readyz", [(Method::GET, web::to(readyz))]));
 }
 
 async fn healthz() -> HttpResponse {

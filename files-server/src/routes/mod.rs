@@ -4,8 +4,9 @@ mod files;
 mod health;
 mod storage_events;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, Resource, web};
+use actix_web::http::header::{ALLOW, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError as _, Route, web};
 
 use crate::error::ApiError;
 
@@ -18,17 +19,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     files::configure(cfg);
 }
 
-/// A resource whose unsupported methods get a JSON 405.
-pub(crate) fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource serving `routes`, each a method and its handler; any other method gets a JSON
+/// 405 whose `Allow` header lists the methods served (RFC 9110).
+pub(crate) fn resource<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
+    let allow = routes
+        .iter()
+        .map(|(method, _)| method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let allow = HeaderValue::from_str(&allow).unwrap_or_else(|_| HeaderValue::from_static(""));
+    let resource = routes
+        .into_iter()
+        .fold(web::resource(path), |resource, (method, route)| {
+            resource.route(route.method(method))
+        });
+    resource.default_service(web::to(move |req: HttpRequest| {
+        let allow = allow.clone();
+        async move { method_not_allowed(&req, allow) }
+    }))
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
+fn method_not_allowed(req: &HttpRequest, allow: HeaderValue) -> HttpResponse {
+    let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("{} is not supported on {}", req.method(), req.path()),
-    ))
+    )
+    .error_response();
+    response.headers_mut().insert(ALLOW, allow);
+    response
 }
 
 /// The answer for paths that match no route.

@@ -1,7 +1,7 @@
 //! `POST /v1/storage/events`: the store's bucket notifications, behind a shared secret.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use files_adapters::s3_events;
 use files_core::FilesService;
@@ -21,7 +21,10 @@ pub struct EventsSecret(pub Option<SecretString>);
 const MAX_NOTIFICATION_BODY: usize = 1024 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v1/storage/events").route(web::post().to(storage_events)));
+    cfg.service(resource(
+        "/v1/storage/events",
+        [(Method::POST, web::to(storage_events))],
+    ));
 }
 
 /// Accepts `Authorization: Bearer <secret>` or the bare secret (MinIO sends its `auth_token`

@@ -335,3 +335,32 @@ async fn unknown_routes_and_methods_answer_json() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
+
+#[tokio::test]
+async fn a_405_lists_the_allowed_methods() {
+    let h = Harness::start().await;
+    let file = format!("/v1/tenants/{}/files/{}", h.tenant, files_core::FileId::new());
+    let cases = [
+        (format!("{}/files/upload-url", h.scope()), reqwest::Method::PUT, "POST"),
+        (format!("{}/files", h.scope()), reqwest::Method::POST, "GET"),
+        (file.clone(), reqwest::Method::PATCH, "GET, DELETE"),
+        (format!("{file}/complete"), reqwest::Method::OPTIONS, "POST"),
+        ("/healthz".to_owned(), reqwest::Method::TRACE, "GET"),
+        ("/metrics".to_owned(), reqwest::Method::DELETE, "GET"),
+        ("/v1/storage/events".to_owned(), reqwest::Method::GET, "POST"),
+    ];
+    for (path, method, allow) in cases {
+        let response = h
+            .api
+            .client
+            .request(method.clone(), h.app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        let header = response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{method} {path}");
+        assert_eq!(header.as_deref(), Some(allow), "{method} {path}: Allow");
+    }
+}
