@@ -1,30 +1,13 @@
 //! One place maps a failing dependency to HTTP: down (`PortError::Unavailable`) is a 503 that
 //! names it, answering wrongly (`PortError::Failed`) is a 500 `internal` that names nothing.
 
-use std::sync::Arc;
-
-use files_server::Overrides;
-use files_testkit::AppOptions;
-use files_testkit::fakes::FakeMetadataStore;
 use reqwest::StatusCode;
 
 use crate::helpers::Harness;
 
-async fn with_failing_store() -> (Harness, Arc<FakeMetadataStore>) {
-    let store = Arc::new(FakeMetadataStore::default());
-    let options = AppOptions {
-        overrides: Overrides {
-            metadata: Some(store.clone()),
-            ..Overrides::default()
-        },
-        ..AppOptions::default()
-    };
-    (Harness::start_with(options).await, store)
-}
-
 #[tokio::test]
 async fn a_store_that_answers_wrongly_is_500_internal_and_one_that_is_down_503() {
-    let (h, store) = with_failing_store().await;
+    let (h, store) = Harness::with_fake_store().await;
     let token = h.device_token();
 
     store.switch.answer_wrongly();

@@ -1,11 +1,8 @@
 //! What an attacker and a flaky network found (the hardening issue), kept fixed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use files_server::Overrides;
 use files_testkit::AppOptions;
-use files_testkit::fakes::FakeMetadataStore;
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -128,15 +125,7 @@ async fn metrics_listen_serves_metrics_alone_and_not_on_the_api() {
 #[tokio::test]
 async fn readyz_answers_from_a_state_measured_in_the_background() {
     // Finding 4: /readyz made a database, store and cache call on every request.
-    let store = Arc::new(FakeMetadataStore::default());
-    let options = AppOptions {
-        overrides: Overrides {
-            metadata: Some(store.clone()),
-            ..Overrides::default()
-        },
-        ..AppOptions::default()
-    };
-    let h = Harness::start_with(options).await;
+    let (h, store) = Harness::with_fake_store().await;
     let before = store.gets();
     for _ in 0..50 {
         let ready = h.api.client.get(h.app.url("/readyz")).send().await.unwrap();

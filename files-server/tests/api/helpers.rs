@@ -186,6 +186,19 @@ impl Harness {
         }
     }
 
+    /// A server whose metadata store is a fake the test can switch to failing.
+    pub async fn with_fake_store() -> (Self, std::sync::Arc<files_testkit::fakes::FakeMetadataStore>) {
+        let store = std::sync::Arc::new(files_testkit::fakes::FakeMetadataStore::default());
+        let options = AppOptions {
+            overrides: files_server::Overrides {
+                metadata: Some(store.clone()),
+                ..files_server::Overrides::default()
+            },
+            ..AppOptions::default()
+        };
+        (Self::start_with(options).await, store)
+    }
+
     pub fn device_token(&self) -> String {
         self.dsts.device_token(Alg::Es256, self.tenant, self.device)
     }
