@@ -78,6 +78,13 @@ async fn the_contract_catches_a_store_that_takes_other_bytes() {
     object_store_contract(&store, &store, &CarelessTransport(&store)).await;
 }
 
+#[tokio::test]
+#[should_panic(expected = "a part of other bytes than signed (same length) must be refused")]
+async fn the_contract_catches_a_store_that_takes_other_part_bytes() {
+    let store = FakeObjectStore::default();
+    multipart_contract(&store, &store, &CarelessTransport(&store), MultipartReports::ALL).await;
+}
+
 /// A signer that forgets to sign the size.
 struct SizelessSigner(FakeObjectStore);
 
