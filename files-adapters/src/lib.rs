@@ -22,6 +22,8 @@ pub mod postgres;
 
 #[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(feature = "s3")]
+mod s3_xml;
 
 pub mod s3_events;
 

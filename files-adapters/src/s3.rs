@@ -1,5 +1,6 @@
 //! The object store on S3 (or any S3-compatible store): URLs pre-signed with rusty-s3, and the
-//! few calls the service makes itself (HEAD with checksum, DELETE) sent with reqwest.
+//! few calls the service makes itself (HEAD with checksum, DELETE, the multipart calls) sent
+//! with reqwest.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use files_core::{
-    DownloadSpec, MAX_EXPIRY, Metrics, ObjectInfo, ObjectKey, ObjectStore, PortError, PresignedRequest, Sha256,
-    SignError, UploadSpec, UrlSigner,
+    CompletedMultipart, DownloadSpec, MAX_EXPIRY, Metrics, NoSuchUpload, ObjectInfo, ObjectKey, ObjectStore, PartSpec,
+    PortError, PresignedRequest, Sha256, SignError, StoredPart, UploadSpec, UrlSigner,
 };
 use reqwest::StatusCode;
 use rusty_s3::{Bucket, BucketError, Credentials, S3Action, UrlStyle};
@@ -16,6 +17,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
 use crate::call::Calls;
+use crate::s3_xml;
 
 /// How the service reaches the store, and how devices do.
 #[derive(Clone)]
@@ -168,7 +170,36 @@ impl UrlSigner for S3Signer {
             headers: BTreeMap::new(),
         })
     }
+
+    fn sign_part(&self, spec: &PartSpec) -> Result<PresignedRequest, SignError> {
+        if spec.part_number == 0 || spec.part_number > MAX_PARTS {
+            return Err(SignError(format!(
+                "part number {} is outside 1..={MAX_PARTS}",
+                spec.part_number
+            )));
+        }
+        let key = spec.key.to_string();
+        let headers = BTreeMap::from([
+            ("content-length".to_owned(), spec.size.to_string()),
+            ("x-amz-checksum-sha256".to_owned(), spec.sha256.to_base64()),
+        ]);
+        let mut action = self
+            .bucket
+            .upload_part(Some(&self.credentials), &key, spec.part_number, &spec.upload_id);
+        for (name, value) in &headers {
+            action.headers_mut().insert(name.clone(), value.clone());
+        }
+        let url = action.sign(expiry(spec.expires_in)?);
+        Ok(PresignedRequest {
+            method: "PUT",
+            url: url.into(),
+            headers,
+        })
+    }
 }
+
+/// S3's largest part number.
+const MAX_PARTS: u16 = 10_000;
 
 /// How long the URLs of the service's own calls live: just long enough to be sent.
 const CALL_URL_EXPIRY: Duration = Duration::from_secs(60);
@@ -235,10 +266,77 @@ impl ObjectStore for S3Objects {
     async fn delete(&self, key: &ObjectKey) -> Result<(), PortError> {
         self.calls.run("delete", self.remove(key)).await
     }
+
+    async fn create_multipart(&self, key: &ObjectKey) -> Result<String, PortError> {
+        self.calls.run("create_multipart", self.create(key)).await
+    }
+
+    async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<StoredPart>, PortError> {
+        self.calls.run("list_parts", self.parts(key, upload_id)).await
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<CompletedMultipart, PortError> {
+        self.calls
+            .run("complete_multipart", self.complete(key, upload_id, parts))
+            .await
+    }
+
+    async fn abort_multipart(&self, key: &ObjectKey, upload_id: &str) -> Result<(), PortError> {
+        self.calls.run("abort_multipart", self.abort(key, upload_id)).await
+    }
+}
+
+/// What a HEAD answered of an object.
+struct Head {
+    size: u64,
+    /// `x-amz-checksum-sha256` as sent: a SHA-256, or a composite `…-N` for a multipart object.
+    checksum: Option<String>,
+}
+
+/// Reads an answer's body; a body that cannot be read is "unavailable" (the connection broke).
+async fn body_of(response: reqwest::Response, call: &str) -> Result<(StatusCode, String), PortError> {
+    let status = response.status();
+    let body = response
+        .text()
+        .await
+        .map_err(|error| PortError::unavailable(format!("S3 {call}: body not read: {error}")))?;
+    Ok((status, body))
+}
+
+/// An unexpected answer: [`NoSuchUpload`] for S3's `NoSuchUpload` code, else as [`classify`],
+/// naming S3's code and message when the body is an error document.
+fn refusal(status: StatusCode, body: &str, call: &str, upload_id: &str) -> PortError {
+    match s3_xml::error(body) {
+        Some((code, _)) if code == "NoSuchUpload" => PortError::failed(NoSuchUpload {
+            upload_id: upload_id.to_owned(),
+        }),
+        Some((code, message)) => {
+            let message = format!("S3 {call} answered {status}: {code}: {message}");
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || code == "SlowDown" {
+                PortError::unavailable(message)
+            } else {
+                PortError::failed(message)
+            }
+        }
+        None => classify(status, call),
+    }
 }
 
 impl S3Objects {
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, PortError> {
+        Ok(self.head_checksum(key).await?.map(|head| ObjectInfo {
+            size: head.size,
+            // A composite (multipart) checksum ends in `-N`; it is not the SHA-256 of the object.
+            sha256: head.checksum.and_then(|v| Sha256::parse(&v).ok()),
+        }))
+    }
+
+    async fn head_checksum(&self, key: &ObjectKey) -> Result<Option<Head>, PortError> {
         let key = key.to_string();
         let mut action = self.bucket.head_object(Some(&self.credentials), &key);
         action.headers_mut().insert("x-amz-checksum-mode", "ENABLED");
@@ -261,12 +359,133 @@ impl S3Objects {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or_else(|| PortError::failed("S3 HEAD answered without a Content-Length"))?;
-        // A composite (multipart) checksum ends in `-N`; it is not the SHA-256 of the object.
-        let sha256 = headers
+        let checksum = headers
             .get("x-amz-checksum-sha256")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| Sha256::parse(v).ok());
-        Ok(Some(ObjectInfo { size, sha256 }))
+            .map(str::to_owned);
+        Ok(Some(Head { size, checksum }))
+    }
+
+    async fn create(&self, key: &ObjectKey) -> Result<String, PortError> {
+        let key = key.to_string();
+        let mut action = self.bucket.create_multipart_upload(Some(&self.credentials), &key);
+        action.headers_mut().insert("x-amz-checksum-algorithm", "SHA256");
+        let url = action.sign(CALL_URL_EXPIRY);
+        let response = self
+            .http
+            .post(url)
+            .header("x-amz-checksum-algorithm", "SHA256")
+            .send()
+            .await
+            .map_err(PortError::unavailable)?;
+        let (status, body) = body_of(response, "CreateMultipartUpload").await?;
+        if !status.is_success() {
+            return Err(refusal(status, &body, "CreateMultipartUpload", ""));
+        }
+        let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&body)
+            .map_err(|error| PortError::failed(format!("S3 CreateMultipartUpload answered unreadably: {error}")))?;
+        if created.upload_id().is_empty() {
+            return Err(PortError::failed(
+                "S3 CreateMultipartUpload answered an empty upload id",
+            ));
+        }
+        Ok(created.upload_id().to_owned())
+    }
+
+    async fn parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<StoredPart>, PortError> {
+        let key = key.to_string();
+        let mut parts = Vec::new();
+        let mut marker = None;
+        loop {
+            let mut action = self.bucket.list_parts(Some(&self.credentials), &key, upload_id);
+            if let Some(marker) = marker {
+                action.set_part_number_marker(marker);
+            }
+            let url = action.sign(CALL_URL_EXPIRY);
+            let response = self.http.get(url).send().await.map_err(PortError::unavailable)?;
+            let (status, body) = body_of(response, "ListParts").await?;
+            if !status.is_success() {
+                return Err(refusal(status, &body, "ListParts", upload_id));
+            }
+            let page = s3_xml::parts_page(&body)
+                .map_err(|why| PortError::failed(format!("S3 ListParts answered unreadably: {why}")))?;
+            parts.extend(page.parts);
+            match page.next_marker {
+                Some(next) if marker.is_none_or(|last| next > last) => marker = Some(next),
+                Some(next) => {
+                    return Err(PortError::failed(format!(
+                        "S3 ListParts does not advance: marker {next} after {marker:?}"
+                    )));
+                }
+                None => break,
+            }
+        }
+        parts.sort_by_key(|part| part.part_number);
+        Ok(parts)
+    }
+
+    async fn complete(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<CompletedMultipart, PortError> {
+        let object = key.to_string();
+        // Signed with rusty-s3's action; the body is ours, which carries the part checksums.
+        let url = self
+            .bucket
+            .complete_multipart_upload(Some(&self.credentials), &object, upload_id, std::iter::empty())
+            .sign(CALL_URL_EXPIRY);
+        let response = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/xml")
+            .body(s3_xml::complete_body(parts))
+            .send()
+            .await
+            .map_err(PortError::unavailable)?;
+        let (status, body) = body_of(response, "CompleteMultipartUpload").await?;
+        // S3 may answer 200 and still fail: the body is then an error document.
+        if !status.is_success() || s3_xml::root(&body) == Some("Error") {
+            return Err(refusal(status, &body, "CompleteMultipartUpload", upload_id));
+        }
+        if s3_xml::root(&body) != Some("CompleteMultipartUploadResult") {
+            let start: String = body.chars().take(200).collect();
+            return Err(PortError::failed(format!(
+                "S3 CompleteMultipartUpload answered unreadably: {start}"
+            )));
+        }
+        let answered = s3_xml::text(&body, "ChecksumSHA256").filter(|value| !value.is_empty());
+        // The size (and the checksum when the answer had none) from a HEAD with checksum mode;
+        // the upload is complete whatever it says, so its failure leaves them unknown.
+        let head = match self.head_checksum(key).await {
+            Ok(head) => head,
+            Err(error) => {
+                tracing::warn!(key = %key, error = %files_core::ports::error_chain(&error), "cannot inspect a completed multipart upload");
+                None
+            }
+        };
+        Ok(CompletedMultipart {
+            size: head.as_ref().map(|head| head.size),
+            composite_sha256: answered.or_else(|| head.and_then(|head| head.checksum)),
+        })
+    }
+
+    async fn abort(&self, key: &ObjectKey, upload_id: &str) -> Result<(), PortError> {
+        let key = key.to_string();
+        let url = self
+            .bucket
+            .abort_multipart_upload(Some(&self.credentials), &key, upload_id)
+            .sign(CALL_URL_EXPIRY);
+        let response = self.http.delete(url).send().await.map_err(PortError::unavailable)?;
+        let (status, body) = body_of(response, "AbortMultipartUpload").await?;
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        match refusal(status, &body, "AbortMultipartUpload", upload_id) {
+            PortError::Failed(cause) if cause.is::<NoSuchUpload>() => Ok(()),
+            other => Err(other),
+        }
     }
 
     async fn remove(&self, key: &ObjectKey) -> Result<(), PortError> {

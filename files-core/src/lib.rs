@@ -22,9 +22,10 @@ pub use file::{FileRecord, FileState, ObjectKey};
 pub use ids::{DeviceId, FileId, InvalidId, TenantId};
 pub use metrics::{CacheOutcome, FileOperation, Metrics, NoMetrics};
 pub use ports::{
-    BoxError, Cache, Clock, DownloadSpec, InvalidToken, MetadataStore, Notifier, ObjectInfo, ObjectStore, Outbox,
-    OutboxEntry, OutboxStats, PortError, PresignedRequest, SignError, SystemClock, TokenError, TokenVerifier,
-    TransactionalStore, UploadSpec, UrlSigner,
+    BoxError, Cache, Clock, CompletedMultipart, DownloadSpec, InvalidToken, MetadataStore, MultipartUnsupported,
+    NoSuchUpload, Notifier, ObjectInfo, ObjectStore, Outbox, OutboxEntry, OutboxStats, PartSpec, PortError,
+    PresignedRequest, SignError, StoredPart, SystemClock, TokenError, TokenVerifier, TransactionalStore, UploadSpec,
+    UrlSigner,
 };
 pub use principal::{Access, Forbidden, Owner, Principal, Scope, authorize};
 pub use relay::{Relay, RelayPass, RelaySettings, relay_once};

@@ -11,9 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_core::{
-    Cache, CacheOutcome, Clock, DownloadSpec, FileId, FileName, FileOperation, FileRecord, FileState, FileUploaded,
-    MetadataStore, Notifier, ObjectInfo, ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, Owner, PortError,
-    PresignedRequest, Principal, Scope, Sha256, SignError, TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
+    Cache, CacheOutcome, Clock, CompletedMultipart, DownloadSpec, FileId, FileName, FileOperation, FileRecord,
+    FileState, FileUploaded, MetadataStore, NoSuchUpload, Notifier, ObjectInfo, ObjectKey, ObjectStore, Outbox,
+    OutboxEntry, OutboxStats, Owner, PartSpec, PortError, PresignedRequest, Principal, Scope, Sha256, SignError,
+    StoredPart, TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
 };
 use sha2::Digest as _;
 use time::OffsetDateTime;
@@ -202,6 +203,29 @@ struct FakeObject {
     bytes: Option<Vec<u8>>,
 }
 
+/// A multipart upload in progress in the fake store.
+#[derive(Debug, Clone)]
+struct FakeUpload {
+    key: String,
+    /// The verified parts by number: bytes and SHA-256.
+    parts: BTreeMap<u16, (Vec<u8>, Sha256)>,
+}
+
+/// What a query value of the fake's URLs escapes: all but RFC 3986's unreserved characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// S3's smallest part but the last.
+const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// The fake's ETag of a part.
+fn part_etag(sha256: &Sha256) -> String {
+    format!("\"{}\"", sha256.to_hex())
+}
+
 /// Why the fake store refused a request sent to one of its URLs, as a real store would.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -225,6 +249,9 @@ pub enum FakeStoreRefusal {
     },
     /// There is no object (or no bytes) under the key.
     NotFound,
+    /// A part sent for a multipart upload the store does not know (never created, completed or
+    /// aborted), or for another key than the upload's.
+    NoSuchUpload(String),
 }
 
 impl std::fmt::Display for FakeStoreRefusal {
@@ -239,6 +266,7 @@ impl std::fmt::Display for FakeStoreRefusal {
                 write!(f, "content-length is {declared} but {received} bytes were received")
             }
             Self::NotFound => f.write_str("no such object"),
+            Self::NoSuchUpload(upload_id) => write!(f, "no multipart upload {upload_id} for this key"),
         }
     }
 }
@@ -252,6 +280,8 @@ impl std::error::Error for FakeStoreRefusal {}
 #[derive(Debug, Default)]
 pub struct FakeObjectStore {
     objects: Mutex<HashMap<String, FakeObject>>,
+    /// Multipart uploads in progress, by upload id.
+    uploads: Mutex<HashMap<String, FakeUpload>>,
     /// Fails inspections, deletions, uploads and downloads while on (signing needs no call and
     /// never fails).
     pub switch: Switch,
@@ -287,6 +317,10 @@ impl FakeObjectStore {
             return Err(FakeStoreRefusal::Method(request.method.to_owned()));
         }
         let key = Self::key_of(&request.url)?;
+        if Self::query_of(&request.url, "uploadId").is_some() {
+            // A part URL: see `receive_part`.
+            return Err(FakeStoreRefusal::Url(request.url.chars().take(200).collect()));
+        }
         let declared = request
             .headers
             .get("x-amz-checksum-sha256")
@@ -316,6 +350,63 @@ impl FakeObjectStore {
             },
         );
         Ok(())
+    }
+
+    /// Receives a part sent to a URL from [`UrlSigner::sign_part`] with `body`, checking it as
+    /// S3 does with a part of an upload created with the SHA-256 algorithm: the method is `PUT`,
+    /// the URL is one of this fake's naming a known upload of its key, the body's SHA-256 is the
+    /// declared `x-amz-checksum-sha256` and its length the declared `content-length`. Only then
+    /// is the part kept, replacing one of the same number; a refused part changes nothing.
+    ///
+    /// # Errors
+    /// [`FakeStoreRefusal`] naming the first check that failed
+    /// ([`FakeStoreRefusal::NoSuchUpload`] for an unknown upload).
+    pub fn receive_part(&self, request: &PresignedRequest, body: &[u8]) -> Result<(), FakeStoreRefusal> {
+        self.switch.check().map_err(|_| FakeStoreRefusal::Unavailable)?;
+        if request.method != "PUT" {
+            return Err(FakeStoreRefusal::Method(request.method.to_owned()));
+        }
+        let key = Self::key_of(&request.url)?;
+        let refused = || FakeStoreRefusal::Url(request.url.chars().take(200).collect());
+        let part_number = Self::query_of(&request.url, "partNumber")
+            .and_then(|n| n.parse::<u16>().ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(refused)?;
+        let upload_id = Self::query_of(&request.url, "uploadId")
+            .and_then(|id| percent_encoding::percent_decode_str(id).decode_utf8().ok())
+            .ok_or_else(refused)?;
+        let declared = request
+            .headers
+            .get("x-amz-checksum-sha256")
+            .and_then(|value| Sha256::parse(value).ok())
+            .ok_or(FakeStoreRefusal::MissingChecksum)?;
+        if let Some(length) = request.headers.get("content-length")
+            && length.parse::<usize>().ok() != Some(body.len())
+        {
+            return Err(FakeStoreRefusal::Length {
+                declared: length.clone(),
+                received: body.len(),
+            });
+        }
+        let digest = Sha256::from_bytes(sha2::Sha256::digest(body).into());
+        if digest != declared {
+            return Err(FakeStoreRefusal::BadDigest);
+        }
+        let mut uploads = lock(&self.uploads);
+        let upload = uploads
+            .get_mut(upload_id.as_ref())
+            .filter(|upload| upload.key == key)
+            .ok_or_else(|| FakeStoreRefusal::NoSuchUpload(upload_id.clone().into_owned()))?;
+        upload.parts.insert(part_number, (body.to_vec(), digest));
+        Ok(())
+    }
+
+    /// The value of a query parameter of one of the fake's URLs (its values need no decoding).
+    fn query_of<'u>(url: &'u str, name: &str) -> Option<&'u str> {
+        let (_, query) = url.split_once('?')?;
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
     }
 
     /// Serves a download sent to a URL from [`UrlSigner::sign_download`]: the object's bytes.
@@ -363,6 +454,117 @@ impl ObjectStore for FakeObjectStore {
         lock(&self.objects).remove(&key.to_string());
         Ok(())
     }
+
+    async fn create_multipart(&self, key: &ObjectKey) -> Result<String, PortError> {
+        self.switch.check()?;
+        let upload_id = Uuid::new_v4().simple().to_string();
+        lock(&self.uploads).insert(
+            upload_id.clone(),
+            FakeUpload {
+                key: key.to_string(),
+                parts: BTreeMap::new(),
+            },
+        );
+        Ok(upload_id)
+    }
+
+    async fn list_parts(&self, key: &ObjectKey, upload_id: &str) -> Result<Vec<StoredPart>, PortError> {
+        self.switch.check()?;
+        let uploads = lock(&self.uploads);
+        let upload = uploads
+            .get(upload_id)
+            .filter(|upload| upload.key == key.to_string())
+            .ok_or_else(|| no_such_upload(upload_id))?;
+        Ok(upload
+            .parts
+            .iter()
+            .map(|(number, (bytes, sha256))| StoredPart {
+                part_number: *number,
+                size: bytes.len() as u64,
+                sha256: Some(*sha256),
+                etag: part_etag(sha256),
+            })
+            .collect())
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<CompletedMultipart, PortError> {
+        self.switch.check()?;
+        let mut uploads = lock(&self.uploads);
+        let upload = uploads
+            .get(upload_id)
+            .filter(|upload| upload.key == key.to_string())
+            .ok_or_else(|| no_such_upload(upload_id))?;
+        if parts.is_empty() {
+            return Err(PortError::failed("InvalidRequest: no parts to complete with"));
+        }
+        let mut bytes = Vec::new();
+        let mut composite = sha2::Sha256::new();
+        let mut previous = 0;
+        for (index, part) in parts.iter().enumerate() {
+            if part.part_number <= previous {
+                return Err(PortError::failed("InvalidPartOrder: parts must ascend"));
+            }
+            previous = part.part_number;
+            let (held, sha256) = upload
+                .parts
+                .get(&part.part_number)
+                .ok_or_else(|| PortError::failed(format!("InvalidPart: no part {}", part.part_number)))?;
+            if part.etag != part_etag(sha256) || part.sha256.is_some_and(|given| given != *sha256) {
+                return Err(PortError::failed(format!(
+                    "InvalidPart: part {} has another ETag or checksum",
+                    part.part_number
+                )));
+            }
+            if index + 1 < parts.len() && held.len() < MIN_PART_SIZE {
+                return Err(PortError::failed(format!("EntityTooSmall: part {}", part.part_number)));
+            }
+            composite.update(sha256.as_bytes());
+            bytes.extend_from_slice(held);
+        }
+        uploads.remove(upload_id);
+        drop(uploads);
+        let composite = format!(
+            "{}-{}",
+            Sha256::from_bytes(composite.finalize().into()).to_base64(),
+            parts.len()
+        );
+        let size = bytes.len() as u64;
+        lock(&self.objects).insert(
+            key.to_string(),
+            FakeObject {
+                // Like S3: a composite checksum is no SHA-256 of the object.
+                info: ObjectInfo { size, sha256: None },
+                bytes: Some(bytes),
+            },
+        );
+        Ok(CompletedMultipart {
+            composite_sha256: Some(composite),
+            size: Some(size),
+        })
+    }
+
+    async fn abort_multipart(&self, key: &ObjectKey, upload_id: &str) -> Result<(), PortError> {
+        self.switch.check()?;
+        let mut uploads = lock(&self.uploads);
+        if uploads
+            .get(upload_id)
+            .is_some_and(|upload| upload.key == key.to_string())
+        {
+            uploads.remove(upload_id);
+        }
+        Ok(())
+    }
+}
+
+fn no_such_upload(upload_id: &str) -> PortError {
+    PortError::failed(NoSuchUpload {
+        upload_id: upload_id.to_owned(),
+    })
 }
 
 impl UrlSigner for FakeObjectStore {
@@ -385,6 +587,31 @@ impl UrlSigner for FakeObjectStore {
                 "memory://{}/{}?expires={}",
                 Self::BUCKET,
                 spec.key,
+                spec.expires_in.as_secs()
+            ),
+            headers,
+        })
+    }
+
+    fn sign_part(&self, spec: &PartSpec) -> Result<PresignedRequest, SignError> {
+        if spec.part_number == 0 || spec.part_number > 10_000 {
+            return Err(SignError(format!(
+                "part number {} is outside 1..=10000",
+                spec.part_number
+            )));
+        }
+        let headers = BTreeMap::from([
+            ("content-length".to_owned(), spec.size.to_string()),
+            ("x-amz-checksum-sha256".to_owned(), spec.sha256.to_base64()),
+        ]);
+        let upload_id: String = percent_encoding::utf8_percent_encode(&spec.upload_id, QUERY_VALUE).collect();
+        Ok(PresignedRequest {
+            method: "PUT",
+            url: format!(
+                "memory://{}/{}?partNumber={}&uploadId={upload_id}&expires={}",
+                Self::BUCKET,
+                spec.key,
+                spec.part_number,
                 spec.expires_in.as_secs()
             ),
             headers,

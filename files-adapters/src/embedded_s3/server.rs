@@ -130,8 +130,10 @@ impl EmbeddedS3 {
 
         let store = VerifyingStore {
             inner: file_system,
+            root: root.clone(),
             spool_dir,
             on_stored,
+            parts: std::sync::Mutex::default(),
         };
         let mut builder = S3ServiceBuilder::new(store);
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key.expose_secret()));

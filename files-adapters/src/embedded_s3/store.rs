@@ -2,8 +2,22 @@
 //! operations to [`s3s_fs::FileSystem`], verifies upload bodies first (see
 //! [`verify`](super::verify)), drops checksums that `s3s-fs` reports stale for
 //! multipart objects, and reports every stored object as a [`StoredObject`].
+//!
+//! Multipart uploads are made S3-like where `s3s-fs` 0.14 is not: a call naming an upload it
+//! does not hold (never created, completed or aborted) is answered `NoSuchUpload` (not
+//! `AccessDenied`, nor an empty list of parts), and the checksums verified for each part are
+//! remembered (in memory, for the life of the server), so `ListParts` reports them with the
+//! parts' ETags, the `ChecksumSHA256` a completion names per part is checked against them, and
+//! the completion answers the composite checksum `base64(sha256(d1‖d2‖…))-N` when every part's
+//! SHA-256 is known.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use sha2::Digest as _;
 
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
@@ -14,7 +28,7 @@ use s3s::dto::{
     ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, PutObjectInput,
     PutObjectOutput, UploadPartInput, UploadPartOutput,
 };
-use s3s::{S3, S3Request, S3Response, S3Result};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use tokio::sync::mpsc;
 
 use super::verify::verify_body;
@@ -37,16 +51,91 @@ pub struct StoredObject {
 #[derive(Debug)]
 pub(super) struct VerifyingStore {
     pub(super) inner: s3s_fs::FileSystem,
+    /// The directory `inner` keeps its files in.
+    pub(super) root: PathBuf,
     pub(super) spool_dir: PathBuf,
     pub(super) on_stored: mpsc::UnboundedSender<StoredObject>,
+    /// What was verified of each part, by upload id and part number.
+    pub(super) parts: Mutex<HashMap<(String, i32), VerifiedPart>>,
+}
+
+/// What [`VerifyingStore`] remembers of an accepted part.
+#[derive(Debug, Clone, Default)]
+pub(super) struct VerifiedPart {
+    e_tag: Option<ETag>,
+    /// Standard base64 of the part's SHA-256, when one was declared.
+    sha256: Option<String>,
 }
 
 impl VerifyingStore {
+    /// Whether `inner` holds the upload: `s3s-fs` keeps one `.upload-{uuid}.json` per upload
+    /// in its root (a layout the embedded store's multipart tests pin).
+    async fn holds_upload(&self, upload_id: &str) -> bool {
+        let Ok(id) = uuid::Uuid::parse_str(upload_id) else {
+            return false;
+        };
+        tokio::fs::try_exists(self.root.join(format!(".upload-{id}.json")))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn check_upload(&self, upload_id: &str) -> S3Result<()> {
+        if self.holds_upload(upload_id).await {
+            Ok(())
+        } else {
+            Err(s3_error!(NoSuchUpload, "no multipart upload {upload_id}"))
+        }
+    }
+
+    fn verified_parts(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), VerifiedPart>> {
+        self.parts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn forget_upload(&self, upload_id: &str) {
+        self.verified_parts().retain(|(id, _), _| id != upload_id);
+    }
+
     fn notify(&self, object: StoredObject) {
         tracing::debug!(bucket = %object.bucket, key = %object.key, size = object.size, "object stored");
         if self.on_stored.send(object).is_err() {
             tracing::debug!("nobody listens for stored objects any more");
         }
+    }
+}
+
+impl VerifyingStore {
+    /// Checks each part's `ChecksumSHA256` against the one verified for it (S3's `InvalidPart`
+    /// when they differ) and gives the composite checksum when every part's is known.
+    fn composite_checksum(&self, input: &CompleteMultipartUploadInput) -> S3Result<Option<String>> {
+        let parts = input
+            .multipart_upload
+            .as_ref()
+            .and_then(|upload| upload.parts.as_deref())
+            .unwrap_or_default();
+        let verified = self.verified_parts();
+        let mut hasher = sha2::Sha256::new();
+        let mut complete = !parts.is_empty();
+        for part in parts {
+            let known = part
+                .part_number
+                .and_then(|number| verified.get(&(input.upload_id.clone(), number)))
+                .and_then(|known| known.sha256.as_deref());
+            match (known, part.checksum_sha256.as_deref()) {
+                (Some(known), Some(given)) if known != given => {
+                    return Err(s3_error!(
+                        InvalidPart,
+                        "part {:?}: ChecksumSHA256 is not the part's",
+                        part.part_number
+                    ));
+                }
+                (Some(known), _) => match BASE64.decode(known) {
+                    Ok(digest) => hasher.update(digest),
+                    Err(_) => complete = false,
+                },
+                (None, _) => complete = false,
+            }
+        }
+        Ok(complete.then(|| format!("{}-{}", BASE64.encode(hasher.finalize()), parts.len())))
     }
 }
 
@@ -146,8 +235,18 @@ impl S3 for VerifyingStore {
     }
 
     async fn upload_part(&self, mut req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        self.check_upload(&req.input.upload_id).await?;
+        let upload_id = req.input.upload_id.clone();
+        let part_number = req.input.part_number;
         let verified = verify_body(&self.spool_dir, &mut req).await?;
         let mut resp = self.inner.upload_part(req).await?;
+        self.verified_parts().insert(
+            (upload_id, part_number),
+            VerifiedPart {
+                e_tag: resp.output.e_tag.clone(),
+                sha256: verified.checksums.checksum_sha256.clone(),
+            },
+        );
         // s3s-fs does not echo the part's checksums; AWS does.
         let output = &mut resp.output;
         output.checksum_crc32 = verified.checksums.checksum_crc32;
@@ -179,7 +278,21 @@ impl S3 for VerifyingStore {
             service: req.service.clone(),
             trailing_headers: None,
         };
-        let resp = self.inner.complete_multipart_upload(req).await?;
+        let upload_id = req.input.upload_id.clone();
+        self.check_upload(&upload_id).await?;
+        let composite = self.composite_checksum(&req.input)?;
+        let mut resp = self.inner.complete_multipart_upload(req).await?;
+        self.forget_upload(&upload_id);
+        if let Some(composite) = composite {
+            resp.output.checksum_sha256 = Some(composite.clone());
+            if let Some(future) = resp.output.future.take() {
+                resp.output.future = Some(Box::pin(async move {
+                    let mut output = future.await?;
+                    output.checksum_sha256 = Some(composite);
+                    Ok(output)
+                }));
+            }
+        }
         // The object is in place once the inner call returns (its output future only
         // produces the response document).
         match self.inner.head_object(head).await {
@@ -198,11 +311,30 @@ impl S3 for VerifyingStore {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        self.inner.abort_multipart_upload(req).await
+        let upload_id = req.input.upload_id.clone();
+        self.check_upload(&upload_id).await?;
+        let resp = self.inner.abort_multipart_upload(req).await?;
+        self.forget_upload(&upload_id);
+        Ok(resp)
     }
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
-        self.inner.list_parts(req).await
+        let upload_id = req.input.upload_id.clone();
+        self.check_upload(&upload_id).await?;
+        let mut resp = self.inner.list_parts(req).await?;
+        let verified = self.verified_parts();
+        let parts = resp.output.parts.get_or_insert_with(Vec::new);
+        for part in parts.iter_mut() {
+            let Some(number) = part.part_number else { continue };
+            if let Some(known) = verified.get(&(upload_id.clone(), number)) {
+                part.e_tag.clone_from(&known.e_tag);
+                part.checksum_sha256.clone_from(&known.sha256);
+            }
+        }
+        // s3s-fs lists them in directory order.
+        parts.sort_by_key(|part| part.part_number);
+        drop(verified);
+        Ok(resp)
     }
 
     async fn list_multipart_uploads(

@@ -8,7 +8,8 @@ use files_adapters::embedded_s3::{EmbeddedS3, EmbeddedS3Config};
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
 use files_core::{DownloadSpec, ObjectStore, PortError, PresignedRequest, SignError, UploadSpec, UrlSigner};
 use files_testkit::contract::objects::{
-    FakeTransport, HttpTransport, Transport, fresh_key, object_store_contract, sha256_of,
+    FakeTransport, HttpTransport, MultipartReports, Transport, fresh_key, multipart_contract, object_store_contract,
+    sha256_of,
 };
 use files_testkit::fakes::FakeObjectStore;
 use files_testkit::services::TestS3;
@@ -34,19 +35,21 @@ fn config(endpoint: &str, region: &str, bucket: &str, access_key: &str, secret_k
     }
 }
 
-async fn s3_pair_keeps_the_contract(config: &S3Config) {
+async fn s3_pair_keeps_the_contract(config: &S3Config, multipart: MultipartReports) {
     let signer = S3Signer::new(config).unwrap();
     let objects = S3Objects::new(config).unwrap();
     let transport = HttpTransport::new(HEALTHY_TIMEOUT);
     object_store_contract(&signer, &objects, &transport).await;
     // Twice on the same store: the contract's fresh keys keep runs apart.
     object_store_contract(&signer, &objects, &transport).await;
+    multipart_contract(&signer, &objects, &transport, multipart).await;
 }
 
 #[tokio::test]
 async fn the_fake_object_store_keeps_the_contract() {
     let store = FakeObjectStore::default();
     object_store_contract(&store, &store, &FakeTransport(&store)).await;
+    multipart_contract(&store, &store, &FakeTransport(&store), MultipartReports::ALL).await;
 }
 
 /// A store that does not check what it is sent: it takes the body's own checksum and length.
@@ -73,6 +76,13 @@ impl Transport for CarelessTransport<'_> {
 async fn the_contract_catches_a_store_that_takes_other_bytes() {
     let store = FakeObjectStore::default();
     object_store_contract(&store, &store, &CarelessTransport(&store)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "a part of other bytes than signed (same length) must be refused")]
+async fn the_contract_catches_a_store_that_takes_other_part_bytes() {
+    let store = FakeObjectStore::default();
+    multipart_contract(&store, &store, &CarelessTransport(&store), MultipartReports::ALL).await;
 }
 
 /// A signer that forgets to sign the size.
@@ -122,7 +132,7 @@ async fn the_s3_adapters_keep_the_contract_on_the_embedded_store() {
     .await
     .unwrap();
     let config = config(&server.endpoint(), "us-east-1", bucket, &access_key, &secret_key);
-    s3_pair_keeps_the_contract(&config).await;
+    s3_pair_keeps_the_contract(&config, MultipartReports::ALL).await;
     server.shutdown().await;
 }
 
@@ -132,7 +142,7 @@ async fn the_s3_adapters_keep_the_contract_on_garage() {
         return;
     };
     let config = config(&s3.endpoint, &s3.region, &s3.bucket, &s3.access_key, &s3.secret_key);
-    s3_pair_keeps_the_contract(&config).await;
+    s3_pair_keeps_the_contract(&config, MultipartReports::ALL).await;
 }
 
 #[tokio::test]
