@@ -321,6 +321,24 @@ impl FakeObjectStore {
             // A part URL: see `receive_part`.
             return Err(FakeStoreRefusal::Url(request.url.chars().take(200).collect()));
         }
+        let digest = Self::verify_body(request, body)?;
+        let info = ObjectInfo {
+            size: body.len() as u64,
+            sha256: Some(digest),
+        };
+        lock(&self.objects).insert(
+            key,
+            FakeObject {
+                info,
+                bytes: Some(body.to_vec()),
+            },
+        );
+        Ok(())
+    }
+
+    /// The body's SHA-256, when it is the declared `x-amz-checksum-sha256` and its length the
+    /// declared `content-length` (when one is declared), as S3 checks a PUT and a part.
+    fn verify_body(request: &PresignedRequest, body: &[u8]) -> Result<Sha256, FakeStoreRefusal> {
         let declared = request
             .headers
             .get("x-amz-checksum-sha256")
@@ -338,18 +356,7 @@ impl FakeObjectStore {
         if digest != declared {
             return Err(FakeStoreRefusal::BadDigest);
         }
-        let info = ObjectInfo {
-            size: body.len() as u64,
-            sha256: Some(digest),
-        };
-        lock(&self.objects).insert(
-            key,
-            FakeObject {
-                info,
-                bytes: Some(body.to_vec()),
-            },
-        );
-        Ok(())
+        Ok(digest)
     }
 
     /// Receives a part sent to a URL from [`UrlSigner::sign_part`] with `body`, checking it as
@@ -375,23 +382,7 @@ impl FakeObjectStore {
         let upload_id = Self::query_of(&request.url, "uploadId")
             .and_then(|id| percent_encoding::percent_decode_str(id).decode_utf8().ok())
             .ok_or_else(refused)?;
-        let declared = request
-            .headers
-            .get("x-amz-checksum-sha256")
-            .and_then(|value| Sha256::parse(value).ok())
-            .ok_or(FakeStoreRefusal::MissingChecksum)?;
-        if let Some(length) = request.headers.get("content-length")
-            && length.parse::<usize>().ok() != Some(body.len())
-        {
-            return Err(FakeStoreRefusal::Length {
-                declared: length.clone(),
-                received: body.len(),
-            });
-        }
-        let digest = Sha256::from_bytes(sha2::Sha256::digest(body).into());
-        if digest != declared {
-            return Err(FakeStoreRefusal::BadDigest);
-        }
+        let digest = Self::verify_body(request, body)?;
         let mut uploads = lock(&self.uploads);
         let upload = uploads
             .get_mut(upload_id.as_ref())
