@@ -585,22 +585,29 @@ async fn complete(metadata: &WriteThrough, record: &FileRecord) -> FileRecord {
         .expect("the record was pending")
 }
 
-#[tokio::test]
-async fn a_redis_outage_leaves_no_stale_entry_once_redis_is_back() {
-    // The finding: with Redis cut, the latest version is deleted and a pending file completed;
-    // once Redis is back, the cache must not serve the deleted version nor the pending record.
-    let test = "a_redis_outage_leaves_no_stale_entry_once_redis_is_back";
+/// A Redis reached through a proxy the test can cut, and a write-through composition over it
+/// (a fake store behind) whose cache calls are counted; `None` when Redis is not there.
+async fn behind_a_proxy(test: &str) -> Option<(TcpProxy, TestRedis, Arc<Outcomes>, WriteThrough)> {
     let (proxy, url) = TcpProxy::for_url(&services::redis_url()).await.unwrap();
     let timeout = Duration::from_millis(500);
-    let Some(mut redis) = TestRedis::connect(test, Some(&url), RedisConfig::DEFAULT_TTL, timeout).await else {
-        return;
-    };
+    let redis = TestRedis::connect(test, Some(&url), RedisConfig::DEFAULT_TTL, timeout).await?;
     let outcomes = Arc::new(Outcomes::default());
     let metadata = WriteThrough::new(
         Arc::new(FakeMetadataStore::default()),
         Arc::new(redis.cache.clone()),
         outcomes.clone(),
     );
+    Some((proxy, redis, outcomes, metadata))
+}
+
+#[tokio::test]
+async fn a_redis_outage_leaves_no_stale_entry_once_redis_is_back() {
+    // The finding: with Redis cut, the latest version is deleted and a pending file completed;
+    // once Redis is back, the cache must not serve the deleted version nor the pending record.
+    let test = "a_redis_outage_leaves_no_stale_entry_once_redis_is_back";
+    let Some((proxy, mut redis, outcomes, metadata)) = behind_a_proxy(test).await else {
+        return;
+    };
     let (tenant, owner) = (fresh_tenant(), Owner::Device(fresh_device()));
     let v1 = make_available(&metadata, &sample_record(tenant, owner, "fw.bin")).await;
     let v2 = make_available(&metadata, &sample_record(tenant, owner, "fw.bin")).await;
@@ -670,18 +677,10 @@ async fn a_redis_outage_leaves_no_stale_entry_once_redis_is_back() {
 #[tokio::test]
 async fn past_its_bound_a_redis_outage_flushes_the_prefix_once_redis_is_back() {
     let test = "past_its_bound_a_redis_outage_flushes_the_prefix_once_redis_is_back";
-    let (proxy, url) = TcpProxy::for_url(&services::redis_url()).await.unwrap();
-    let timeout = Duration::from_millis(500);
-    let Some(mut redis) = TestRedis::connect(test, Some(&url), RedisConfig::DEFAULT_TTL, timeout).await else {
+    let Some((proxy, mut redis, outcomes, metadata)) = behind_a_proxy(test).await else {
         return;
     };
-    let outcomes = Arc::new(Outcomes::default());
-    let metadata = WriteThrough::new(
-        Arc::new(FakeMetadataStore::default()),
-        Arc::new(redis.cache.clone()),
-        outcomes.clone(),
-    )
-    .with_max_dirty(3);
+    let metadata = metadata.with_max_dirty(3);
     let (tenant, owner) = (fresh_tenant(), Owner::Device(fresh_device()));
     let v1 = make_available(&metadata, &sample_record(tenant, owner, "fw.bin")).await;
     let (scope, fw) = (v1.scope(), v1.name.clone());
