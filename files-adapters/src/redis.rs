@@ -1,7 +1,8 @@
 //! The cache on Redis, through a bb8 pool of multiplexed connections.
 //!
 //! Keys, all under a configurable prefix and all written with a TTL:
-//! - `{prefix}:v1:file:{tenant}:{file_id}` → the record, as JSON `{"v": 1, "file": {...}}`;
+//! - `{prefix}:v2:file:{tenant}:{file_id}` → the record, as JSON `{"v": 2, "file": {...}}` (v2 since
+//!   records carry a multipart plan; v1 entries of older instances are another key, never read);
 //! - `{prefix}:v1:latest:{tenant}:{owner}:{sha256 of the name, hex}` → the file id, where
 //!   `owner` is the device id or `_tenant`. The name is hashed: names are up to 255 bytes of
 //!   arbitrary UTF-8 and must not shape the key space.
@@ -39,9 +40,9 @@ use crate::redact::redact_url;
 /// that need raw access to the keys this adapter writes.
 pub use bb8_redis::redis as driver;
 
-/// The version of the cached record's shape. Bump it (and the `v1` in the keys, or not) when
+/// The version of the cached record's shape. Bump it (and the `v2` in the file keys) when
 /// [`FileRecord`]'s serialized form changes: entries of another version read as misses.
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 
 /// How many call timeouts [`Cache::clear`] may take in all (5 s with the default timeout).
 pub const CLEAR_BUDGET: u32 = 20;
@@ -202,7 +203,7 @@ impl RedisCache {
     }
 
     fn file_key(&self, tenant: TenantId, id: FileId) -> String {
-        format!("{}:v1:file:{tenant}:{id}", self.prefix)
+        format!("{}:v2:file:{tenant}:{id}", self.prefix)
     }
 
     fn latest_key(&self, scope: Scope, name: &FileName) -> String {

@@ -327,12 +327,27 @@ fn refusal(status: StatusCode, body: &str, call: &str, upload_id: &str) -> PortE
     }
 }
 
+/// `base64-N`: the checksum of a multipart object.
+fn is_composite(checksum: &str) -> bool {
+    checksum
+        .rsplit_once('-')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl S3Objects {
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, PortError> {
-        Ok(self.head_checksum(key).await?.map(|head| ObjectInfo {
-            size: head.size,
+        Ok(self.head_checksum(key).await?.map(|head| {
             // A composite (multipart) checksum ends in `-N`; it is not the SHA-256 of the object.
-            sha256: head.checksum.and_then(|v| Sha256::parse(&v).ok()),
+            let (sha256, sha256_of_parts) = match head.checksum {
+                Some(v) if is_composite(&v) => (None, Some(v)),
+                Some(v) => (Sha256::parse(&v).ok(), None),
+                None => (None, None),
+            };
+            ObjectInfo {
+                size: head.size,
+                sha256,
+                sha256_of_parts,
+            }
         }))
     }
 

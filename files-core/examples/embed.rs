@@ -274,6 +274,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ObjectInfo {
             size: content.len() as u64,
             sha256: Some(sha256_of(content)),
+            sha256_of_parts: None,
         },
     );
 

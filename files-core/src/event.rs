@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::file::FileRecord;
 use crate::ids::{DeviceId, FileId, TenantId};
+use crate::multipart::Integrity;
 use crate::values::{ContentType, FileName, Sha256};
 
 /// The `event_type` of [`FileUploaded`].
@@ -50,6 +51,41 @@ pub struct UploadedFile {
     pub bucket: String,
     /// Its key in the bucket.
     pub object_key: String,
+    /// `object` when the store verified `sha256` over the whole object (one PUT), `parts` when
+    /// it verified each part's SHA-256 and their composite (a multipart upload).
+    #[serde(default = "object_integrity")]
+    pub integrity: Integrity,
+    /// The parts of a multipart upload, `null` for a single PUT.
+    #[serde(default)]
+    pub parts: Option<PartsSummary>,
+}
+
+const fn object_integrity() -> Integrity {
+    Integrity::Object
+}
+
+/// The parts of a multipart upload, as the store verified them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartsSummary {
+    /// The size of every part but the last.
+    pub size: u64,
+    /// How many parts.
+    pub count: u16,
+    /// The store's composite checksum: `base64(sha256(d1‖d2‖…‖dN))-N`, where `dᵢ` is the
+    /// SHA-256 of part `i`.
+    pub sha256_of_parts: String,
+}
+
+impl PartsSummary {
+    /// The summary of a record's parts, `None` for a single PUT.
+    #[must_use]
+    pub fn of(record: &FileRecord) -> Option<Self> {
+        record.multipart.as_ref().map(|m| Self {
+            size: m.plan.part_size(),
+            count: m.plan.part_count(),
+            sha256_of_parts: m.plan.sha256_of_parts(),
+        })
+    }
 }
 
 impl FileUploaded {
@@ -74,6 +110,8 @@ impl FileUploaded {
                 content_type: record.content_type.clone(),
                 bucket: bucket.to_owned(),
                 object_key: record.object_key().to_string(),
+                integrity: record.integrity(),
+                parts: PartsSummary::of(record),
             },
         }
     }
@@ -108,6 +146,7 @@ mod tests {
             state: FileState::Available,
             created_at: OffsetDateTime::UNIX_EPOCH,
             completed_at: None,
+            multipart: None,
         };
         let event = FileUploaded::new(Uuid::from_u128(9), &record, 5, "files", OffsetDateTime::UNIX_EPOCH);
         let value = serde_json::to_value(&event)?;
@@ -127,7 +166,9 @@ mod tests {
                     "size": 5,
                     "content_type": null,
                     "bucket": "files",
-                    "object_key": "00000000-0000-0000-0000-000000000001/_tenant/00000000-0000-0000-0000-000000000003"
+                    "object_key": "00000000-0000-0000-0000-000000000001/_tenant/00000000-0000-0000-0000-000000000003",
+                    "integrity": "object",
+                    "parts": null
                 }
             })
         );
@@ -137,6 +178,48 @@ mod tests {
         );
         let back: FileUploaded = serde_json::from_value(value)?;
         assert_eq!(back, event);
+        Ok(())
+    }
+
+    #[test]
+    fn a_multipart_file_carries_its_parts_and_old_events_still_read() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::multipart::{MultipartUpload, PartPlan};
+        let mut record = FileRecord {
+            id: FileId::from_uuid(Uuid::from_u128(3)),
+            tenant: TenantId::from_uuid(Uuid::from_u128(1)),
+            owner: Owner::Tenant,
+            name: FileName::parse("dump.bin")?,
+            sha256: Sha256::from_bytes([0xab; 32]),
+            size: Some(12),
+            content_type: None,
+            state: FileState::Available,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            completed_at: None,
+            multipart: None,
+        };
+        let plan = PartPlan::from_stored(5, vec![Sha256::from_bytes([1; 32]); 3]);
+        let composite = plan.sha256_of_parts();
+        record.multipart = Some(MultipartUpload {
+            upload_id: "u".to_owned(),
+            plan,
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        });
+        let event = FileUploaded::new(Uuid::from_u128(9), &record, 12, "files", OffsetDateTime::UNIX_EPOCH);
+        let value = serde_json::to_value(&event)?;
+        assert_eq!(value["file"]["integrity"], "parts");
+        assert_eq!(
+            value["file"]["parts"],
+            json!({"size": 5, "count": 3, "sha256_of_parts": composite})
+        );
+        // An event written before 1.1 (no integrity, no parts) reads as a single PUT.
+        let mut old = value;
+        if let Some(file) = old["file"].as_object_mut() {
+            file.remove("integrity");
+            file.remove("parts");
+        }
+        let back: FileUploaded = serde_json::from_value(old)?;
+        assert_eq!(back.file.integrity, Integrity::Object);
+        assert_eq!(back.file.parts, None);
         Ok(())
     }
 }

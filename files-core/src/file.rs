@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ids::{DeviceId, FileId, TenantId};
+use crate::multipart::{Integrity, MultipartUpload};
 use crate::principal::{Owner, Scope};
 use crate::values::{ContentType, FileName, Sha256};
 
@@ -59,6 +60,9 @@ pub struct FileRecord {
     /// When it became available.
     #[serde(with = "time::serde::rfc3339::option")]
     pub completed_at: Option<OffsetDateTime>,
+    /// The multipart upload, for a file sent in parts; `None` for a single PUT.
+    #[serde(default)]
+    pub multipart: Option<MultipartUpload>,
 }
 
 impl FileRecord {
@@ -68,6 +72,16 @@ impl FileRecord {
         Scope {
             tenant: self.tenant,
             owner: self.owner,
+        }
+    }
+
+    /// How the store vouches for its bytes: the whole object's SHA-256, or each part's.
+    #[must_use]
+    pub const fn integrity(&self) -> Integrity {
+        if self.multipart.is_some() {
+            Integrity::Parts
+        } else {
+            Integrity::Object
         }
     }
 

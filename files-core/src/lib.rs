@@ -9,6 +9,7 @@ pub mod event;
 pub mod file;
 pub mod ids;
 pub mod metrics;
+pub mod multipart;
 pub mod ports;
 pub mod principal;
 pub mod relay;
@@ -17,10 +18,11 @@ pub mod values;
 
 pub use backoff::Backoff;
 pub use cached::WriteThrough;
-pub use event::{FILE_UPLOADED, FileUploaded, UploadedFile};
+pub use event::{FILE_UPLOADED, FileUploaded, PartsSummary, UploadedFile};
 pub use file::{FileRecord, FileState, ObjectKey};
 pub use ids::{DeviceId, FileId, InvalidId, TenantId};
 pub use metrics::{CacheOutcome, FileOperation, Metrics, NoMetrics};
+pub use multipart::{Integrity, InvalidPlan, MultipartUpload, PartPlan};
 pub use ports::{
     BoxError, Cache, Clock, CompletedMultipart, DownloadSpec, InvalidToken, MetadataStore, MultipartUnsupported,
     NoSuchUpload, Notifier, ObjectInfo, ObjectStore, Outbox, OutboxEntry, OutboxStats, PartSpec, PortError,
@@ -31,7 +33,8 @@ pub use principal::{Access, Forbidden, Owner, Principal, Scope, authorize};
 pub use relay::{Relay, RelayPass, RelaySettings, relay_once};
 pub use service::{
     CompleteError, Dependency, DependencyError, DownloadError, DownloadRequest, DownloadTarget, ExpiryOutOfRange,
-    FilesService, IngestOutcome, Ingested, LookupError, MAX_EXPIRY, Mismatch, NotificationRecord, ObjectCreated, Page,
-    Ports, ServiceBuilder, ServiceConfig, SkipReason, Ticket, UploadError, UploadRequest,
+    FilesService, IngestOutcome, Ingested, LookupError, MAX_EXPIRY, Mismatch, MultipartTicket, NotificationRecord,
+    ObjectCreated, Page, PartStatus, PartTicket, PartsError, PartsRequest, PartsStatus, Ports, ServiceBuilder,
+    ServiceConfig, SkipReason, Ticket, UploadError, UploadRequest,
 };
 pub use values::{ContentType, FileName, InvalidValue, Sha256};

@@ -396,8 +396,11 @@ pub trait UrlSigner: Send + Sync {
 pub struct ObjectInfo {
     /// Its length in bytes.
     pub size: u64,
-    /// The SHA-256 the store verified on upload, when it reports one.
+    /// The SHA-256 the store verified on upload, when it reports one (a single PUT).
     pub sha256: Option<Sha256>,
+    /// The composite checksum of a multipart object, `base64(sha256(d1‖…‖dN))-N`, when the
+    /// store reports one.
+    pub sha256_of_parts: Option<String>,
 }
 
 /// A part of a multipart upload, as the store holds it (or as it is to be completed).

@@ -39,7 +39,7 @@ pub struct Settings {
     /// Token verification.
     pub tokens: TokenSettings,
     /// Limits and URL lifetimes: `FILES_UPLOAD_URL_EXPIRY_SECS`, `FILES_DOWNLOAD_URL_EXPIRY_SECS`,
-    /// `FILES_MAX_UPLOAD_SIZE`.
+    /// their `_MAX_` bounds, `FILES_MULTIPART_EXPIRY_SECS`, `FILES_MAX_UPLOAD_SIZE`.
     pub limits: ServiceConfig,
     /// `FILES_EVENTS_SECRET`: the shared secret of the storage-events webhook (off when unset).
     pub events_secret: Option<SecretString>,
@@ -239,6 +239,11 @@ impl Settings {
             max_download_expiry: vars.seconds(
                 "FILES_DOWNLOAD_URL_MAX_EXPIRY_SECS",
                 secs(defaults.max_download_expiry),
+                SEVEN_DAYS,
+            )?,
+            multipart_expiry: vars.seconds(
+                "FILES_MULTIPART_EXPIRY_SECS",
+                secs(defaults.multipart_expiry),
                 SEVEN_DAYS,
             )?,
             ..defaults

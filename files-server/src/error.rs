@@ -7,8 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use files_core::{
-    CompleteError, DependencyError, DownloadError, InvalidId, InvalidToken, InvalidValue, LookupError, Mismatch,
-    TokenError, UploadError,
+    CompleteError, DependencyError, DownloadError, InvalidId, InvalidPlan, InvalidToken, InvalidValue, LookupError,
+    Mismatch, PartsError, TokenError, UploadError,
 };
 use serde::Serialize;
 
@@ -22,6 +22,8 @@ pub struct ApiError {
     /// Logged (with its whole chain) for 5xx answers, never shown.
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
     challenge: Option<&'static str>,
+    /// The parts a `parts_missing` answer names.
+    missing_parts: Option<Box<[u16]>>,
 }
 
 #[derive(Serialize)]
@@ -35,6 +37,8 @@ struct Inner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing_parts: Option<&'a [u16]>,
 }
 
 impl ApiError {
@@ -47,6 +51,7 @@ impl ApiError {
             field: None,
             cause: None,
             challenge: None,
+            missing_parts: None,
         }
     }
 
@@ -128,6 +133,7 @@ impl ResponseError for ApiError {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
+                missing_parts: self.missing_parts.as_deref(),
             },
         })
     }
@@ -212,9 +218,44 @@ impl From<UploadError> for ApiError {
                 field: Some("size".to_owned()),
                 ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", error.to_string())
             },
+            UploadError::NeedsMultipart { .. } => Self::bad_field("multipart_required", "size", error.to_string()),
+            UploadError::Plan(plan) => {
+                let (code, field) = match plan {
+                    InvalidPlan::Empty => ("invalid_size", "size"),
+                    InvalidPlan::PartTooSmall { .. } => ("part_too_small", "parts.size"),
+                    InvalidPlan::PartTooLarge { .. } => ("part_too_large", "parts.size"),
+                    InvalidPlan::TooManyParts { .. } => ("too_many_parts", "parts.size"),
+                    InvalidPlan::DigestCount { .. } => ("part_count_mismatch", "parts.sha256"),
+                };
+                Self::bad_field(code, field, plan.to_string())
+            }
             UploadError::Sign(e) => e.into(),
             UploadError::Expiry(e) => e.into(),
             UploadError::Dependency(e) => e.into(),
+        }
+    }
+}
+
+fn upload_expired() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "upload_expired",
+        "the multipart upload has expired or was aborted: request a new upload",
+    )
+}
+
+impl From<PartsError> for ApiError {
+    fn from(error: PartsError) -> Self {
+        match error {
+            PartsError::Forbidden(e) => e.into(),
+            PartsError::NotFound => file_not_found(),
+            PartsError::NotMultipart => Self::new(StatusCode::CONFLICT, "not_multipart", error.to_string()),
+            PartsError::Completed => Self::new(StatusCode::CONFLICT, "upload_already_completed", error.to_string()),
+            PartsError::Expired => upload_expired(),
+            PartsError::PartNumbers(message) => Self::bad_field("invalid_part_numbers", "part_numbers", message),
+            PartsError::Sign(e) => e.into(),
+            PartsError::Expiry(e) => e.into(),
+            PartsError::Dependency(e) => e.into(),
         }
     }
 }
@@ -264,10 +305,15 @@ impl From<CompleteError> for ApiError {
                 StatusCode::CONFLICT,
                 match m {
                     Mismatch::Size { .. } | Mismatch::OverLimit { .. } => "size_mismatch",
-                    Mismatch::Sha256 => "checksum_mismatch",
+                    Mismatch::Sha256 | Mismatch::Parts => "checksum_mismatch",
                 },
                 error.to_string(),
             ),
+            CompleteError::PartsMissing(ref parts) => Self {
+                missing_parts: Some(parts.as_slice().into()),
+                ..Self::new(StatusCode::CONFLICT, "parts_missing", error.to_string())
+            },
+            CompleteError::UploadExpired => upload_expired(),
             CompleteError::Dependency(e) => e.into(),
         }
     }

@@ -15,7 +15,7 @@ use serde_json::error::Category;
 use crate::error::ApiError;
 
 /// The largest JSON body accepted.
-pub const MAX_JSON_BODY: usize = 64 * 1024;
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 

@@ -325,6 +325,7 @@ impl FakeObjectStore {
         let info = ObjectInfo {
             size: body.len() as u64,
             sha256: Some(digest),
+            sha256_of_parts: None,
         };
         lock(&self.objects).insert(
             key,
@@ -529,7 +530,11 @@ impl ObjectStore for FakeObjectStore {
             key.to_string(),
             FakeObject {
                 // Like S3: a composite checksum is no SHA-256 of the object.
-                info: ObjectInfo { size, sha256: None },
+                info: ObjectInfo {
+                    size,
+                    sha256: None,
+                    sha256_of_parts: Some(composite.clone()),
+                },
                 bytes: Some(bytes),
             },
         );

@@ -134,6 +134,7 @@ impl EmbeddedS3 {
             spool_dir,
             on_stored,
             parts: std::sync::Mutex::default(),
+            composites: std::sync::Mutex::default(),
         };
         let mut builder = S3ServiceBuilder::new(store);
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key.expose_secret()));

@@ -57,6 +57,9 @@ pub(super) struct VerifyingStore {
     pub(super) on_stored: mpsc::UnboundedSender<StoredObject>,
     /// What was verified of each part, by upload id and part number.
     pub(super) parts: Mutex<HashMap<(String, i32), VerifiedPart>>,
+    /// The composite checksum of each object made of parts, by bucket and key (in memory like
+    /// the parts': after a restart it is reported as absent, never invented).
+    pub(super) composites: Mutex<HashMap<(String, String), String>>,
 }
 
 /// What [`VerifyingStore`] remembers of an accepted part.
@@ -85,6 +88,10 @@ impl VerifyingStore {
         } else {
             Err(s3_error!(NoSuchUpload, "no multipart upload {upload_id}"))
         }
+    }
+
+    fn composites(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), String>> {
+        self.composites.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn verified_parts(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), VerifiedPart>> {
@@ -188,9 +195,12 @@ impl S3 for VerifyingStore {
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        let object = (req.input.bucket.clone(), req.input.key.clone());
         let mut resp = self.inner.head_object(req).await?;
         if is_multipart_etag(resp.output.e_tag.as_ref()) {
+            // Like S3: an object made of parts has the composite checksum, no SHA-256 of its own.
             clear_checksums!(&mut resp.output);
+            resp.output.checksum_sha256 = self.composites().get(&object).cloned();
         }
         Ok(resp)
     }
@@ -208,6 +218,7 @@ impl S3 for VerifyingStore {
         let key = req.input.key.clone();
         let verified = verify_body(&self.spool_dir, &mut req).await?;
         let resp = self.inner.put_object(req).await?;
+        self.composites().remove(&(bucket.clone(), key.clone()));
         // A key ending in '/' makes s3s-fs create a directory, not an object.
         if !key.ends_with('/') {
             self.notify(StoredObject {
@@ -220,7 +231,10 @@ impl S3 for VerifyingStore {
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.inner.delete_object(req).await
+        let object = (req.input.bucket.clone(), req.input.key.clone());
+        let resp = self.inner.delete_object(req).await?;
+        self.composites().remove(&object);
+        Ok(resp)
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
@@ -284,6 +298,8 @@ impl S3 for VerifyingStore {
         let mut resp = self.inner.complete_multipart_upload(req).await?;
         self.forget_upload(&upload_id);
         if let Some(composite) = composite {
+            self.composites()
+                .insert((bucket.clone(), key.clone()), composite.clone());
             resp.output.checksum_sha256 = Some(composite.clone());
             if let Some(future) = resp.output.future.take() {
                 resp.output.future = Some(Box::pin(async move {

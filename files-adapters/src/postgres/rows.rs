@@ -2,7 +2,10 @@
 //! [`FileRecord`], which refuse what does not fit rather than panic.
 
 use diesel::{Insertable, Queryable, Selectable};
-use files_core::{ContentType, DeviceId, FileId, FileName, FileRecord, FileState, Owner, PortError, Sha256, TenantId};
+use files_core::{
+    ContentType, DeviceId, FileId, FileName, FileRecord, FileState, MultipartUpload, Owner, PartPlan, PortError,
+    Sha256, TenantId,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -21,6 +24,10 @@ mod schema {
             state -> Text,
             created_at -> Timestamptz,
             completed_at -> Nullable<Timestamptz>,
+            upload_id -> Nullable<Text>,
+            part_size -> Nullable<Int8>,
+            part_sha256 -> Nullable<Bytea>,
+            multipart_expires_at -> Nullable<Timestamptz>,
         }
     }
 
@@ -51,6 +58,11 @@ pub(super) struct FileRow {
     pub(super) state: String,
     pub(super) created_at: OffsetDateTime,
     pub(super) completed_at: Option<OffsetDateTime>,
+    pub(super) upload_id: Option<String>,
+    pub(super) part_size: Option<i64>,
+    /// Each part's SHA-256, 32 bytes each, in part order.
+    pub(super) part_sha256: Option<Vec<u8>>,
+    pub(super) multipart_expires_at: Option<OffsetDateTime>,
 }
 
 /// A row (or a record) that does not fit the other side.
@@ -68,6 +80,14 @@ impl FileRow {
             id,
             problem: format!("size {:?} is beyond what the database stores", record.size),
         })?;
+        let multipart = record.multipart.as_ref();
+        let part_size = multipart
+            .map(|m| i64::try_from(m.plan.part_size()))
+            .transpose()
+            .map_err(|_| BadRow {
+                id,
+                problem: "part size is beyond what the database stores".to_owned(),
+            })?;
         Ok(Self {
             id,
             tenant_id: *record.tenant.as_uuid(),
@@ -79,8 +99,42 @@ impl FileRow {
             state: record.state.as_str().to_owned(),
             created_at: record.created_at,
             completed_at: record.completed_at,
+            upload_id: multipart.map(|m| m.upload_id.clone()),
+            part_size,
+            part_sha256: multipart.map(|m| m.plan.sha256s().iter().flat_map(|d| *d.as_bytes()).collect()),
+            multipart_expires_at: multipart.map(|m| m.expires_at),
         })
     }
+}
+
+/// The multipart columns, all present or all absent.
+fn multipart(row: &FileRow, bad: impl Fn(String) -> BadRow) -> Result<Option<MultipartUpload>, BadRow> {
+    let (upload_id, part_size, part_sha256, expires_at) = match (
+        &row.upload_id,
+        row.part_size,
+        &row.part_sha256,
+        row.multipart_expires_at,
+    ) {
+        (None, None, None, None) => return Ok(None),
+        (Some(upload_id), Some(part_size), Some(part_sha256), Some(expires_at)) => {
+            (upload_id, part_size, part_sha256, expires_at)
+        }
+        _ => return Err(bad("multipart columns only partly set".to_owned())),
+    };
+    let part_size = u64::try_from(part_size).map_err(|_| bad(format!("negative part size {part_size}")))?;
+    if part_sha256.is_empty() || part_sha256.len() % 32 != 0 {
+        return Err(bad(format!("part_sha256 has {} bytes", part_sha256.len())));
+    }
+    let digests = part_sha256
+        .chunks_exact(32)
+        .map(|chunk| <[u8; 32]>::try_from(chunk).map(Sha256::from_bytes))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad("part_sha256 is not whole digests".to_owned()))?;
+    Ok(Some(MultipartUpload {
+        upload_id: upload_id.clone(),
+        plan: PartPlan::from_stored(part_size, digests),
+        expires_at,
+    }))
 }
 
 impl TryFrom<FileRow> for FileRecord {
@@ -102,6 +156,7 @@ impl TryFrom<FileRow> for FileRecord {
             "deleted" => FileState::Deleted,
             other => return Err(bad(format!("unknown state {other:?}"))),
         };
+        let multipart = multipart(&row, bad)?;
         Ok(Self {
             id: FileId::from_uuid(row.id),
             tenant: TenantId::from_uuid(row.tenant_id),
@@ -120,6 +175,7 @@ impl TryFrom<FileRow> for FileRecord {
             state,
             created_at: row.created_at,
             completed_at: row.completed_at,
+            multipart,
         })
     }
 }

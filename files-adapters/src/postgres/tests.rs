@@ -78,6 +78,10 @@ fn row() -> FileRow {
         state: "available".to_owned(),
         created_at: OffsetDateTime::UNIX_EPOCH,
         completed_at: Some(OffsetDateTime::UNIX_EPOCH),
+        upload_id: None,
+        part_size: None,
+        part_sha256: None,
+        multipart_expires_at: None,
     }
 }
 

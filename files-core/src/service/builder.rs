@@ -32,6 +32,9 @@ pub struct ServiceConfig {
     pub max_upload_expiry: Duration,
     /// The longest download URL lifetime a request may ask for (default 24 h, at most 7 days).
     pub max_download_expiry: Duration,
+    /// How long a multipart upload may take from its start to its completion (default 24 h);
+    /// each part URL lives as long as an upload URL.
+    pub multipart_expiry: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -43,6 +46,7 @@ impl Default for ServiceConfig {
             max_page_size: 1000,
             max_upload_expiry: Duration::from_secs(24 * 3600),
             max_download_expiry: Duration::from_secs(24 * 3600),
+            multipart_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }

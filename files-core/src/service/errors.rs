@@ -1,5 +1,6 @@
 //! The use cases' errors: one enum per use case, and the dependency failure they share.
 
+use crate::multipart::InvalidPlan;
 use crate::ports::{PortError, SignError};
 use crate::principal::Forbidden;
 
@@ -85,6 +86,17 @@ pub enum UploadError {
         /// Allowed.
         max: u64,
     },
+    /// Over what one PUT can carry (5 GiB): the file must be sent in parts.
+    #[error("size {size} is over the {max} bytes one PUT can carry: declare parts (a multipart upload)")]
+    NeedsMultipart {
+        /// Declared.
+        size: u64,
+        /// One PUT's maximum.
+        max: u64,
+    },
+    /// The part plan cannot work.
+    #[error(transparent)]
+    Plan(#[from] InvalidPlan),
     /// The URL could not be signed.
     #[error(transparent)]
     Sign(#[from] SignError),
@@ -94,6 +106,48 @@ pub enum UploadError {
     /// A dependency failed.
     #[error(transparent)]
     Dependency(#[from] DependencyError),
+}
+
+/// Why part tickets or the stored parts of a multipart upload were not given.
+#[derive(Debug, thiserror::Error)]
+pub enum PartsError {
+    /// The principal may not write there.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// No such file.
+    #[error("file not found")]
+    NotFound,
+    /// The file was uploaded with one PUT, not in parts.
+    #[error("this file is not a multipart upload")]
+    NotMultipart,
+    /// The upload was completed already: there is nothing left to send.
+    #[error("the upload of this file has been completed already")]
+    Completed,
+    /// The multipart upload expired or was aborted: a new upload must be requested.
+    #[error("the multipart upload has expired or was aborted: request a new upload")]
+    Expired,
+    /// Part numbers out of range, none, or too many.
+    #[error("{0}")]
+    PartNumbers(String),
+    /// The URL could not be signed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The asked lifetime is out of range.
+    #[error(transparent)]
+    Expiry(#[from] ExpiryOutOfRange),
+    /// A dependency failed.
+    #[error(transparent)]
+    Dependency(#[from] DependencyError),
+}
+
+impl From<LookupError> for PartsError {
+    fn from(error: LookupError) -> Self {
+        match error {
+            LookupError::Forbidden(f) => Self::Forbidden(f),
+            LookupError::NotFound => Self::NotFound,
+            LookupError::Dependency(e) => Self::Dependency(e),
+        }
+    }
 }
 
 /// Why a download URL was not issued.
@@ -145,6 +199,13 @@ pub enum CompleteError {
     /// The store has no object for it yet.
     #[error("the object has not been uploaded")]
     NotUploaded,
+    /// Parts of a multipart upload are not in the store (or not with their declared size and
+    /// SHA-256), by number.
+    #[error("parts missing from the store: {}", numbers(.0))]
+    PartsMissing(Vec<u16>),
+    /// The multipart upload no longer exists (expired or aborted) and left no object.
+    #[error("the multipart upload has expired or was aborted: request a new upload")]
+    UploadExpired,
     /// The stored object is not what was declared.
     #[error("the stored object does not match: {0}")]
     Mismatch(Mismatch),
@@ -175,4 +236,16 @@ pub enum Mismatch {
     /// Another SHA-256 than declared, or the store did not report one.
     #[error("sha256 differs from the declared one or was not verified by the store")]
     Sha256,
+    /// A multipart object whose composite checksum differs from the declared parts'.
+    #[error("the composite checksum of the parts differs from the declared parts' SHA-256s")]
+    Parts,
+}
+
+/// `1, 2, 5` (at most 20 numbers, then how many more).
+fn numbers(parts: &[u16]) -> String {
+    let mut text = parts.iter().take(20).map(u16::to_string).collect::<Vec<_>>().join(", ");
+    if parts.len() > 20 {
+        text.push_str(&format!(" and {} more", parts.len() - 20));
+    }
+    text
 }

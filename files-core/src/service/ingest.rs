@@ -137,9 +137,13 @@ impl FilesService {
             Ok(record) => Ok(IngestOutcome::Completed(record.id)),
             Err(CompleteError::Dependency(e)) => Err(e),
             Err(CompleteError::NotFound) => Ok(IngestOutcome::Skipped(SkipReason::UnknownFile)),
-            Err(CompleteError::NotUploaded | CompleteError::Mismatch(_) | CompleteError::Forbidden(_)) => {
-                Ok(IngestOutcome::Skipped(SkipReason::Mismatch))
-            }
+            Err(
+                CompleteError::NotUploaded
+                | CompleteError::Mismatch(_)
+                | CompleteError::PartsMissing(_)
+                | CompleteError::UploadExpired
+                | CompleteError::Forbidden(_),
+            ) => Ok(IngestOutcome::Skipped(SkipReason::Mismatch)),
         }
     }
 

@@ -4,6 +4,7 @@
 mod builder;
 mod errors;
 mod ingest;
+mod multipart;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,15 +14,18 @@ use uuid::Uuid;
 
 pub use builder::{MAX_EXPIRY, Ports, ServiceBuilder, ServiceConfig};
 pub use errors::{
-    CompleteError, Dependency, DependencyError, DownloadError, ExpiryOutOfRange, LookupError, Mismatch, UploadError,
+    CompleteError, Dependency, DependencyError, DownloadError, ExpiryOutOfRange, LookupError, Mismatch, PartsError,
+    UploadError,
 };
 use errors::{database, object_store};
 pub use ingest::{IngestOutcome, Ingested, NotificationRecord, ObjectCreated, SkipReason};
+pub use multipart::{MultipartTicket, PartStatus, PartTicket, PartsRequest, PartsStatus};
 
 use crate::event::FileUploaded;
 use crate::file::{FileRecord, FileState, ObjectKey};
 use crate::ids::{FileId, TenantId};
 use crate::metrics::{FileOperation, Metrics};
+use crate::multipart::MAX_PART_SIZE;
 use crate::ports::{
     Clock, DownloadSpec, MetadataStore, ObjectStore, PortError, PresignedRequest, TokenError, TokenVerifier,
     UploadSpec, UrlSigner,
@@ -187,10 +191,11 @@ impl FilesService {
         ]
     }
 
-    /// Records a pending version and signs its upload URL.
+    /// Records a pending version and signs its upload URL (one PUT of the whole file).
     ///
     /// # Errors
-    /// [`UploadError`]: forbidden, over the size limit, unsignable, or the database is down.
+    /// [`UploadError`]: forbidden, over the size limit or one PUT's reach, unsignable, or the
+    /// database is down.
     pub async fn request_upload(
         &self,
         principal: &Principal,
@@ -198,10 +203,11 @@ impl FilesService {
         request: UploadRequest,
     ) -> Result<Ticket, UploadError> {
         authorize(principal, scope, Access::Write)?;
-        if request.size > self.config.max_upload_size {
-            return Err(UploadError::TooLarge {
+        self.check_size(request.size)?;
+        if request.size > MAX_PART_SIZE {
+            return Err(UploadError::NeedsMultipart {
                 size: request.size,
-                max: self.config.max_upload_size,
+                max: MAX_PART_SIZE,
             });
         }
         let expires_in = lifetime(
@@ -210,18 +216,7 @@ impl FilesService {
             self.config.max_upload_expiry,
         )?;
         let now = self.clock.now();
-        let record = FileRecord {
-            id: FileId::new(),
-            tenant: scope.tenant,
-            owner: scope.owner,
-            name: request.name,
-            sha256: request.sha256,
-            size: Some(request.size),
-            content_type: request.content_type,
-            state: FileState::Pending,
-            created_at: now,
-            completed_at: None,
-        };
+        let record = self.pending_record(scope, request, now);
         let spec = UploadSpec {
             key: record.object_key(),
             sha256: record.sha256,
@@ -239,6 +234,34 @@ impl FilesService {
             expires_at: now + expires_in,
             expires_in,
         })
+    }
+
+    /// The configured maximum holds for every upload, single or in parts.
+    const fn check_size(&self, size: u64) -> Result<(), UploadError> {
+        if size > self.config.max_upload_size {
+            return Err(UploadError::TooLarge {
+                size,
+                max: self.config.max_upload_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// A new pending version from a validated request.
+    fn pending_record(&self, scope: Scope, request: UploadRequest, now: OffsetDateTime) -> FileRecord {
+        FileRecord {
+            id: FileId::new(),
+            tenant: scope.tenant,
+            owner: scope.owner,
+            name: request.name,
+            sha256: request.sha256,
+            size: Some(request.size),
+            content_type: request.content_type,
+            state: FileState::Pending,
+            created_at: now,
+            completed_at: None,
+            multipart: None,
+        }
     }
 
     /// Signs a download URL for the latest available version of a name, or for one version.
@@ -362,6 +385,15 @@ impl FilesService {
         if record.state != FileState::Deleted {
             self.metadata.mark_deleted(tenant, id).await.map_err(database)?;
         }
+        if record.state != FileState::Available
+            && let Some(upload) = &record.multipart
+        {
+            // No part may stay behind (nor be completed into an object later).
+            self.objects
+                .abort_multipart(&record.object_key(), &upload.upload_id)
+                .await
+                .map_err(object_store)?;
+        }
         self.objects.delete(&record.object_key()).await.map_err(object_store)?;
         self.count(tenant, record.owner, FileOperation::Delete);
         Ok(record)
@@ -445,6 +477,31 @@ impl FilesService {
             FileState::Deleted => return Err(CompleteError::NotFound),
             FileState::Pending => {}
         }
+        let size = match &record.multipart {
+            Some(upload) => self.complete_on_store(&record, upload).await?,
+            None => self.check_object(&record).await?,
+        };
+        let now = self.clock.now();
+        // The event goes into the outbox in the same transaction that makes the file available;
+        // the relay publishes it (see `crate::relay`).
+        let event = FileUploaded::new(Uuid::new_v4(), &record, size, self.bucket(), now);
+        let metadata = &self.metadata;
+        let Some(available) = metadata
+            .mark_available(record.tenant, record.id, size, now, &event)
+            .await
+            .map_err(database)?
+        else {
+            // Someone else completed (or deleted) it in the meantime.
+            return match metadata.get(record.tenant, record.id).await.map_err(database)? {
+                Some(current) if current.state == FileState::Available => Ok(current),
+                _ => Err(CompleteError::NotFound),
+            };
+        };
+        Ok(available)
+    }
+
+    /// Checks a single PUT's object against its record; answers its size.
+    async fn check_object(&self, record: &FileRecord) -> Result<u64, CompleteError> {
         let info = self
             .objects
             .inspect(&record.object_key())
@@ -461,28 +518,12 @@ impl FilesService {
             _ => None,
         };
         if let Some(mismatch) = wrong_size {
-            self.discard_object(&record, mismatch).await;
+            self.discard_object(record, mismatch).await;
             return Err(CompleteError::Mismatch(mismatch));
         }
         if info.sha256 != Some(record.sha256) {
             return Err(CompleteError::Mismatch(Mismatch::Sha256));
         }
-        let now = self.clock.now();
-        // The event goes into the outbox in the same transaction that makes the file available;
-        // the relay publishes it (see `crate::relay`).
-        let event = FileUploaded::new(Uuid::new_v4(), &record, info.size, self.bucket(), now);
-        let metadata = &self.metadata;
-        let Some(available) = metadata
-            .mark_available(record.tenant, record.id, info.size, now, &event)
-            .await
-            .map_err(database)?
-        else {
-            // Someone else completed (or deleted) it in the meantime.
-            return match metadata.get(record.tenant, record.id).await.map_err(database)? {
-                Some(current) if current.state == FileState::Available => Ok(current),
-                _ => Err(CompleteError::NotFound),
-            };
-        };
-        Ok(available)
+        Ok(info.size)
     }
 }

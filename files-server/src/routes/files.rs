@@ -7,7 +7,7 @@ use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use files_core::{
     ContentType, DeviceId, DownloadRequest, DownloadTarget, FileId, FileName, FileRecord, FilesService, Owner,
-    PresignedRequest, Scope, Sha256, TenantId, Ticket, UploadRequest,
+    PartTicket, PartsRequest, PartsSummary, PresignedRequest, Scope, Sha256, TenantId, Ticket, UploadRequest,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -38,6 +38,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource(
         "/v1/tenants/{tenant_id}/files/{file_id}/complete",
         [(Method::POST, web::to(complete))],
+    ))
+    .service(resource(
+        "/v1/tenants/{tenant_id}/files/{file_id}/parts",
+        [
+            (Method::POST, web::to(part_tickets)),
+            (Method::GET, web::to(stored_parts)),
+        ],
     ));
 }
 
@@ -72,6 +79,15 @@ struct UploadUrlBody {
     content_type: Option<String>,
     /// Seconds.
     expires_in: Option<u64>,
+    /// The part plan of a multipart upload.
+    parts: Option<PartsBody>,
+}
+
+/// `"parts": {"size": PART_SIZE, "sha256": ["...", ...]}`.
+#[derive(Debug, Deserialize)]
+struct PartsBody {
+    size: u64,
+    sha256: Vec<String>,
 }
 
 /// What a caller sends to the store, and until when.
@@ -100,8 +116,41 @@ impl PresignedView {
 #[derive(Debug, Serialize)]
 struct UploadUrlResponse {
     file_id: FileId,
+    /// `single`.
+    upload: &'static str,
     #[serde(flatten)]
     request: PresignedView,
+}
+
+/// One part's ticket.
+#[derive(Debug, Serialize)]
+struct PartTicketView {
+    part_number: u16,
+    #[serde(flatten)]
+    request: PresignedView,
+}
+
+impl From<PartTicket> for PartTicketView {
+    fn from(ticket: PartTicket) -> Self {
+        Self {
+            part_number: ticket.part_number,
+            request: PresignedView::new(ticket.request, ticket.expires_at, ticket.expires_in),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct MultipartResponse {
+    file_id: FileId,
+    /// `multipart`.
+    upload: &'static str,
+    part_size: u64,
+    part_count: u16,
+    /// When the multipart upload expires (each part URL has its own `expires_at`).
+    expires_at: String,
+    /// Seconds.
+    expires_in: u64,
+    parts: Vec<PartTicketView>,
 }
 
 async fn upload_url(
@@ -118,6 +167,33 @@ async fn upload_url(
         content_type: body.content_type.map(ContentType::parse).transpose()?,
         expires_in: body.expires_in.map(Duration::from_secs),
     };
+    if let Some(parts) = body.parts {
+        let parts = PartsRequest {
+            part_size: parts.size,
+            sha256: parts
+                .sha256
+                .iter()
+                .enumerate()
+                .map(|(i, digest)| {
+                    Sha256::parse(digest)
+                        .map_err(|e| ApiError::bad_field("invalid_sha256", format!("parts.sha256[{i}]"), e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let ticket = service
+            .request_multipart_upload(&principal, scope, request, parts)
+            .await?;
+        let plan = ticket.record.multipart.as_ref().map(|m| &m.plan);
+        return Ok(HttpResponse::Created().json(MultipartResponse {
+            file_id: ticket.record.id,
+            upload: "multipart",
+            part_size: plan.map_or(0, files_core::PartPlan::part_size),
+            part_count: plan.map_or(0, files_core::PartPlan::part_count),
+            expires_at: rfc3339(ticket.expires_at),
+            expires_in: ticket.expires_in.as_secs(),
+            parts: ticket.parts.into_iter().map(PartTicketView::from).collect(),
+        }));
+    }
     let Ticket {
         record,
         request,
@@ -126,7 +202,79 @@ async fn upload_url(
     } = service.request_upload(&principal, scope, request).await?;
     Ok(HttpResponse::Created().json(UploadUrlResponse {
         file_id: record.id,
+        upload: "single",
         request: PresignedView::new(request, expires_at, expires_in),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct PartTicketsBody {
+    part_numbers: Vec<u64>,
+    /// Seconds.
+    expires_in: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct PartTicketsResponse {
+    parts: Vec<PartTicketView>,
+}
+
+async fn part_tickets(
+    req: HttpRequest,
+    Authenticated(principal): Authenticated,
+    service: web::Data<FilesService>,
+    JsonBody(body): JsonBody<PartTicketsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = file_path(&req)?;
+    let tickets = service
+        .part_tickets(
+            &principal,
+            tenant,
+            id,
+            &body.part_numbers,
+            body.expires_in.map(Duration::from_secs),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(PartTicketsResponse {
+        parts: tickets.into_iter().map(PartTicketView::from).collect(),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct PartStatusView {
+    part_number: u16,
+    size: u64,
+    sha256: Sha256,
+    stored: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct StoredPartsResponse {
+    part_size: u64,
+    part_count: u16,
+    parts: Vec<PartStatusView>,
+}
+
+async fn stored_parts(
+    req: HttpRequest,
+    Authenticated(principal): Authenticated,
+    service: web::Data<FilesService>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = file_path(&req)?;
+    let status = service.stored_parts(&principal, tenant, id).await?;
+    Ok(HttpResponse::Ok().json(StoredPartsResponse {
+        part_size: status.part_size,
+        part_count: status.part_count,
+        parts: status
+            .parts
+            .into_iter()
+            .map(|p| PartStatusView {
+                part_number: p.part_number,
+                size: p.size,
+                sha256: p.sha256,
+                stored: p.stored,
+            })
+            .collect(),
     }))
 }
 
@@ -219,11 +367,18 @@ struct FileView {
     state: &'static str,
     created_at: String,
     completed_at: Option<String>,
+    /// `object` (one PUT) or `parts` (a multipart upload).
+    integrity: &'static str,
+    /// A multipart upload's parts, `null` for a single PUT.
+    parts: Option<PartsSummary>,
 }
 
 impl From<FileRecord> for FileView {
     fn from(record: FileRecord) -> Self {
+        let parts = PartsSummary::of(&record);
         Self {
+            integrity: record.integrity().as_str(),
+            parts,
             file_id: record.id,
             tenant_id: record.tenant,
             device_id: record.owner.device(),

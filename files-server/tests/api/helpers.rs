@@ -42,6 +42,9 @@ impl Api {
             base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // Below the server's keep-alive (5 s): a test that computes for a while (hashing
+                // MiBs in a debug build) must not send on a connection the server has closed.
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .unwrap(),
         }

@@ -11,6 +11,7 @@ mod fault_matrix;
 mod flow;
 mod hardening;
 mod helpers;
+mod multipart;
 mod openapi;
 mod permissions;
 mod real;

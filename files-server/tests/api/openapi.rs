@@ -45,9 +45,15 @@ async fn the_spec_matches_the_server() {
     let file_id = h.api.upload(&scope, h.tenant, &token, "spec.txt", b"spec").await;
     let tenant_root = crate::helpers::tenant_scope(h.tenant);
     h.api.upload(&tenant_root, h.tenant, &token, "spec.txt", b"spec").await;
+    // A multipart upload in progress (one part) for the `/parts` calls.
+    let plan = json!({"file_name": "parts.bin", "sha256": sha256_hex(b"part"), "size": 4,
+                      "parts": {"size": 4, "sha256": [sha256_hex(b"part")]}});
+    let (status, multipart) = json_of(h.api.post(&format!("{scope}/files/upload-url"), &token, &plan).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{multipart}");
+    let multipart_id = multipart["file_id"].as_str().unwrap().to_owned();
     let spec = spec();
     let paths = spec["paths"].as_object().unwrap();
-    assert!(paths.len() >= 12, "every route is documented");
+    assert!(paths.len() >= 13, "every route is documented");
 
     // DELETE last, so the file exists for the others.
     let mut operations: Vec<(String, Method, Value)> = Vec::new();
@@ -66,8 +72,16 @@ async fn the_spec_matches_the_server() {
         let path = template
             .replace("{tenant_id}", &h.tenant.to_string())
             .replace("{device_id}", &h.device.to_string())
-            .replace("{file_id}", &file_id);
+            .replace(
+                "{file_id}",
+                if template.ends_with("/parts") {
+                    &multipart_id
+                } else {
+                    &file_id
+                },
+            );
         let body = match (template.as_str(), method.as_str()) {
+            (t, "POST") if t.ends_with("/parts") => Some(json!({"part_numbers": [1]})),
             (t, "POST") if t.ends_with("upload-url") => {
                 Some(json!({"file_name": "x", "sha256": sha256_hex(b"x"), "size": 1}))
             }

@@ -127,6 +127,7 @@ pub fn sample_record(tenant: TenantId, owner: Owner, file_name: &str) -> FileRec
         state: FileState::Pending,
         created_at: OffsetDateTime::now_utc(),
         completed_at: None,
+        multipart: None,
     }
 }
 

@@ -11,8 +11,8 @@
 use std::collections::HashSet;
 
 use files_core::{
-    ContentType, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Owner, PortError,
-    Scope, Sha256, TenantId, TransactionalStore,
+    ContentType, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, MultipartUpload,
+    Owner, PartPlan, PortError, Scope, Sha256, TenantId, TransactionalStore,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -89,6 +89,7 @@ pub(crate) fn record(scope: Scope, file_name: &str, state: FileState) -> FileRec
         state,
         created_at: now_micros(),
         completed_at: None,
+        multipart: None,
     }
 }
 
@@ -200,6 +201,25 @@ pub async fn records_round_trip_every_field(store: &dyn MetadataStore) {
             id: FileId::new(),
             name: name("日本語 ✓ 'quoted' \"double\" % _ \\"),
             size: Some(1),
+            ..base.clone()
+        },
+        // A multipart upload: its upload id, part size, every part's SHA-256 in order, and
+        // until when it may be completed.
+        FileRecord {
+            id: FileId::new(),
+            size: Some(3 * 5 * 1024 * 1024 - 7),
+            multipart: Some(MultipartUpload {
+                upload_id: "2~opaque/upload+id=".to_owned(),
+                plan: PartPlan::from_stored(
+                    5 * 1024 * 1024,
+                    vec![
+                        Sha256::from_bytes(digest),
+                        Sha256::from_bytes([0; 32]),
+                        Sha256::from_bytes([0xff; 32]),
+                    ],
+                ),
+                expires_at: completed,
+            }),
             ..base
         },
     ];

@@ -369,6 +369,7 @@ async fn right_bytes_are_accepted_inspected_and_downloaded(pair: &Pair<'_>) {
                 Some(ObjectInfo {
                     size: len(&body),
                     sha256: Some(sha256_of(&body)),
+                    sha256_of_parts: None,
                 }),
                 "{what} (size {size:?}, type {kind:?}): inspect after an accepted upload must give its size and SHA-256"
             );
@@ -440,6 +441,7 @@ async fn a_refused_upload_keeps_the_object_it_would_replace(pair: &Pair<'_>) {
         Some(ObjectInfo {
             size: len(good),
             sha256: Some(sha256_of(good)),
+            sha256_of_parts: None,
         }),
         "a refused upload must leave the stored object as it was"
     );
@@ -461,6 +463,7 @@ async fn a_second_upload_replaces_the_first(pair: &Pair<'_>) {
         Some(ObjectInfo {
             size: len(second),
             sha256: Some(sha256_of(second)),
+            sha256_of_parts: None,
         }),
         "a second accepted upload must replace the first"
     );
@@ -717,11 +720,24 @@ async fn a_multipart_upload_is_verified_part_by_part_and_completed(pair: &Pair<'
             "complete_multipart must report the composite checksum: {completed:?}"
         ),
     }
+    let info = pair.inspect(key).await;
     assert_eq!(
-        pair.inspect(key).await.map(|info| info.size),
+        info.as_ref().map(|info| info.size),
         Some(total),
         "inspect of a completed multipart upload must give its size"
     );
+    if reports.composite_checksum {
+        assert_eq!(
+            info.as_ref().and_then(|info| info.sha256_of_parts.clone()),
+            Some(expected.clone()),
+            "inspect of a completed multipart upload must give its composite checksum"
+        );
+        assert_eq!(
+            info.and_then(|info| info.sha256),
+            None,
+            "a composite checksum is no SHA-256 of the object"
+        );
+    }
     match pair.download(key).await {
         Ok(got) => assert!(
             got.len() == d1.len() + d2.len() + d3.len()

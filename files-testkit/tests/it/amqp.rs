@@ -56,6 +56,7 @@ fn uploaded(tenant: TenantId, owner: Owner) -> FileUploaded {
         state: FileState::Available,
         created_at: now,
         completed_at: Some(now),
+        multipart: None,
     };
     FileUploaded::new(Uuid::new_v4(), &record, 1234, "files-test", now)
 }

@@ -125,7 +125,7 @@ impl TestRedis {
     }
 
     fn file_key(&self, record: &FileRecord) -> String {
-        format!("{}:v1:file:{}:{}", self.config.key_prefix, record.tenant, record.id)
+        format!("{}:v2:file:{}:{}", self.config.key_prefix, record.tenant, record.id)
     }
 
     fn latest_key(&self, scope: Scope, file_name: &str) -> String {
@@ -229,7 +229,7 @@ async fn redis_keys_follow_the_layout_and_all_expire() {
     let file_key = redis.file_key(&record);
     let device_latest = redis.latest_key(record.scope(), record.name.as_str());
     let tenant_latest = redis.latest_key(tenant_root, record.name.as_str());
-    assert!(file_key.ends_with(&format!(":v1:file:{}:{}", record.tenant, record.id)));
+    assert!(file_key.ends_with(&format!(":v2:file:{}:{}", record.tenant, record.id)));
     assert!(device_latest.contains(&format!(":v1:latest:{}:{device}:", record.tenant)));
     assert!(tenant_latest.contains(&format!(":v1:latest:{}:_tenant:", record.tenant)));
     for key in [&file_key, &device_latest, &tenant_latest] {
@@ -308,9 +308,9 @@ async fn unreadable_redis_entries_read_as_misses_and_are_deleted() {
     let file_key = redis.file_key(&record);
     let record_json = serde_json::to_value(&record).unwrap();
 
-    // The documented shape reads back: {"v": 1, "file": record}.
+    // The documented shape reads back: {"v": 2, "file": record}.
     redis
-        .set(&file_key, serde_json::json!({"v": 1, "file": record_json}).to_string())
+        .set(&file_key, serde_json::json!({"v": 2, "file": record_json}).to_string())
         .await;
     assert_eq!(
         redis.cache.get_file(record.tenant, record.id).await.unwrap(),
@@ -326,19 +326,19 @@ async fn unreadable_redis_entries_read_as_misses_and_are_deleted() {
         ("a bare record without version", record_json.to_string().into_bytes()),
         (
             "another schema version",
-            serde_json::json!({"v": 2, "file": record_json})
+            serde_json::json!({"v": 1, "file": record_json})
                 .to_string()
                 .into_bytes(),
         ),
         (
-            "version 1 of another shape",
-            serde_json::json!({"v": 1, "file": {"id": record.id, "name": 7}})
+            "version 2 of another shape",
+            serde_json::json!({"v": 2, "file": {"id": record.id, "name": 7}})
                 .to_string()
                 .into_bytes(),
         ),
         (
             "the record of another file",
-            serde_json::json!({"v": 1, "file": other_id}).to_string().into_bytes(),
+            serde_json::json!({"v": 2, "file": other_id}).to_string().into_bytes(),
         ),
     ];
     for (what, value) in unreadable {

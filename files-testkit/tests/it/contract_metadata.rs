@@ -48,6 +48,7 @@ fn sample(tenant: TenantId) -> FileRecord {
         state: FileState::Pending,
         created_at: now_micros(),
         completed_at: None,
+        multipart: None,
     }
 }
 

@@ -9,5 +9,6 @@ mod contract_objects;
 mod contract_tokens;
 mod jwks;
 mod metrics_port;
+mod multipart;
 mod proxy;
 mod service;

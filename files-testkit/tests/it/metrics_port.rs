@@ -73,6 +73,7 @@ async fn upload_and_complete(
     let info = ObjectInfo {
         size: content.len() as u64,
         sha256: Some(sha(content)),
+        sha256_of_parts: None,
     };
     e.objects.put(&ticket.record.object_key(), info);
     e.service

@@ -123,6 +123,7 @@ impl World {
             ObjectInfo {
                 size: content.len() as u64,
                 sha256: Some(sha(content)),
+                sha256_of_parts: None,
             },
         );
     }
@@ -156,6 +157,7 @@ async fn complete_checks_the_store_and_publishes_exactly_once() {
         ObjectInfo {
             size: 5,
             sha256: Some(sha(b"other")),
+            sha256_of_parts: None,
         },
     );
     let wrong = w.service.complete(&w.device(), w.tenant, record.id).await;
@@ -168,6 +170,7 @@ async fn complete_checks_the_store_and_publishes_exactly_once() {
         ObjectInfo {
             size: 4,
             sha256: Some(sha(b"hello")),
+            sha256_of_parts: None,
         },
     );
     let short = w.service.complete(&w.device(), w.tenant, record.id).await;
@@ -178,8 +181,14 @@ async fn complete_checks_the_store_and_publishes_exactly_once() {
         ),
         "{short:?}"
     );
-    w.objects
-        .put(&record.object_key(), ObjectInfo { size: 5, sha256: None });
+    w.objects.put(
+        &record.object_key(),
+        ObjectInfo {
+            size: 5,
+            sha256: None,
+            sha256_of_parts: None,
+        },
+    );
     let unverified = w.service.complete(&w.device(), w.tenant, record.id).await;
     assert!(
         matches!(unverified, Err(CompleteError::Mismatch(Mismatch::Sha256))),
@@ -636,6 +645,7 @@ async fn an_object_of_another_size_than_declared_is_refused_and_deleted() {
         ObjectInfo {
             size: 5 * 1024 * 1024,
             sha256: Some(sha(b"hello")),
+            sha256_of_parts: None,
         },
     );
     let completed = w.service.complete(&w.device(), w.tenant, record.id).await;
@@ -654,6 +664,7 @@ async fn an_object_of_another_size_than_declared_is_refused_and_deleted() {
         ObjectInfo {
             size: 4,
             sha256: Some(sha(b"hello")),
+            sha256_of_parts: None,
         },
     );
     // The notification's own size is not trusted either way: the object is checked.
@@ -679,6 +690,7 @@ async fn a_notification_of_an_object_of_another_size_deletes_it() {
         ObjectInfo {
             size: 9,
             sha256: Some(sha(b"hello")),
+            sha256_of_parts: None,
         },
     );
     let ingested = w.service.ingest(&created(&w, &record, Some(9))).await;

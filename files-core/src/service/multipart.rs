@@ -1,0 +1,393 @@
+//! Multipart uploads: starting one with its part plan, part tickets, which parts the store
+//! holds, and completing (on the store, then on the record).
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::file::{FileRecord, FileState};
+use crate::ids::{FileId, TenantId};
+use crate::metrics::FileOperation;
+use crate::multipart::{MAX_TICKETS_PER_CALL, MultipartUpload, PartPlan};
+use crate::ports::{CompletedMultipart, NoSuchUpload, PartSpec, PortError, PresignedRequest, StoredPart};
+use crate::principal::{Access, Principal, Scope, authorize};
+use crate::values::Sha256;
+
+use super::errors::{CompleteError, Mismatch, PartsError, UploadError, database, object_store};
+use super::{FilesService, UploadRequest, lifetime};
+
+/// The part plan of an upload request: the part size and each part's SHA-256, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartsRequest {
+    /// The size of every part but the last.
+    pub part_size: u64,
+    /// One SHA-256 per part (`ceil(size / part_size)` of them).
+    pub sha256: Vec<Sha256>,
+}
+
+/// A pre-signed PUT for one part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartTicket {
+    /// The part's number, from 1.
+    pub part_number: u16,
+    /// What the caller sends to the store.
+    pub request: PresignedRequest,
+    /// When the URL stops working.
+    pub expires_at: OffsetDateTime,
+    /// How long it lives from now.
+    pub expires_in: Duration,
+}
+
+/// A multipart upload just started: the pending record, the first part tickets, and until when
+/// the upload may be completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartTicket {
+    /// The pending file version, with its plan.
+    pub record: FileRecord,
+    /// The tickets of the first parts (at most [`MAX_TICKETS_PER_CALL`]).
+    pub parts: Vec<PartTicket>,
+    /// When the multipart upload expires.
+    pub expires_at: OffsetDateTime,
+    /// How long it lives from now.
+    pub expires_in: Duration,
+}
+
+/// One planned part and whether the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartStatus {
+    /// Its number, from 1.
+    pub part_number: u16,
+    /// Its planned length.
+    pub size: u64,
+    /// Its planned SHA-256.
+    pub sha256: Sha256,
+    /// True when the store holds it with that length and SHA-256.
+    pub stored: bool,
+}
+
+/// Every planned part of a multipart upload, with what the store holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartsStatus {
+    /// The size of every part but the last.
+    pub part_size: u64,
+    /// How many parts.
+    pub part_count: u16,
+    /// Every part, by number.
+    pub parts: Vec<PartStatus>,
+}
+
+fn no_such_upload(error: &PortError) -> bool {
+    let (PortError::Failed(cause) | PortError::Unavailable(cause)) = error;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(cause.as_ref());
+    while let Some(error) = source {
+        if error.is::<NoSuchUpload>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// Whether a stored part is the planned one: its length, and its SHA-256 when the store
+/// reports one (the part URL was signed with it, so the store has checked it).
+fn matches(stored: &StoredPart, size: u64, sha256: Sha256) -> bool {
+    stored.size == size && stored.sha256.is_none_or(|s| s == sha256)
+}
+
+impl FilesService {
+    /// Records a pending version to be sent in parts, starts the multipart upload on the store
+    /// and signs the first part URLs (at most [`MAX_TICKETS_PER_CALL`]).
+    ///
+    /// # Errors
+    /// [`UploadError`]: forbidden, over the size limit, a plan that cannot work, unsignable, or
+    /// the database or the object store is down.
+    pub async fn request_multipart_upload(
+        &self,
+        principal: &Principal,
+        scope: Scope,
+        request: UploadRequest,
+        parts: PartsRequest,
+    ) -> Result<MultipartTicket, UploadError> {
+        authorize(principal, scope, Access::Write)?;
+        self.check_size(request.size)?;
+        let plan = PartPlan::new(request.size, parts.part_size, parts.sha256)?;
+        let part_lifetime = lifetime(
+            request.expires_in,
+            self.config.upload_expiry,
+            self.config.max_upload_expiry,
+        )?;
+        let now = self.clock.now();
+        let expires_at = now + self.config.multipart_expiry;
+        let count = plan.part_count();
+        let mut record = self.pending_record(scope, request, now);
+        let key = record.object_key();
+        let upload_id = self.objects.create_multipart(&key).await.map_err(object_store)?;
+        record.multipart = Some(MultipartUpload {
+            upload_id,
+            plan,
+            expires_at,
+        });
+        let first: Vec<u16> = (1..=count).take(MAX_TICKETS_PER_CALL).collect();
+        let tickets = match self.sign_parts(&record, &first, part_lifetime, now) {
+            Ok(tickets) => tickets,
+            Err(error) => {
+                self.abort(&record).await;
+                return Err(error.into());
+            }
+        };
+        if let Err(error) = self.metadata.insert(&record).await {
+            self.abort(&record).await;
+            return Err(database(error).into());
+        }
+        self.count(scope.tenant, scope.owner, FileOperation::UploadUrl);
+        Ok(MultipartTicket {
+            record,
+            parts: tickets,
+            expires_at,
+            expires_in: self.config.multipart_expiry,
+        })
+    }
+
+    /// Part URLs for some parts of a pending multipart upload (the rest of them, or again after
+    /// a URL expired): at most [`MAX_TICKETS_PER_CALL`] at once.
+    ///
+    /// # Errors
+    /// [`PartsError`]: forbidden, not found, not a multipart upload, completed, expired, part
+    /// numbers out of range or too many, an `expires_in` out of range, or the database is down.
+    pub async fn part_tickets(
+        &self,
+        principal: &Principal,
+        tenant: TenantId,
+        id: FileId,
+        part_numbers: &[u64],
+        expires_in: Option<Duration>,
+    ) -> Result<Vec<PartTicket>, PartsError> {
+        let record = self.find(principal, tenant, id, Access::Write).await?;
+        let upload = Self::pending_upload(&record)?;
+        let count = upload.plan.part_count();
+        if part_numbers.is_empty() {
+            return Err(PartsError::PartNumbers(
+                "part_numbers must name at least one part".to_owned(),
+            ));
+        }
+        if part_numbers.len() > MAX_TICKETS_PER_CALL {
+            return Err(PartsError::PartNumbers(format!(
+                "at most {MAX_TICKETS_PER_CALL} part numbers at once, not {}",
+                part_numbers.len()
+            )));
+        }
+        let numbers = part_numbers
+            .iter()
+            .map(|&n| {
+                u16::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=count).contains(n))
+                    .ok_or_else(|| PartsError::PartNumbers(format!("part number {n} is not between 1 and {count}")))
+            })
+            .collect::<Result<Vec<u16>, _>>()?;
+        let now = self.clock.now();
+        if now >= upload.expires_at {
+            return Err(PartsError::Expired);
+        }
+        let lifetime = lifetime(expires_in, self.config.upload_expiry, self.config.max_upload_expiry)?;
+        let tickets = self.sign_parts(&record, &numbers, lifetime, now)?;
+        self.count(tenant, record.owner, FileOperation::UploadUrl);
+        Ok(tickets)
+    }
+
+    /// Every planned part of a multipart upload, and whether the store holds it (from the
+    /// store's own list of parts), so a device that lost its connection sends only the rest.
+    ///
+    /// # Errors
+    /// [`PartsError`]: forbidden, not found, not a multipart upload, expired, or the database
+    /// or the object store is down.
+    pub async fn stored_parts(
+        &self,
+        principal: &Principal,
+        tenant: TenantId,
+        id: FileId,
+    ) -> Result<PartsStatus, PartsError> {
+        let record = self.find(principal, tenant, id, Access::Write).await?;
+        let upload = match (&record.state, &record.multipart) {
+            (FileState::Deleted, _) => return Err(PartsError::NotFound),
+            (_, None) => return Err(PartsError::NotMultipart),
+            (_, Some(upload)) => upload,
+        };
+        let size = record.size.unwrap_or_default();
+        let stored = if record.state == FileState::Available {
+            None
+        } else {
+            let parts = self.objects.list_parts(&record.object_key(), &upload.upload_id).await;
+            match parts {
+                Ok(parts) => Some(parts),
+                Err(e) if no_such_upload(&e) => return Err(PartsError::Expired),
+                Err(e) => return Err(object_store(e).into()),
+            }
+        };
+        let parts = (1..=upload.plan.part_count())
+            .zip(upload.plan.sha256s())
+            .map(|(number, &sha256)| {
+                let len = upload.plan.part_len(size, number);
+                PartStatus {
+                    part_number: number,
+                    size: len,
+                    sha256,
+                    // A completed upload holds every part.
+                    stored: stored.as_ref().is_none_or(|stored| {
+                        stored
+                            .iter()
+                            .any(|p| p.part_number == number && matches(p, len, sha256))
+                    }),
+                }
+            })
+            .collect();
+        Ok(PartsStatus {
+            part_size: upload.plan.part_size(),
+            part_count: upload.plan.part_count(),
+            parts,
+        })
+    }
+
+    /// A pending multipart record's upload, or why there is none to send parts to.
+    fn pending_upload(record: &FileRecord) -> Result<&MultipartUpload, PartsError> {
+        match (record.state, &record.multipart) {
+            (FileState::Deleted, _) => Err(PartsError::NotFound),
+            (_, None) => Err(PartsError::NotMultipart),
+            (FileState::Available, Some(_)) => Err(PartsError::Completed),
+            (FileState::Pending, Some(upload)) => Ok(upload),
+        }
+    }
+
+    fn sign_parts(
+        &self,
+        record: &FileRecord,
+        numbers: &[u16],
+        lifetime: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<PartTicket>, crate::ports::SignError> {
+        let Some(upload) = &record.multipart else {
+            return Ok(Vec::new());
+        };
+        let size = record.size.unwrap_or_default();
+        numbers
+            .iter()
+            .filter_map(|&number| upload.plan.sha256(number).map(|sha256| (number, sha256)))
+            .map(|(number, sha256)| {
+                let request = self.signer.sign_part(&PartSpec {
+                    key: record.object_key(),
+                    upload_id: upload.upload_id.clone(),
+                    part_number: number,
+                    size: upload.plan.part_len(size, number),
+                    sha256,
+                    expires_in: lifetime,
+                })?;
+                Ok(PartTicket {
+                    part_number: number,
+                    request,
+                    expires_at: now + lifetime,
+                    expires_in: lifetime,
+                })
+            })
+            .collect()
+    }
+
+    /// Aborts a record's multipart upload, if it has one; a failure is logged and left for a
+    /// later attempt (a delete again, or the janitor).
+    pub(crate) async fn abort(&self, record: &FileRecord) {
+        let Some(upload) = &record.multipart else { return };
+        if let Err(error) = self
+            .objects
+            .abort_multipart(&record.object_key(), &upload.upload_id)
+            .await
+        {
+            tracing::warn!(
+                tenant_id = %record.tenant, device_id = ?record.owner.device(), file_id = %record.id,
+                error = %crate::ports::error_chain(&error), "aborting the multipart upload failed"
+            );
+        }
+    }
+
+    /// Completes a pending multipart upload on the store: lists the parts, checks each against
+    /// the plan, completes with their checksums and checks the result; answers the object's
+    /// size. When the store no longer knows the upload (completed by a concurrent call, or
+    /// before a crash), the object itself is checked.
+    pub(super) async fn complete_on_store(
+        &self,
+        record: &FileRecord,
+        upload: &MultipartUpload,
+    ) -> Result<u64, CompleteError> {
+        let key = record.object_key();
+        let declared = record.size.unwrap_or_default();
+        let expected = upload.plan.sha256_of_parts();
+        let completed = match self.objects.list_parts(&key, &upload.upload_id).await {
+            Ok(stored) => {
+                let mut parts = Vec::with_capacity(usize::from(upload.plan.part_count()));
+                let mut missing = Vec::new();
+                for (number, &sha256) in (1..=upload.plan.part_count()).zip(upload.plan.sha256s()) {
+                    let len = upload.plan.part_len(declared, number);
+                    match stored
+                        .iter()
+                        .find(|p| p.part_number == number && matches(p, len, sha256))
+                    {
+                        Some(part) => parts.push(StoredPart {
+                            sha256: Some(sha256),
+                            ..part.clone()
+                        }),
+                        None => missing.push(number),
+                    }
+                }
+                if !missing.is_empty() {
+                    return Err(CompleteError::PartsMissing(missing));
+                }
+                match self.objects.complete_multipart(&key, &upload.upload_id, &parts).await {
+                    Ok(completed) => Some(completed),
+                    Err(e) if no_such_upload(&e) => None,
+                    Err(e) => return Err(object_store(e).into()),
+                }
+            }
+            Err(e) if no_such_upload(&e) => None,
+            Err(e) => return Err(object_store(e).into()),
+        };
+        let CompletedMultipart { composite_sha256, size } = match completed {
+            Some(completed) => completed,
+            None => {
+                let info = self
+                    .objects
+                    .inspect(&key)
+                    .await
+                    .map_err(object_store)?
+                    .ok_or(CompleteError::UploadExpired)?;
+                CompletedMultipart {
+                    composite_sha256: info.sha256_of_parts,
+                    size: Some(info.size),
+                }
+            }
+        };
+        let size = match size {
+            Some(size) => size,
+            None => {
+                self.objects
+                    .inspect(&key)
+                    .await
+                    .map_err(object_store)?
+                    .ok_or(CompleteError::UploadExpired)?
+                    .size
+            }
+        };
+        if size != declared {
+            let mismatch = Mismatch::Size { declared, stored: size };
+            self.discard_object(record, mismatch).await;
+            return Err(CompleteError::Mismatch(mismatch));
+        }
+        match composite_sha256 {
+            Some(composite) if composite == expected => Ok(size),
+            Some(_) => {
+                // Not the declared parts: the object can never complete this file.
+                self.discard_object(record, Mismatch::Parts).await;
+                Err(CompleteError::Mismatch(Mismatch::Parts))
+            }
+            // A store that reports no composite cannot vouch for the parts.
+            None => Err(CompleteError::Mismatch(Mismatch::Parts)),
+        }
+    }
+}
