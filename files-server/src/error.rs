@@ -1,5 +1,6 @@
 //! The one place where errors become HTTP responses: stable `snake_case` codes, the brief's
-//! body `{"error": {"code", "message"}}` (plus `field` when one field is at fault).
+//! body `{"error": {"code", "message", "request_id"}}` (plus `field` when one field is at
+//! fault).
 
 use std::fmt;
 
@@ -35,6 +36,9 @@ struct Inner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// The request's `x-request-id` (see `crate::telemetry`), absent outside a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 impl ApiError {
@@ -128,6 +132,7 @@ impl ResponseError for ApiError {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
+                request_id: crate::telemetry::current_request_id(),
             },
         })
     }
