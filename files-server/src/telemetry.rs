@@ -102,8 +102,7 @@ fn is_probe(route: &str) -> bool {
 /// The request middleware: request id, span, one log line, latency, metrics.
 ///
 /// # Errors
-/// None of its own: an error of the inner service becomes its response here, so that it
-/// carries the request id too.
+/// Whatever the inner service returns.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -122,15 +121,11 @@ pub async fn observe(
         status = tracing::field::Empty,
     );
     let started = Instant::now();
-    let http_request = req.request().clone();
-    let serve = async move {
-        match next.call(req).await {
-            Ok(response) => response.map_into_boxed_body(),
-            // Turned into its response inside the scope, so an error body gets the id.
-            Err(error) => ServiceResponse::from_err(error, http_request),
-        }
-    };
-    let mut response = REQUEST_ID.scope(id.clone(), serve.instrument(span.clone())).await;
+    // Handlers' and extractors' errors become responses inside this scope (actix turns them
+    // into `Ok` responses where they happen), so their bodies carry the id.
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.call(req).instrument(span.clone()))
+        .await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

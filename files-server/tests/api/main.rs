@@ -5,6 +5,7 @@
 mod bad_input;
 mod binary;
 mod dependency_errors;
+mod deploy;
 mod downloads;
 mod events;
 mod fault_matrix;
