@@ -271,7 +271,7 @@ fn the_service_monitor_scrapes_the_metrics_port() {
     let services = yaml_documents("deploy/kubernetes/base/service.yaml");
     let metrics_service = services
         .iter()
-        .find(|s| s["spec"]["ports"][0]["name"] == Yaml::from("metrics"))
+        .find(|s| s["spec"]["ports"][0]["name"].as_str() == Some("metrics"))
         .expect("a metrics Service");
     let monitor = yaml("deploy/kubernetes/base/servicemonitor.yaml");
     assert_eq!(text(&monitor["spec"]["endpoints"][0]["port"]), "metrics");

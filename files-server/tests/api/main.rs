@@ -12,6 +12,7 @@ mod fault_matrix;
 mod flow;
 mod hardening;
 mod helpers;
+mod lifecycle;
 mod openapi;
 mod permissions;
 mod real;
