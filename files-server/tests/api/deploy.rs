@@ -78,6 +78,13 @@ fn compose_sets_only_variables_the_server_reads_and_every_required_one() {
     ] {
         assert!(services.get(name).is_some(), "compose has no service {name}");
     }
+    // No service sets a FILES_* variable the server does not read (the files service's are
+    // checked below with the rest).
+    for (name, service) in services.as_mapping().unwrap() {
+        if let Some(environment) = service["environment"].as_mapping() {
+            assert_known(&format!("compose's {}", text(name)), environment.keys().map(text));
+        }
+    }
     let files = &services["files"];
     assert_eq!(text(&files["build"]["dockerfile"]), "Dockerfile");
     assert_eq!(text(&files["build"]["context"]), "..");
