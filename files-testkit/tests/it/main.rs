@@ -10,4 +10,5 @@ mod contract_tokens;
 mod jwks;
 mod metrics_port;
 mod proxy;
+mod relay_stop;
 mod service;
