@@ -73,14 +73,28 @@ pub fn init(log: &LogSettings) {
     }
 }
 
-/// Reports an error that stops the process: a log line once logging is set up (so JSON logs
-/// stay JSON), else a plain line on stderr.
+/// Reports an error that stops the process: a log line once logging is set up; before that (a
+/// configuration error), a JSON line when `FILES_LOG_FORMAT=json` is in the environment, so
+/// JSON logs stay JSON, else a plain line on stderr.
 #[allow(clippy::print_stderr)]
 pub fn fatal(error: &anyhow::Error) {
+    let error = format!("{error:#}");
     if FORMAT.get().is_some() {
-        tracing::error!(error = format!("{error:#}"), "files-server stopped");
+        tracing::error!(%error, "files-server stopped");
+    } else if std::env::var("FILES_LOG_FORMAT").is_ok_and(|f| f.trim() == "json") {
+        let timestamp = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let line = serde_json::json!({
+            "timestamp": timestamp,
+            "level": "ERROR",
+            "message": "files-server stopped",
+            "error": error,
+            "target": module_path!(),
+        });
+        eprintln!("{line}");
     } else {
-        eprintln!("files-server: {error:#}");
+        eprintln!("files-server: {error}");
     }
 }
 

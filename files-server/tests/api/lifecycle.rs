@@ -234,6 +234,18 @@ async fn the_config_file_is_used_and_an_unknown_key_stops_start_up() {
         stderr.contains("FILES_CONFIG") && stderr.contains("unknown key `max_upload_szie`"),
         "{stderr}"
     );
+    // With JSON logs asked for, even that error is a JSON line.
+    let output = command(dir.path(), &[("FILES_CONFIG", &path), ("FILES_LOG_FORMAT", "json")])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line: Value = serde_json::from_str(stderr.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(line["level"], "ERROR");
+    assert!(
+        line["error"].as_str().is_some_and(|e| e.contains("max_upload_szie")),
+        "{line}"
+    );
 }
 
 /// Accepts connections and never answers: a broker that hangs every publish.
