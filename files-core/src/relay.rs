@@ -4,7 +4,10 @@
 //! relays may share one outbox: claims are leased, so each event is handed to one relay at a time, and an
 //! event whose relay died is handed out again when its lease runs out (at-least-once).
 
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -131,14 +134,27 @@ impl Relay {
         Ok(pass)
     }
 
-    /// Relays until the future is dropped (abort its task to stop it): passes back to back while
+    /// Relays until the future is dropped: see [`Relay::run_until`], with no stop signal.
+    pub async fn run(self) {
+        self.run_until(std::future::pending()).await;
+    }
+
+    /// Relays until `stop` completes (or the future is dropped): passes back to back while
     /// events wait, a pause of `idle` when the outbox is empty, back-off after failures. Depth
     /// and lag are measured after every busy pass and at most once per `stats_interval` while
     /// idle, so an idle relay costs about one query a pass.
-    pub async fn run(self) {
+    ///
+    /// A pass under way when `stop` completes is finished first, so every event it claimed is
+    /// marked sent or released: a relay stopped this way leaves no claim behind. (Dropping the
+    /// future mid-pass leaves the claim to run out with its lease.)
+    pub async fn run_until(self, stop: impl Future<Output = ()>) {
+        let mut stop = pin!(stop);
         let mut backoff = self.settings.backoff;
         let mut last_stats: Option<OffsetDateTime> = None;
         loop {
+            if stopped(stop.as_mut()) {
+                return;
+            }
             let pause = match self.pass().await {
                 Ok(pass) => {
                     if let Some(error) = &pass.publish_error {
@@ -162,7 +178,18 @@ impl Relay {
                 self.report_stats(now).await;
             }
             if let Some(pause) = pause {
-                self.clock.sleep(pause).await;
+                let mut sleep = pin!(self.clock.sleep(pause));
+                let woken_by_stop = poll_fn(|cx| {
+                    if stop.as_mut().poll(cx).is_ready() {
+                        Poll::Ready(true)
+                    } else {
+                        sleep.as_mut().poll(cx).map(|()| false)
+                    }
+                })
+                .await;
+                if woken_by_stop {
+                    return;
+                }
             }
         }
     }
@@ -175,4 +202,9 @@ impl Relay {
             self.metrics.outbox_state(stats.depth, lag);
         }
     }
+}
+
+/// Whether `stop` has completed, without waiting for it.
+fn stopped(stop: Pin<&mut impl Future<Output = ()>>) -> bool {
+    stop.poll(&mut Context::from_waker(Waker::noop())).is_ready()
 }

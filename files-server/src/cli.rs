@@ -15,8 +15,9 @@ use crate::wiring::{DEV_KEY_FILE, Overrides};
 
 /// The Files service: pre-signed S3 URLs for device uploads and downloads.
 ///
-/// Configured with FILES_* environment variables (see docs/operations.md). With none of the
-/// dependency variables set it runs the embedded default: everything in one process.
+/// Configured with FILES_* environment variables, on top of a TOML file named by FILES_CONFIG
+/// (see docs/configuration.md). With none of the dependency variables set it runs the embedded
+/// default: everything in one process.
 #[derive(Debug, Parser)]
 #[command(name = "files-server", version)]
 pub struct Cli {
@@ -77,7 +78,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    telemetry::init();
+    telemetry::init(&settings.log);
+    for variable in &settings.unknown_variables {
+        tracing::warn!(%variable, "unknown variable ignored (a typo?); docs/configuration.md lists them all");
+    }
     let embedded = settings.is_embedded_default();
     let listen = settings.listen;
     let app = Application::build(settings, Overrides::default()).await?;
@@ -91,7 +95,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("{line}");
     }
     tracing::info!("listening on http://{}:{}", listen.ip(), app.port());
-    app.run_until_stopped().await.context("server failed")
+    app.run_until(crate::startup::termination())
+        .await
+        .context("server failed")
 }
 
 #[allow(clippy::print_stdout)]

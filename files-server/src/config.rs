@@ -1,9 +1,13 @@
 //! Typed configuration from `FILES_*` variables, one struct per concern, loaded once.
 //!
-//! A wrong value stops start-up with a message naming the variable. Secrets are kept in
-//! [`SecretString`] and never printed.
+//! A config file (`FILES_CONFIG`, TOML) may hold any setting under its variable's name without
+//! `FILES_`, in lower case (`max_upload_size = 1000`); a variable overrides the file. Every name
+//! the server reads is in [`VARIABLES`]. A wrong value stops start-up with a message naming the
+//! variable (and the file's key when the value came from the file); an unknown key in the file
+//! stops it too. Secrets are kept in [`SecretString`] and never printed.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -27,6 +31,78 @@ pub struct ConfigError {
     /// What is wrong with it (never its value when it is a secret).
     pub problem: String,
 }
+
+/// Every variable the server reads: the one list that the config file's keys, the warning about
+/// unknown variables, and the deployment files' tests (compose, Kubernetes) are checked against.
+pub const VARIABLES: &[&str] = &[
+    "FILES_CONFIG",
+    "FILES_LISTEN",
+    "FILES_METRICS_LISTEN",
+    "FILES_LOG",
+    "FILES_LOG_FORMAT",
+    "FILES_BODY_TIMEOUT_SECS",
+    "FILES_SHUTDOWN_DELAY_SECS",
+    "FILES_SHUTDOWN_GRACE_SECS",
+    "FILES_S3_ENDPOINT",
+    "FILES_S3_PUBLIC_ENDPOINT",
+    "FILES_S3_REGION",
+    "FILES_S3_BUCKET",
+    "FILES_S3_ACCESS_KEY",
+    "FILES_S3_SECRET_KEY",
+    "FILES_S3_PATH_STYLE",
+    "FILES_S3_TIMEOUT_MS",
+    "FILES_EMBEDDED_S3_LISTEN",
+    "FILES_JWKS_URL",
+    "FILES_JWKS_ALLOW_HTTP",
+    "FILES_JWKS_FILE",
+    "FILES_JWKS_REFRESH_SECS",
+    "FILES_JWKS_MIN_REFETCH_SECS",
+    "FILES_TOKEN_ISSUER",
+    "FILES_TOKEN_AUDIENCE",
+    "FILES_TOKEN_LEEWAY_SECS",
+    "FILES_CLAIM_TENANT_ID",
+    "FILES_CLAIM_DEVICE_ID",
+    "FILES_CLAIM_SCOPE",
+    "FILES_DEV_DIR",
+    "FILES_UPLOAD_URL_EXPIRY_SECS",
+    "FILES_DOWNLOAD_URL_EXPIRY_SECS",
+    "FILES_UPLOAD_URL_MAX_EXPIRY_SECS",
+    "FILES_DOWNLOAD_URL_MAX_EXPIRY_SECS",
+    "FILES_MULTIPART_EXPIRY_SECS",
+    "FILES_MAX_UPLOAD_SIZE",
+    "FILES_EVENTS_SECRET",
+    "FILES_METRICS_MAX_DEVICES",
+    "FILES_DATABASE_URL",
+    "FILES_DATABASE_POOL_SIZE",
+    "FILES_DATABASE_CONNECT_TIMEOUT_MS",
+    "FILES_DATABASE_TIMEOUT_MS",
+    "FILES_REDIS_URL",
+    "FILES_REDIS_PREFIX",
+    "FILES_REDIS_TTL_SECS",
+    "FILES_REDIS_POOL_SIZE",
+    "FILES_REDIS_TIMEOUT_MS",
+    "FILES_AMQP_URL",
+    "FILES_AMQP_EXCHANGE",
+    "FILES_AMQP_TIMEOUT_MS",
+    "FILES_AMQP_INGEST_QUEUE",
+];
+
+/// The settings every production deployment sets (compose and the Kubernetes manifests are
+/// tested against it): each dependency off its embedded default, the addresses a container
+/// needs, and `/metrics` on its own address. Tokens are not in it: the compose stack signs
+/// them with the development key, a real deployment sets `FILES_JWKS_URL` (see
+/// docs/operations.md).
+pub const PRODUCTION_VARIABLES: &[&str] = &[
+    "FILES_LISTEN",
+    "FILES_METRICS_LISTEN",
+    "FILES_DATABASE_URL",
+    "FILES_REDIS_URL",
+    "FILES_AMQP_URL",
+    "FILES_S3_ENDPOINT",
+    "FILES_S3_ACCESS_KEY",
+    "FILES_S3_SECRET_KEY",
+    "FILES_EVENTS_SECRET",
+];
 
 /// Everything the server reads from its environment: each adapter's own configuration (which
 /// owns its defaults and keeps its secrets in [`SecretString`]), filled from `FILES_*` variables.
@@ -59,6 +135,64 @@ pub struct Settings {
     pub redis: Option<RedisConfig>,
     /// `FILES_AMQP_*`; events are only logged when `FILES_AMQP_URL` is unset.
     pub amqp: Option<AmqpSettings>,
+    /// `FILES_LOG`, `FILES_LOG_FORMAT`.
+    pub log: LogSettings,
+    /// `FILES_SHUTDOWN_*`.
+    pub shutdown: ShutdownSettings,
+    /// `FILES_*` variables of the environment that the server does not know (a typo?): warned
+    /// about at start-up.
+    pub unknown_variables: Vec<String>,
+}
+
+/// How the server logs.
+#[derive(Debug, Clone, Default)]
+pub struct LogSettings {
+    /// `FILES_LOG`: a `tracing` filter (`info,files_adapters=debug`); unset, `RUST_LOG` or `info`.
+    pub filter: Option<String>,
+    /// `FILES_LOG_FORMAT`: `human` (the default) or `json`.
+    pub format: LogFormat,
+}
+
+/// `FILES_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event, the request's fields in its span (`request{request_id=…}`).
+    #[default]
+    Human,
+    /// One JSON object per line, the request's fields under `span`.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "human" => Ok(Self::Human),
+            "json" => Ok(Self::Json),
+            _ => Err("must be human or json".to_owned()),
+        }
+    }
+}
+
+/// How the server stops on SIGTERM or SIGINT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownSettings {
+    /// `FILES_SHUTDOWN_DELAY_SECS` (default 0): how long `/readyz` answers 503 while the
+    /// listener still accepts, so load balancers stop sending before it closes.
+    pub delay: Duration,
+    /// `FILES_SHUTDOWN_GRACE_SECS` (default 20): how long in-flight requests, then the relay,
+    /// may take to finish once the listener has closed.
+    pub grace: Duration,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self {
+            delay: Duration::ZERO,
+            grace: Duration::from_secs(20),
+        }
+    }
 }
 
 /// `FILES_AMQP_*`.
@@ -115,14 +249,33 @@ pub const DEV_ISSUER: &str = "files-dev";
 /// The audience of development tokens.
 pub const DEV_AUDIENCE: &str = "files";
 
-struct Vars(HashMap<String, String>);
+/// The merged settings: the config file's, then the environment's on top. Remembers which
+/// variables were read (so a test can hold [`VARIABLES`] to what is read) and where each value
+/// came from (so an error can name the file's key).
+struct Vars {
+    values: HashMap<String, String>,
+    /// Variables whose value came from the config file, with the file's path.
+    from_file: HashMap<String, String>,
+    read: RefCell<BTreeSet<&'static str>>,
+}
 
 impl Vars {
     fn raw(&self, variable: &'static str) -> Option<&str> {
-        self.0
+        debug_assert!(VARIABLES.contains(&variable), "{variable} is missing from VARIABLES");
+        self.read.borrow_mut().insert(variable);
+        self.values
             .get(variable)
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty())
+    }
+
+    /// `error` with the file's key named when the value came from the config file.
+    fn locate(&self, mut error: ConfigError) -> ConfigError {
+        if let Some(path) = self.from_file.get(error.variable) {
+            let key = key_of(error.variable);
+            error.problem = format!("{} (set as `{key}` in {path})", error.problem);
+        }
+        error
     }
 
     fn parse<T>(&self, variable: &'static str) -> Result<Option<T>, ConfigError>
@@ -174,6 +327,18 @@ impl Vars {
         Ok(Duration::from_millis(millis))
     }
 
+    /// Whole seconds from 0 to `max`.
+    fn seconds_or_zero(&self, variable: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
+        let secs: u64 = self.or(variable, default)?;
+        if secs > max {
+            return Err(ConfigError {
+                variable,
+                problem: format!("must be between 0 and {max} seconds"),
+            });
+        }
+        Ok(Duration::from_secs(secs))
+    }
+
     fn seconds(&self, variable: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
         let secs: u64 = self.or(variable, default)?;
         if secs == 0 || secs > max {
@@ -208,7 +373,7 @@ fn millis(duration: Duration) -> u64 {
 }
 
 impl Settings {
-    /// Reads the process environment.
+    /// Reads the process environment (and the config file `FILES_CONFIG` names).
     ///
     /// # Errors
     /// [`ConfigError`] naming the first variable that is wrong.
@@ -216,12 +381,46 @@ impl Settings {
         Self::from_vars(std::env::vars().filter(|(k, _)| k.starts_with("FILES_")))
     }
 
-    /// Reads the given variables (tests pass their own).
+    /// Reads the given variables (tests pass their own), on top of the config file that
+    /// `FILES_CONFIG` among them names.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the first variable that is wrong.
+    /// [`ConfigError`] naming the first variable that is wrong, or `FILES_CONFIG` when the file
+    /// cannot be read, is not TOML, or has a key that is not a setting.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let vars = Vars(vars.into_iter().collect());
+        let env: HashMap<String, String> = vars.into_iter().collect();
+        let unknown_variables = env
+            .keys()
+            .filter(|name| name.starts_with("FILES_") && !VARIABLES.contains(&name.as_str()))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut values = HashMap::new();
+        let mut from_file = HashMap::new();
+        if let Some(path) = env.get("FILES_CONFIG").map(|p| p.trim()).filter(|p| !p.is_empty()) {
+            for (variable, value) in read_file(path)? {
+                from_file.insert(variable.clone(), path.to_owned());
+                values.insert(variable, value);
+            }
+        }
+        for (name, value) in env {
+            if !value.trim().is_empty() {
+                from_file.remove(&name);
+                values.insert(name, value);
+            }
+        }
+        let vars = Vars {
+            values,
+            from_file,
+            read: RefCell::default(),
+        };
+        let mut settings = Self::read(&vars).map_err(|e| vars.locate(e))?;
+        settings.unknown_variables = unknown_variables;
+        Ok(settings)
+    }
+
+    fn read(vars: &Vars) -> Result<Self, ConfigError> {
         let defaults = ServiceConfig::default();
         let limits = ServiceConfig {
             upload_expiry: vars.seconds("FILES_UPLOAD_URL_EXPIRY_SECS", secs(defaults.upload_expiry), SEVEN_DAYS)?,
@@ -269,8 +468,8 @@ impl Settings {
         }
         Ok(Self {
             listen: vars.or("FILES_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
-            store: store(&vars)?,
-            tokens: tokens(&vars)?,
+            store: store(vars)?,
+            tokens: tokens(vars)?,
             limits,
             events_secret: vars.secret("FILES_EVENTS_SECRET"),
             body_timeout: vars.seconds("FILES_BODY_TIMEOUT_SECS", 10, 3600)?,
@@ -279,9 +478,15 @@ impl Settings {
                 .raw("FILES_DEV_DIR")
                 .map_or_else(files_adapters::jwks::DevKey::default_dir, PathBuf::from),
             metrics_max_devices: vars.or("FILES_METRICS_MAX_DEVICES", 1000)?,
-            database: database(&vars)?,
-            redis: redis(&vars)?,
-            amqp: amqp(&vars)?,
+            database: database(vars)?,
+            redis: redis(vars)?,
+            amqp: amqp(vars)?,
+            log: log(vars)?,
+            shutdown: ShutdownSettings {
+                delay: vars.seconds_or_zero("FILES_SHUTDOWN_DELAY_SECS", 0, 300)?,
+                grace: vars.seconds("FILES_SHUTDOWN_GRACE_SECS", 20, 3600)?,
+            },
+            unknown_variables: Vec::new(),
         })
     }
 
@@ -294,6 +499,79 @@ impl Settings {
             && self.redis.is_none()
             && self.amqp.is_none()
     }
+}
+
+/// The variable a config file's key stands for: `max_upload_size` is `FILES_MAX_UPLOAD_SIZE`.
+fn variable_of(key: &str) -> Option<&'static str> {
+    if key != key.to_ascii_lowercase() {
+        return None;
+    }
+    let variable = format!("FILES_{}", key.to_ascii_uppercase());
+    VARIABLES
+        .iter()
+        .copied()
+        .find(|v| *v == variable && *v != "FILES_CONFIG")
+}
+
+/// The config file's key of a variable: `FILES_MAX_UPLOAD_SIZE` is `max_upload_size`.
+fn key_of(variable: &str) -> String {
+    variable.trim_start_matches("FILES_").to_ascii_lowercase()
+}
+
+/// The config file's settings as variables. Values are strings, whole numbers or booleans,
+/// read as the variable's text would be.
+fn read_file(path: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let problem = |problem: String| ConfigError {
+        variable: "FILES_CONFIG",
+        problem: format!("{path}: {problem}"),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| problem(format!("cannot read it: {e}")))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        // The message without the quoted line, which may hold a secret.
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        problem(match line {
+            Some(line) => format!("not valid TOML, line {line}: {}", e.message()),
+            None => format!("not valid TOML: {}", e.message()),
+        })
+    })?;
+    let mut settings = Vec::with_capacity(table.len());
+    for (key, value) in table {
+        let Some(variable) = variable_of(&key) else {
+            return Err(problem(format!(
+                "unknown key `{key}` (keys are the FILES_* variables' names without FILES_, in lower case, \
+                 see docs/configuration.md)"
+            )));
+        };
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                return Err(ConfigError {
+                    variable,
+                    problem: format!("must be a string, a whole number or a boolean (set as `{key}` in {path})"),
+                });
+            }
+        };
+        settings.push((variable.to_owned(), value));
+    }
+    Ok(settings)
+}
+
+fn log(vars: &Vars) -> Result<LogSettings, ConfigError> {
+    let filter = vars.raw("FILES_LOG").map(str::to_owned);
+    if let Some(filter) = &filter {
+        tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| ConfigError {
+            variable: "FILES_LOG",
+            problem: format!("not a log filter: {e} (got {filter:?})"),
+        })?;
+    }
+    Ok(LogSettings {
+        filter,
+        format: vars.or("FILES_LOG_FORMAT", LogFormat::Human)?,
+    })
 }
 
 fn store(vars: &Vars) -> Result<StoreSettings, ConfigError> {
@@ -577,6 +855,158 @@ mod tests {
         let message = wrong.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.starts_with("FILES_JWKS_URL: "), "{message}");
         assert!(!message.contains("url-password-value") && !message.contains("query-secret-value"));
+        Ok(())
+    }
+
+    fn config_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("temp file: {e}"));
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap_or_else(|e| panic!("write: {e}"));
+        file
+    }
+
+    fn with_file(file: &tempfile::NamedTempFile, pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let path = file.path().display().to_string();
+        let mut vars = vec![("FILES_CONFIG".to_owned(), path)];
+        vars.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Settings::from_vars(vars)
+    }
+
+    #[test]
+    fn the_config_file_is_read_and_variables_override_it() -> Result<(), ConfigError> {
+        let file = config_file(
+            "max_upload_size = 1000\nlisten = \"127.0.0.1:9999\"\ns3_path_style = false\n\
+             s3_endpoint = \"http://store:9000\"\ns3_access_key = \"GK1\"\ns3_secret_key = \"x\"\n\
+             log_format = \"json\"\nshutdown_grace_secs = 7\n",
+        );
+        let s = with_file(&file, &[])?;
+        assert_eq!(s.limits.max_upload_size, 1000);
+        assert_eq!(s.listen, SocketAddr::from(([127, 0, 0, 1], 9999)));
+        assert!(matches!(&s.store, StoreSettings::S3(c) if !c.path_style));
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.shutdown.grace, Duration::from_secs(7));
+
+        let s = with_file(
+            &file,
+            &[("FILES_MAX_UPLOAD_SIZE", "2000"), ("FILES_LOG_FORMAT", "human")],
+        )?;
+        assert_eq!(s.limits.max_upload_size, 2000, "the variable wins");
+        assert_eq!(s.log.format, LogFormat::Human);
+        assert_eq!(
+            s.listen,
+            SocketAddr::from(([127, 0, 0, 1], 9999)),
+            "the rest still from the file"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_unknown_key_stops_start_up_naming_it() {
+        let file = config_file("max_upload_size = 1000\nmax_uplaod_size = 5\n");
+        let error = with_file(&file, &[]).err();
+        assert_eq!(error.as_ref().map(|e| e.variable), Some("FILES_CONFIG"));
+        let message = error.map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("unknown key `max_uplaod_size`"), "{message}");
+        // Keys are the variables' names in lower case, without FILES_; FILES_CONFIG is not one.
+        for text in [
+            "MAX_UPLOAD_SIZE = 5",
+            "files_max_upload_size = 5",
+            "config = \"x.toml\"",
+            "[database]\nurl = \"x\"",
+        ] {
+            let error = with_file(&config_file(text), &[]).err().map(|e| e.to_string());
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains("unknown key")),
+                "{text}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_value_in_the_file_names_the_variable_and_the_key() {
+        let file = config_file("redis_url = \"redis://cache\"\nredis_ttl_secs = \"1h\"\n");
+        let error = with_file(&file, &[]).err();
+        assert_eq!(error.as_ref().map(|e| e.variable), Some("FILES_REDIS_TTL_SECS"));
+        let message = error.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("`redis_ttl_secs`") && message.contains("1h"),
+            "{message}"
+        );
+        // The same value from the environment is not blamed on the file.
+        let error = with_file(&file, &[("FILES_REDIS_TTL_SECS", "1h")])
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            error.as_deref().is_some_and(|e| !e.contains("redis_ttl_secs")),
+            "{error:?}"
+        );
+
+        let error = with_file(&config_file("body_timeout_secs = 1.5"), &[]).err();
+        assert_eq!(error.map(|e| e.variable), Some("FILES_BODY_TIMEOUT_SECS"));
+        let error = with_file(&config_file("log_format = \"xml\""), &[]).err();
+        assert_eq!(error.map(|e| e.variable), Some("FILES_LOG_FORMAT"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_or_missing_names_files_config_without_quoting_it() {
+        let file = config_file("s3_secret_key = \"half-a-secret\n");
+        let error = with_file(&file, &[]).err();
+        assert_eq!(error.as_ref().map(|e| e.variable), Some("FILES_CONFIG"));
+        let message = error.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("line 1") && !message.contains("half-a-secret"),
+            "{message}"
+        );
+        let missing = settings(&[("FILES_CONFIG", "/nonexistent/files.toml")]).err();
+        assert_eq!(missing.map(|e| e.variable), Some("FILES_CONFIG"));
+    }
+
+    #[test]
+    fn unknown_variables_are_reported() -> Result<(), ConfigError> {
+        let s = settings(&[("FILES_MAX_UPLAOD_SIZE", "5"), ("FILES_LISTEN", "127.0.0.1:1")])?;
+        assert_eq!(s.unknown_variables, ["FILES_MAX_UPLAOD_SIZE"]);
+        Ok(())
+    }
+
+    /// [`VARIABLES`] is exactly what [`Settings`] reads, across the configurations that read
+    /// different variables (each branch of the store, the key source, the optional services).
+    #[test]
+    fn variables_is_what_is_read() -> Result<(), ConfigError> {
+        let mut read = BTreeSet::new();
+        let configurations: [&[(&str, &str)]; 4] = [
+            &[],
+            &[
+                ("FILES_S3_ENDPOINT", "http://store:9000"),
+                ("FILES_S3_ACCESS_KEY", "GK1"),
+                ("FILES_S3_SECRET_KEY", "x"),
+                ("FILES_JWKS_URL", "https://dsts/jwks"),
+                ("FILES_TOKEN_ISSUER", "iss"),
+                ("FILES_TOKEN_AUDIENCE", "aud"),
+                ("FILES_DATABASE_URL", "postgres://db/files"),
+                ("FILES_REDIS_URL", "redis://cache"),
+                ("FILES_AMQP_URL", "amqp://broker:5672/%2f"),
+                ("FILES_LOG", "info"),
+            ],
+            &[
+                ("FILES_JWKS_FILE", "/keys.pem"),
+                ("FILES_TOKEN_ISSUER", "iss"),
+                ("FILES_TOKEN_AUDIENCE", "aud"),
+            ],
+            &[("FILES_CONFIG", "")],
+        ];
+        for pairs in configurations {
+            let vars = Vars {
+                values: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                from_file: HashMap::new(),
+                read: RefCell::default(),
+            };
+            Settings::read(&vars)?;
+            read.extend(vars.read.take());
+        }
+        read.insert("FILES_CONFIG"); // read by from_vars, before the rest
+        let listed: BTreeSet<&str> = VARIABLES.iter().copied().collect();
+        assert_eq!(read, listed);
+        assert_eq!(listed.len(), VARIABLES.len(), "no name twice");
+        assert!(PRODUCTION_VARIABLES.iter().all(|v| listed.contains(v)));
         Ok(())
     }
 

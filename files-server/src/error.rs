@@ -1,5 +1,6 @@
 //! The one place where errors become HTTP responses: stable `snake_case` codes, the brief's
-//! body `{"error": {"code", "message"}}` (plus `field` when one field is at fault).
+//! body `{"error": {"code", "message", "request_id"}}` (plus `field` when one field is at
+//! fault).
 
 use std::fmt;
 
@@ -39,6 +40,9 @@ struct Inner<'a> {
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     missing_parts: Option<&'a [u16]>,
+    /// The request's `x-request-id` (see `crate::telemetry`), absent outside a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 impl ApiError {
@@ -134,6 +138,7 @@ impl ResponseError for ApiError {
                 message: &self.message,
                 field: self.field.as_deref(),
                 missing_parts: self.missing_parts.as_deref(),
+                request_id: crate::telemetry::current_request_id(),
             },
         })
     }

@@ -8,7 +8,7 @@ async fn main() -> std::process::ExitCode {
     match cli::run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("files-server: {error:#}");
+            files_server::telemetry::fatal(&error);
             std::process::ExitCode::FAILURE
         }
     }

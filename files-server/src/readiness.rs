@@ -2,6 +2,7 @@
 //! per interval and keeps the answer; `/readyz` only reads it. A flood of probes therefore
 //! costs the dependencies nothing more.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ pub struct Readiness {
     service: FilesService,
     optional: OptionalDependencies,
     report: RwLock<Report>,
+    /// Set once shutting down: `/readyz` answers 503 from then on.
+    draining: AtomicBool,
 }
 
 fn state(name: &str, result: &Result<(), PortError>) -> Value {
@@ -68,6 +71,7 @@ impl Readiness {
                 ready: false,
                 body: json!({"status": "not_ready", "dependencies": {}}),
             }),
+            draining: AtomicBool::new(false),
         });
         readiness.refresh().await;
         readiness
@@ -84,10 +88,22 @@ impl Readiness {
         })
     }
 
-    /// The last measurement.
+    /// The last measurement; not ready, with the status `shutting_down`, once [`Self::drain`]
+    /// was called.
     #[must_use]
     pub fn report(&self) -> Report {
-        self.report.read().unwrap_or_else(PoisonError::into_inner).clone()
+        let mut report = self.report.read().unwrap_or_else(PoisonError::into_inner).clone();
+        if self.draining.load(Ordering::Relaxed) {
+            report.ready = false;
+            report.body["status"] = json!("shutting_down");
+        }
+        report
+    }
+
+    /// The instance is shutting down: from now on it is not ready, whatever its dependencies
+    /// say, so load balancers stop sending it requests.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// Asks every dependency: 200 when the database and the object store answer, else 503;

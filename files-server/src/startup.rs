@@ -1,8 +1,10 @@
 //! Start-up: the adapters wired (`crate::wiring`), the service and its relay built, the
-//! background tasks started, the server bound.
+//! background tasks started, the server bound; and the graceful shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, middleware, web};
@@ -10,10 +12,10 @@ use anyhow::Context as _;
 use files_adapters::amqp::AmqpIngest;
 use files_adapters::embedded_s3::{EmbeddedS3, StoredObject};
 use files_core::{FilesService, Metrics, ObjectCreated, Ports};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::config::Settings;
+use crate::config::{Settings, ShutdownSettings};
 use crate::extract::BodyTimeout;
 use crate::ingest::QueueIngest;
 use crate::readiness::{OptionalDependencies, Readiness};
@@ -27,11 +29,15 @@ pub struct Application {
     server: Server,
     /// `/metrics` on its own address (`FILES_METRICS_LISTEN`), and its port.
     metrics_server: Option<(u16, Server)>,
-    readiness: JoinHandle<()>,
+    readiness: Arc<Readiness>,
+    readiness_task: JoinHandle<()>,
     profile: Vec<String>,
     embedded: Option<Embedded>,
     relay: JoinHandle<()>,
+    /// Tells the relay to stop after its pass under way.
+    relay_stop: oneshot::Sender<()>,
     queue_ingest: Option<AmqpIngest>,
+    shutdown: ShutdownSettings,
 }
 
 impl std::fmt::Debug for Application {
@@ -89,7 +95,11 @@ impl Application {
         .metrics(metrics)
         .config(settings.limits.clone())
         .build();
-        let relay = tokio::spawn(relay.run());
+        let (relay_stop, relay_stopped) = oneshot::channel::<()>();
+        let relay = tokio::spawn(relay.run_until(async move {
+            // A dropped sender stops it too.
+            let _ = relay_stopped.await;
+        }));
 
         let queue_ingest = settings.amqp.as_ref().and_then(|amqp| {
             let queue = amqp.ingest_queue.clone()?;
@@ -122,6 +132,7 @@ impl Application {
         let service = web::Data::new(service);
         let prometheus = web::Data::from(prometheus);
         let secret = web::Data::new(EventsSecret(settings.events_secret));
+        let readiness_handle = readiness.clone();
         let readiness = web::Data::from(readiness);
         let body_timeout = web::Data::new(BodyTimeout(settings.body_timeout));
         let api_prometheus = prometheus.clone();
@@ -142,7 +153,9 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .listen(listener)?
-        .shutdown_timeout(10)
+        // Signals are handled by `run_until` (readiness first, then the listener).
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown.grace.as_secs())
         .run();
         let metrics_server = match metrics_listener {
             None => None,
@@ -157,6 +170,7 @@ impl Application {
                 })
                 .workers(1)
                 .listen(listener)?
+                .disable_signals()
                 .shutdown_timeout(1)
                 .run();
                 Some((metrics_port, server))
@@ -166,11 +180,14 @@ impl Application {
             port,
             server,
             metrics_server,
-            readiness: readiness_task,
+            readiness: readiness_handle,
+            readiness_task,
             profile: profile.0,
             embedded,
             relay,
+            relay_stop,
             queue_ingest,
+            shutdown: settings.shutdown,
         })
     }
 
@@ -204,34 +221,112 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped (SIGINT, SIGTERM or [`ServerHandle::stop`]), then stops the relay,
-    /// the ingest and the embedded store.
+    /// Serves until stopped with [`ServerHandle::stop`], then stops the rest as
+    /// [`Application::run_until`] does.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = match self.metrics_server {
-            None => self.server.await,
-            Some((_, metrics)) => {
-                let metrics_handle = metrics.handle();
-                let metrics = tokio::spawn(metrics);
-                let result = self.server.await;
-                metrics_handle.stop(true).await;
-                let _ = metrics.await;
-                result
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Serves until `shutdown` completes (the binary passes [`termination`]: SIGTERM or
+    /// SIGINT) or the server is stopped with its handle. On `shutdown`: `/readyz` answers 503
+    /// at once, the listener keeps accepting for `FILES_SHUTDOWN_DELAY_SECS` (so load balancers
+    /// see it before new connections are refused), then closes; requests in flight get up to
+    /// `FILES_SHUTDOWN_GRACE_SECS` to finish. Then the relay finishes its pass under way (every
+    /// event it claimed is sent or released) within what is left of the grace period (at
+    /// least a second), and the queue ingest and the embedded store stop.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Self {
+            server,
+            metrics_server,
+            readiness,
+            readiness_task,
+            embedded,
+            relay,
+            relay_stop,
+            queue_ingest,
+            shutdown: settings,
+            ..
+        } = self;
+        let handle = server.handle();
+        let mut server = tokio::spawn(server);
+        let metrics_server = metrics_server.map(|(_, metrics)| (metrics.handle(), tokio::spawn(metrics)));
+        let stopping = tokio::select! {
+            _ = &mut server => Instant::now(),
+            () = shutdown => {
+                readiness.drain();
+                tracing::info!(
+                    delay_secs = settings.delay.as_secs(),
+                    grace_secs = settings.grace.as_secs(),
+                    "shutting down: /readyz answers 503; the listener closes after the delay, then requests in flight may finish within the grace period"
+                );
+                tokio::time::sleep(settings.delay).await;
+                let stopping = Instant::now();
+                handle.stop(true).await;
+                stopping
             }
         };
-        self.readiness.abort();
-        self.relay.abort();
-        if let Some(ingest) = self.queue_ingest {
-            ingest.shutdown().await;
+        let result = server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Some((handle, task)) = metrics_server {
+            handle.stop(true).await;
+            let _ = task.await;
         }
-        if let Some(embedded) = self.embedded {
+        readiness_task.abort();
+        let left = settings
+            .grace
+            .saturating_sub(stopping.elapsed())
+            .max(Duration::from_secs(1));
+        stop_relay(relay, relay_stop, left).await;
+        if let Some(ingest) = queue_ingest
+            && tokio::time::timeout(left, ingest.shutdown()).await.is_err()
+        {
+            tracing::warn!("the queue ingest did not stop within the grace period");
+        }
+        if let Some(embedded) = embedded {
             embedded.ingest.abort();
             embedded.store.shutdown().await;
         }
+        tracing::info!("stopped");
         result
     }
+}
+
+/// Asks the relay to stop after its pass under way and waits for it at most `within`; past
+/// that it is aborted, and what it had claimed is handed out again when the lease runs out.
+async fn stop_relay(mut relay: JoinHandle<()>, stop: oneshot::Sender<()>, within: Duration) {
+    let _ = stop.send(());
+    if tokio::time::timeout(within, &mut relay).await.is_err() {
+        relay.abort();
+        tracing::warn!(
+            within_ms = within.as_millis(),
+            "the outbox relay did not finish its pass in time; the events it claimed will be published when their lease runs out"
+        );
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                }
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("SIGINT received");
 }
 
 /// The embedded store's successful PUTs, fed to the same ingest path as bucket notifications.

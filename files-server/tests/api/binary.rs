@@ -12,7 +12,7 @@ use crate::helpers::{Api, new_device, new_tenant};
 const BINARY: &str = env!("CARGO_BIN_EXE_files-server");
 
 /// Kills the server when the test ends, however it ends.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -22,7 +22,7 @@ impl Drop for Running {
 }
 
 /// A command with no `FILES_*` variable of the test environment, only those given.
-fn command(dev_dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
+pub(crate) fn command(dev_dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
     for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("FILES_") || k == "RUST_LOG") {
         command.env_remove(name);

@@ -5,12 +5,14 @@
 mod bad_input;
 mod binary;
 mod dependency_errors;
+mod deploy;
 mod downloads;
 mod events;
 mod fault_matrix;
 mod flow;
 mod hardening;
 mod helpers;
+mod lifecycle;
 mod multipart;
 mod openapi;
 mod permissions;

@@ -11,4 +11,5 @@ mod jwks;
 mod metrics_port;
 mod multipart;
 mod proxy;
+mod relay_stop;
 mod service;
