@@ -159,8 +159,12 @@ async fn no_event_is_lost_while_the_broker_is_cut() {
     h.api.upload(&h.scope(), h.tenant, &token, "warm.log", b"warm").await;
     assert!(queue.next(WAIT).await.is_some(), "the broker works before the cut");
 
-    proxy.cut();
-    // Readiness is measured in the background: wait for it to see the cut.
+    // Readiness is asked once the proxy has closed every connection (it closes them in its
+    // own tasks), and measured in the background: wait for it to see the cut.
+    assert!(
+        proxy.cut_and_wait(WAIT).await,
+        "the proxy did not close its connections in time"
+    );
     let mut last = None;
     eventually(WAIT, async || {
         let ready = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;

@@ -168,11 +168,15 @@ async fn redis_cut_mid_run_fails_no_request() {
         (status, &ready["status"], &ready["dependencies"]["cache"]),
         (StatusCode::OK, &json!("ready"), &json!("ok"))
     );
-    s.redis_proxy.as_ref().unwrap().cut();
+    let proxy = s.redis_proxy.as_ref().unwrap();
+    assert!(
+        proxy.cut_and_wait(Duration::from_secs(10)).await,
+        "the proxy did not close its connections in time"
+    );
     // Still ready: the service serves without its cache, and says so (once the background
     // measurement has seen the cut).
     let mut last = None;
-    eventually(Duration::from_secs(5), async || {
+    eventually(Duration::from_secs(10), async || {
         let ready = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
         let seen = ready.1["dependencies"]["cache"] == "unavailable";
         last = Some(ready);
@@ -240,7 +244,10 @@ async fn a_redis_outage_leaves_no_stale_read_once_redis_is_back() {
     assert_eq!(read["state"], "pending");
 
     let proxy = s.redis_proxy.as_ref().unwrap();
-    proxy.cut();
+    assert!(
+        proxy.cut_and_wait(Duration::from_secs(10)).await,
+        "the proxy did not close its connections in time"
+    );
     assert_eq!(h.api.delete(&file(&v2), &token).await.status(), StatusCode::NO_CONTENT);
     let (status, body) = h.api.complete(h.tenant, &late, &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -283,7 +290,10 @@ async fn postgres_cut_mid_run_is_503_then_recovers() {
     h.api
         .upload(&h.scope(), h.tenant, &token, "before.txt", b"before")
         .await;
-    s.pg_proxy.as_ref().unwrap().cut();
+    assert!(
+        s.pg_proxy.as_ref().unwrap().cut_and_wait(Duration::from_secs(10)).await,
+        "the proxy did not close its connections in time"
+    );
 
     let started = Instant::now();
     let (status, body) = h.api.upload_url(&h.scope(), &token, "during.txt", b"during").await;
@@ -296,7 +306,7 @@ async fn postgres_cut_mid_run_is_503_then_recovers() {
         "{body}"
     );
     let mut last = None;
-    eventually(Duration::from_secs(5), async || {
+    eventually(Duration::from_secs(10), async || {
         let ready = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
         let seen = ready.1["dependencies"]["database"] == "unavailable";
         last = Some(ready);

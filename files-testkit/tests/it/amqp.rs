@@ -223,8 +223,7 @@ async fn the_publisher_heals_by_itself_after_the_broker_goes_away() {
         before
     );
 
-    proxy.cut();
-    assert!(eventually(ARRIVE, async || proxy.connections() == 0).await);
+    assert!(proxy.cut_and_wait(ARRIVE).await);
     let during = uploaded(tenant, Owner::Tenant);
     assert_publish_unavailable(&publisher, &during).await;
     // Still down: the reconnect attempt fails as fast.
@@ -240,6 +239,42 @@ async fn the_publisher_heals_by_itself_after_the_broker_goes_away() {
         None,
         "the failed publishes must not have arrived"
     );
+}
+
+#[tokio::test]
+async fn a_ping_to_a_broker_that_stopped_answering_says_unavailable_and_recovers() {
+    // Finding: the ping looked at the connection's status alone. Behind a partition (nothing
+    // closes, nothing answers) that status reads open, and readiness said the broker was ok.
+    let test = "a_ping_to_a_broker_that_stopped_answering_says_unavailable_and_recovers";
+    let Some(url) = available(test).await else { return };
+    let (proxy, proxied) = TcpProxy::for_url(&url).await.unwrap();
+    let publisher = publisher(&proxied);
+    publisher.ping().await.unwrap();
+    assert_eq!(proxy.connections(), 1);
+
+    proxy.hang();
+    let started = Instant::now();
+    let result = publisher.ping().await;
+    assert!(matches!(result, Err(PortError::Unavailable(_))), "{result:?}");
+    assert!(started.elapsed() < TIMEOUT * 3, "took {:?}", started.elapsed());
+
+    // Cut, after the hang: the connections close; asked once the proxy holds none, the ping
+    // meets a broker that is gone.
+    assert!(proxy.cut_and_wait(ARRIVE).await);
+    let result = publisher.ping().await;
+    assert!(matches!(result, Err(PortError::Unavailable(_))), "{result:?}");
+
+    proxy.restore();
+    let mut last = None;
+    let back = eventually(ARRIVE, async || {
+        let result = publisher.ping().await;
+        let ok = result.is_ok();
+        last = Some(result);
+        ok
+    })
+    .await;
+    assert!(back, "the ping did not reconnect: {last:?}");
+    assert!(proxy.connections() > 0, "the ping did not go through the proxy");
 }
 
 #[tokio::test]
