@@ -240,8 +240,14 @@ impl Harness {
 
     pub async fn start_with(options: AppOptions) -> Self {
         let dsts = FakeDsts::start().await;
+        let jwks_url = dsts.jwks_url();
+        Self::start_with_dsts(dsts, &jwks_url, options).await
+    }
+
+    /// With `dsts`'s tokens, its key set fetched from `jwks_url` (a proxy in front of it, say).
+    pub async fn start_with_dsts(dsts: FakeDsts, jwks_url: &str, options: AppOptions) -> Self {
         let options = options
-            .var("FILES_JWKS_URL", dsts.jwks_url())
+            .var("FILES_JWKS_URL", jwks_url)
             .var("FILES_JWKS_ALLOW_HTTP", "true")
             .var("FILES_TOKEN_ISSUER", dsts.issuer())
             .var("FILES_TOKEN_AUDIENCE", dsts.audience());

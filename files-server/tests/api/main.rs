@@ -12,6 +12,7 @@ mod flow;
 mod hardening;
 mod helpers;
 mod openapi;
+mod outages;
 mod permissions;
 mod real;
 mod storage_events;
