@@ -42,6 +42,7 @@ pub struct TcpProxy {
     state: watch::Sender<State>,
     forwarding: Arc<AtomicUsize>,
     held: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
 }
 
 impl TcpProxy {
@@ -67,9 +68,11 @@ impl TcpProxy {
         });
         let forwarding = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
         let counts = Counts {
             forwarding: Arc::clone(&forwarding),
             held: Arc::clone(&held),
+            refused: Arc::clone(&refused),
         };
         tokio::spawn(accept_loop(listener, targets, watching, counts));
         Ok(Self {
@@ -77,6 +80,7 @@ impl TcpProxy {
             state,
             forwarding,
             held,
+            refused,
         })
     }
 
@@ -177,13 +181,22 @@ impl TcpProxy {
     pub fn held(&self) -> usize {
         self.held.load(Ordering::SeqCst)
     }
+
+    /// How many connections were closed as soon as accepted because the proxy was cut, since
+    /// it started: a client's attempts to reconnect, which a test can wait for.
+    #[must_use]
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
 }
 
-/// The proxy's live connections: forwarded, and held by [`TcpProxy::hang`].
+/// The proxy's live connections (forwarded, and held by [`TcpProxy::hang`]) and the count of
+/// those it closed at once.
 #[derive(Debug)]
 struct Counts {
     forwarding: Arc<AtomicUsize>,
     held: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
 }
 
 fn default_port(scheme: &str) -> Option<u16> {
@@ -215,8 +228,10 @@ async fn accept_loop(
                 } else if now.hanging {
                     let count = Counted::new(Arc::clone(&counts.held));
                     tokio::spawn(hold(inbound, state.clone(), now.cuts, count));
+                } else {
+                    // Cut: `inbound` is dropped here, so the client sees the connection closed.
+                    counts.refused.fetch_add(1, Ordering::SeqCst);
                 }
-                // Cut: `inbound` is dropped here, so the client sees the connection closed.
             }
             changed = state.changed() => if changed.is_err() { break },
         }

@@ -77,6 +77,41 @@ fn record_skip(line: &str) {
     }
 }
 
+/// A local port where connections are refused, for as long as this lives: a socket bound to it
+/// that does not listen. Unlike a port bound and freed, nothing else can take it meanwhile.
+#[derive(Debug)]
+pub struct ClosedPort {
+    socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+impl ClosedPort {
+    /// Binds `127.0.0.1:0` without listening.
+    ///
+    /// # Errors
+    /// When no socket can be made or bound.
+    pub fn bind() -> std::io::Result<Self> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+        let port = socket.local_addr()?.port();
+        Ok(Self { socket, port })
+    }
+
+    /// The port.
+    #[must_use]
+    pub const fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:port`.
+    ///
+    /// # Errors
+    /// When the socket's address cannot be read.
+    pub fn addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.socket.local_addr()
+    }
+}
+
 /// Whether something accepts TCP connections at `host:port` within a short time.
 pub async fn reachable(address: &str) -> bool {
     matches!(

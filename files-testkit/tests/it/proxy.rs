@@ -88,6 +88,7 @@ async fn cut_closes_open_connections_and_refuses_new_ones_until_restored() {
             "a connection made while cut must fail"
         );
     }
+    assert_eq!(proxy.refused(), 3, "each refused connection is counted");
 
     proxy.restore();
     assert!(!proxy.is_cut());
@@ -194,9 +195,9 @@ async fn dropping_the_proxy_closes_its_connections_and_port() {
 
 #[tokio::test]
 async fn a_target_that_is_down_closes_the_client_connection() {
-    // Bind then drop: a port with (almost certainly) nothing behind it.
-    let free = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let proxy = TcpProxy::start(free).await.unwrap();
+    // A port bound without listening: refused, and no one else can take it meanwhile.
+    let closed = files_testkit::services::ClosedPort::bind().unwrap();
+    let proxy = TcpProxy::start(closed.addr().unwrap()).await.unwrap();
     assert!(new_connection_fails(proxy.addr()).await);
 }
 
