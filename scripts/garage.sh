@@ -19,8 +19,23 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# The ports are found free and then handed to garage, which binds them a moment later: another
+# process may take one in between. garage then fails to start, and is started again on new
+# ports (three attempts).
 garage_start() {
   garage_install
+  local attempt
+  for attempt in 1 2 3; do
+    if garage_start_once; then
+      return 0
+    fi
+    echo "garage did not start (attempt $attempt of 3)" >&2
+    garage_stop
+  done
+  return 1
+}
+
+garage_start_once() {
   GARAGE_DIR=$(mktemp -d -t files-garage-XXXXXX)
   local rpc_port s3_port
   rpc_port=$(free_port)

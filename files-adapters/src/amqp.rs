@@ -159,6 +159,18 @@ async fn bounded<T>(limit: Duration, future: impl Future<Output = Result<T, Link
         .unwrap_or(Err(LinkError::Timeout(limit)))
 }
 
+/// `future`, or [`LinkError::Timeout`] (of `limit`, the bound the deadline was set by) at
+/// `deadline`: for several steps under one bound.
+async fn bounded_until<T>(
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    future: impl Future<Output = Result<T, LinkError>>,
+) -> Result<T, LinkError> {
+    tokio::time::timeout_at(deadline, future)
+        .await
+        .unwrap_or(Err(LinkError::Timeout(limit)))
+}
+
 /// A new connection, named after its `role` in the broker's management UI.
 async fn connect(config: &AmqpConfig, role: &str) -> Result<Connection, LinkError> {
     let uri = config.uri()?;
@@ -224,19 +236,42 @@ impl AmqpPublisher {
         &self.config
     }
 
-    /// The live channel, or a new connection's: in confirm mode, with the exchange declared.
-    /// Returns the channel and its connection's generation.
-    /// Whether the broker answers: an open publisher channel, connecting if needed, within the
-    /// timeout. For readiness reports.
+    /// Whether the broker answers: a round trip on the publisher channel (a passive declare of
+    /// the exchange), connecting if needed, within the timeout. For readiness reports. The
+    /// connection's status alone is not enough: a connection whose socket was closed under it
+    /// reads open until its I/O loop notices. A failed round trip drops the connection, so the
+    /// next publish or ping reconnects.
     ///
     /// # Errors
     /// [`PortError::Unavailable`] when the broker cannot be reached in time.
     pub async fn ping(&self) -> Result<(), PortError> {
-        bounded(self.config.timeout, async { self.channel().await.map(drop) })
-            .await
-            .map_err(PortError::from)
+        let limit = self.config.timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        let (channel, generation) = bounded_until(deadline, limit, self.channel()).await?;
+        let round_trip = async move {
+            channel
+                .exchange_declare(
+                    self.config.exchange.as_str().into(),
+                    ExchangeKind::Topic,
+                    ExchangeDeclareOptions {
+                        passive: true,
+                        durable: true,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(LinkError::from)
+        };
+        if let Err(error) = bounded_until(deadline, limit, round_trip).await {
+            self.discard(Some(generation), &error).await;
+            return Err(error.into());
+        }
+        Ok(())
     }
 
+    /// The live channel, or a new connection's: in confirm mode, with the exchange declared.
+    /// Returns the channel and its connection's generation.
     async fn channel(&self) -> Result<(Channel, u64), LinkError> {
         let mut link = self.link.lock().await;
         if let Some(live) = &link.live {
@@ -278,7 +313,7 @@ impl AmqpPublisher {
         tracing::warn!(
             exchange = %self.config.exchange,
             error = %error,
-            "AMQP publish failed; the next publish reconnects"
+            "AMQP call failed; the next publish reconnects"
         );
         let mut link = self.link.lock().await;
         if generation.is_some() && link.live.as_ref().map(|live| live.generation) == generation {

@@ -8,6 +8,7 @@
 //! let url = format!("redis://127.0.0.1:{}", proxy.port());
 //! // ... connect through `url`, then:
 //! proxy.cut(); // every open connection closes, new ones are closed at once
+//! proxy.hang(); // nothing passes any more: open connections stall, new ones get no answer
 //! proxy.restore(); // new connections are forwarded again
 //! # Ok(()) }
 //! ```
@@ -17,14 +18,19 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
 
-/// Whether connections pass, and how many cuts there have been: a connection forwarded
-/// before a cut ends at that cut even when [`TcpProxy::restore`] follows before its task runs.
+/// Whether connections pass, what happens to them when not, and how many cuts there have
+/// been: a connection forwarded (or held) before a cut ends at that cut even when
+/// [`TcpProxy::restore`] follows before its task runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct State {
     open: bool,
+    /// When not open: stall the open connections and hold new ones without answering,
+    /// instead of closing them.
+    hanging: bool,
     cuts: u64,
 }
 
@@ -35,6 +41,8 @@ pub struct TcpProxy {
     addr: SocketAddr,
     state: watch::Sender<State>,
     forwarding: Arc<AtomicUsize>,
+    held: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
 }
 
 impl TcpProxy {
@@ -53,13 +61,26 @@ impl TcpProxy {
         }
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
-        let (state, watching) = watch::channel(State { open: true, cuts: 0 });
+        let (state, watching) = watch::channel(State {
+            open: true,
+            hanging: false,
+            cuts: 0,
+        });
         let forwarding = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(accept_loop(listener, targets, watching, Arc::clone(&forwarding)));
+        let held = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let counts = Counts {
+            forwarding: Arc::clone(&forwarding),
+            held: Arc::clone(&held),
+            refused: Arc::clone(&refused),
+        };
+        tokio::spawn(accept_loop(listener, targets, watching, counts));
         Ok(Self {
             addr,
             state,
             forwarding,
+            held,
+            refused,
         })
     }
 
@@ -104,13 +125,42 @@ impl TcpProxy {
     pub fn cut(&self) {
         self.state.send_modify(|state| {
             state.open = false;
+            state.hanging = false;
             state.cuts += 1;
         });
     }
 
-    /// Forwards new connections again.
+    /// [`TcpProxy::cut`], then waits (polling, up to `within`) until every connection it was
+    /// forwarding is closed, so what a test asks next meets a dependency that is already gone.
+    /// Whether they all closed in time.
+    pub async fn cut_and_wait(&self, within: std::time::Duration) -> bool {
+        self.cut();
+        crate::eventually(within, async || self.connections() == 0).await
+    }
+
+    /// Lets nothing through any more, and closes nothing: open connections stay open but pass
+    /// no byte either way, and new connections are accepted and never answered (what they send
+    /// is read and dropped), until [`TcpProxy::restore`] or [`TcpProxy::cut`] closes them all.
+    /// To clients the target hangs, as behind a network partition: no connection is seen to
+    /// close. [`TcpProxy::held`] counts the new ones; the stalled ones stay in
+    /// [`TcpProxy::connections`].
+    pub fn hang(&self) {
+        self.state.send_modify(|state| {
+            state.open = false;
+            state.hanging = true;
+        });
+    }
+
+    /// Forwards new connections again (and closes those [`TcpProxy::hang`] stalled or held:
+    /// bytes were lost on them).
     pub fn restore(&self) {
-        self.state.send_modify(|state| state.open = true);
+        self.state.send_modify(|state| {
+            if state.hanging {
+                state.cuts += 1;
+            }
+            state.open = true;
+            state.hanging = false;
+        });
     }
 
     /// Whether the proxy is cut.
@@ -124,6 +174,29 @@ impl TcpProxy {
     pub fn connections(&self) -> usize {
         self.forwarding.load(Ordering::SeqCst)
     }
+
+    /// How many connections are held unanswered now ([`TcpProxy::hang`]), until their client
+    /// gives up or the proxy stops hanging.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// How many connections were closed as soon as accepted because the proxy was cut, since
+    /// it started: a client's attempts to reconnect, which a test can wait for.
+    #[must_use]
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+/// The proxy's live connections (forwarded, and held by [`TcpProxy::hang`]) and the count of
+/// those it closed at once.
+#[derive(Debug)]
+struct Counts {
+    forwarding: Arc<AtomicUsize>,
+    held: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
 }
 
 fn default_port(scheme: &str) -> Option<u16> {
@@ -141,7 +214,7 @@ async fn accept_loop(
     listener: TcpListener,
     targets: Arc<[SocketAddr]>,
     mut state: watch::Receiver<State>,
-    forwarding: Arc<AtomicUsize>,
+    counts: Counts,
 ) {
     loop {
         tokio::select! {
@@ -150,10 +223,15 @@ async fn accept_loop(
                 let Ok((inbound, _)) = accepted else { continue };
                 let now = *state.borrow();
                 if now.open {
-                    let count = Counted::new(Arc::clone(&forwarding));
+                    let count = Counted::new(Arc::clone(&counts.forwarding));
                     tokio::spawn(forward(inbound, Arc::clone(&targets), state.clone(), now.cuts, count));
+                } else if now.hanging {
+                    let count = Counted::new(Arc::clone(&counts.held));
+                    tokio::spawn(hold(inbound, state.clone(), now.cuts, count));
+                } else {
+                    // Cut: `inbound` is dropped here, so the client sees the connection closed.
+                    counts.refused.fetch_add(1, Ordering::SeqCst);
                 }
-                // Cut: `inbound` is dropped here, so the client sees the connection closed.
             }
             changed = state.changed() => if changed.is_err() { break },
         }
@@ -161,7 +239,8 @@ async fn accept_loop(
 }
 
 /// Copies both ways until either side closes, the proxy is cut (after cut number `cuts`), or
-/// the proxy is dropped.
+/// the proxy is dropped; when it hangs meanwhile, stops copying and keeps the client's side
+/// open until one of those.
 async fn forward(
     mut inbound: TcpStream,
     targets: Arc<[SocketAddr]>,
@@ -176,17 +255,44 @@ async fn forward(
         let _ = outbound.set_nodelay(true);
         tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await
     };
-    tokio::select! {
-        _ = relay => {}
-        // Checks the current state first, so a cut between accept and here is not missed; an
-        // error means the proxy was dropped.
-        _ = state.wait_for(|state| state.cuts != cuts) => {}
+    let stalled = tokio::select! {
+        // The state first: once `hang` or `cut` has returned, not one more byte passes. It is
+        // checked before waiting, so a cut between accept and here is not missed; an error
+        // means the proxy was dropped.
+        biased;
+        now = state.wait_for(|state| state.cuts != cuts || state.hanging) => {
+            now.is_ok_and(|now| now.cuts == cuts)
+        }
+        _ = relay => false,
+    };
+    if stalled {
+        // Hanging: the target's side is gone (the relay with it), the client's stays open.
+        hold_open(&mut inbound, &mut state, cuts).await;
     }
     // Both streams are closed before the count goes down: each side sees its connection closed.
     drop(inbound);
 }
 
-/// One forwarded connection in the proxy's count, for as long as it lives.
+/// Reads and drops what the client sends until it closes, the proxy is cut or restored (after
+/// cut number `cuts`), or the proxy is dropped.
+async fn hold_open(inbound: &mut TcpStream, state: &mut watch::Receiver<State>, cuts: u64) {
+    let drain = async {
+        let mut buffer = [0_u8; 4096];
+        while matches!(inbound.read(&mut buffer).await, Ok(n) if n > 0) {}
+    };
+    tokio::select! {
+        () = drain => {}
+        _ = state.wait_for(|state| state.cuts != cuts) => {}
+    }
+}
+
+/// Reads and drops what the client sends, answering nothing, until it closes, the proxy stops
+/// hanging (after cut number `cuts`), or the proxy is dropped.
+async fn hold(mut inbound: TcpStream, mut state: watch::Receiver<State>, cuts: u64, _count: Counted) {
+    hold_open(&mut inbound, &mut state, cuts).await;
+}
+
+/// One forwarded (or held) connection in the proxy's count, for as long as it lives.
 #[derive(Debug)]
 struct Counted(Arc<AtomicUsize>);
 

@@ -1,8 +1,9 @@
 //! Finding the machine's real services for integration tests.
 //!
 //! Addresses come from variables with this machine's defaults. When a service cannot be
-//! reached, a test either skips, saying so loudly on stderr, or — with `CI=true` — fails: in
-//! CI a missing service is a failure, not a skip.
+//! reached, a test either skips, saying so loudly on stderr and recording the skip for the
+//! runner to count (`FILES_TEST_SKIPS_FILE`), or — with `CI=true` — fails: in CI a missing
+//! service is a failure, not a skip.
 
 use std::time::Duration;
 
@@ -25,18 +26,90 @@ pub fn services_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// Called when `service` is not there: panics under CI, else prints a loud skip notice.
+/// `FILES_TEST_SKIPS_FILE`: the file every skip is appended to, one line each, so the runner
+/// (`scripts/test`) can name and count them at the end of the run. nextest hides the output
+/// of passing tests, so the notice on stderr alone would go unseen.
+pub const SKIPS_FILE_VAR: &str = "FILES_TEST_SKIPS_FILE";
+
+/// Called when `service` is not there: panics under CI, else prints a loud skip notice and
+/// records the skip in [`SKIPS_FILE_VAR`]'s file when it is set.
 /// Returns `None` so callers can `let Some(x) = ... else { return };`.
 ///
 /// # Panics
 /// Under `CI=true`, always.
 pub fn unavailable<T>(test: &str, service: &str, why: &dyn std::fmt::Display) -> Option<T> {
+    let test = test_name(test);
     assert!(
         !services_required(),
         "{test}: {service} is required under CI=true but unavailable: {why}"
     );
     eprintln!("\n*** SKIPPED {test}: {service} unavailable ({why}); set CI=true to make this a failure ***\n");
+    record_skip(&format!("{test}: {service} unavailable ({why})"));
     None
+}
+
+/// The running test's full name when the harness names its thread after it (libtest does,
+/// under nextest too), prefixed with nextest's binary id; else `fallback`.
+fn test_name(fallback: &str) -> String {
+    let thread = std::thread::current();
+    let name = thread.name().filter(|name| *name != "main").unwrap_or(fallback);
+    match std::env::var("NEXTEST_BINARY_ID") {
+        Ok(binary) if !binary.is_empty() => format!("{binary} {name}"),
+        _ => name.to_owned(),
+    }
+}
+
+/// Appends one line to the skips file. A failure to record is printed, and fails the test: a
+/// skip the runner cannot count is a silent skip again.
+fn record_skip(line: &str) {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os(SKIPS_FILE_VAR).filter(|path| !path.is_empty()) else {
+        return;
+    };
+    let line = format!("{}\n", line.replace('\n', " "));
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(error) = written {
+        panic!("could not record the skip in {}: {error}", path.display());
+    }
+}
+
+/// A local port where connections are refused, for as long as this lives: a socket bound to it
+/// that does not listen. Unlike a port bound and freed, nothing else can take it meanwhile.
+#[derive(Debug)]
+pub struct ClosedPort {
+    socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+impl ClosedPort {
+    /// Binds `127.0.0.1:0` without listening.
+    ///
+    /// # Errors
+    /// When no socket can be made or bound.
+    pub fn bind() -> std::io::Result<Self> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+        let port = socket.local_addr()?.port();
+        Ok(Self { socket, port })
+    }
+
+    /// The port.
+    #[must_use]
+    pub const fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:port`.
+    ///
+    /// # Errors
+    /// When the socket's address cannot be read.
+    pub fn addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.socket.local_addr()
+    }
 }
 
 /// Whether something accepts TCP connections at `host:port` within a short time.

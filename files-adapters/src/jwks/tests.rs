@@ -602,10 +602,8 @@ async fn key_files_hold_pem_keys_or_a_jwks() {
 
 #[tokio::test]
 async fn an_unreachable_url_source_starts_and_answers_unavailable() {
-    // A port that was free a moment ago: connections are refused.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    // A port bound without listening: connections are refused.
+    let (_closed, port) = closed_port();
     let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = Arc::clone(&outcomes);
     let mut source = RemoteJwks::new(format!("http://127.0.0.1:{port}/jwks.json"));
@@ -641,10 +639,13 @@ async fn url_source_refuses_bad_urls() {
     }
 }
 
-/// A port nothing listens on (it was free a moment ago).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// A port where connections are refused for as long as the socket lives: bound, not
+/// listening (a port bound and freed could be taken by anyone meanwhile).
+fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
 /// An HTTP/1.1 answer that closes the connection.
@@ -770,9 +771,10 @@ async fn plain_http_is_refused_unless_allowed() {
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     // https needs no allowance (nothing answers there: the verifier starts without keys).
+    let (_closed, port) = closed_port();
     let https = RemoteJwks {
         timeout: Duration::from_secs(2),
-        ..RemoteJwks::new(format!("https://127.0.0.1:{}/jwks.json", closed_port()))
+        ..RemoteJwks::new(format!("https://127.0.0.1:{port}/jwks.json"))
     };
     let verifier = JwksVerifier::from_url(config(), https).await.unwrap();
     assert_eq!(verifier.key_count().await, 0);
@@ -831,8 +833,9 @@ async fn url_credentials_and_query_are_never_logged_nor_shown() {
         let address = address.trim_start_matches("http://");
         format!("http://url-user:url-password@{address}/jwks.json?access_token=query-token#fragment-secret")
     };
+    let (_closed, port) = closed_port();
     let failing_sources = [
-        format!("http://127.0.0.1:{}", closed_port()),
+        format!("http://127.0.0.1:{port}"),
         not_a_jwks,
         no_usable_key,
         failing,

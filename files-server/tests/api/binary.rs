@@ -145,16 +145,28 @@ async fn migrate_applies_then_is_a_no_op() {
             .output()
             .unwrap()
     };
-    let first = run();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    let first = String::from_utf8_lossy(&first.stdout).to_string();
-    assert!(
-        !first.contains("applied 0 "),
-        "the empty database got its migrations: {first}"
-    );
-    let second = run();
-    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
-    assert!(String::from_utf8_lossy(&second.stdout).contains("applied 0 migration(s)"));
+    // `applied N migration(s)`: N, read from the command's own output.
+    let applied = |output: std::process::Output| -> usize {
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("applied ")?
+                    .strip_suffix(" migration(s)")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no `applied N migration(s)` line in {stdout:?}"))
+    };
+    // Every migration of the crate, each a directory of files-adapters/migrations.
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../files-adapters/migrations"))
+        .unwrap()
+        .filter(|entry| entry.as_ref().is_ok_and(|entry| entry.path().is_dir()))
+        .count();
+    assert!(migrations > 0);
+    assert_eq!(applied(run()), migrations, "the empty database gets every migration");
+    assert_eq!(applied(run()), 0, "a second run applies nothing");
 }
 
 #[test]

@@ -145,6 +145,76 @@ impl Api {
     }
 }
 
+/// A Prometheus series as tests name it: `name` or `name{label="value",...}`, any subset of
+/// its labels, in any order.
+fn parse_series(series: &str) -> (&str, Vec<(&str, &str)>) {
+    let Some((name, labels)) = series.split_once('{') else {
+        return (series.trim(), Vec::new());
+    };
+    let labels = labels
+        .trim_end_matches('}')
+        .split("\",")
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (key.trim(), value.trim_matches('"')))
+        .collect();
+    (name, labels)
+}
+
+/// The printed series of the family `name`: each one's labels and value.
+fn series_of<'t>(text: &'t str, name: &str) -> Vec<(Vec<(&'t str, &'t str)>, f64)> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter_map(|(key, value)| {
+            let (family, labels) = parse_series(key);
+            (family == name).then(|| value.parse().ok().map(|value| (labels, value)))?
+        })
+        .collect()
+}
+
+/// The sum of the series of `text` (Prometheus text) that `series` names: its family, with at
+/// least the labels it gives. `None` when no printed series matches.
+pub fn metric_in(text: &str, series: &str) -> Option<f64> {
+    let (name, wanted) = parse_series(series);
+    let matching: Vec<f64> = series_of(text, name)
+        .into_iter()
+        .filter(|(labels, _)| wanted.iter().all(|pair| labels.contains(pair)))
+        .map(|(_, value)| value)
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
+/// [`metric_in`], and a missing series is a failure: a renamed metric or label must not read
+/// as 0.
+///
+/// # Panics
+/// When no printed series matches `series`.
+pub fn metric(text: &str, series: &str) -> f64 {
+    metric_in(text, series).unwrap_or_else(|| panic!("no series {series} in the metrics:\n{text}"))
+}
+
+/// A counter that may not have been counted yet: 0 when its labelled series is not printed, but
+/// its family must be (with at least one series) and carry every label `series` names, so a
+/// renamed metric or label fails instead of reading 0. (A labelled counter prints a series only
+/// once counted; a wrong label value cannot be told from a value not yet counted.)
+///
+/// # Panics
+/// When the family is not printed or lacks one of the labels.
+pub fn counter_or_zero(text: &str, series: &str) -> f64 {
+    let (name, wanted) = parse_series(series);
+    let family = series_of(text, name);
+    assert!(!family.is_empty(), "no metric {name} in the metrics:\n{text}");
+    for (label, _) in &wanted {
+        assert!(
+            family
+                .iter()
+                .any(|(labels, _)| labels.iter().any(|(key, _)| key == label)),
+            "the metric {name} has no label {label} in the metrics:\n{text}"
+        );
+    }
+    metric_in(text, series).unwrap_or(0.0)
+}
+
 pub async fn json_of(response: Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.unwrap();
@@ -173,8 +243,14 @@ impl Harness {
 
     pub async fn start_with(options: AppOptions) -> Self {
         let dsts = FakeDsts::start().await;
+        let jwks_url = dsts.jwks_url();
+        Self::start_with_dsts(dsts, &jwks_url, options).await
+    }
+
+    /// With `dsts`'s tokens, its key set fetched from `jwks_url` (a proxy in front of it, say).
+    pub async fn start_with_dsts(dsts: FakeDsts, jwks_url: &str, options: AppOptions) -> Self {
         let options = options
-            .var("FILES_JWKS_URL", dsts.jwks_url())
+            .var("FILES_JWKS_URL", jwks_url)
             .var("FILES_JWKS_ALLOW_HTTP", "true")
             .var("FILES_TOKEN_ISSUER", dsts.issuer())
             .var("FILES_TOKEN_AUDIENCE", dsts.audience());
@@ -223,7 +299,60 @@ impl Harness {
             .unwrap()
     }
 
+    /// [`metric`] of the server's `/metrics`: a missing series fails.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric(&self.metrics_text().await, series)
+    }
+
+    /// [`counter_or_zero`] of the server's `/metrics`.
+    pub async fn counter_or_zero(&self, series: &str) -> f64 {
+        counter_or_zero(&self.metrics_text().await, series)
+    }
+
     pub fn scope(&self) -> String {
         device_scope(self.tenant, self.device)
+    }
+}
+
+#[test]
+fn a_missing_metric_fails_instead_of_reading_zero() {
+    let text = "# TYPE files_cache_operations_total counter\n\
+        files_cache_operations_total{operation=\"get_file\",outcome=\"hit\"} 3\n\
+        files_cache_operations_total{operation=\"put_file\",outcome=\"hit\"} 2\n\
+        files_outbox_depth 0\n";
+    assert_eq!(metric(text, "files_cache_operations_total{outcome=\"hit\"}"), 5.0);
+    assert_eq!(
+        metric(
+            text,
+            "files_cache_operations_total{outcome=\"hit\",operation=\"get_file\"}"
+        ),
+        3.0
+    );
+    assert_eq!(metric(text, "files_outbox_depth"), 0.0);
+    assert_eq!(
+        metric_in(text, "files_outbox_depth_seconds"),
+        None,
+        "a prefix is not a match"
+    );
+    assert_eq!(
+        counter_or_zero(
+            text,
+            "files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}"
+        ),
+        0.0
+    );
+    for (missing, read) in [
+        ("a renamed metric", "files_outbox_size"),
+        ("an unprinted series", "files_cache_operations_total{outcome=\"error\"}"),
+    ] {
+        let result = std::panic::catch_unwind(|| metric(text, read));
+        assert!(result.is_err(), "{missing} read as a value");
+    }
+    for (missing, read) in [
+        ("a renamed counter", "files_cache_calls_total{outcome=\"error\"}"),
+        ("a renamed label", "files_cache_operations_total{result=\"error\"}"),
+    ] {
+        let result = std::panic::catch_unwind(|| counter_or_zero(text, read));
+        assert!(result.is_err(), "{missing} read as 0");
     }
 }

@@ -15,6 +15,7 @@ mod helpers;
 mod lifecycle;
 mod multipart;
 mod openapi;
+mod outages;
 mod permissions;
 mod real;
 mod storage_events;

@@ -92,15 +92,6 @@ pub async fn stack_with(test: &str, pg_via_proxy: bool, redis: RedisRoute, optio
     })
 }
 
-pub async fn metric(h: &Harness, line_start: &str) -> f64 {
-    h.metrics_text()
-        .await
-        .lines()
-        .filter(|l| l.starts_with(line_start))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
-}
-
 #[tokio::test]
 async fn the_flow_permissions_and_versions_on_real_services() {
     let Some(s) = stack(
@@ -121,22 +112,16 @@ async fn the_flow_permissions_and_versions_on_real_services() {
         r#"files_dependency_call_duration_seconds_count{dependency="database",operation="mark_available",outcome="ok"}"#,
         r#"files_dependency_call_duration_seconds_count{dependency="object_store",operation="inspect",outcome="ok"}"#,
     ] {
-        assert!(metric(&s.h, call).await > 0.0, "{call}");
+        assert!(s.h.metric(call).await > 0.0, "{call}");
     }
     assert!(
-        metric(
-            &s.h,
-            "files_cache_operations_total{operation=\"get_file\",outcome=\"hit\"}"
-        )
-        .await
+        s.h.metric("files_cache_operations_total{operation=\"get_file\",outcome=\"hit\"}")
+            .await
             > 0.0
     );
     assert_eq!(
-        metric(
-            &s.h,
-            "files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}"
-        )
-        .await,
+        s.h.counter_or_zero("files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}")
+            .await,
         0.0
     );
 }
@@ -156,20 +141,11 @@ async fn redis_down_from_the_start_fails_no_request() {
     crate::versions::versions(&s.h).await;
     // Counted as cache errors: after the first failed write, reads no longer try Redis but the
     // deletion of what it missed (`remove_file`, `remove_latest`), which fails in their stead.
-    let errors: f64 =
-        s.h.metrics_text()
-            .await
-            .lines()
-            .filter(|l| l.starts_with("files_cache_operations_total{") && l.contains("outcome=\"error\""))
-            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-            .sum();
+    let errors = s.h.metric("files_cache_operations_total{outcome=\"error\"}").await;
     assert!(errors > 0.0, "no cache error counted");
     assert!(
-        metric(
-            &s.h,
-            "files_cache_operations_total{operation=\"remove_file\",outcome=\"error\"}"
-        )
-        .await
+        s.h.metric("files_cache_operations_total{operation=\"remove_file\",outcome=\"error\"}")
+            .await
             > 0.0
     );
 }
@@ -184,21 +160,23 @@ async fn redis_cut_mid_run_fails_no_request() {
         .api
         .upload(&h.scope(), h.tenant, &token, "before.txt", b"before")
         .await;
-    let errors_before = metric(
-        h,
-        "files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}",
-    )
-    .await;
+    let errors_before = h
+        .counter_or_zero("files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}")
+        .await;
     let (status, ready) = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(
         (status, &ready["status"], &ready["dependencies"]["cache"]),
         (StatusCode::OK, &json!("ready"), &json!("ok"))
     );
-    s.redis_proxy.as_ref().unwrap().cut();
+    let proxy = s.redis_proxy.as_ref().unwrap();
+    assert!(
+        proxy.cut_and_wait(Duration::from_secs(10)).await,
+        "the proxy did not close its connections in time"
+    );
     // Still ready: the service serves without its cache, and says so (once the background
     // measurement has seen the cut).
     let mut last = None;
-    eventually(Duration::from_secs(5), async || {
+    eventually(Duration::from_secs(10), async || {
         let ready = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
         let seen = ready.1["dependencies"]["cache"] == "unavailable";
         last = Some(ready);
@@ -222,11 +200,8 @@ async fn redis_cut_mid_run_fails_no_request() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        metric(
-            h,
-            "files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}"
-        )
-        .await
+        h.metric("files_cache_operations_total{operation=\"get_file\",outcome=\"error\"}")
+            .await
             > errors_before
     );
     s.redis_proxy.as_ref().unwrap().restore();
@@ -269,7 +244,10 @@ async fn a_redis_outage_leaves_no_stale_read_once_redis_is_back() {
     assert_eq!(read["state"], "pending");
 
     let proxy = s.redis_proxy.as_ref().unwrap();
-    proxy.cut();
+    assert!(
+        proxy.cut_and_wait(Duration::from_secs(10)).await,
+        "the proxy did not close its connections in time"
+    );
     assert_eq!(h.api.delete(&file(&v2), &token).await.status(), StatusCode::NO_CONTENT);
     let (status, body) = h.api.complete(h.tenant, &late, &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -312,7 +290,10 @@ async fn postgres_cut_mid_run_is_503_then_recovers() {
     h.api
         .upload(&h.scope(), h.tenant, &token, "before.txt", b"before")
         .await;
-    s.pg_proxy.as_ref().unwrap().cut();
+    assert!(
+        s.pg_proxy.as_ref().unwrap().cut_and_wait(Duration::from_secs(10)).await,
+        "the proxy did not close its connections in time"
+    );
 
     let started = Instant::now();
     let (status, body) = h.api.upload_url(&h.scope(), &token, "during.txt", b"during").await;
@@ -325,7 +306,7 @@ async fn postgres_cut_mid_run_is_503_then_recovers() {
         "{body}"
     );
     let mut last = None;
-    eventually(Duration::from_secs(5), async || {
+    eventually(Duration::from_secs(10), async || {
         let ready = json_of(h.api.client.get(h.app.url("/readyz")).send().await.unwrap()).await;
         let seen = ready.1["dependencies"]["database"] == "unavailable";
         last = Some(ready);

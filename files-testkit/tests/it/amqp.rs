@@ -24,9 +24,18 @@ use uuid::Uuid;
 /// Bound on anything that should arrive: a lost message fails the test instead of stalling it.
 const ARRIVE: Duration = Duration::from_secs(10);
 
-/// How long a queue must stay empty to count as getting nothing. Publishes are confirmed, and
-/// the broker confirms only after routing to every bound queue, so this is only the delivery.
-const NOTHING: Duration = Duration::from_millis(300);
+/// Publishes `marker` straight to the exchange with `routing_key` and asserts it is the next
+/// message of `queue`: nothing else came before it. Publishes are confirmed, and the broker
+/// confirms only once a message is in every queue it routes to, so whatever was published
+/// (and confirmed) earlier sits ahead of the marker: no window of time to wait out.
+async fn assert_next_is_the_marker(url: &str, queue: &mut TestQueue, routing_key: &str, why: &str) {
+    let marker = format!("marker {}", Uuid::new_v4()).into_bytes();
+    files_testkit::amqp::publish_raw(url, EXCHANGE, routing_key, &marker)
+        .await
+        .unwrap();
+    let next = queue.next(ARRIVE).await.expect("the marker did not arrive");
+    assert_eq!(next.body, marker, "{why}: got {}", String::from_utf8_lossy(&next.body));
+}
 
 /// The publisher's timeout in the failure tests.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -114,7 +123,8 @@ async fn routing_keys_let_consumers_bind_to_a_tenant_a_device_or_the_tenant_root
     let mut whole_tenant = bind(format!("file.uploaded.{tenant}.*")).await;
     let mut one_device = bind(format!("file.uploaded.{tenant}.{device}")).await;
     let mut tenant_root = bind(format!("file.uploaded.{tenant}.tenant")).await;
-    let mut other_tenant = bind(format!("file.uploaded.{}.*", fresh_tenant())).await;
+    let another_tenant = fresh_tenant();
+    let mut other_tenant = bind(format!("file.uploaded.{another_tenant}.*")).await;
     let on_device = uploaded(tenant, Owner::Device(device));
     let on_root = uploaded(tenant, Owner::Tenant);
     let on_another_device = uploaded(tenant, Owner::Device(fresh_device()));
@@ -146,21 +156,27 @@ async fn routing_keys_let_consumers_bind_to_a_tenant_a_device_or_the_tenant_root
     );
     assert_eq!(ids(one_device.collect(1, ARRIVE).await), [on_device.event_id]);
     assert_eq!(ids(tenant_root.collect(1, ARRIVE).await), [on_root.event_id]);
-    assert_eq!(
-        one_device.next(NOTHING).await,
-        None,
-        "the device's queue got another's event"
-    );
-    assert_eq!(
-        tenant_root.next(NOTHING).await,
-        None,
-        "the tenant root's queue got a device's event"
-    );
-    assert_eq!(
-        other_tenant.next(NOTHING).await,
-        None,
-        "another tenant's queue got an event"
-    );
+    assert_next_is_the_marker(
+        &url,
+        &mut one_device,
+        &format!("file.uploaded.{tenant}.{device}"),
+        "the device's queue got another's event",
+    )
+    .await;
+    assert_next_is_the_marker(
+        &url,
+        &mut tenant_root,
+        &format!("file.uploaded.{tenant}.tenant"),
+        "the tenant root's queue got a device's event",
+    )
+    .await;
+    assert_next_is_the_marker(
+        &url,
+        &mut other_tenant,
+        &format!("file.uploaded.{another_tenant}.tenant"),
+        "another tenant's queue got an event",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -224,8 +240,7 @@ async fn the_publisher_heals_by_itself_after_the_broker_goes_away() {
         before
     );
 
-    proxy.cut();
-    assert!(eventually(ARRIVE, async || proxy.connections() == 0).await);
+    assert!(proxy.cut_and_wait(ARRIVE).await);
     let during = uploaded(tenant, Owner::Tenant);
     assert_publish_unavailable(&publisher, &during).await;
     // Still down: the reconnect attempt fails as fast.
@@ -236,11 +251,49 @@ async fn the_publisher_heals_by_itself_after_the_broker_goes_away() {
     publisher.publish(&after).await.unwrap();
     let message = queue.next(ARRIVE).await.expect("no message after the restore");
     assert_eq!(message.json::<FileUploaded>().unwrap(), after);
-    assert_eq!(
-        queue.next(NOTHING).await,
-        None,
-        "the failed publishes must not have arrived"
-    );
+    assert_next_is_the_marker(
+        &url,
+        &mut queue,
+        &after.routing_key(),
+        "the failed publishes must not have arrived",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_ping_to_a_broker_that_stopped_answering_says_unavailable_and_recovers() {
+    // Finding: the ping looked at the connection's status alone. Behind a partition (nothing
+    // closes, nothing answers) that status reads open, and readiness said the broker was ok.
+    let test = "a_ping_to_a_broker_that_stopped_answering_says_unavailable_and_recovers";
+    let Some(url) = available(test).await else { return };
+    let (proxy, proxied) = TcpProxy::for_url(&url).await.unwrap();
+    let publisher = publisher(&proxied);
+    publisher.ping().await.unwrap();
+    assert_eq!(proxy.connections(), 1);
+
+    proxy.hang();
+    let started = Instant::now();
+    let result = publisher.ping().await;
+    assert!(matches!(result, Err(PortError::Unavailable(_))), "{result:?}");
+    assert!(started.elapsed() < TIMEOUT * 3, "took {:?}", started.elapsed());
+
+    // Cut, after the hang: the connections close; asked once the proxy holds none, the ping
+    // meets a broker that is gone.
+    assert!(proxy.cut_and_wait(ARRIVE).await);
+    let result = publisher.ping().await;
+    assert!(matches!(result, Err(PortError::Unavailable(_))), "{result:?}");
+
+    proxy.restore();
+    let mut last = None;
+    let back = eventually(ARRIVE, async || {
+        let result = publisher.ping().await;
+        let ok = result.is_ok();
+        last = Some(result);
+        ok
+    })
+    .await;
+    assert!(back, "the ping did not reconnect: {last:?}");
+    assert!(proxy.connections() > 0, "the ping did not go through the proxy");
 }
 
 #[tokio::test]
@@ -266,13 +319,8 @@ async fn a_publisher_made_while_the_broker_is_unreachable_works_once_it_is_back(
 
 #[tokio::test]
 async fn a_publisher_on_a_port_where_nothing_listens_is_unavailable_quickly() {
-    // Bind a port and free it: nothing listens there for the rest of the test (almost surely).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let publisher = publisher(&format!("amqp://guest:guest@127.0.0.1:{port}/%2f"));
+    let closed = files_testkit::services::ClosedPort::bind().unwrap();
+    let publisher = publisher(&format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed.port()));
     assert_publish_unavailable(&publisher, &uploaded(fresh_tenant(), Owner::Tenant)).await;
 }
 
@@ -404,14 +452,16 @@ async fn the_ingest_reconnects_by_itself_after_the_broker_goes_away() {
     queue.publish(&first).await.unwrap();
     assert_eq!(seen(&mut receiver, 1).await, std::slice::from_ref(&first));
 
-    proxy.cut();
-    assert!(eventually(ARRIVE, async || proxy.connections() == 0).await);
+    let refused_before = proxy.refused();
+    assert!(proxy.cut_and_wait(ARRIVE).await);
     // Published straight to the broker while the ingest cannot reach it: waits in the queue.
     let during = notification(2);
     queue.publish(&during).await.unwrap();
-    // The outage itself lasts a while (this waits for nothing): long enough for the ingest's
-    // reconnect attempts, 100 ms then 200 ms apart, to fail.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The outage lasts until the ingest has tried to reconnect, twice, and been refused.
+    assert!(
+        eventually(ARRIVE, async || proxy.refused() >= refused_before + 2).await,
+        "the ingest did not try to reconnect"
+    );
     proxy.restore();
     let after = notification(3);
     queue.publish(&after).await.unwrap();

@@ -410,7 +410,10 @@ async fn redis_cut_mid_run_fails_fast_then_recovers_without_rebuilding() {
         Some(record.clone())
     );
 
-    proxy.cut();
+    assert!(
+        proxy.cut_and_wait(CLOSE).await,
+        "the proxy did not close its connections in time"
+    );
     every_call_fails_fast(cache).await;
     every_call_fails_fast(cache).await;
 
@@ -428,7 +431,10 @@ async fn redis_cut_mid_run_fails_fast_then_recovers_without_rebuilding() {
     cache_contract(cache).await;
 
     // A second outage heals the same way.
-    proxy.cut();
+    assert!(
+        proxy.cut_and_wait(CLOSE).await,
+        "the proxy did not close its connections in time"
+    );
     fails_fast(
         "get_file during the second cut",
         cache.get_file(record.tenant, record.id),
@@ -628,7 +634,10 @@ async fn a_redis_outage_leaves_no_stale_entry_once_redis_is_back() {
         assert!(redis.exists(&key).await, "{key} is not cached");
     }
 
-    proxy.cut();
+    assert!(
+        proxy.cut_and_wait(CLOSE).await,
+        "the proxy did not close its connections in time"
+    );
     let deleted = metadata.mark_deleted(tenant, v2.id).await.unwrap().unwrap();
     assert_eq!(deleted.state, FileState::Deleted);
     let completed = complete(&metadata, &late).await;
@@ -692,7 +701,10 @@ async fn past_its_bound_a_redis_outage_flushes_the_prefix_once_redis_is_back() {
     let planted = sample_record(fresh_tenant(), Owner::Tenant, "planted.bin");
     redis.cache.put_file(&planted).await.unwrap();
 
-    proxy.cut();
+    assert!(
+        proxy.cut_and_wait(CLOSE).await,
+        "the proxy did not close its connections in time"
+    );
     // Two entries (v1 and its name), then two new records: one more than remembered.
     let deleted = metadata.mark_deleted(tenant, v1.id).await.unwrap().unwrap();
     for n in 0..2 {

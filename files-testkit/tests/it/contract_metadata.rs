@@ -454,7 +454,10 @@ async fn a_database_that_goes_away_is_unavailable_and_the_store_recovers_when_it
     let record = sample(TenantId::from_uuid(Uuid::new_v4()));
     store.insert(&record).await.unwrap();
 
-    proxy.cut();
+    assert!(
+        proxy.cut_and_wait(std::time::Duration::from_secs(10)).await,
+        "the proxy did not close its connections in time"
+    );
     assert_unavailable_within(CONNECT_TIMEOUT, store.get(record.tenant, record.id)).await;
     assert_unavailable_within(CONNECT_TIMEOUT, store.ping()).await;
 

@@ -1,5 +1,6 @@
 //! The TCP proxy that tests use to cut dependencies: bytes flow, a cut closes open connections
-//! and refuses new ones, a restore lets them through again, a drop stops it.
+//! and refuses new ones, a hang lets nothing through and closes nothing, a restore lets them
+//! through again, a drop stops it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -87,6 +88,7 @@ async fn cut_closes_open_connections_and_refuses_new_ones_until_restored() {
             "a connection made while cut must fail"
         );
     }
+    assert_eq!(proxy.refused(), 3, "each refused connection is counted");
 
     proxy.restore();
     assert!(!proxy.is_cut());
@@ -99,6 +101,60 @@ async fn cut_closes_open_connections_and_refuses_new_ones_until_restored() {
     proxy.restore();
     let mut again = TcpStream::connect(proxy.addr()).await.unwrap();
     round_trip(&mut again, b"again").await;
+}
+
+#[tokio::test]
+async fn hang_stalls_open_connections_and_holds_new_ones_until_restored() {
+    let proxy = TcpProxy::start(echo_server().await).await.unwrap();
+    let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+    round_trip(&mut open, b"before").await;
+
+    proxy.hang();
+    assert!(proxy.is_cut());
+    // The open connection stays open (no close a client could notice) and carries nothing
+    // back; a new one is accepted and held.
+    open.write_all(b"anyone?").await.unwrap();
+    let mut held = TcpStream::connect(proxy.addr()).await.unwrap();
+    held.write_all(b"anyone?").await.unwrap();
+    assert!(
+        eventually(HANG, async || proxy.held() == 1).await,
+        "the new connection is not held"
+    );
+    for stream in [&mut open, &mut held] {
+        let mut buffer = [0; 16];
+        let read = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buffer)).await;
+        assert!(read.is_err(), "a connection answered or closed while hanging: {read:?}");
+    }
+    assert_eq!(proxy.connections(), 1, "the stalled connection is still counted");
+
+    // A client that gives up is let go.
+    drop(held);
+    assert!(
+        eventually(HANG, async || proxy.held() == 0).await,
+        "a closed client is still held"
+    );
+
+    // A restore closes what stalled or was held (bytes were lost there) and forwards again.
+    let mut held = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(eventually(HANG, async || proxy.held() == 1).await);
+    proxy.restore();
+    assert!(
+        is_closed(&mut open).await,
+        "the restore must close the stalled connection"
+    );
+    assert!(is_closed(&mut held).await, "the restore must close the held connection");
+    assert!(eventually(HANG, async || proxy.held() == 0 && proxy.connections() == 0).await);
+    let mut after = TcpStream::connect(proxy.addr()).await.unwrap();
+    round_trip(&mut after, b"after").await;
+
+    // From hanging to cut: everything closes and new connections are refused.
+    proxy.hang();
+    let mut held = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(eventually(HANG, async || proxy.held() == 1).await);
+    proxy.cut();
+    assert!(is_closed(&mut after).await);
+    assert!(is_closed(&mut held).await);
+    assert!(new_connection_fails(proxy.addr()).await);
 }
 
 #[tokio::test]
@@ -139,9 +195,9 @@ async fn dropping_the_proxy_closes_its_connections_and_port() {
 
 #[tokio::test]
 async fn a_target_that_is_down_closes_the_client_connection() {
-    // Bind then drop: a port with (almost certainly) nothing behind it.
-    let free = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let proxy = TcpProxy::start(free).await.unwrap();
+    // A port bound without listening: refused, and no one else can take it meanwhile.
+    let closed = files_testkit::services::ClosedPort::bind().unwrap();
+    let proxy = TcpProxy::start(closed.addr().unwrap()).await.unwrap();
     assert!(new_connection_fails(proxy.addr()).await);
 }
 
