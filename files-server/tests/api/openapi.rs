@@ -188,7 +188,7 @@ fn the_schema_check_catches_what_it_claims() {
     };
     let good = json!({"file_id": "018f3a2e-9b7c-7d41-8f0a-3c2b1a0e9d88", "tenant_id": "018f3a2e-9b7c-7d41-8f0a-3c2b1a0e9d88",
         "device_id": null, "file_name": "a", "sha256": "00", "size": 1, "content_type": null,
-        "state": "available", "created_at": "x", "completed_at": null});
+        "state": "available", "created_at": "x", "completed_at": null, "integrity": "object", "parts": null});
     assert_eq!(check(&file, good.clone()), Vec::<String>::new());
     let mut missing = good.clone();
     missing.as_object_mut().unwrap().remove("completed_at");
