@@ -134,6 +134,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map_or_else(|| "(none)".to_owned(), ToString::to_string);
                 println!("routing key: {}", delivery.routing_key);
                 println!("message id:  {message_id}");
+                // `integrity` says what the store verified: the whole object's SHA-256 (one PUT),
+                // or each part's and their composite (a multipart upload, `parts`).
+                match &event.file.parts {
+                    Some(parts) => println!(
+                        "integrity:   parts ({} of {} bytes, composite {})",
+                        parts.count, parts.size, parts.sha256_of_parts
+                    ),
+                    None => println!("integrity:   object (sha256 {})", event.file.sha256),
+                }
                 println!("{}", serde_json::to_string_pretty(&event)?);
             }
             // Not ours to fix: print it and move on rather than redeliver it forever.
