@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use files_core::{
-    Cache, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Outbox, OutboxEntry, OutboxStats,
-    PortError, Scope, TenantId,
+    Cache, FileId, FileName, FileRecord, FileState, FileUploaded, Housekeeping, MetadataStore, Outbox, OutboxEntry,
+    OutboxStats, PortError, Scope, TenantId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -25,6 +25,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MemoryMetadataStore {
     files: Mutex<BTreeMap<FileId, FileRecord>>,
     outbox: Mutex<MemoryOutbox>,
+    /// The janitor's leases, by file.
+    leases: Mutex<HashMap<FileId, Instant>>,
 }
 
 #[derive(Debug, Default)]
@@ -159,6 +161,64 @@ impl MetadataStore for MemoryMetadataStore {
             r.state = FileState::Deleted;
             true
         }))
+    }
+
+    async fn mark_expired(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+        Ok(self.update(tenant, id, |r| {
+            let pending = r.state == FileState::Pending;
+            if pending {
+                r.state = FileState::Expired;
+            }
+            pending
+        }))
+    }
+}
+
+#[async_trait]
+impl Housekeeping for MemoryMetadataStore {
+    async fn claim_stale(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<FileRecord>, PortError> {
+        let now = Instant::now();
+        let files = lock(&self.files);
+        let mut leases = lock(&self.leases);
+        let mut stale: Vec<&FileRecord> = files
+            .values()
+            .filter(|r| matches!(r.state, FileState::Pending | FileState::Deleted))
+            .filter(|r| r.upload_expires_at.is_some_and(|at| at < cutoff))
+            .filter(|r| leases.get(&r.id).is_none_or(|until| *until <= now))
+            .collect();
+        stale.sort_by_key(|r| r.upload_expires_at);
+        stale.truncate(limit);
+        for record in &stale {
+            leases.insert(record.id, now + lease);
+        }
+        Ok(stale.into_iter().cloned().collect())
+    }
+
+    async fn mark_swept(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {
+        self.update(tenant, id, |r| {
+            r.upload_expires_at = None;
+            true
+        });
+        lock(&self.leases).remove(&id);
+        Ok(())
+    }
+
+    async fn count_pending(&self) -> Result<u64, PortError> {
+        Ok(lock(&self.files)
+            .values()
+            .filter(|r| r.state == FileState::Pending)
+            .count() as u64)
+    }
+
+    async fn prune_sent(&self, before: OffsetDateTime, limit: usize) -> Result<u64, PortError> {
+        // Sent events are forgotten when marked sent: nothing is kept to prune.
+        let _ = (before, limit);
+        Ok(0)
     }
 }
 

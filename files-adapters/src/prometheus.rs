@@ -36,6 +36,8 @@ pub struct Prometheus {
     outbox_depth: IntGauge,
     outbox_lag: Gauge,
     outbox_publishes: IntCounterVec,
+    janitor_actions: IntCounterVec,
+    pending_uploads: IntGauge,
     dependency_calls: HistogramVec,
     devices: Mutex<HashSet<DeviceId>>,
     max_devices: usize,
@@ -125,6 +127,16 @@ impl Prometheus {
                 "Outbox publications by outcome (published events, failed attempts)",
                 &["outcome"],
             )?,
+            janitor_actions: counter(
+                "files_janitor_actions_total",
+                "What the janitor did: completed, expired, swept, orphan_deleted, outbox_pruned (rows), failed",
+                &["action"],
+            )?,
+            pending_uploads: {
+                let gauge = IntGauge::new("files_pending_uploads", "Uploads pending (as the janitor last counted)")?;
+                registry.register(Box::new(gauge.clone()))?;
+                gauge
+            },
             dependency_calls: histogram(
                 "files_dependency_call_duration_seconds",
                 "Calls to the database and the object store by operation and outcome (ok, error)",
@@ -220,6 +232,14 @@ impl files_core::Metrics for Prometheus {
     fn outbox_state(&self, depth: u64, lag_seconds: f64) {
         self.outbox_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
         self.outbox_lag.set(lag_seconds);
+    }
+
+    fn janitor_action(&self, action: &'static str, count: u64) {
+        self.janitor_actions.with_label_values(&[action]).inc_by(count);
+    }
+
+    fn pending_uploads(&self, count: u64) {
+        self.pending_uploads.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 }
 

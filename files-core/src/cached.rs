@@ -433,4 +433,12 @@ impl MetadataStore for WriteThrough {
         }
         Ok(record)
     }
+
+    async fn mark_expired(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+        let record = self.store.mark_expired(tenant, id).await?;
+        if let Some(record) = &record {
+            self.changed(record, false).await;
+        }
+        Ok(record)
+    }
 }

@@ -147,6 +147,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             completed_at: None,
             multipart: None,
+            upload_expires_at: None,
         };
         let event = FileUploaded::new(Uuid::from_u128(9), &record, 5, "files", OffsetDateTime::UNIX_EPOCH);
         let value = serde_json::to_value(&event)?;
@@ -196,6 +197,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             completed_at: None,
             multipart: None,
+            upload_expires_at: None,
         };
         let plan = PartPlan::from_stored(5, vec![Sha256::from_bytes([1; 32]); 3]);
         let composite = plan.sha256_of_parts();

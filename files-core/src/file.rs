@@ -21,6 +21,9 @@ pub enum FileState {
     Available,
     /// Deleted: metadata kept only as a tombstone, never served.
     Deleted,
+    /// Abandoned: the upload was not completed before its URL (or multipart upload) expired
+    /// and the grace period passed; nothing of it is kept in the store.
+    Expired,
 }
 
 impl FileState {
@@ -31,6 +34,7 @@ impl FileState {
             Self::Pending => "pending",
             Self::Available => "available",
             Self::Deleted => "deleted",
+            Self::Expired => "expired",
         }
     }
 }
@@ -63,6 +67,10 @@ pub struct FileRecord {
     /// The multipart upload, for a file sent in parts; `None` for a single PUT.
     #[serde(default)]
     pub multipart: Option<MultipartUpload>,
+    /// Until when the upload URL (or the multipart upload) can put bytes in the store; `None`
+    /// for a record of API 1.0, and once the janitor has swept a deleted record's object.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub upload_expires_at: Option<OffsetDateTime>,
 }
 
 impl FileRecord {

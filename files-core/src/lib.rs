@@ -8,6 +8,7 @@ pub mod disposition;
 pub mod event;
 pub mod file;
 pub mod ids;
+pub mod janitor;
 pub mod metrics;
 pub mod multipart;
 pub mod ports;
@@ -21,13 +22,14 @@ pub use cached::WriteThrough;
 pub use event::{FILE_UPLOADED, FileUploaded, PartsSummary, UploadedFile};
 pub use file::{FileRecord, FileState, ObjectKey};
 pub use ids::{DeviceId, FileId, InvalidId, TenantId};
+pub use janitor::{Janitor, JanitorPass, JanitorSettings};
 pub use metrics::{CacheOutcome, FileOperation, Metrics, NoMetrics};
 pub use multipart::{Integrity, InvalidPlan, MultipartUpload, PartPlan};
 pub use ports::{
-    BoxError, Cache, Clock, CompletedMultipart, DownloadSpec, InvalidToken, MetadataStore, MultipartUnsupported,
-    NoSuchUpload, Notifier, ObjectInfo, ObjectStore, Outbox, OutboxEntry, OutboxStats, PartSpec, PortError,
-    PresignedRequest, SignError, StoredPart, SystemClock, TokenError, TokenVerifier, TransactionalStore, UploadSpec,
-    UrlSigner,
+    BoxError, Cache, Clock, CompletedMultipart, DownloadSpec, Housekeeping, InvalidToken, JanitorStore, MetadataStore,
+    MultipartUnsupported, NoSuchUpload, Notifier, ObjectInfo, ObjectStore, Outbox, OutboxEntry, OutboxStats, PartSpec,
+    PortError, PresignedRequest, SignError, StoredPart, SystemClock, TokenError, TokenVerifier, TransactionalStore,
+    UploadSpec, UrlSigner,
 };
 pub use principal::{Access, Forbidden, Owner, Principal, Scope, authorize};
 pub use relay::{Relay, RelayPass, RelaySettings, relay_once};

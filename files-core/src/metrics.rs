@@ -115,6 +115,19 @@ pub trait Metrics: Send + Sync {
     fn outbox_state(&self, depth: u64, lag_seconds: f64) {
         let _ = (depth, lag_seconds);
     }
+
+    /// The janitor did something: `completed` (an upload nobody completed, made available),
+    /// `expired` (an abandoned upload), `swept` (a deleted file's late object), `orphan_deleted`
+    /// (an object no record points to), `outbox_pruned` (sent outbox rows removed, `count` of
+    /// them), `failed` (a dependency failed; retried on a later pass).
+    fn janitor_action(&self, action: &'static str, count: u64) {
+        let _ = (action, count);
+    }
+
+    /// How many uploads are pending.
+    fn pending_uploads(&self, count: u64) {
+        let _ = count;
+    }
 }
 
 /// Counts nothing.

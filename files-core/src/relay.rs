@@ -177,19 +177,10 @@ impl Relay {
                 last_stats = Some(now);
                 self.report_stats(now).await;
             }
-            if let Some(pause) = pause {
-                let mut sleep = pin!(self.clock.sleep(pause));
-                let woken_by_stop = poll_fn(|cx| {
-                    if stop.as_mut().poll(cx).is_ready() {
-                        Poll::Ready(true)
-                    } else {
-                        sleep.as_mut().poll(cx).map(|()| false)
-                    }
-                })
-                .await;
-                if woken_by_stop {
-                    return;
-                }
+            if let Some(pause) = pause
+                && sleep_unless_stopped(&*self.clock, pause, stop.as_mut()).await
+            {
+                return;
             }
         }
     }
@@ -204,7 +195,24 @@ impl Relay {
     }
 }
 
+/// Waits `pause` on the clock, or until `stop` completes; true when it was `stop`.
+pub(crate) async fn sleep_unless_stopped(
+    clock: &dyn Clock,
+    pause: std::time::Duration,
+    mut stop: Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    let mut sleep = pin!(clock.sleep(pause));
+    poll_fn(|cx| {
+        if stop.as_mut().poll(cx).is_ready() {
+            Poll::Ready(true)
+        } else {
+            sleep.as_mut().poll(cx).map(|()| false)
+        }
+    })
+    .await
+}
+
 /// Whether `stop` has completed, without waiting for it.
-fn stopped(stop: Pin<&mut impl Future<Output = ()>>) -> bool {
+pub(crate) fn stopped(stop: Pin<&mut impl Future<Output = ()>>) -> bool {
     stop.poll(&mut Context::from_waker(Waker::noop())).is_ready()
 }

@@ -18,7 +18,7 @@ use files_adapters::jwks::{ClaimNames, JwtConfig, RemoteJwks};
 use files_adapters::postgres::PostgresConfig;
 use files_adapters::redis::RedisConfig;
 use files_adapters::s3::S3Config;
-use files_core::{MAX_EXPIRY, ServiceConfig};
+use files_core::{JanitorSettings, MAX_EXPIRY, ServiceConfig};
 use secrecy::SecretString;
 use url::Url;
 
@@ -85,6 +85,10 @@ pub const VARIABLES: &[&str] = &[
     "FILES_AMQP_EXCHANGE",
     "FILES_AMQP_TIMEOUT_MS",
     "FILES_AMQP_INGEST_QUEUE",
+    "FILES_JANITOR_INTERVAL_SECS",
+    "FILES_UPLOAD_GRACE_SECS",
+    "FILES_OUTBOX_RETENTION_SECS",
+    "FILES_JANITOR_BATCH",
 ];
 
 /// The settings every production deployment sets (compose and the Kubernetes manifests are
@@ -139,6 +143,9 @@ pub struct Settings {
     pub log: LogSettings,
     /// `FILES_SHUTDOWN_*`.
     pub shutdown: ShutdownSettings,
+    /// `FILES_JANITOR_INTERVAL_SECS`, `FILES_UPLOAD_GRACE_SECS`, `FILES_OUTBOX_RETENTION_SECS`,
+    /// `FILES_JANITOR_BATCH`.
+    pub janitor: JanitorSettings,
     /// `FILES_*` variables of the environment that the server does not know (a typo?): warned
     /// about at start-up.
     pub unknown_variables: Vec<String>,
@@ -486,6 +493,7 @@ impl Settings {
                 delay: vars.seconds_or_zero("FILES_SHUTDOWN_DELAY_SECS", 0, 300)?,
                 grace: vars.seconds("FILES_SHUTDOWN_GRACE_SECS", 20, 3600)?,
             },
+            janitor: janitor(vars)?,
             unknown_variables: Vec::new(),
         })
     }
@@ -733,6 +741,31 @@ fn amqp(vars: &Vars) -> Result<Option<AmqpSettings>, ConfigError> {
         config,
         ingest_queue: vars.raw("FILES_AMQP_INGEST_QUEUE").map(str::to_owned),
     }))
+}
+
+/// The janitor's pace: `FILES_JANITOR_INTERVAL_SECS` (default 60), `FILES_UPLOAD_GRACE_SECS`
+/// (default 600, 0 allowed), `FILES_OUTBOX_RETENTION_SECS` (default 7 days),
+/// `FILES_JANITOR_BATCH` (default 100, 1 to 10,000).
+fn janitor(vars: &Vars) -> Result<JanitorSettings, ConfigError> {
+    let defaults = JanitorSettings::default();
+    let batch: usize = vars.or("FILES_JANITOR_BATCH", defaults.batch)?;
+    if !(1..=10_000).contains(&batch) {
+        return Err(ConfigError {
+            variable: "FILES_JANITOR_BATCH",
+            problem: "must be between 1 and 10000".to_owned(),
+        });
+    }
+    Ok(JanitorSettings {
+        interval: vars.seconds("FILES_JANITOR_INTERVAL_SECS", defaults.interval.as_secs(), 86_400)?,
+        grace: vars.seconds_or_zero("FILES_UPLOAD_GRACE_SECS", defaults.grace.as_secs(), 7 * 86_400)?,
+        outbox_retention: vars.seconds_or_zero(
+            "FILES_OUTBOX_RETENTION_SECS",
+            defaults.outbox_retention.as_secs(),
+            366 * 86_400,
+        )?,
+        batch,
+        ..defaults
+    })
 }
 
 #[cfg(test)]

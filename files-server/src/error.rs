@@ -270,6 +270,11 @@ impl From<DownloadError> for ApiError {
         match error {
             DownloadError::Forbidden(e) => e.into(),
             DownloadError::NotFound => file_not_found(),
+            DownloadError::Expired => Self::new(
+                StatusCode::GONE,
+                "upload_expired",
+                "the upload of this file was never completed and has expired",
+            ),
             DownloadError::NotCompleted => Self::new(
                 StatusCode::CONFLICT,
                 "upload_not_completed",

@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use files_adapters::amqp::AmqpIngest;
 use files_adapters::embedded_s3::{EmbeddedS3, StoredObject};
-use files_core::{FilesService, Metrics, ObjectCreated, Ports};
+use files_core::{FilesService, Housekeeping, Metrics, ObjectCreated, Ports};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -36,6 +36,10 @@ pub struct Application {
     relay: JoinHandle<()>,
     /// Tells the relay to stop after its pass under way.
     relay_stop: oneshot::Sender<()>,
+    /// The janitor; stopped (its pass under way finished, or dropped: its leases run out) on
+    /// shutdown.
+    janitor: JoinHandle<()>,
+    janitor_stop: oneshot::Sender<()>,
     queue_ingest: Option<AmqpIngest>,
     shutdown: ShutdownSettings,
 }
@@ -76,6 +80,7 @@ impl Application {
             Some(store) => store,
             None => wiring::metadata_store(&settings, metrics.clone(), &mut profile).await?,
         };
+        let housekeeping: Arc<dyn Housekeeping> = store.clone();
         let cache = match overrides.cache {
             Some(cache) => cache,
             None => wiring::cache(&settings, &mut profile, &mut optional)?,
@@ -99,6 +104,10 @@ impl Application {
         let relay = tokio::spawn(relay.run_until(async move {
             // A dropped sender stops it too.
             let _ = relay_stopped.await;
+        }));
+        let (janitor_stop, janitor_stopped) = oneshot::channel::<()>();
+        let janitor = tokio::spawn(service.janitor(housekeeping, settings.janitor).run_until(async move {
+            let _ = janitor_stopped.await;
         }));
 
         let queue_ingest = settings.amqp.as_ref().and_then(|amqp| {
@@ -186,6 +195,8 @@ impl Application {
             embedded,
             relay,
             relay_stop,
+            janitor,
+            janitor_stop,
             queue_ingest,
             shutdown: settings.shutdown,
         })
@@ -249,6 +260,8 @@ impl Application {
             embedded,
             relay,
             relay_stop,
+            janitor,
+            janitor_stop,
             queue_ingest,
             shutdown: settings,
             ..
@@ -281,6 +294,13 @@ impl Application {
             .grace
             .saturating_sub(stopping.elapsed())
             .max(Duration::from_secs(1));
+        // The janitor first: a file it completes records its event for the relay to publish.
+        let _ = janitor_stop.send(());
+        let mut janitor = janitor;
+        if tokio::time::timeout(left, &mut janitor).await.is_err() {
+            janitor.abort();
+            tracing::warn!("the janitor did not finish its pass in time; its claims run out by themselves");
+        }
         stop_relay(relay, relay_stop, left).await;
         if let Some(ingest) = queue_ingest
             && tokio::time::timeout(left, ingest.shutdown()).await.is_err()

@@ -14,7 +14,7 @@ use files_adapters::postgres::PostgresStore;
 use files_adapters::prometheus::Prometheus;
 use files_adapters::redis::RedisCache;
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
-use files_core::{Cache, Metrics, Notifier, ObjectStore, PortError, TokenVerifier, TransactionalStore, UrlSigner};
+use files_core::{Cache, JanitorStore, Metrics, Notifier, ObjectStore, PortError, TokenVerifier, UrlSigner};
 use secrecy::SecretString;
 use tokio::sync::mpsc;
 
@@ -25,7 +25,7 @@ use crate::readiness::{OptionalDependencies, Probe};
 #[derive(Default)]
 pub struct Overrides {
     /// The metadata store with its outbox (default: in memory).
-    pub metadata: Option<Arc<dyn TransactionalStore>>,
+    pub metadata: Option<Arc<dyn JanitorStore>>,
     /// The cache (default: in memory).
     pub cache: Option<Arc<dyn Cache>>,
     /// The notifier (default: log only).
@@ -202,7 +202,7 @@ pub async fn metadata_store(
     settings: &Settings,
     metrics: Arc<dyn Metrics>,
     profile: &mut Profile,
-) -> anyhow::Result<Arc<dyn TransactionalStore>> {
+) -> anyhow::Result<Arc<dyn JanitorStore>> {
     let Some(config) = &settings.database else {
         profile.say("metadata: in memory (lost on exit)");
         return Ok(Arc::new(MemoryMetadataStore::new()));

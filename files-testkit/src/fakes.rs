@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_core::{
     Cache, CacheOutcome, Clock, CompletedMultipart, DownloadSpec, FileId, FileName, FileOperation, FileRecord,
-    FileState, FileUploaded, MetadataStore, NoSuchUpload, Notifier, ObjectInfo, ObjectKey, ObjectStore, Outbox,
-    OutboxEntry, OutboxStats, Owner, PartSpec, PortError, PresignedRequest, Principal, Scope, Sha256, SignError,
-    StoredPart, TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
+    FileState, FileUploaded, Housekeeping, MetadataStore, NoSuchUpload, Notifier, ObjectInfo, ObjectKey, ObjectStore,
+    Outbox, OutboxEntry, OutboxStats, Owner, PartSpec, PortError, PresignedRequest, Principal, Scope, Sha256,
+    SignError, StoredPart, TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
 };
 use sha2::Digest as _;
 use time::OffsetDateTime;
@@ -122,6 +122,39 @@ impl MetadataStore for FakeMetadataStore {
     async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
         self.switch.check()?;
         self.inner.mark_deleted(tenant, id).await
+    }
+
+    async fn mark_expired(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+        self.switch.check()?;
+        self.inner.mark_expired(tenant, id).await
+    }
+}
+
+#[async_trait]
+impl Housekeeping for FakeMetadataStore {
+    async fn claim_stale(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<FileRecord>, PortError> {
+        self.switch.check()?;
+        self.inner.claim_stale(cutoff, limit, lease).await
+    }
+
+    async fn mark_swept(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {
+        self.switch.check()?;
+        self.inner.mark_swept(tenant, id).await
+    }
+
+    async fn count_pending(&self) -> Result<u64, PortError> {
+        self.switch.check()?;
+        self.inner.count_pending().await
+    }
+
+    async fn prune_sent(&self, before: OffsetDateTime, limit: usize) -> Result<u64, PortError> {
+        self.switch.check()?;
+        self.inner.prune_sent(before, limit).await
     }
 }
 

@@ -210,4 +210,25 @@ impl MetadataStore for PostgresStore {
             .await?;
         row.map(|row| to_record(OP, row)).transpose()
     }
+
+    async fn mark_expired(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+        const OP: &str = "mark_expired";
+        let (tenant, id) = (*tenant.as_uuid(), *id.as_uuid());
+        let row = self
+            .run(OP, move |conn| {
+                Box::pin(async move {
+                    diesel::update(files::table)
+                        .filter(files::id.eq(id))
+                        .filter(files::tenant_id.eq(tenant))
+                        .filter(files::state.eq(FileState::Pending.as_str()))
+                        .set(files::state.eq(FileState::Expired.as_str()))
+                        .returning(FileRow::as_returning())
+                        .get_result(conn)
+                        .await
+                        .optional()
+                })
+            })
+            .await?;
+        row.map(|row| to_record(OP, row)).transpose()
+    }
 }

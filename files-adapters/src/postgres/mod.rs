@@ -28,6 +28,7 @@
 
 mod config;
 mod errors;
+mod housekeeping;
 mod metadata;
 mod migrations;
 mod outbox;

@@ -28,6 +28,8 @@ mod schema {
             part_size -> Nullable<Int8>,
             part_sha256 -> Nullable<Bytea>,
             multipart_expires_at -> Nullable<Timestamptz>,
+            upload_expires_at -> Nullable<Timestamptz>,
+            janitor_leased_until -> Nullable<Timestamptz>,
         }
     }
 
@@ -63,6 +65,7 @@ pub(super) struct FileRow {
     /// Each part's SHA-256, 32 bytes each, in part order.
     pub(super) part_sha256: Option<Vec<u8>>,
     pub(super) multipart_expires_at: Option<OffsetDateTime>,
+    pub(super) upload_expires_at: Option<OffsetDateTime>,
 }
 
 /// A row (or a record) that does not fit the other side.
@@ -103,6 +106,7 @@ impl FileRow {
             part_size,
             part_sha256: multipart.map(|m| m.plan.sha256s().iter().flat_map(|d| *d.as_bytes()).collect()),
             multipart_expires_at: multipart.map(|m| m.expires_at),
+            upload_expires_at: record.upload_expires_at,
         })
     }
 }
@@ -154,6 +158,7 @@ impl TryFrom<FileRow> for FileRecord {
             "pending" => FileState::Pending,
             "available" => FileState::Available,
             "deleted" => FileState::Deleted,
+            "expired" => FileState::Expired,
             other => return Err(bad(format!("unknown state {other:?}"))),
         };
         let multipart = multipart(&row, bad)?;
@@ -176,6 +181,7 @@ impl TryFrom<FileRow> for FileRecord {
             created_at: row.created_at,
             completed_at: row.completed_at,
             multipart,
+            upload_expires_at: row.upload_expires_at,
         })
     }
 }

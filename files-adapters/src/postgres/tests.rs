@@ -82,6 +82,7 @@ fn row() -> FileRow {
         part_size: None,
         part_sha256: None,
         multipart_expires_at: None,
+        upload_expires_at: None,
     }
 }
 

@@ -162,6 +162,9 @@ pub enum DownloadError {
     /// The version (or every version of the name) is still waiting for its upload.
     #[error("upload not completed yet")]
     NotCompleted,
+    /// The version's upload was abandoned and expired: there is nothing to download.
+    #[error("the upload of this file was never completed and has expired")]
+    Expired,
     /// The URL could not be signed.
     #[error(transparent)]
     Sign(#[from] SignError),

@@ -117,11 +117,11 @@ pub struct Page {
 pub struct FilesService {
     tokens: Arc<dyn TokenVerifier>,
     /// The store, behind the write-through cache when there is one.
-    metadata: Arc<dyn MetadataStore>,
+    pub(crate) metadata: Arc<dyn MetadataStore>,
     signer: Arc<dyn UrlSigner>,
     objects: Arc<dyn ObjectStore>,
-    clock: Arc<dyn Clock>,
-    metrics: Arc<dyn Metrics>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<dyn Metrics>,
     config: ServiceConfig,
 }
 
@@ -216,7 +216,7 @@ impl FilesService {
             self.config.max_upload_expiry,
         )?;
         let now = self.clock.now();
-        let record = self.pending_record(scope, request, now);
+        let record = self.pending_record(scope, request, now, now + expires_in);
         let spec = UploadSpec {
             key: record.object_key(),
             sha256: record.sha256,
@@ -248,7 +248,13 @@ impl FilesService {
     }
 
     /// A new pending version from a validated request.
-    fn pending_record(&self, scope: Scope, request: UploadRequest, now: OffsetDateTime) -> FileRecord {
+    fn pending_record(
+        &self,
+        scope: Scope,
+        request: UploadRequest,
+        now: OffsetDateTime,
+        upload_expires_at: OffsetDateTime,
+    ) -> FileRecord {
         FileRecord {
             id: FileId::new(),
             tenant: scope.tenant,
@@ -261,6 +267,7 @@ impl FilesService {
             created_at: now,
             completed_at: None,
             multipart: None,
+            upload_expires_at: Some(upload_expires_at),
         }
     }
 
@@ -314,6 +321,7 @@ impl FilesService {
                 match record.state {
                     FileState::Available => record,
                     FileState::Pending => return Err(DownloadError::NotCompleted),
+                    FileState::Expired => return Err(DownloadError::Expired),
                     FileState::Deleted => return Err(DownloadError::NotFound),
                 }
             }
@@ -454,6 +462,17 @@ impl FilesService {
         Ok(record)
     }
 
+    /// Leaves nothing of a record's upload in the store: aborts its multipart upload, if any,
+    /// and deletes its object.
+    pub(crate) async fn clear_store(&self, record: &FileRecord) -> Result<(), PortError> {
+        if let Some(upload) = &record.multipart {
+            self.objects
+                .abort_multipart(&record.object_key(), &upload.upload_id)
+                .await?;
+        }
+        self.objects.delete(&record.object_key()).await
+    }
+
     /// Deletes an object that can never complete its file (another size than declared, or over
     /// the limit); a failure only leaves it for a later attempt.
     pub(crate) async fn discard_object(&self, record: &FileRecord, why: Mismatch) {
@@ -471,10 +490,11 @@ impl FilesService {
     }
 
     /// The one path by which a pending file becomes available.
-    async fn finish(&self, record: FileRecord) -> Result<FileRecord, CompleteError> {
+    pub(crate) async fn finish(&self, record: FileRecord) -> Result<FileRecord, CompleteError> {
         match record.state {
             FileState::Available => return Ok(record),
             FileState::Deleted => return Err(CompleteError::NotFound),
+            FileState::Expired => return Err(CompleteError::UploadExpired),
             FileState::Pending => {}
         }
         let size = match &record.multipart {

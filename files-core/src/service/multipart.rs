@@ -119,7 +119,7 @@ impl FilesService {
         let now = self.clock.now();
         let expires_at = now + self.config.multipart_expiry;
         let count = plan.part_count();
-        let mut record = self.pending_record(scope, request, now);
+        let mut record = self.pending_record(scope, request, now, expires_at);
         let key = record.object_key();
         let upload_id = self.objects.create_multipart(&key).await.map_err(object_store)?;
         record.multipart = Some(MultipartUpload {
@@ -211,6 +211,7 @@ impl FilesService {
         let upload = match (&record.state, &record.multipart) {
             (FileState::Deleted, _) => return Err(PartsError::NotFound),
             (_, None) => return Err(PartsError::NotMultipart),
+            (FileState::Expired, Some(_)) => return Err(PartsError::Expired),
             (_, Some(upload)) => upload,
         };
         let size = record.size.unwrap_or_default();
@@ -254,6 +255,7 @@ impl FilesService {
             (FileState::Deleted, _) => Err(PartsError::NotFound),
             (_, None) => Err(PartsError::NotMultipart),
             (FileState::Available, Some(_)) => Err(PartsError::Completed),
+            (FileState::Expired, Some(_)) => Err(PartsError::Expired),
             (FileState::Pending, Some(upload)) => Ok(upload),
         }
     }

@@ -128,6 +128,7 @@ pub fn sample_record(tenant: TenantId, owner: Owner, file_name: &str) -> FileRec
         created_at: OffsetDateTime::now_utc(),
         completed_at: None,
         multipart: None,
+        upload_expires_at: None,
     }
 }
 

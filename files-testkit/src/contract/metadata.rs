@@ -90,6 +90,7 @@ pub(crate) fn record(scope: Scope, file_name: &str, state: FileState) -> FileRec
         created_at: now_micros(),
         completed_at: None,
         multipart: None,
+        upload_expires_at: None,
     }
 }
 

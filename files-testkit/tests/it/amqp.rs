@@ -66,6 +66,7 @@ fn uploaded(tenant: TenantId, owner: Owner) -> FileUploaded {
         created_at: now,
         completed_at: Some(now),
         multipart: None,
+        upload_expires_at: None,
     };
     FileUploaded::new(Uuid::new_v4(), &record, 1234, "files-test", now)
 }

@@ -49,6 +49,7 @@ fn sample(tenant: TenantId) -> FileRecord {
         created_at: now_micros(),
         completed_at: None,
         multipart: None,
+        upload_expires_at: None,
     }
 }
 

@@ -1,0 +1,258 @@
+//! The janitor: what nobody finished is made good or cleared away.
+//!
+//! Every instance runs one ([`Janitor::run_until`]); several at once are safe because the
+//! records are claimed with leases ([`Housekeeping::claim_stale`]) and a file becomes available
+//! through the one conditional transition of [`crate::MetadataStore::mark_available`]. A pass
+//! ([`Janitor::pass`]) does a bounded amount of work (`batch` records, `batch` outbox rows), so a
+//! backlog drains over several passes without a long transaction or a burst of store calls:
+//!
+//! 1. Pending uploads whose URL (or multipart upload) expired more than `grace` ago are
+//!    checked against the store, as `complete` does: an object that verifies makes the file
+//!    available and records its event (a lost bucket notification, or a device that never
+//!    called `complete`); otherwise the multipart upload is aborted, any object is deleted and
+//!    the record becomes `expired`.
+//! 2. Deleted records whose upload URL was still usable at deletion get their object deleted
+//!    again once that URL expired (and `grace` passed): a late PUT leaves nothing behind.
+//! 3. Sent outbox rows older than `outbox_retention` are removed.
+//!
+//! It waits through the [`Clock`] port, so tests drive it with a fake clock and never sleep.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::file::{FileRecord, FileState};
+use crate::metrics::Metrics;
+use crate::ports::{Clock, Housekeeping, PortError, error_chain};
+use crate::service::{CompleteError, FilesService};
+
+/// How often and how much the janitor works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JanitorSettings {
+    /// Between passes (`FILES_JANITOR_INTERVAL_SECS`, default 60 s). A full batch is followed
+    /// by the next pass at once.
+    pub interval: Duration,
+    /// How long after an upload URL expired the janitor leaves it alone
+    /// (`FILES_UPLOAD_GRACE_SECS`, default 600 s): a PUT that started just before expiry, or a
+    /// bucket notification on its way, gets there first.
+    pub grace: Duration,
+    /// How long sent outbox rows are kept (`FILES_OUTBOX_RETENTION_SECS`, default 7 days).
+    pub outbox_retention: Duration,
+    /// Records (and outbox rows) per pass (`FILES_JANITOR_BATCH`, default 100).
+    pub batch: usize,
+    /// How long a claimed record is left to this janitor before another may take it.
+    pub lease: Duration,
+}
+
+impl Default for JanitorSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            grace: Duration::from_secs(600),
+            outbox_retention: Duration::from_secs(7 * 24 * 3600),
+            batch: 100,
+            lease: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JanitorPass {
+    /// Records claimed.
+    pub claimed: usize,
+    /// Pending uploads found complete in the store and made available (one event each).
+    pub completed: usize,
+    /// Pending uploads expired (multipart aborted, object deleted).
+    pub expired: usize,
+    /// Deleted records whose late object was deleted.
+    pub swept: usize,
+    /// Records left for a later pass because a dependency failed.
+    pub failed: usize,
+    /// Sent outbox rows removed.
+    pub pruned: u64,
+}
+
+/// The janitor of one instance: built by [`FilesService::janitor`].
+pub struct Janitor {
+    service: FilesService,
+    store: Arc<dyn Housekeeping>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<dyn Metrics>,
+    settings: JanitorSettings,
+}
+
+impl std::fmt::Debug for Janitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Janitor")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn log(record: &FileRecord, action: &'static str) {
+    tracing::info!(
+        tenant_id = %record.tenant, device_id = ?record.owner.device(), file_id = %record.id,
+        action, "janitor"
+    );
+}
+
+impl FilesService {
+    /// The janitor of this service, over `store` (the same database as the service's metadata).
+    #[must_use]
+    pub fn janitor(&self, store: Arc<dyn Housekeeping>, settings: JanitorSettings) -> Janitor {
+        Janitor {
+            service: self.clone(),
+            store,
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            settings,
+        }
+    }
+}
+
+impl Janitor {
+    /// The settings in force.
+    #[must_use]
+    pub const fn settings(&self) -> &JanitorSettings {
+        &self.settings
+    }
+
+    /// One pass: claims up to `batch` records whose time is up and deals with each, prunes up
+    /// to `batch` sent outbox rows, and reports how many uploads are pending.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails before anything could be claimed; a failure on
+    /// one record only leaves it for a later pass.
+    pub async fn pass(&self) -> Result<JanitorPass, PortError> {
+        let now = self.clock.now();
+        let cutoff = now - self.settings.grace;
+        let records = self
+            .store
+            .claim_stale(cutoff, self.settings.batch, self.settings.lease)
+            .await?;
+        let mut pass = JanitorPass {
+            claimed: records.len(),
+            ..JanitorPass::default()
+        };
+        for record in records {
+            let action = match record.state {
+                FileState::Pending => self.settle(record).await,
+                FileState::Deleted => self.sweep(record).await,
+                // Completed or expired meanwhile: nothing to do.
+                FileState::Available | FileState::Expired => continue,
+            };
+            match action {
+                "completed" => pass.completed += 1,
+                "expired" => pass.expired += 1,
+                "swept" => pass.swept += 1,
+                _ => pass.failed += 1,
+            }
+            self.metrics.janitor_action(action, 1);
+        }
+        let before = now - self.settings.outbox_retention;
+        match self.store.prune_sent(before, self.settings.batch).await {
+            Ok(pruned) => {
+                pass.pruned = pruned;
+                if pruned > 0 {
+                    tracing::info!(pruned, "janitor: sent outbox rows removed");
+                    self.metrics.janitor_action("outbox_pruned", pruned);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "janitor: pruning the outbox failed");
+                self.metrics.janitor_action("failed", 1);
+            }
+        }
+        match self.store.count_pending().await {
+            Ok(pending) => self.metrics.pending_uploads(pending),
+            Err(error) => tracing::warn!(error = %error_chain(&error), "janitor: counting pending uploads failed"),
+        }
+        Ok(pass)
+    }
+
+    /// A pending upload past its time: completed if the store holds what was declared, else
+    /// expired with nothing left in the store.
+    async fn settle(&self, record: FileRecord) -> &'static str {
+        match self.service.finish(record.clone()).await {
+            Ok(available) if available.state == FileState::Available => {
+                log(&record, "completed");
+                return "completed";
+            }
+            Ok(_) | Err(CompleteError::NotFound) => return "skipped",
+            Err(CompleteError::Dependency(error)) => {
+                tracing::warn!(
+                    tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
+                    "janitor: cannot check the upload; will retry"
+                );
+                return "failed";
+            }
+            Err(_) => {}
+        }
+        if let Err(error) = self.service.clear_store(&record).await {
+            tracing::warn!(
+                tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
+                "janitor: cannot clear the abandoned upload; will retry"
+            );
+            return "failed";
+        }
+        match self.service.metadata.mark_expired(record.tenant, record.id).await {
+            Ok(_) => {
+                log(&record, "expired");
+                "expired"
+            }
+            Err(error) => {
+                tracing::warn!(
+                    tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
+                    "janitor: cannot mark the upload expired; will retry"
+                );
+                "failed"
+            }
+        }
+    }
+
+    /// A deleted record whose upload URL has expired: whatever a late PUT stored is deleted.
+    async fn sweep(&self, record: FileRecord) -> &'static str {
+        let cleared = self.service.clear_store(&record).await;
+        let swept = match cleared {
+            Ok(()) => self.store.mark_swept(record.tenant, record.id).await,
+            Err(error) => Err(error),
+        };
+        match swept {
+            Ok(()) => {
+                log(&record, "swept");
+                "swept"
+            }
+            Err(error) => {
+                tracing::warn!(
+                    tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
+                    "janitor: cannot sweep the deleted file's object; will retry"
+                );
+                "failed"
+            }
+        }
+    }
+
+    /// Works until `stop` completes (or the future is dropped): a pass every `interval`, the
+    /// next at once after a full batch. A pass under way when `stop` completes is finished.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) {
+        let mut stop = pin!(stop);
+        loop {
+            if crate::relay::stopped(stop.as_mut()) {
+                return;
+            }
+            let busy = match self.pass().await {
+                Ok(pass) => pass.claimed >= self.settings.batch,
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "janitor: the database is unavailable; will retry");
+                    self.metrics.janitor_action("failed", 1);
+                    false
+                }
+            };
+            if !busy && crate::relay::sleep_unless_stopped(&*self.clock, self.settings.interval, stop.as_mut()).await {
+                return;
+            }
+        }
+    }
+}
