@@ -53,7 +53,7 @@ pub fn uploaded_event(record: &FileRecord, size: u64, at: OffsetDateTime) -> Fil
     FileUploaded::new(Uuid::new_v4(), record, size, "bucket", at)
 }
 
-pub(crate) fn fresh_tenant() -> TenantId {
+pub fn fresh_tenant() -> TenantId {
     TenantId::from_uuid(Uuid::new_v4())
 }
 

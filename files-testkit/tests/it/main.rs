@@ -7,6 +7,7 @@ mod contract_cache;
 mod contract_metadata;
 mod contract_objects;
 mod contract_tokens;
+mod janitor;
 mod jwks;
 mod metrics_port;
 mod multipart;
