@@ -24,7 +24,7 @@ const EXCHANGE: &str = "files.events";
 const WAIT: Duration = Duration::from_secs(15);
 
 /// A stack (Postgres, Redis, garage, JWKS) publishing to RabbitMQ at `amqp_url`.
-async fn events_stack(test: &str, amqp_url: &str, extra: &[(&str, &str)]) -> Option<Stack> {
+pub(crate) async fn events_stack(test: &str, amqp_url: &str, extra: &[(&str, &str)]) -> Option<Stack> {
     let mut options = AppOptions::default()
         .var("FILES_AMQP_URL", amqp_url)
         .var("FILES_EVENTS_SECRET", SECRET);
@@ -34,7 +34,7 @@ async fn events_stack(test: &str, amqp_url: &str, extra: &[(&str, &str)]) -> Opt
     stack_with(test, false, RedisRoute::Direct, options).await
 }
 
-async fn tenant_queue(url: &str, h: &Harness) -> Events {
+pub(crate) async fn tenant_queue(url: &str, h: &Harness) -> Events {
     let queue = TestQueue::bind(url, EXCHANGE, &format!("file.uploaded.{}.*", h.tenant))
         .await
         .unwrap();
@@ -47,7 +47,7 @@ async fn tenant_queue(url: &str, h: &Harness) -> Events {
 }
 
 /// The events a queue receives, de-duplicated by `event_id`.
-struct Events {
+pub(crate) struct Events {
     queue: TestQueue,
     /// Each distinct event, first delivery, in arrival order.
     distinct: Vec<(Received, FileUploaded)>,
@@ -73,7 +73,7 @@ impl Events {
 
     /// Reads until an event of each of `files` has come, or `within` passes; the files whose
     /// event did not come.
-    async fn until(&mut self, files: &HashSet<String>, within: Duration) -> HashSet<String> {
+    pub(crate) async fn until(&mut self, files: &HashSet<String>, within: Duration) -> HashSet<String> {
         let until = tokio::time::Instant::now() + within;
         loop {
             let missing: HashSet<String> = files.difference(&self.files()).cloned().collect();
@@ -96,12 +96,12 @@ impl Events {
     }
 
     /// The files of the distinct events received.
-    fn files(&self) -> HashSet<String> {
+    pub(crate) fn files(&self) -> HashSet<String> {
         self.distinct.iter().map(|(_, e)| e.file.file_id.to_string()).collect()
     }
 
     /// How many distinct events each file has.
-    fn per_file(&self) -> HashMap<String, usize> {
+    pub(crate) fn per_file(&self) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
         for (_, event) in &self.distinct {
             *counts.entry(event.file.file_id.to_string()).or_default() += 1;

@@ -12,6 +12,7 @@ mod fault_matrix;
 mod flow;
 mod hardening;
 mod helpers;
+mod janitor;
 mod lifecycle;
 mod multipart;
 mod openapi;

@@ -25,7 +25,7 @@ fn options() -> AppOptions {
 }
 
 /// Deterministic bytes that differ from part to part.
-fn content(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| u8::try_from((i * 31 + usize::from(seed) * 7 + i / 4096) % 251).unwrap_or(0))
         .collect()
@@ -37,7 +37,7 @@ fn sha256_of(bytes: &[u8]) -> Sha256 {
 }
 
 /// The upload request of `data` in parts of `part_size`.
-fn plan(name: &str, data: &[u8], part_size: usize) -> Value {
+pub(crate) fn plan(name: &str, data: &[u8], part_size: usize) -> Value {
     let digests: Vec<String> = data.chunks(part_size).map(sha256_hex).collect();
     json!({
         "file_name": name,
@@ -57,7 +57,7 @@ fn part_numbers(listing: &Value, stored: bool) -> Vec<u64> {
         .collect()
 }
 
-fn ticket(answer: &Value, number: u64) -> &Value {
+pub(crate) fn ticket(answer: &Value, number: u64) -> &Value {
     answer["parts"]
         .as_array()
         .unwrap()
@@ -456,7 +456,7 @@ async fn multipart_uploads_on_the_embedded_store() {
     eprintln!("BODY {:?}", r.unwrap().text().await);
 }
 
-fn objects_of(s3: &TestS3) -> S3Objects {
+pub(crate) fn objects_of(s3: &TestS3) -> S3Objects {
     S3Objects::new(&S3Config {
         endpoint: s3.endpoint.parse().unwrap(),
         public_endpoint: None,
