@@ -364,6 +364,7 @@ fn tokens(vars: &Vars) -> Result<TokenSettings, ConfigError> {
     };
     let jwt = JwtConfig {
         leeway: Duration::from_secs(vars.or("FILES_TOKEN_LEEWAY_SECS", secs(defaults.leeway))?),
+        token_cache_capacity: vars.or("FILES_TOKEN_CACHE_CAPACITY", defaults.token_cache_capacity)?,
         claims,
         ..defaults
     };
