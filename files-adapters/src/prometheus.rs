@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use files_core::{CacheOutcome, DeviceId, FileOperation, Owner, TenantId};
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
     exponential_buckets,
 };
 
@@ -27,6 +27,9 @@ pub struct Prometheus {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     token_verifications: IntCounterVec,
+    /// `files_token_cache_lookups_total` by outcome, resolved once: counted on every request.
+    token_cache_hits: IntCounter,
+    token_cache_misses: IntCounter,
     file_operations_tenant: IntCounterVec,
     file_operations_device: IntCounterVec,
     cache_operations: IntCounterVec,
@@ -70,7 +73,14 @@ impl Prometheus {
             registry.register(Box::new(metric.clone()))?;
             Ok(metric)
         };
+        let token_cache = counter(
+            "files_token_cache_lookups_total",
+            "Lookups in the verified-token cache by outcome (hit: the signature check was skipped; miss)",
+            &["outcome"],
+        )?;
         Ok(Self {
+            token_cache_hits: token_cache.with_label_values(&[CacheOutcome::Hit.label()]),
+            token_cache_misses: token_cache.with_label_values(&[CacheOutcome::Miss.label()]),
             http_requests: counter(
                 "files_http_requests_total",
                 "HTTP requests by route, method and status",
@@ -197,6 +207,13 @@ impl files_core::Metrics for Prometheus {
         self.token_verifications.with_label_values(&[outcome]).inc();
     }
 
+    fn token_cache(&self, outcome: CacheOutcome) {
+        match outcome {
+            CacheOutcome::Hit => self.token_cache_hits.inc(),
+            _ => self.token_cache_misses.inc(),
+        }
+    }
+
     fn key_set_refresh(&self, outcome: &'static str) {
         self.key_set_refreshes.with_label_values(&[outcome]).inc();
     }
@@ -275,6 +292,24 @@ mod tests {
         );
         assert!(
             text.contains("device=\"00000000-0000-0000-0000-000000000064\",operation=\"upload_url\"} 2"),
+            "{text}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn token_cache_lookups_are_counted_by_outcome() -> Result<(), MetricsError> {
+        let metrics = Prometheus::new(2)?;
+        metrics.token_cache(CacheOutcome::Hit);
+        metrics.token_cache(CacheOutcome::Hit);
+        metrics.token_cache(CacheOutcome::Miss);
+        let text = metrics.render()?;
+        assert!(
+            text.contains("files_token_cache_lookups_total{outcome=\"hit\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("files_token_cache_lookups_total{outcome=\"miss\"} 1"),
             "{text}"
         );
         Ok(())

@@ -71,8 +71,11 @@ impl RedisConfig {
     pub const DEFAULT_KEY_PREFIX: &str = "files";
     /// The default time to live of an entry.
     pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
-    /// The default pool size.
-    pub const DEFAULT_POOL_SIZE: u32 = 10;
+    /// The default pool size. Each call holds a connection for its round trip, so the pool
+    /// bounds the cache calls in flight; 32 (it was 10) stopped download-url from waiting for
+    /// a connection at 32 concurrent requests (docs/performance.md). Redis connections are
+    /// cheap.
+    pub const DEFAULT_POOL_SIZE: u32 = 32;
     /// The default bound on each call.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 

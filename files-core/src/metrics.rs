@@ -81,6 +81,12 @@ pub trait Metrics: Send + Sync {
         let _ = outcome;
     }
 
+    /// A lookup in the verified-token cache: [`CacheOutcome::Hit`] (the signature check was
+    /// skipped) or [`CacheOutcome::Miss`].
+    fn token_cache(&self, outcome: CacheOutcome) {
+        let _ = outcome;
+    }
+
     /// The token key set was fetched: `updated` or `failed`.
     fn key_set_refresh(&self, outcome: &'static str) {
         let _ = outcome;

@@ -60,6 +60,7 @@ pub const VARIABLES: &[&str] = &[
     "FILES_TOKEN_ISSUER",
     "FILES_TOKEN_AUDIENCE",
     "FILES_TOKEN_LEEWAY_SECS",
+    "FILES_TOKEN_CACHE_CAPACITY",
     "FILES_CLAIM_TENANT_ID",
     "FILES_CLAIM_DEVICE_ID",
     "FILES_CLAIM_SCOPE",
@@ -655,6 +656,7 @@ fn tokens(vars: &Vars) -> Result<TokenSettings, ConfigError> {
     };
     let jwt = JwtConfig {
         leeway: Duration::from_secs(vars.or("FILES_TOKEN_LEEWAY_SECS", secs(defaults.leeway))?),
+        token_cache_capacity: vars.or("FILES_TOKEN_CACHE_CAPACITY", defaults.token_cache_capacity)?,
         claims,
         ..defaults
     };

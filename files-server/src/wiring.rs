@@ -169,7 +169,7 @@ pub async fn token_verifier(
     profile: &mut Profile,
 ) -> anyhow::Result<Arc<dyn TokenVerifier>> {
     let jwt = settings.tokens.jwt.clone();
-    Ok(match &settings.tokens.keys {
+    let verifier = match &settings.tokens.keys {
         KeySource::DevKey => {
             let path = settings.dev_dir.join(DEV_KEY_FILE);
             let key = DevKey::load_or_create(&path).with_context(|| format!("FILES_DEV_DIR: {}", path.display()))?;
@@ -177,21 +177,22 @@ pub async fn token_verifier(
                 "tokens: development key {} (mint one with `files-server dev-token`)",
                 path.display()
             ));
-            Arc::new(key.verifier(jwt)?)
+            key.verifier(jwt)?
         }
         KeySource::File(path) => {
             profile.say(format!("tokens: keys from {}", path.display()));
-            Arc::new(JwksVerifier::from_key_file(jwt, path).context("FILES_JWKS_FILE")?)
+            JwksVerifier::from_key_file(jwt, path).context("FILES_JWKS_FILE")?
         }
         KeySource::Url(source) => {
             profile.say(format!("tokens: keys from {}", source.redacted_url()));
             let source = RemoteJwks {
-                metrics,
+                metrics: metrics.clone(),
                 ..source.clone()
             };
-            Arc::new(JwksVerifier::from_url(jwt, source).await.context("FILES_JWKS_URL")?)
+            JwksVerifier::from_url(jwt, source).await.context("FILES_JWKS_URL")?
         }
-    })
+    };
+    Ok(Arc::new(verifier.with_metrics(metrics)))
 }
 
 /// The metadata store and its outbox: Postgres (migrated first), or in memory.

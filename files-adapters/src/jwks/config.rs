@@ -45,7 +45,15 @@ pub struct JwtConfig {
     pub claims: ClaimNames,
     /// The scope that makes a token without a device a tenant service. Default `files:admin`.
     pub admin_scope: String,
+    /// How many verified tokens are remembered (each until its `exp`, the key set emptying
+    /// them when it changes), so that a device's next requests skip the signature check.
+    /// 0 turns the cache off. Default [`DEFAULT_TOKEN_CACHE_CAPACITY`].
+    pub token_cache_capacity: u64,
 }
+
+/// The default [`JwtConfig::token_cache_capacity`]: one token for each of 100,000 devices,
+/// about 40 MB when full.
+pub const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 100_000;
 
 impl JwtConfig {
     /// A configuration with the default leeway, claim names and admin scope.
@@ -57,6 +65,7 @@ impl JwtConfig {
             leeway: Duration::from_secs(60),
             claims: ClaimNames::default(),
             admin_scope: "files:admin".to_owned(),
+            token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
         }
     }
 

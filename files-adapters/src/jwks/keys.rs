@@ -80,6 +80,19 @@ impl VerifyingKey {
         }
     }
 
+    /// The public key's bytes (RSA: the modulus then the exponent), to tell whether a key set
+    /// changed.
+    fn material(&self) -> Vec<u8> {
+        match self {
+            Self::Rs256(key) => {
+                let components = key.to_components();
+                [components.n, components.e].concat()
+            }
+            Self::Es256(key) => key.to_bytes(),
+            Self::EdDsa(key) => key.to_bytes(),
+        }
+    }
+
     fn from_pem(pem: &str) -> Option<Self> {
         ES256PublicKey::from_pem(pem)
             .map(Self::Es256)
@@ -103,6 +116,19 @@ impl KeySet {
 
     pub(super) fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether both sets hold the same keys under the same `kid`s (and the same keys without
+    /// one, in order).
+    pub(super) fn same_keys(&self, other: &Self) -> bool {
+        let same = |a: &VerifyingKey, b: &VerifyingKey| a.algorithm() == b.algorithm() && a.material() == b.material();
+        self.by_kid.len() == other.by_kid.len()
+            && self
+                .by_kid
+                .iter()
+                .all(|(kid, key)| other.by_kid.get(kid).is_some_and(|theirs| same(key, theirs)))
+            && self.without_kid.len() == other.without_kid.len()
+            && self.without_kid.iter().zip(&other.without_kid).all(|(a, b)| same(a, b))
     }
 
     fn insert(&mut self, kid: Option<String>, key: VerifyingKey, origin: &str) {

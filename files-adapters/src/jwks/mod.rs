@@ -9,6 +9,9 @@
 //! is not the key's algorithm is refused, so `alg: none`, `HS256` keyed with an RSA public key and
 //! the like never reach a signature check. Tokens are never logged.
 
+mod cache;
+#[cfg(test)]
+mod cache_tests;
 mod claims;
 mod config;
 pub mod dev;
@@ -20,15 +23,19 @@ mod tests;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
-use files_core::{InvalidToken, Principal, TokenError, TokenVerifier};
+use files_core::{InvalidToken, Metrics, Principal, TokenError, TokenVerifier};
 use jwt_simple::common::VerificationOptions;
 use jwt_simple::token::Token;
 use tokio::sync::{Mutex, RwLock, oneshot};
 
+use cache::VerifiedTokens;
 use claims::{principal, refusal};
-pub use config::{ClaimNames, JwtConfig, KeyFile, RefreshObserver, RefreshOutcome, RemoteJwks};
+pub use config::{
+    ClaimNames, DEFAULT_TOKEN_CACHE_CAPACITY, JwtConfig, KeyFile, RefreshObserver, RefreshOutcome, RemoteJwks,
+};
 pub use dev::{DevClaims, DevKey, DevKeyError};
 pub use keys::KeyAlgorithm;
 use keys::{KeySet, SUPPORTED_ALGS, VerifyingKey};
@@ -97,6 +104,8 @@ struct Inner {
     config: JwtConfig,
     options: VerificationOptions,
     keys: RwLock<Option<Arc<KeySet>>>,
+    /// Tokens verified under the current keys, until their `exp`.
+    verified: VerifiedTokens,
     remote: Option<Remote>,
     /// Dropping it (with the last verifier) stops the background refresher.
     _stop_refresher: Option<oneshot::Sender<()>>,
@@ -161,11 +170,13 @@ impl JwksVerifier {
             );
         }
         let options = config.verification_options();
+        let verified = VerifiedTokens::new(config.token_cache_capacity);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 options,
                 keys: RwLock::new(Some(Arc::new(keys))),
+                verified,
                 remote: None,
                 _stop_refresher: None,
             }),
@@ -254,10 +265,12 @@ impl JwksVerifier {
             .map_err(JwksError::Client)?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let options = config.verification_options();
+        let verified = VerifiedTokens::new(config.token_cache_capacity);
         let inner = Arc::new(Inner {
             config,
             options,
             keys: RwLock::new(None),
+            verified,
             remote: Some(Remote {
                 url,
                 shown,
@@ -288,6 +301,14 @@ impl JwksVerifier {
         &self.inner.config
     }
 
+    /// Counts the verified-token cache's hits and misses in `metrics`
+    /// ([`files_core::Metrics::token_cache`]); nowhere by default. Applies to every clone.
+    #[must_use]
+    pub fn with_metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+        self.inner.verified.count_in(metrics);
+        self
+    }
+
     /// How many keys are in use now (0 while a URL source has never been fetched).
     pub async fn key_count(&self) -> usize {
         self.inner.current_keys().await.map_or(0, |keys| keys.len())
@@ -297,6 +318,10 @@ impl JwksVerifier {
 #[async_trait]
 impl TokenVerifier for JwksVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let miss = match self.inner.verified.get(token) {
+            Ok(principal) => return Ok(principal),
+            Err(miss) => miss,
+        };
         let metadata = Token::decode_metadata(token).map_err(|_| InvalidToken::Malformed)?;
         let alg = metadata.algorithm();
         if !SUPPORTED_ALGS.contains(&alg) {
@@ -307,9 +332,14 @@ impl TokenVerifier for JwksVerifier {
             return Err(InvalidToken::Algorithm.into());
         }
         let claims = key.verify(token, &self.inner.options).map_err(refusal)?;
-        if claims.expires_at.is_none() {
+        let Some(expires_at) = claims.expires_at else {
             return Err(InvalidToken::Claim("exp").into());
+        };
+        let principal = principal(&self.inner.config, &claims)?;
+        if let Some(miss) = miss {
+            let expires_at = UNIX_EPOCH + std::time::Duration::from_secs(expires_at.as_secs());
+            self.inner.verified.insert(miss, &principal, expires_at);
         }
-        Ok(principal(&self.inner.config, &claims)?)
+        Ok(principal)
     }
 }

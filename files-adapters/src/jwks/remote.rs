@@ -110,7 +110,15 @@ impl Inner {
         let outcome = match remote.fetch().await {
             Ok(set) => {
                 let keys = set.len();
-                *self.keys.write().await = Some(Arc::new(set));
+                let mut current = self.keys.write().await;
+                let changed = current.as_ref().is_none_or(|old| !old.same_keys(&set));
+                *current = Some(Arc::new(set));
+                drop(current);
+                if changed {
+                    // After the new keys are in: a verification that read the old generation
+                    // may still be running on the old keys, and its entry must not count.
+                    self.verified.key_set_changed();
+                }
                 tracing::debug!(url = %remote.shown, ?trigger, keys, "JWKS fetched");
                 RefreshOutcome::Updated { keys }
             }

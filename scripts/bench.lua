@@ -1,0 +1,65 @@
+-- wrk script of scripts/bench: one operation of the API, each request for the next device of
+-- the data file (round robin from a random start, so the connections spread over the devices).
+--
+-- wrk ... -s scripts/bench.lua URL -- OPERATION DATA_FILE
+-- wrk ... -s scripts/bench-paced.lua URL -- OPERATION DATA_FILE DELAY_MS
+--   OPERATION  download-url | upload-url | list | complete
+--   DATA_FILE  one line per device: tenant device token file_id
+--   DELAY_MS   pause of each connection between two requests (a fixed rate below the peak)
+--
+-- Prints one line for scripts/bench:
+--   RESULT requests=N duration_us=N errors=N p50_us=N p99_us=N p999_us=N
+
+local operation, rows, position, pause = nil, {}, 0, 0
+
+function init(args)
+  operation = args[1]
+  for line in io.lines(args[2]) do
+    local tenant, device, token, file = line:match("^(%S+) (%S+) (%S+) (%S+)$")
+    if tenant then
+      rows[#rows + 1] = { tenant = tenant, device = device, token = token, file = file }
+    end
+  end
+  if #rows == 0 then
+    error("no devices in " .. args[2])
+  end
+  pause = tonumber(args[3] or "0")
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
+  position = math.random(#rows)
+end
+
+local upload_body = '{"file_name": "bench/upload.bin", "size": 1048576, '
+  .. '"sha256": "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"}'
+
+function request()
+  position = position % #rows + 1
+  local row = rows[position]
+  local scope = "/v1/tenants/" .. row.tenant .. "/devices/" .. row.device
+  local headers = { ["Authorization"] = "Bearer " .. row.token }
+  if operation == "download-url" then
+    headers["Content-Type"] = "application/json"
+    return wrk.format("POST", scope .. "/files/download-url", headers, '{"file_name": "bench/seed-0.txt"}')
+  elseif operation == "upload-url" then
+    headers["Content-Type"] = "application/json"
+    return wrk.format("POST", scope .. "/files/upload-url", headers, upload_body)
+  elseif operation == "list" then
+    return wrk.format("GET", scope .. "/files?limit=20", headers)
+  elseif operation == "complete" then
+    return wrk.format("POST", "/v1/tenants/" .. row.tenant .. "/files/" .. row.file .. "/complete", headers)
+  end
+  error("unknown operation " .. tostring(operation))
+end
+
+-- `delay` is defined by scripts/bench-paced.lua only: when defined, wrk schedules a timer
+-- before every request, even for a pause of 0.
+function paced_delay()
+  return pause
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT requests=%d duration_us=%d errors=%d p50_us=%d p99_us=%d p999_us=%d\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
