@@ -46,6 +46,16 @@ pub struct Prometheus {
     max_devices: usize,
 }
 
+/// The janitor's actions, as `files_core::Metrics::janitor_action` names them.
+const JANITOR_ACTIONS: [&str; 6] = [
+    "completed",
+    "expired",
+    "swept",
+    "orphan_deleted",
+    "outbox_pruned",
+    "failed",
+];
+
 /// A metric could not be registered (a programming error: a duplicate name).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot register metrics: {0}")]
@@ -137,11 +147,18 @@ impl Prometheus {
                 "Outbox publications by outcome (published events, failed attempts)",
                 &["outcome"],
             )?,
-            janitor_actions: counter(
-                "files_janitor_actions_total",
-                "What the janitor did: completed, expired, swept, orphan_deleted, outbox_pruned (rows), failed",
-                &["action"],
-            )?,
+            janitor_actions: {
+                let actions = counter(
+                    "files_janitor_actions_total",
+                    "What the janitor did: completed, expired, swept, orphan_deleted, outbox_pruned (rows), failed",
+                    &["action"],
+                )?;
+                // Every action's series from the start (at 0), so alerts on them have a series.
+                for action in JANITOR_ACTIONS {
+                    actions.with_label_values(&[action]);
+                }
+                actions
+            },
             pending_uploads: {
                 let gauge = IntGauge::new("files_pending_uploads", "Uploads pending (as the janitor last counted)")?;
                 registry.register(Box::new(gauge.clone()))?;

@@ -34,6 +34,21 @@ pub(crate) async fn events_stack(test: &str, amqp_url: &str, extra: &[(&str, &st
     stack_with(test, false, RedisRoute::Direct, options).await
 }
 
+/// A second instance's options: the same database, Redis prefix, store, broker and DSTS as `s`.
+pub(crate) fn second_instance(s: &Stack, amqp_url: &str, s3: &files_testkit::services::TestS3) -> AppOptions {
+    let mut options = AppOptions::default()
+        .var("FILES_AMQP_URL", amqp_url)
+        .var("FILES_DATABASE_URL", s.db.url())
+        .var("FILES_REDIS_URL", files_testkit::services::redis_url())
+        .var("FILES_REDIS_PREFIX", s.redis_prefix.clone())
+        .var("FILES_JWKS_URL", s.h.dsts.jwks_url())
+        .var("FILES_JWKS_ALLOW_HTTP", "true")
+        .var("FILES_TOKEN_ISSUER", s.h.dsts.issuer())
+        .var("FILES_TOKEN_AUDIENCE", s.h.dsts.audience());
+    options.vars.extend(s3.server_vars());
+    options
+}
+
 pub(crate) async fn tenant_queue(url: &str, h: &Harness) -> Events {
     let queue = TestQueue::bind(url, EXCHANGE, &format!("file.uploaded.{}.*", h.tenant))
         .await
@@ -305,16 +320,7 @@ async fn two_instances_relay_one_outbox_and_lose_nothing() {
     };
     // A second instance on the same database, Redis prefix, store and broker.
     let s3 = files_testkit::services::TestS3::from_env(test).await.unwrap();
-    let mut options = AppOptions::default()
-        .var("FILES_AMQP_URL", url.clone())
-        .var("FILES_DATABASE_URL", s.db.url())
-        .var("FILES_REDIS_URL", files_testkit::services::redis_url())
-        .var("FILES_REDIS_PREFIX", s.redis_prefix.clone())
-        .var("FILES_JWKS_URL", s.h.dsts.jwks_url())
-        .var("FILES_JWKS_ALLOW_HTTP", "true")
-        .var("FILES_TOKEN_ISSUER", s.h.dsts.issuer())
-        .var("FILES_TOKEN_AUDIENCE", s.h.dsts.audience());
-    options.vars.extend(s3.server_vars());
+    let options = second_instance(&s, &url, &s3);
     let second = files_testkit::spawn_app(options).await.unwrap();
     let second_api = crate::helpers::Api::new(second.address.clone());
 

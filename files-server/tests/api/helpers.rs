@@ -103,6 +103,20 @@ impl Api {
         request.send().await.unwrap()
     }
 
+    /// PUTs `content` with the ticket's headers to a URL the store should refuse (an aborted
+    /// multipart upload); whether it did: an error answer, or the connection closed without the
+    /// body being read (garage answers before it reads).
+    pub async fn put_is_refused(&self, ticket: &Value, content: &[u8]) -> bool {
+        let mut request = self.client.put(ticket["url"].as_str().unwrap()).body(content.to_vec());
+        for (name, value) in ticket["headers"].as_object().unwrap() {
+            request = request.header(name.as_str(), value.as_str().unwrap());
+        }
+        match request.send().await {
+            Ok(response) => response.status().is_client_error(),
+            Err(error) => error.is_request(),
+        }
+    }
+
     pub async fn complete(&self, tenant: TenantId, file_id: &str, token: &str) -> (StatusCode, Value) {
         json_of(
             self.post_empty(&format!("/v1/tenants/{tenant}/files/{file_id}/complete"), token)

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use files_core::{ObjectKey, ObjectStore as _, Owner};
+use files_testkit::eventually;
 use files_testkit::services::TestS3;
-use files_testkit::{AppOptions, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -145,23 +145,12 @@ async fn janitor_makes_good_or_clears_what_nobody_completed_on_the_real_stack() 
         "the abandoned multipart upload did not expire"
     );
     assert_eq!(objects.inspect(&key(h, &multipart_id)).await.unwrap(), None);
-    let part2 = ticket(&multipart, 2);
-    let mut put = h
-        .api
-        .client
-        .put(part2["url"].as_str().unwrap())
-        .body(data[5 * 1024 * 1024..].to_vec());
-    for (name, value) in part2["headers"].as_object().unwrap() {
-        put = put.header(name.as_str(), value.as_str().unwrap());
-    }
-    match put.send().await {
-        Ok(response) => assert!(
-            response.status().is_client_error(),
-            "the store still takes parts of the abandoned upload: {}",
-            response.status()
-        ),
-        Err(error) => assert!(error.is_request(), "{error}"),
-    }
+    assert!(
+        h.api
+            .put_is_refused(ticket(&multipart, 2), &data[5 * 1024 * 1024..])
+            .await,
+        "the store still takes parts of the abandoned upload"
+    );
 
     // 4: the late object is gone once its URL expired.
     assert!(
@@ -196,19 +185,10 @@ async fn janitor_two_instances_complete_eight_uploads_with_one_event_each() {
     let Some(s) = events_stack(test, &url, SMALL).await else {
         return;
     };
-    let mut options = AppOptions::default()
-        .var("FILES_AMQP_URL", url.clone())
-        .var("FILES_DATABASE_URL", s.db.url())
-        .var("FILES_REDIS_URL", files_testkit::services::redis_url())
-        .var("FILES_REDIS_PREFIX", s.redis_prefix.clone())
-        .var("FILES_JWKS_URL", s.h.dsts.jwks_url())
-        .var("FILES_JWKS_ALLOW_HTTP", "true")
-        .var("FILES_TOKEN_ISSUER", s.h.dsts.issuer())
-        .var("FILES_TOKEN_AUDIENCE", s.h.dsts.audience());
+    let mut options = crate::events::second_instance(&s, &url, &s3);
     for (name, value) in SMALL {
         options = options.var(name, *value);
     }
-    options.vars.extend(s3.server_vars());
     let _second = files_testkit::spawn_app(options).await.unwrap();
 
     let h = &s.h;

@@ -229,23 +229,10 @@ async fn delete_of_a_pending_multipart_file_aborts_it(h: &Harness) -> (String, V
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     // The upload is gone from the store: a part sent with a still-valid URL is refused (an
     // error answer, or the store closing the connection without reading the part).
-    let ticket2 = ticket(&answer, 2);
-    let mut put = h
-        .api
-        .client
-        .put(ticket2["url"].as_str().unwrap())
-        .body(parts[1].to_vec());
-    for (name, value) in ticket2["headers"].as_object().unwrap() {
-        put = put.header(name.as_str(), value.as_str().unwrap());
-    }
-    match put.send().await {
-        Ok(response) => assert!(
-            response.status().is_client_error(),
-            "the store took a part of an aborted upload: {}",
-            response.status()
-        ),
-        Err(error) => assert!(error.is_request(), "{error}"),
-    }
+    assert!(
+        h.api.put_is_refused(ticket(&answer, 2), parts[1]).await,
+        "the store took a part of an aborted upload"
+    );
     let (status, _) = json_of(
         h.api
             .get(&format!("/v1/tenants/{}/files/{file_id}/parts", h.tenant), &token)

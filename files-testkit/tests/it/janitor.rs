@@ -2,106 +2,23 @@
 //! completed or expired, deleted files' late objects are swept, several janitors share the
 //! work without doing anything twice, a failing store only delays the work.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use files_core::{
-    DeviceId, DownloadError, DownloadTarget, FileName, FileState, FilesService, Housekeeping as _, IngestOutcome,
-    JanitorSettings, NoSuchUpload, ObjectCreated, ObjectStore as _, Owner, PartsRequest, PortError, Ports, Principal,
-    Scope, ServiceConfig, Sha256, SkipReason, TenantId, UploadRequest,
+    DownloadError, DownloadTarget, FileName, FileState, Housekeeping as _, IngestOutcome, JanitorSettings,
+    NoSuchUpload, ObjectCreated, ObjectStore as _, PartsRequest, PortError, Sha256, SkipReason, UploadRequest,
 };
-use files_testkit::fakes::{FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, RecordingNotifier};
-use sha2::Digest as _;
-use time::OffsetDateTime;
-use uuid::Uuid;
+use files_testkit::fakes::FakeObjectStore;
 
-const UPLOAD_URL: Duration = Duration::from_secs(900);
+use crate::world::{MULTIPART, UPLOAD_URL, World, sha256_of};
+
 const GRACE: Duration = Duration::from_secs(600);
-
-struct World {
-    service: FilesService,
-    store: Arc<FakeMetadataStore>,
-    objects: Arc<FakeObjectStore>,
-    notifier: Arc<RecordingNotifier>,
-    clock: Arc<FakeClock>,
-    principal: Principal,
-    scope: Scope,
-}
 
 fn settings() -> JanitorSettings {
     JanitorSettings {
         grace: GRACE,
         batch: 10,
         ..JanitorSettings::default()
-    }
-}
-
-impl World {
-    fn new() -> Self {
-        let store = Arc::new(FakeMetadataStore::default());
-        let objects = Arc::new(FakeObjectStore::default());
-        let notifier = Arc::new(RecordingNotifier::default());
-        let clock = Arc::new(FakeClock::at(
-            OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        ));
-        let (service, _relay) = FilesService::builder(Ports {
-            tokens: Arc::new(FakeTokenVerifier::default()),
-            store: store.clone(),
-            signer: objects.clone(),
-            objects: objects.clone(),
-            notifier: notifier.clone(),
-        })
-        .clock(clock.clone())
-        .config(ServiceConfig {
-            upload_expiry: UPLOAD_URL,
-            multipart_expiry: Duration::from_secs(3600),
-            ..ServiceConfig::default()
-        })
-        .build();
-        let tenant = TenantId::from_uuid(Uuid::new_v4());
-        let device = DeviceId::from_uuid(Uuid::new_v4());
-        Self {
-            service,
-            store,
-            objects,
-            notifier,
-            clock,
-            principal: Principal::Device { tenant, device },
-            scope: Scope {
-                tenant,
-                owner: Owner::Device(device),
-            },
-        }
-    }
-
-    async fn upload(&self, name: &str, content: &[u8]) -> files_core::Ticket {
-        self.service
-            .request_upload(
-                &self.principal,
-                self.scope,
-                UploadRequest {
-                    name: FileName::parse(name).unwrap(),
-                    sha256: Sha256::from_bytes(sha2::Sha256::digest(content).into()),
-                    size: content.len() as u64,
-                    content_type: None,
-                    expires_in: None,
-                },
-            )
-            .await
-            .unwrap()
-    }
-
-    async fn state(&self, ticket: &files_core::Ticket) -> FileState {
-        self.service
-            .get(&self.principal, ticket.record.tenant, ticket.record.id)
-            .await
-            .map_or(FileState::Deleted, |r| r.state)
-    }
-
-    async fn events(&self) -> usize {
-        let pass = files_core::relay_once(&*self.store, &*self.notifier, 100, Duration::from_secs(30)).await;
-        assert!(pass.is_ok(), "{pass:?}");
-        self.notifier.events().len()
     }
 }
 
@@ -120,11 +37,11 @@ async fn janitor_completes_an_upload_nobody_completed_once_its_url_and_the_grace
     let pass = janitor.pass().await.unwrap();
     assert_eq!((pass.claimed, pass.completed), (1, 1), "{pass:?}");
     assert_eq!(w.state(&ticket).await, FileState::Available);
-    assert_eq!(w.events().await, 1, "exactly one event");
+    assert_eq!(w.events().await.len(), 1, "exactly one event");
     // Nothing more to do, and no second event.
     let pass = janitor.pass().await.unwrap();
     assert_eq!(pass.claimed, 0);
-    assert_eq!(w.events().await, 1);
+    assert_eq!(w.events().await.len(), 1);
 }
 
 #[tokio::test]
@@ -144,7 +61,7 @@ async fn janitor_expires_an_upload_url_never_used() {
     let page = w.service.list(&w.principal, w.scope, None, 10).await.unwrap();
     assert!(page.files.is_empty(), "an expired file is not listed");
     assert_eq!(w.store.count_pending().await.unwrap(), 0);
-    assert_eq!(w.events().await, 0);
+    assert_eq!(w.events().await.len(), 0);
 }
 
 #[tokio::test]
@@ -166,18 +83,14 @@ async fn janitor_aborts_an_abandoned_multipart_upload_and_leaves_nothing() {
             },
             PartsRequest {
                 part_size: part.len() as u64,
-                sha256: vec![
-                    Sha256::from_bytes(sha2::Sha256::digest(&part).into()),
-                    Sha256::from_bytes([2; 32]),
-                ],
+                sha256: vec![sha256_of(&part), Sha256::from_bytes([2; 32])],
             },
         )
         .await
         .unwrap();
     w.objects.receive_part(&ticket.parts[0].request, &part).unwrap();
     // The part URLs expired long ago; the multipart upload itself only now.
-    w.clock
-        .advance(Duration::from_secs(3600) + GRACE - Duration::from_secs(1));
+    w.clock.advance(MULTIPART + GRACE - Duration::from_secs(1));
     assert_eq!(janitor.pass().await.unwrap().claimed, 0);
     w.clock.advance(Duration::from_secs(2));
     let pass = janitor.pass().await.unwrap();
@@ -235,7 +148,7 @@ async fn janitor_two_at_once_do_each_upload_once() {
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.claimed + b.claimed, 8, "{a:?} {b:?}");
     assert_eq!(a.completed + b.completed, 8);
-    assert_eq!(w.events().await, 8, "one event per file");
+    assert_eq!(w.events().await.len(), 8, "one event per file");
 }
 
 #[tokio::test]

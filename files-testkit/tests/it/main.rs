@@ -14,3 +14,4 @@ mod multipart;
 mod proxy;
 mod relay_stop;
 mod service;
+mod world;

@@ -2,79 +2,18 @@
 //! record and the event carry the parts, a notification makes good a completion the service
 //! did not record, a store that is down or reports another composite changes nothing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use files_core::{
-    CompleteError, Dependency, DeviceId, FileName, FileState, FilesService, IngestOutcome, Integrity, NoSuchUpload,
-    ObjectCreated, ObjectInfo, ObjectStore as _, Owner, PartsError, PartsRequest, PortError, Ports, Principal, Scope,
-    ServiceConfig, Sha256, TenantId, UploadRequest,
+    CompleteError, Dependency, FileName, FileState, IngestOutcome, Integrity, NoSuchUpload, ObjectCreated, ObjectInfo,
+    ObjectStore as _, PartsError, PartsRequest, PortError, Sha256, UploadRequest,
 };
 use files_testkit::contract::objects::composite_sha256;
-use files_testkit::fakes::{FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, RecordingNotifier};
-use sha2::Digest as _;
-use time::OffsetDateTime;
-use uuid::Uuid;
+use files_testkit::fakes::FakeObjectStore;
+
+use crate::world::{World, sha256_of};
 
 const MIB: usize = 1024 * 1024;
-
-struct World {
-    service: FilesService,
-    store: Arc<FakeMetadataStore>,
-    objects: Arc<FakeObjectStore>,
-    notifier: Arc<RecordingNotifier>,
-    clock: Arc<FakeClock>,
-    principal: Principal,
-    scope: Scope,
-}
-
-impl World {
-    fn new() -> Self {
-        let store = Arc::new(FakeMetadataStore::default());
-        let objects = Arc::new(FakeObjectStore::default());
-        let notifier = Arc::new(RecordingNotifier::default());
-        let clock = Arc::new(FakeClock::at(
-            OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        ));
-        let (service, _relay) = FilesService::builder(Ports {
-            tokens: Arc::new(FakeTokenVerifier::default()),
-            store: store.clone(),
-            signer: objects.clone(),
-            objects: objects.clone(),
-            notifier: notifier.clone(),
-        })
-        .clock(clock.clone())
-        .config(ServiceConfig {
-            multipart_expiry: Duration::from_secs(3600),
-            ..ServiceConfig::default()
-        })
-        .build();
-        let tenant = TenantId::from_uuid(Uuid::new_v4());
-        let device = DeviceId::from_uuid(Uuid::new_v4());
-        Self {
-            service,
-            store,
-            objects,
-            notifier,
-            clock,
-            principal: Principal::Device { tenant, device },
-            scope: Scope {
-                tenant,
-                owner: Owner::Device(device),
-            },
-        }
-    }
-
-    async fn events(&self) -> Vec<files_core::FileUploaded> {
-        let pass = files_core::relay_once(&*self.store, &*self.notifier, 100, Duration::from_secs(30)).await;
-        assert!(pass.is_ok(), "{pass:?}");
-        self.notifier.events()
-    }
-}
-
-fn sha256_of(bytes: &[u8]) -> Sha256 {
-    Sha256::from_bytes(sha2::Sha256::digest(bytes).into())
-}
 
 /// 11 MiB in parts of 5 MiB: the request, and the parts.
 fn eleven_mib() -> (UploadRequest, PartsRequest, Vec<Vec<u8>>) {
