@@ -192,36 +192,41 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
-        const OP: &str = "mark_deleted";
-        let (tenant, id) = (*tenant.as_uuid(), *id.as_uuid());
-        let row = self
-            .run(OP, move |conn| {
-                Box::pin(async move {
-                    diesel::update(files::table)
-                        .filter(files::id.eq(id))
-                        .filter(files::tenant_id.eq(tenant))
-                        .set(files::state.eq(FileState::Deleted.as_str()))
-                        .returning(FileRow::as_returning())
-                        .get_result(conn)
-                        .await
-                        .optional()
-                })
-            })
-            .await?;
-        row.map(|row| to_record(OP, row)).transpose()
+        const ANY: [FileState; 4] = [
+            FileState::Pending,
+            FileState::Available,
+            FileState::Expired,
+            FileState::Deleted,
+        ];
+        self.move_to("mark_deleted", tenant, id, &ANY, FileState::Deleted).await
     }
 
     async fn mark_expired(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
-        const OP: &str = "mark_expired";
+        self.move_to("mark_expired", tenant, id, &[FileState::Pending], FileState::Expired)
+            .await
+    }
+}
+
+impl PostgresStore {
+    /// Moves a row in one of the states `from` to `to`; the moved row, or `None`.
+    async fn move_to(
+        &self,
+        op: &'static str,
+        tenant: TenantId,
+        id: FileId,
+        from: &[FileState],
+        to: FileState,
+    ) -> Result<Option<FileRecord>, PortError> {
         let (tenant, id) = (*tenant.as_uuid(), *id.as_uuid());
+        let from: Vec<&'static str> = from.iter().map(|state| state.as_str()).collect();
         let row = self
-            .run(OP, move |conn| {
+            .run(op, move |conn| {
                 Box::pin(async move {
                     diesel::update(files::table)
                         .filter(files::id.eq(id))
                         .filter(files::tenant_id.eq(tenant))
-                        .filter(files::state.eq(FileState::Pending.as_str()))
-                        .set(files::state.eq(FileState::Expired.as_str()))
+                        .filter(files::state.eq_any(from))
+                        .set(files::state.eq(to.as_str()))
                         .returning(FileRow::as_returning())
                         .get_result(conn)
                         .await
@@ -229,6 +234,6 @@ impl MetadataStore for PostgresStore {
                 })
             })
             .await?;
-        row.map(|row| to_record(OP, row)).transpose()
+        row.map(|row| to_record(op, row)).transpose()
     }
 }

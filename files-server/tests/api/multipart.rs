@@ -47,6 +47,23 @@ pub(crate) fn plan(name: &str, data: &[u8], part_size: usize) -> Value {
     })
 }
 
+/// Starts a multipart upload of `data` in parts of `part_size` in the harness' device root;
+/// the 201 answer.
+pub(crate) async fn start(h: &Harness, name: &str, data: &[u8], part_size: usize) -> Value {
+    let (status, answer) = json_of(
+        h.api
+            .post(
+                &format!("{}/files/upload-url", h.scope()),
+                &h.device_token(),
+                &plan(name, data, part_size),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    answer
+}
+
 fn part_numbers(listing: &Value, stored: bool) -> Vec<u64> {
     listing["parts"]
         .as_array()
@@ -71,17 +88,7 @@ async fn twelve_mib_in_parts_resumes_and_completes(h: &Harness) {
     let scope = h.scope();
     let data = content(12 * MIB, 1);
     let parts: Vec<&[u8]> = data.chunks(5 * MIB).collect();
-    let (status, answer) = json_of(
-        h.api
-            .post(
-                &format!("{scope}/files/upload-url"),
-                &token,
-                &plan("dump.bin", &data, 5 * MIB),
-            )
-            .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let answer = start(h, "dump.bin", &data, 5 * MIB).await;
     assert_eq!(answer["upload"], "multipart");
     assert_eq!(answer["part_size"], 5 * MIB);
     assert_eq!(answer["part_count"], 3);
@@ -158,20 +165,9 @@ async fn twelve_mib_in_parts_resumes_and_completes(h: &Harness) {
 
 async fn a_part_with_other_bytes_is_refused_and_complete_names_the_missing_parts(h: &Harness) -> String {
     let token = h.device_token();
-    let scope = h.scope();
     let data = content(12 * MIB, 2);
     let parts: Vec<&[u8]> = data.chunks(5 * MIB).collect();
-    let (status, answer) = json_of(
-        h.api
-            .post(
-                &format!("{scope}/files/upload-url"),
-                &token,
-                &plan("bad.bin", &data, 5 * MIB),
-            )
-            .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let answer = start(h, "bad.bin", &data, 5 * MIB).await;
     let file_id = answer["file_id"].as_str().unwrap().to_owned();
     let put = h.api.put(ticket(&answer, 1), parts[0]).await;
     assert!(put.status().is_success(), "part 1: {}", put.status());
@@ -205,20 +201,9 @@ async fn a_part_with_other_bytes_is_refused_and_complete_names_the_missing_parts
 /// ticket that was valid before the deletion.
 async fn delete_of_a_pending_multipart_file_aborts_it(h: &Harness) -> (String, Value) {
     let token = h.device_token();
-    let scope = h.scope();
     let data = content(11 * MIB, 3);
     let parts: Vec<&[u8]> = data.chunks(5 * MIB).collect();
-    let (status, answer) = json_of(
-        h.api
-            .post(
-                &format!("{scope}/files/upload-url"),
-                &token,
-                &plan("gone.bin", &data, 5 * MIB),
-            )
-            .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let answer = start(h, "gone.bin", &data, 5 * MIB).await;
     let file_id = answer["file_id"].as_str().unwrap().to_owned();
     let put = h.api.put(ticket(&answer, 1), parts[0]).await;
     assert!(put.status().is_success(), "part 1: {}", put.status());

@@ -37,11 +37,7 @@ fn eleven_mib() -> (UploadRequest, PartsRequest, Vec<Vec<u8>>) {
 async fn multipart_parts_complete_into_a_record_and_one_event_carrying_them() {
     let w = World::new();
     let (request, plan, parts) = eleven_mib();
-    let ticket = w
-        .service
-        .request_multipart_upload(&w.principal, w.scope, request, plan)
-        .await
-        .unwrap();
+    let ticket = w.multipart(request, plan).await;
     assert_eq!(ticket.parts.len(), 3);
     assert_eq!(ticket.expires_in, Duration::from_secs(3600));
     let record = ticket.record;
@@ -82,11 +78,7 @@ async fn multipart_parts_complete_into_a_record_and_one_event_carrying_them() {
 async fn multipart_a_notification_makes_good_a_completion_the_service_did_not_record() {
     let w = World::new();
     let (request, plan, parts) = eleven_mib();
-    let ticket = w
-        .service
-        .request_multipart_upload(&w.principal, w.scope, request, plan)
-        .await
-        .unwrap();
+    let ticket = w.multipart(request, plan).await;
     for (ticket, bytes) in ticket.parts.iter().zip(&parts) {
         w.objects.receive_part(&ticket.request, bytes).unwrap();
     }
@@ -124,11 +116,7 @@ async fn multipart_a_notification_makes_good_a_completion_the_service_did_not_re
 async fn multipart_an_object_with_another_composite_is_refused_and_deleted() {
     let w = World::new();
     let (request, plan, _) = eleven_mib();
-    let ticket = w
-        .service
-        .request_multipart_upload(&w.principal, w.scope, request, plan)
-        .await
-        .unwrap();
+    let ticket = w.multipart(request, plan).await;
     let record = ticket.record;
     let key = record.object_key();
     // The upload is gone and an object of the right size but other parts is there.
@@ -170,11 +158,7 @@ async fn multipart_a_store_that_is_down_is_503_and_changes_nothing() {
         "{refused:?}"
     );
     w.objects.switch.recover();
-    let ticket = w
-        .service
-        .request_multipart_upload(&w.principal, w.scope, request, plan)
-        .await
-        .unwrap();
+    let ticket = w.multipart(request, plan).await;
     for (ticket, bytes) in ticket.parts.iter().zip(&parts) {
         w.objects.receive_part(&ticket.request, bytes).unwrap();
     }
@@ -226,11 +210,7 @@ async fn multipart_delete_aborts_the_upload_and_tickets_end_with_the_upload() {
     assert!(!w.objects.contains(&record.object_key()));
 
     // Past the multipart expiry, no more tickets.
-    let ticket = w
-        .service
-        .request_multipart_upload(&w.principal, w.scope, request, plan)
-        .await
-        .unwrap();
+    let ticket = w.multipart(request, plan).await;
     w.clock.advance(Duration::from_secs(3601));
     let refused = w
         .service

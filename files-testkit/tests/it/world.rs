@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use files_core::{
-    DeviceId, FileName, FileState, FileUploaded, FilesService, Owner, Ports, Principal, Scope, ServiceConfig, Sha256,
-    TenantId, Ticket, UploadRequest,
+    DeviceId, FileName, FileState, FileUploaded, FilesService, MultipartTicket, Owner, PartsRequest, Ports, Principal,
+    Scope, ServiceConfig, Sha256, TenantId, Ticket, UploadRequest,
 };
 use files_testkit::fakes::{FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, RecordingNotifier};
 use sha2::Digest as _;
@@ -84,6 +84,14 @@ impl World {
                     expires_in: None,
                 },
             )
+            .await
+            .unwrap()
+    }
+
+    /// A multipart upload started by the device.
+    pub async fn multipart(&self, request: UploadRequest, plan: PartsRequest) -> MultipartTicket {
+        self.service
+            .request_multipart_upload(&self.principal, self.scope, request, plan)
             .await
             .unwrap()
     }
