@@ -16,6 +16,10 @@ use crate::ids::{FileId, TenantId};
 use crate::principal::{Principal, Scope};
 use crate::values::{ContentType, FileName, Sha256};
 
+mod housekeeping;
+
+pub use housekeeping::{Housekeeping, JanitorStore};
+
 /// The cause of a port failure, kept for logs (never shown to callers).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -204,45 +208,6 @@ pub trait MetadataStore: Send + Sync {
     }
 }
 
-/// What the janitor needs of the metadata store beyond [`MetadataStore`]: finding the uploads
-/// whose time is up, and keeping the outbox small. Safe with several janitors at once: a
-/// claimed record is not handed to another claimer until its lease runs out.
-#[async_trait]
-pub trait Housekeeping: Send + Sync {
-    /// Up to `limit` records whose upload URL (or multipart upload) expired before `cutoff`
-    /// and that still need the janitor: pending ones (complete or expire them), and deleted
-    /// ones whose URL was still usable when they were deleted (sweep their object). Each is
-    /// leased for `lease`; the oldest expiry first.
-    ///
-    /// # Errors
-    /// [`PortError`] when the database fails.
-    async fn claim_stale(
-        &self,
-        cutoff: OffsetDateTime,
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<FileRecord>, PortError>;
-
-    /// A deleted record's object was swept: it needs the janitor no more.
-    ///
-    /// # Errors
-    /// [`PortError`] when the database fails.
-    async fn mark_swept(&self, tenant: TenantId, id: FileId) -> Result<(), PortError>;
-
-    /// How many uploads are pending.
-    ///
-    /// # Errors
-    /// [`PortError`] when the database fails.
-    async fn count_pending(&self) -> Result<u64, PortError>;
-
-    /// Removes up to `limit` outbox events sent before `before` (never an unsent one); returns
-    /// how many.
-    ///
-    /// # Errors
-    /// [`PortError`] when the database fails.
-    async fn prune_sent(&self, before: OffsetDateTime, limit: usize) -> Result<u64, PortError>;
-}
-
 /// An event waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -296,11 +261,6 @@ pub trait Outbox: Send + Sync {
 pub trait TransactionalStore: MetadataStore + Outbox {}
 
 impl<T: MetadataStore + Outbox> TransactionalStore for T {}
-
-/// A transactional store the janitor can work on as well ([`Housekeeping`]).
-pub trait JanitorStore: TransactionalStore + Housekeeping {}
-
-impl<T: TransactionalStore + Housekeeping> JanitorStore for T {}
 
 /// A cache in front of the metadata store. Every failure is survivable: callers fall back to
 /// the store.
