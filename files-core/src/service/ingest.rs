@@ -1,7 +1,7 @@
 //! Store notifications: an object was created; if it is a pending upload of ours, it is
 //! completed the same way as [`FilesService::complete`].
 
-use crate::file::{FileState, ObjectKey};
+use crate::file::{FileRecord, FileState, ObjectKey};
 use crate::ids::FileId;
 use crate::service::FilesService;
 use crate::service::errors::{CompleteError, DependencyError, Mismatch, database, object_store};
@@ -109,20 +109,16 @@ impl FilesService {
             return Ok(IngestOutcome::Skipped(SkipReason::ForeignKey));
         };
         let record = self.metadata.get(key.tenant, key.file).await.map_err(database)?;
-        let Some(record) = record.filter(|r| r.object_key() == key && r.state != FileState::Deleted) else {
-            // No record points to this object (never recorded, or deleted; a late PUT through
-            // a URL still valid): nothing may stay in the store without one.
+        let live =
+            |r: &FileRecord| r.object_key() == key && !matches!(r.state, FileState::Deleted | FileState::Expired);
+        let Some(record) = record.filter(live) else {
+            // No live record points to this object (never recorded, deleted or expired; a late
+            // PUT through a URL still valid): nothing may stay in the store without one.
             self.objects.delete(&key).await.map_err(object_store)?;
-            tracing::info!(tenant_id = %key.tenant, file_id = %key.file, "object without a record deleted");
+            tracing::info!(tenant_id = %key.tenant, file_id = %key.file, "object without a live record deleted");
             self.metrics.janitor_action("orphan_deleted", 1);
             return Ok(IngestOutcome::Skipped(SkipReason::UnknownFile));
         };
-        if record.state == FileState::Expired {
-            self.objects.delete(&key).await.map_err(object_store)?;
-            tracing::info!(tenant_id = %key.tenant, file_id = %key.file, "object of an expired upload deleted");
-            self.metrics.janitor_action("orphan_deleted", 1);
-            return Ok(IngestOutcome::Skipped(SkipReason::UnknownFile));
-        }
         if record.state == FileState::Available {
             return Ok(IngestOutcome::AlreadyAvailable(record.id));
         }

@@ -393,16 +393,7 @@ impl FilesService {
         if record.state != FileState::Deleted {
             self.metadata.mark_deleted(tenant, id).await.map_err(database)?;
         }
-        if record.state != FileState::Available
-            && let Some(upload) = &record.multipart
-        {
-            // No part may stay behind (nor be completed into an object later).
-            self.objects
-                .abort_multipart(&record.object_key(), &upload.upload_id)
-                .await
-                .map_err(object_store)?;
-        }
-        self.objects.delete(&record.object_key()).await.map_err(object_store)?;
+        self.clear_store(&record).await.map_err(object_store)?;
         self.count(tenant, record.owner, FileOperation::Delete);
         Ok(record)
     }
@@ -462,10 +453,13 @@ impl FilesService {
         Ok(record)
     }
 
-    /// Leaves nothing of a record's upload in the store: aborts its multipart upload, if any,
-    /// and deletes its object.
+    /// Leaves nothing of a record's upload in the store: aborts its multipart upload, if one
+    /// may be in progress (no part may stay behind, nor be completed into an object later), and
+    /// deletes its object.
     pub(crate) async fn clear_store(&self, record: &FileRecord) -> Result<(), PortError> {
-        if let Some(upload) = &record.multipart {
+        if record.state != FileState::Available
+            && let Some(upload) = &record.multipart
+        {
             self.objects
                 .abort_multipart(&record.object_key(), &upload.upload_id)
                 .await?;

@@ -208,12 +208,7 @@ impl FilesService {
         id: FileId,
     ) -> Result<PartsStatus, PartsError> {
         let record = self.find(principal, tenant, id, Access::Write).await?;
-        let upload = match (&record.state, &record.multipart) {
-            (FileState::Deleted, _) => return Err(PartsError::NotFound),
-            (_, None) => return Err(PartsError::NotMultipart),
-            (FileState::Expired, Some(_)) => return Err(PartsError::Expired),
-            (_, Some(upload)) => upload,
-        };
+        let upload = Self::upload_of(&record)?;
         let size = record.size.unwrap_or_default();
         let stored = if record.state == FileState::Available {
             None
@@ -249,15 +244,23 @@ impl FilesService {
         })
     }
 
-    /// A pending multipart record's upload, or why there is none to send parts to.
-    fn pending_upload(record: &FileRecord) -> Result<&MultipartUpload, PartsError> {
+    /// A multipart record's upload (pending or completed), or why there is none.
+    fn upload_of(record: &FileRecord) -> Result<&MultipartUpload, PartsError> {
         match (record.state, &record.multipart) {
             (FileState::Deleted, _) => Err(PartsError::NotFound),
             (_, None) => Err(PartsError::NotMultipart),
-            (FileState::Available, Some(_)) => Err(PartsError::Completed),
             (FileState::Expired, Some(_)) => Err(PartsError::Expired),
-            (FileState::Pending, Some(upload)) => Ok(upload),
+            (FileState::Pending | FileState::Available, Some(upload)) => Ok(upload),
         }
+    }
+
+    /// A pending multipart record's upload, or why there is none to send parts to.
+    fn pending_upload(record: &FileRecord) -> Result<&MultipartUpload, PartsError> {
+        let upload = Self::upload_of(record)?;
+        if record.state == FileState::Available {
+            return Err(PartsError::Completed);
+        }
+        Ok(upload)
     }
 
     fn sign_parts(
@@ -350,30 +353,21 @@ impl FilesService {
             Err(e) if no_such_upload(&e) => None,
             Err(e) => return Err(object_store(e).into()),
         };
-        let CompletedMultipart { composite_sha256, size } = match completed {
-            Some(completed) => completed,
-            None => {
+        // The store no longer knows the upload, or did not say the size: the object says.
+        let (composite_sha256, size) = match completed {
+            Some(CompletedMultipart {
+                composite_sha256,
+                size: Some(size),
+            }) => (composite_sha256, size),
+            completed => {
                 let info = self
                     .objects
                     .inspect(&key)
                     .await
                     .map_err(object_store)?
                     .ok_or(CompleteError::UploadExpired)?;
-                CompletedMultipart {
-                    composite_sha256: info.sha256_of_parts,
-                    size: Some(info.size),
-                }
-            }
-        };
-        let size = match size {
-            Some(size) => size,
-            None => {
-                self.objects
-                    .inspect(&key)
-                    .await
-                    .map_err(object_store)?
-                    .ok_or(CompleteError::UploadExpired)?
-                    .size
+                let composite = completed.and_then(|c| c.composite_sha256).or(info.sha256_of_parts);
+                (composite, info.size)
             }
         };
         if size != declared {
