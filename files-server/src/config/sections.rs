@@ -150,6 +150,7 @@ pub(super) fn redis(vars: &Vars) -> Result<Option<RedisConfig>, ConfigError> {
         ttl: vars.seconds("FILES_REDIS_TTL_SECS", secs(defaults.ttl), SEVEN_DAYS)?,
         pool_size: vars.or("FILES_REDIS_POOL_SIZE", defaults.pool_size)?,
         timeout: vars.millis("FILES_REDIS_TIMEOUT_MS", millis(defaults.timeout))?,
+        near_cache_capacity: vars.or("FILES_REDIS_NEAR_CACHE_CAPACITY", defaults.near_cache_capacity)?,
         ..defaults
     }))
 }

@@ -35,17 +35,19 @@ const RECONNECT: Duration = Duration::from_secs(10);
 const CLOSE: Duration = Duration::from_secs(5);
 
 /// A Redis cache with a key prefix of its own, and a raw connection to inspect and clean up.
-struct TestRedis {
-    cache: RedisCache,
-    config: RedisConfig,
-    raw: driver::aio::MultiplexedConnection,
+pub(crate) struct TestRedis {
+    pub(crate) cache: RedisCache,
+    pub(crate) config: RedisConfig,
+    pub(crate) raw: driver::aio::MultiplexedConnection,
 }
 
 impl TestRedis {
     /// A cache on the machine's Redis (through `url` when given), or `None` when Redis is not
-    /// there (a skip, or a failure under `CI=true`).
+    /// there (a skip, or a failure under `CI=true`). Its near cache is off: these tests change
+    /// keys behind the cache's back with a raw connection and read them at once, which the near
+    /// cache sees only when Redis's push arrives (`near_cache.rs` tests it).
     async fn connect(test: &str, url: Option<&str>, ttl: Duration, timeout: Duration) -> Option<Self> {
-        Self::connect_with_prefix(test, url, ttl, timeout, format!("files-test-{}", Uuid::new_v4())).await
+        Self::connect_with(test, url, ttl, timeout, format!("files-test-{}", Uuid::new_v4()), 0).await
     }
 
     /// As [`TestRedis::connect`], with the key prefix `prefix`.
@@ -55,6 +57,18 @@ impl TestRedis {
         ttl: Duration,
         timeout: Duration,
         prefix: String,
+    ) -> Option<Self> {
+        Self::connect_with(test, url, ttl, timeout, prefix, 0).await
+    }
+
+    /// As [`TestRedis::connect_with_prefix`], with a near cache of `near` entries (0: off).
+    pub(crate) async fn connect_with(
+        test: &str,
+        url: Option<&str>,
+        ttl: Duration,
+        timeout: Duration,
+        prefix: String,
+        near: u64,
     ) -> Option<Self> {
         let direct = services::redis_url();
         let raw = match driver::Client::open(direct.as_str()) {
@@ -71,6 +85,7 @@ impl TestRedis {
             key_prefix: prefix,
             ttl,
             timeout,
+            near_cache_capacity: near,
             ..RedisConfig::new(url.unwrap_or(&direct))
         };
         let cache = RedisCache::new(config.clone()).unwrap();
@@ -124,7 +139,7 @@ impl TestRedis {
         driver::cmd("EXISTS").arg(key).query_async(&mut self.raw).await.unwrap()
     }
 
-    fn file_key(&self, record: &FileRecord) -> String {
+    pub(crate) fn file_key(&self, record: &FileRecord) -> String {
         format!("{}:v2:file:{}:{}", self.config.key_prefix, record.tenant, record.id)
     }
 
@@ -138,7 +153,7 @@ impl TestRedis {
     }
 
     /// Deletes every key under the prefix; the test's last step.
-    async fn clean_up(mut self) {
+    pub(crate) async fn clean_up(mut self) {
         let keys = self.keys().await;
         if !keys.is_empty() {
             let _: i64 = driver::cmd("DEL").arg(&keys).query_async(&mut self.raw).await.unwrap();
@@ -596,7 +611,10 @@ async fn complete(metadata: &WriteThrough, record: &FileRecord) -> FileRecord {
 async fn behind_a_proxy(test: &str) -> Option<(TcpProxy, TestRedis, Arc<Outcomes>, WriteThrough)> {
     let (proxy, url) = TcpProxy::for_url(&services::redis_url()).await.unwrap();
     let timeout = Duration::from_millis(500);
-    let redis = TestRedis::connect(test, Some(&url), RedisConfig::DEFAULT_TTL, timeout).await?;
+    // The near cache on: an outage must leave nothing stale in it either.
+    let prefix = format!("files-test-{}", Uuid::new_v4());
+    let near = RedisConfig::DEFAULT_NEAR_CACHE_CAPACITY;
+    let redis = TestRedis::connect_with(test, Some(&url), RedisConfig::DEFAULT_TTL, timeout, prefix, near).await?;
     let outcomes = Arc::new(Outcomes::default());
     let metadata = WriteThrough::new(
         Arc::new(FakeMetadataStore::default()),

@@ -11,6 +11,7 @@ mod janitor;
 mod jwks;
 mod metrics_port;
 mod multipart;
+mod near_cache;
 mod proxy;
 mod relay_stop;
 mod service;

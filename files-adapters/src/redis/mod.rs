@@ -11,6 +11,9 @@
 //! the `SCAN MATCH` pattern), a batch of `SCAN` and `UNLINK` at a time, the whole bounded by
 //! [`CLEAR_BUDGET`] times the call timeout. A prefix must not be another prefix followed by `:`.
 //!
+//! Reads are served from a near cache in process while Redis tracks the keys for it (see
+//! [`near`]): a warm read costs no round trip. Writes go to Redis and drop the key there too.
+//!
 //! A cache must never slow a request much, nor fail one: every call is bounded by one timeout
 //! (pool checkout included), and every failure is a [`PortError`] the caller can fall back
 //! from. An entry of another schema version, or one that does not parse, reads as a miss and is
@@ -35,6 +38,11 @@ use sha2::{Digest, Sha256};
 
 use crate::call::Calls;
 use crate::redact::redact_url;
+
+mod near;
+
+pub use near::PING_INTERVAL as NEAR_CACHE_PING_INTERVAL;
+use near::{Entry, NearCache};
 
 /// The Redis driver (the `redis` crate, as re-exported by `bb8-redis`), for tools and tests
 /// that need raw access to the keys this adapter writes.
@@ -64,6 +72,9 @@ pub struct RedisConfig {
     pub pool_size: u32,
     /// Bound on each call, pool checkout included. A cache must never slow a request much.
     pub timeout: Duration,
+    /// The most entries kept in process, served while Redis tracks their keys for this
+    /// instance (see [`near`]); 0 turns the near cache off.
+    pub near_cache_capacity: u64,
 }
 
 impl RedisConfig {
@@ -78,6 +89,8 @@ impl RedisConfig {
     pub const DEFAULT_POOL_SIZE: u32 = 32;
     /// The default bound on each call.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+    /// The default size of the near cache: a record takes about 1 KiB, so about 10 MiB.
+    pub const DEFAULT_NEAR_CACHE_CAPACITY: u64 = 10_000;
 
     /// The defaults for a Redis at `url`.
     pub fn new(url: impl Into<SecretString>) -> Self {
@@ -87,6 +100,7 @@ impl RedisConfig {
             ttl: Self::DEFAULT_TTL,
             pool_size: Self::DEFAULT_POOL_SIZE,
             timeout: Self::DEFAULT_TIMEOUT,
+            near_cache_capacity: Self::DEFAULT_NEAR_CACHE_CAPACITY,
         }
     }
 }
@@ -106,6 +120,7 @@ impl fmt::Debug for RedisConfig {
             .field("ttl", &self.ttl)
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
+            .field("near_cache_capacity", &self.near_cache_capacity)
             .finish()
     }
 }
@@ -135,6 +150,18 @@ pub struct RedisCache {
     /// Tries per call: one per pooled connection that may have died while idle, plus one.
     attempts: u32,
     connect_errors: LastConnectError,
+    /// `None` when its capacity is 0.
+    near: Option<Arc<NearCache>>,
+}
+
+/// What the near cache has done, for tests and diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NearCacheStats {
+    /// Whether Redis tracks the keys for it, so that it serves reads.
+    pub tracking: bool,
+    /// Reads it served so far.
+    pub hits: u64,
 }
 
 impl fmt::Debug for RedisCache {
@@ -172,6 +199,18 @@ impl RedisCache {
             return Err(RedisError::NoRuntime);
         }
         let manager = Manager(RedisConnectionManager::new(config.url.expose_secret()).map_err(RedisError::Url)?);
+        let near = if config.near_cache_capacity == 0 {
+            None
+        } else {
+            let near = Arc::new(NearCache::new(config.near_cache_capacity, config.ttl));
+            near::spawn_tracking(
+                &near,
+                resp3_client(&config.url)?,
+                config.key_prefix.clone(),
+                config.timeout,
+            );
+            Some(near)
+        };
         let connect_errors = LastConnectError::default();
         let pool = Pool::builder()
             .max_size(config.pool_size)
@@ -188,7 +227,28 @@ impl RedisCache {
             calls: Calls::new("cache", config.timeout),
             attempts: config.pool_size.saturating_add(1),
             connect_errors,
+            near,
         })
+    }
+
+    /// What the near cache has done; `None` when it is off.
+    pub fn near_cache_stats(&self) -> Option<NearCacheStats> {
+        self.near.as_ref().map(|near| NearCacheStats {
+            tracking: near.tracking(),
+            hits: near.hits(),
+        })
+    }
+
+    /// The near cache's entry for `key`, while it is served.
+    fn near_get(&self, key: &str) -> Option<Entry> {
+        self.near.as_ref()?.get(key)
+    }
+
+    /// Drops `key` from the near cache: this instance changed it (or tried to).
+    fn near_forget(&self, key: &str) {
+        if let Some(near) = &self.near {
+            near.invalidate(key);
+        }
     }
 
     /// Whether Redis answers, within the timeout. For readiness reports.
@@ -263,6 +323,7 @@ impl RedisCache {
         if let Err(error) = self.run::<()>("discard", driver::cmd("DEL").arg(key)).await {
             tracing::debug!(error = %error, "could not delete an unreadable cache entry");
         }
+        self.near_forget(key);
     }
 }
 
@@ -284,12 +345,19 @@ struct StoredFile {
 impl Cache for RedisCache {
     async fn get_file(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
         let key = self.file_key(tenant, id);
+        if let Some(Entry::File(record)) = self.near_get(&key) {
+            return Ok(Some(*record));
+        }
+        let ticket = self.near.as_ref().and_then(|near| near.ticket(&key));
         let value: Option<Vec<u8>> = self.run("get_file", driver::cmd("GET").arg(&key)).await?;
         let Some(value) = value else {
             return Ok(None);
         };
         match serde_json::from_slice::<StoredFile>(&value) {
             Ok(stored) if stored.v == SCHEMA_VERSION && stored.file.tenant == tenant && stored.file.id == id => {
+                if let (Some(near), Some(ticket)) = (&self.near, ticket) {
+                    near.keep(key, Entry::File(Box::new(stored.file.clone())), ticket);
+                }
                 Ok(Some(stored.file))
             }
             Ok(stored) => {
@@ -316,11 +384,17 @@ impl Cache for RedisCache {
         })
         .map_err(PortError::failed)?;
         let key = self.file_key(record.tenant, record.id);
-        self.run("put_file", &self.set_command(&key, value)).await
+        let written = self.run("put_file", &self.set_command(&key, value)).await;
+        self.near_forget(&key);
+        written
     }
 
     async fn get_latest(&self, scope: Scope, name: &FileName) -> Result<Option<FileId>, PortError> {
         let key = self.latest_key(scope, name);
+        if let Some(Entry::Latest(id)) = self.near_get(&key) {
+            return Ok(Some(id));
+        }
+        let ticket = self.near.as_ref().and_then(|near| near.ticket(&key));
         let value: Option<Vec<u8>> = self.run("get_latest", driver::cmd("GET").arg(&key)).await?;
         let Some(value) = value else {
             return Ok(None);
@@ -329,7 +403,12 @@ impl Cache for RedisCache {
             .ok()
             .and_then(|text| text.parse::<FileId>().ok())
         {
-            Some(id) => Ok(Some(id)),
+            Some(id) => {
+                if let (Some(near), Some(ticket)) = (&self.near, ticket) {
+                    near.keep(key, Entry::Latest(id), ticket);
+                }
+                Ok(Some(id))
+            }
             None => {
                 tracing::debug!(key, "unreadable latest-version entry; a miss");
                 self.discard(&key).await;
@@ -340,17 +419,23 @@ impl Cache for RedisCache {
 
     async fn put_latest(&self, scope: Scope, name: &FileName, id: FileId) -> Result<(), PortError> {
         let key = self.latest_key(scope, name);
-        self.run("put_latest", &self.set_command(&key, id.to_string())).await
+        let written = self.run("put_latest", &self.set_command(&key, id.to_string())).await;
+        self.near_forget(&key);
+        written
     }
 
     async fn remove_latest(&self, scope: Scope, name: &FileName) -> Result<(), PortError> {
         let key = self.latest_key(scope, name);
-        self.run("remove_latest", driver::cmd("DEL").arg(&key)).await
+        let removed = self.run("remove_latest", driver::cmd("DEL").arg(&key)).await;
+        self.near_forget(&key);
+        removed
     }
 
     async fn remove_file(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {
         let key = self.file_key(tenant, id);
-        self.run("remove_file", driver::cmd("DEL").arg(&key)).await
+        let removed = self.run("remove_file", driver::cmd("DEL").arg(&key)).await;
+        self.near_forget(&key);
+        removed
     }
 
     async fn clear(&self) -> Result<(), PortError> {
@@ -375,10 +460,25 @@ impl Cache for RedisCache {
                 cursor = next;
             }
         };
-        tokio::time::timeout(budget, pass)
+        let cleared = tokio::time::timeout(budget, pass)
             .await
-            .unwrap_or_else(|_| Err(PortError::unavailable(CallError::ClearUnfinished { budget })))
+            .unwrap_or_else(|_| Err(PortError::unavailable(CallError::ClearUnfinished { budget })));
+        if let Some(near) = &self.near {
+            near.invalidate_all();
+        }
+        cleared
     }
+}
+
+/// A client of the same Redis speaking RESP3, the protocol that carries tracking pushes.
+fn resp3_client(url: &SecretString) -> Result<driver::Client, RedisError> {
+    use driver::IntoConnectionInfo as _;
+    let info = url.expose_secret().into_connection_info().map_err(RedisError::Url)?;
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(driver::ProtocolVersion::RESP3);
+    driver::Client::open(info.set_redis_settings(settings)).map_err(RedisError::Url)
 }
 
 /// The `SCAN MATCH` pattern of every key under `prefix`, the prefix's own glob characters

@@ -1,0 +1,374 @@
+//! The near cache: entries this instance read from Redis, kept in process and dropped as soon as
+//! Redis reports that their key changed (Redis 6's server-assisted client-side caching, in
+//! broadcasting mode).
+//!
+//! A warm read (download-url by name: the name's latest version, then its record) then costs no
+//! round trip to Redis at all. How it stays right:
+//!
+//! - **Redis says what changed.** One connection per cache (RESP3, apart from the pool) runs
+//!   `CLIENT TRACKING ON BCAST PREFIX {prefix}:`. From then on Redis pushes to it the name of
+//!   every key under the prefix that any client changes: a write or delete of any instance, an
+//!   expiry, an eviction, a `FLUSHDB`. The connection's reader drops those keys here as it reads
+//!   them.
+//! - **Nothing is served without tracking.** Entries are served and kept only while that
+//!   connection is up. When it drops (or a ping every [`PING_INTERVAL`] goes unanswered within
+//!   the call timeout), everything is dropped at once and reads go to Redis. A new connection
+//!   turns tracking on again, and only then is the near cache emptied once more and used.
+//! - **No read keeps a value that changed while it was in flight.** A read takes a [`Ticket`]
+//!   (the invalidation count of its key's stripe) before it asks Redis. It keeps the answer only
+//!   if the count has not moved. The check and the insert are made under the stripe's lock,
+//!   and every invalidation takes that lock too.
+//! - **This instance's own writes** drop the key here at once, without waiting for the push.
+//! - **Entries live at most the cache's TTL**, a backstop. Misses are not kept. The size is
+//!   bounded (moka: TinyLFU admission, LRU eviction).
+//!
+//! What remains: another instance's change reaches this one when the push arrives, typically
+//! well under a millisecond after Redis applied it. A read in between is served the previous
+//! entry, as it would have been just before the change. A tracking connection that hangs
+//! without closing is noticed within a ping interval plus the call timeout.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use files_core::{FileId, FileRecord};
+use tokio::sync::Notify;
+
+use super::driver::{self, AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
+
+/// How often the tracking connection is pinged to find a connection that hangs.
+pub const PING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest wait between two attempts to turn tracking on.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How many locks the keys are spread over.
+const STRIPES: usize = 64;
+
+/// What one entry holds: what the key's reader would have parsed from Redis.
+#[derive(Debug, Clone)]
+pub(super) enum Entry {
+    File(Box<FileRecord>),
+    Latest(FileId),
+}
+
+/// What a read saw before it asked Redis: its value may be kept only if nothing changed since.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ticket {
+    stripe: usize,
+    seen: u64,
+}
+
+/// The entries of one cache (shared by its clones and its tracking task).
+pub(super) struct NearCache {
+    entries: moka::sync::Cache<String, Entry>,
+    /// Invalidations so far, per stripe of keys.
+    stripes: Box<[Mutex<u64>]>,
+    hasher: RandomState,
+    /// Whether tracking is on: entries are served and kept only then.
+    live: AtomicBool,
+    hits: AtomicU64,
+}
+
+impl std::fmt::Debug for NearCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NearCache")
+            .field("live", &self.live.load(Ordering::Relaxed))
+            .field("hits", &self.hits.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl NearCache {
+    /// At most `capacity` entries, each for at most `ttl`. Not served until tracking is on.
+    pub(super) fn new(capacity: u64, ttl: Duration) -> Self {
+        Self {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+            hasher: RandomState::new(),
+            live: AtomicBool::new(false),
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    fn stripe(&self, index: usize) -> MutexGuard<'_, u64> {
+        // A counter: a panic elsewhere cannot have left it half-updated.
+        self.stripes[index].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stripe_of(&self, key: &str) -> usize {
+        // The remainder is below STRIPES, so the narrowing cannot lose anything.
+        (self.hasher.hash_one(key) % STRIPES as u64) as usize
+    }
+
+    fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// The entry of `key`, while tracking is on.
+    pub(super) fn get(&self, key: &str) -> Option<Entry> {
+        if !self.is_live() {
+            return None;
+        }
+        let entry = self.entries.get(key)?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(entry)
+    }
+
+    /// Taken before reading `key` from Redis; `None` while tracking is off.
+    pub(super) fn ticket(&self, key: &str) -> Option<Ticket> {
+        if !self.is_live() {
+            return None;
+        }
+        let stripe = self.stripe_of(key);
+        let seen = *self.stripe(stripe);
+        Some(Ticket { stripe, seen })
+    }
+
+    /// Keeps what a read found, unless the key (or its stripe) changed since its ticket.
+    pub(super) fn keep(&self, key: String, entry: Entry, ticket: Ticket) {
+        let stripe = self.stripe(ticket.stripe);
+        if *stripe == ticket.seen && self.is_live() {
+            self.entries.insert(key, entry);
+        }
+    }
+
+    /// `key` changed (or may have): dropped, and no read started before is kept.
+    pub(super) fn invalidate(&self, key: &str) {
+        let mut stripe = self.stripe(self.stripe_of(key));
+        *stripe += 1;
+        self.entries.invalidate(key);
+    }
+
+    /// Everything may have changed.
+    pub(super) fn invalidate_all(&self) {
+        for index in 0..STRIPES {
+            *self.stripe(index) += 1;
+        }
+        self.entries.invalidate_all();
+    }
+
+    /// Tracking is off: nothing is served or kept until it is on again.
+    fn lost(&self) {
+        self.live.store(false, Ordering::Release);
+        self.invalidate_all();
+    }
+
+    /// Tracking is on: what was kept before is dropped, and the cache is used from now on.
+    fn established(&self) {
+        self.invalidate_all();
+        self.live.store(true, Ordering::Release);
+    }
+
+    /// A push on the tracking connection.
+    fn pushed(&self, push: &PushInfo) {
+        match push.kind {
+            PushKind::Invalidate => match push.data.first() {
+                Some(Value::Array(keys)) => {
+                    for key in keys {
+                        match key {
+                            Value::BulkString(bytes) => match std::str::from_utf8(bytes) {
+                                Ok(key) => self.invalidate(key),
+                                // Not a key of ours (ours are UTF-8): still, drop everything
+                                // rather than guess.
+                                Err(_) => self.invalidate_all(),
+                            },
+                            _ => self.invalidate_all(),
+                        }
+                    }
+                }
+                // After FLUSHDB or FLUSHALL, Redis sends a null: everything changed.
+                _ => self.invalidate_all(),
+            },
+            PushKind::Disconnection => self.lost(),
+            _ => {}
+        }
+    }
+
+    /// Whether entries are served (tracking is on).
+    pub(super) fn tracking(&self) -> bool {
+        self.is_live()
+    }
+
+    /// Reads served from the near cache so far.
+    pub(super) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+/// Keeps tracking on for `near` while it lives: connects, turns tracking on, pings, and starts
+/// again after any failure, with a backoff. Ends when every handle on `near` is gone.
+pub(super) fn spawn_tracking(near: &Arc<NearCache>, client: Client, prefix: String, timeout: Duration) {
+    tokio::spawn(track(Arc::downgrade(near), client, prefix, timeout));
+}
+
+async fn track(near: Weak<NearCache>, client: Client, prefix: String, timeout: Duration) {
+    let mut failures = 0_u32;
+    loop {
+        let disconnected = Arc::new(Notify::new());
+        match connect(&near, &client, &prefix, timeout, &disconnected).await {
+            Ok(mut connection) => {
+                let Some(cache) = near.upgrade() else { return };
+                cache.established();
+                drop(cache);
+                if failures > 0 {
+                    tracing::info!("Redis near cache: key tracking is back on");
+                }
+                failures = 0;
+                loop {
+                    tokio::select! {
+                        () = disconnected.notified() => break,
+                        () = tokio::time::sleep(PING_INTERVAL) => {}
+                    }
+                    if near.strong_count() == 0 {
+                        return;
+                    }
+                    let ping =
+                        tokio::time::timeout(timeout, driver::cmd("PING").query_async::<String>(&mut connection)).await;
+                    if !matches!(ping, Ok(Ok(_))) {
+                        break;
+                    }
+                }
+                let Some(cache) = near.upgrade() else { return };
+                cache.lost();
+                tracing::warn!("Redis near cache: key tracking lost; reading from Redis until it is back");
+            }
+            Err(error) => {
+                if near.strong_count() == 0 {
+                    return;
+                }
+                if failures == 0 {
+                    tracing::warn!(%error, "Redis near cache: cannot turn key tracking on; reading from Redis");
+                } else {
+                    tracing::debug!(%error, "Redis near cache: key tracking still off");
+                }
+            }
+        }
+        failures = failures.saturating_add(1);
+        let backoff = Duration::from_millis(100)
+            .saturating_mul(2_u32.saturating_pow(failures.min(16)))
+            .min(MAX_BACKOFF);
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// A RESP3 connection whose pushes reach `near`, with tracking on for every key under `prefix`.
+async fn connect(
+    near: &Weak<NearCache>,
+    client: &Client,
+    prefix: &str,
+    timeout: Duration,
+    disconnected: &Arc<Notify>,
+) -> driver::RedisResult<driver::aio::MultiplexedConnection> {
+    let (near, disconnected) = (near.clone(), disconnected.clone());
+    // Called by the connection's reader, in order with the replies, before the next one.
+    let on_push = move |push: PushInfo| -> Result<(), std::convert::Infallible> {
+        if let Some(cache) = near.upgrade() {
+            cache.pushed(&push);
+        }
+        if push.kind == PushKind::Disconnection {
+            disconnected.notify_one();
+        }
+        Ok(())
+    };
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_push_sender(on_push);
+    let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
+    driver::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("ON")
+        .arg("BCAST")
+        .arg("PREFIX")
+        .arg(format!("{prefix}:"))
+        .query_async::<()>(&mut connection)
+        .await?;
+    Ok(connection)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use files_core::FileId;
+
+    use super::*;
+
+    fn live() -> NearCache {
+        let near = NearCache::new(100, Duration::from_secs(60));
+        near.established();
+        near
+    }
+
+    #[test]
+    fn nothing_is_served_or_kept_before_tracking_is_on() {
+        let near = NearCache::new(100, Duration::from_secs(60));
+        assert!(near.ticket("k").is_none());
+        near.entries.insert("k".to_owned(), Entry::Latest(FileId::new()));
+        assert!(near.get("k").is_none());
+        assert_eq!(near.hits(), 0);
+    }
+
+    #[test]
+    fn a_read_keeps_its_value_only_when_nothing_changed_since_its_ticket() {
+        let near = live();
+        let ticket = near.ticket("k").unwrap();
+        near.keep("k".to_owned(), Entry::Latest(FileId::new()), ticket);
+        assert!(near.get("k").is_some());
+        assert_eq!(near.hits(), 1);
+
+        // The key changed while the read was in flight: its answer is not kept.
+        let ticket = near.ticket("k").unwrap();
+        near.invalidate("k");
+        assert!(near.get("k").is_none());
+        near.keep("k".to_owned(), Entry::Latest(FileId::new()), ticket);
+        assert!(near.get("k").is_none(), "a value overtaken by an invalidation was kept");
+
+        // Everything changed (FLUSHDB, or tracking lost and back).
+        let ticket = near.ticket("k").unwrap();
+        near.invalidate_all();
+        near.keep("k".to_owned(), Entry::Latest(FileId::new()), ticket);
+        assert!(near.get("k").is_none());
+    }
+
+    #[test]
+    fn tracking_lost_drops_everything_and_stops_reads_in_flight_from_keeping_theirs() {
+        let near = live();
+        let ticket = near.ticket("a").unwrap();
+        near.keep("a".to_owned(), Entry::Latest(FileId::new()), ticket);
+        let in_flight = near.ticket("b").unwrap();
+        near.pushed(&PushInfo {
+            kind: PushKind::Disconnection,
+            data: Vec::new(),
+        });
+        assert!(!near.tracking());
+        assert!(near.get("a").is_none());
+        near.keep("b".to_owned(), Entry::Latest(FileId::new()), in_flight);
+        near.established();
+        assert!(near.get("a").is_none() && near.get("b").is_none());
+    }
+
+    #[test]
+    fn invalidation_pushes_drop_their_keys_and_a_null_drops_everything() {
+        let near = live();
+        for key in ["a", "b", "c"] {
+            let ticket = near.ticket(key).unwrap();
+            near.keep(key.to_owned(), Entry::Latest(FileId::new()), ticket);
+        }
+        near.pushed(&PushInfo {
+            kind: PushKind::Invalidate,
+            data: vec![Value::Array(vec![Value::BulkString(b"a".to_vec())])],
+        });
+        assert!(near.get("a").is_none());
+        assert!(near.get("b").is_some() && near.get("c").is_some());
+        near.pushed(&PushInfo {
+            kind: PushKind::Invalidate,
+            data: vec![Value::Nil],
+        });
+        assert!(near.get("b").is_none() && near.get("c").is_none());
+    }
+}

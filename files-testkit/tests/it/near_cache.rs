@@ -1,0 +1,287 @@
+//! The Redis cache's near cache, on the machine's Redis: warm reads served in process, changes
+//! by another instance (or another client) seen, nothing served while Redis does not track the
+//! keys, nothing stale kept after an outage or a race.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use files_adapters::redis::{NEAR_CACHE_PING_INTERVAL, RedisCache, RedisConfig, driver};
+use files_core::{Cache, FileRecord, Owner};
+use files_testkit::contract::cache::{cache_clear_contract, cache_contract, fresh_device, fresh_tenant, sample_record};
+use files_testkit::eventually;
+use files_testkit::proxy::TcpProxy;
+use files_testkit::services;
+use uuid::Uuid;
+
+use crate::contract_cache::TestRedis;
+
+/// Generous enough that a loaded test machine does not fail calls to a healthy Redis.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long tracking gets to come on (a connection, `CLIENT TRACKING`, or a backoff of at most
+/// 5 s after a failure, then that), and a change to reach another instance.
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// Two caches on one prefix, as two instances of the service would be: `near` with its near
+/// cache on (through `url` when given), `other` with it off, plus a raw connection.
+async fn two_instances(test: &str, url: Option<&str>, timeout: Duration) -> Option<(TestRedis, RedisCache)> {
+    let prefix = format!("files-test-{}", Uuid::new_v4());
+    let near = TestRedis::connect_with(
+        test,
+        url,
+        RedisConfig::DEFAULT_TTL,
+        timeout,
+        prefix.clone(),
+        RedisConfig::DEFAULT_NEAR_CACHE_CAPACITY,
+    )
+    .await?;
+    let other = RedisCache::new(RedisConfig {
+        key_prefix: prefix,
+        timeout: TIMEOUT,
+        near_cache_capacity: 0,
+        ..RedisConfig::new(services::redis_url())
+    })
+    .unwrap();
+    assert!(
+        eventually(SETTLE, async || tracking(&near.cache)).await,
+        "the near cache's key tracking did not come on within {SETTLE:?}"
+    );
+    Some((near, other))
+}
+
+fn tracking(cache: &RedisCache) -> bool {
+    cache.near_cache_stats().is_some_and(|stats| stats.tracking)
+}
+
+fn hits(cache: &RedisCache) -> u64 {
+    cache.near_cache_stats().map_or(0, |stats| stats.hits)
+}
+
+/// Reads `record` until a read is served in process: the push of the write that put it there
+/// may arrive after the first read kept it, and drop it (as it must).
+async fn warm(cache: &RedisCache, record: &FileRecord) {
+    let served = eventually(SETTLE, async || {
+        let before = hits(cache);
+        assert_eq!(
+            cache.get_file(record.tenant, record.id).await.unwrap(),
+            Some(record.clone())
+        );
+        hits(cache) > before
+    })
+    .await;
+    assert!(served, "no read of the record was served in process within {SETTLE:?}");
+}
+
+fn resized(record: &FileRecord, size: u64) -> FileRecord {
+    FileRecord {
+        size: Some(size),
+        ..record.clone()
+    }
+}
+
+#[tokio::test]
+async fn the_redis_cache_passes_the_contract_with_its_near_cache_on() {
+    let test = "the_redis_cache_passes_the_contract_with_its_near_cache_on";
+    let Some((redis, _other)) = two_instances(test, None, TIMEOUT).await else {
+        return;
+    };
+    cache_contract(&redis.cache).await;
+    // Twice: the second pass reads entries the first left in the near cache.
+    cache_contract(&redis.cache).await;
+    assert!(hits(&redis.cache) > 0, "the contract's reads never hit the near cache");
+    let Some(neighbour) = TestRedis::connect_with(
+        test,
+        None,
+        RedisConfig::DEFAULT_TTL,
+        TIMEOUT,
+        format!("files-test-{}", Uuid::new_v4()),
+        RedisConfig::DEFAULT_NEAR_CACHE_CAPACITY,
+    )
+    .await
+    else {
+        return;
+    };
+    cache_clear_contract(&redis.cache, &neighbour.cache).await;
+    redis.clean_up().await;
+    neighbour.clean_up().await;
+}
+
+#[tokio::test]
+async fn warm_reads_are_served_in_process_and_another_instances_changes_reach_them() {
+    let test = "warm_reads_are_served_in_process_and_another_instances_changes_reach_them";
+    let Some((mut redis, other)) = two_instances(test, None, TIMEOUT).await else {
+        return;
+    };
+    let (tenant, owner) = (fresh_tenant(), Owner::Device(fresh_device()));
+    let record = sample_record(tenant, owner, "fw.bin");
+    let (scope, name) = (record.scope(), record.name.clone());
+    other.put_file(&record).await.unwrap();
+    other.put_latest(scope, &name, record.id).await.unwrap();
+
+    // The first reads go to Redis; the next ones are served in process.
+    let cache = &redis.cache;
+    warm(cache, &record).await;
+    assert!(
+        eventually(SETTLE, async || {
+            let before = hits(cache);
+            assert_eq!(cache.get_latest(scope, &name).await.unwrap(), Some(record.id));
+            hits(cache) > before
+        })
+        .await
+    );
+    let before = hits(cache);
+    for _ in 0..10 {
+        assert_eq!(cache.get_file(tenant, record.id).await.unwrap(), Some(record.clone()));
+        assert_eq!(cache.get_latest(scope, &name).await.unwrap(), Some(record.id));
+    }
+    assert_eq!(hits(cache), before + 20, "warm reads went to Redis");
+
+    // Another instance changes the record, then the name's latest version: both are seen.
+    let changed = resized(&record, 4242);
+    other.put_file(&changed).await.unwrap();
+    assert!(
+        eventually(SETTLE, async || cache.get_file(tenant, record.id).await.unwrap()
+            == Some(changed.clone()))
+        .await,
+        "another instance's write never reached the near cache"
+    );
+    other.remove_latest(scope, &name).await.unwrap();
+    assert!(
+        eventually(SETTLE, async || cache.get_latest(scope, &name).await.unwrap().is_none()).await,
+        "another instance's delete never reached the near cache"
+    );
+
+    // Any other client's change too: a raw DEL of the record.
+    assert_eq!(cache.get_file(tenant, record.id).await.unwrap(), Some(changed.clone()));
+    let key = redis.file_key(&record);
+    let deleted: i64 = driver::cmd("DEL").arg(&key).query_async(&mut redis.raw).await.unwrap();
+    assert_eq!(deleted, 1);
+    assert!(
+        eventually(SETTLE, async || cache
+            .get_file(tenant, record.id)
+            .await
+            .unwrap()
+            .is_none())
+        .await,
+        "a raw DEL never reached the near cache"
+    );
+
+    // This instance's own writes are seen at once, without waiting for Redis's push.
+    cache.put_file(&record).await.unwrap();
+    assert_eq!(cache.get_file(tenant, record.id).await.unwrap(), Some(record.clone()));
+    cache.put_file(&changed).await.unwrap();
+    assert_eq!(cache.get_file(tenant, record.id).await.unwrap(), Some(changed.clone()));
+    cache.remove_file(tenant, record.id).await.unwrap();
+    assert_eq!(cache.get_file(tenant, record.id).await.unwrap(), None);
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn without_key_tracking_nothing_is_served_in_process_and_an_outage_leaves_nothing_stale() {
+    let test = "without_key_tracking_nothing_is_served_in_process_and_an_outage_leaves_nothing_stale";
+    let (proxy, url) = TcpProxy::for_url(&services::redis_url()).await.unwrap();
+    let timeout = Duration::from_millis(500);
+    let Some((redis, other)) = two_instances(test, Some(&url), timeout).await else {
+        return;
+    };
+    let cache = &redis.cache;
+    let record = sample_record(fresh_tenant(), Owner::Tenant, "update.bin");
+    other.put_file(&record).await.unwrap();
+    warm(cache, &record).await;
+
+    // Cut: the tracking connection closes, so the entry must not be served any more.
+    assert!(
+        proxy.cut_and_wait(Duration::from_secs(5)).await,
+        "the proxy did not close its connections"
+    );
+    assert!(
+        eventually(SETTLE, async || !tracking(cache)).await,
+        "tracking still on after its connection was closed"
+    );
+    let read = cache.get_file(record.tenant, record.id).await;
+    assert!(read.is_err(), "with Redis cut, a read was answered: {read:?}");
+    // Meanwhile another instance changes it.
+    let changed = resized(&record, 7);
+    other.put_file(&changed).await.unwrap();
+
+    proxy.restore();
+    assert!(
+        eventually(SETTLE, async || tracking(cache)).await,
+        "tracking did not come back on within {SETTLE:?}"
+    );
+    assert_eq!(
+        cache.get_file(record.tenant, record.id).await.unwrap(),
+        Some(changed.clone()),
+        "the entry from before the outage was served"
+    );
+
+    // A connection that hangs without closing is noticed by the ping.
+    warm(cache, &changed).await;
+    proxy.hang();
+    let noticed = NEAR_CACHE_PING_INTERVAL + timeout + Duration::from_secs(5);
+    assert!(
+        eventually(noticed, async || !tracking(cache)).await,
+        "a hanging tracking connection was not noticed within {noticed:?}"
+    );
+    let read = cache.get_file(record.tenant, record.id).await;
+    assert!(read.is_err(), "with Redis hanging, a read was answered: {read:?}");
+    proxy.restore();
+    assert!(eventually(SETTLE, async || tracking(cache)).await);
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_racing_with_another_instances_writes_keep_no_stale_value() {
+    // Round after round, readers fill the near cache while another instance writes a new
+    // version; once the write is done, the readers must come to the new version. A read whose
+    // answer was overtaken by the write's invalidation must not be kept, or it would be served
+    // until the TTL. The window is microseconds wide, so this only catches it sometimes; the
+    // unit tests of `near.rs` pin the rule itself.
+    let test = "reads_racing_with_another_instances_writes_keep_no_stale_value";
+    let Some((redis, other)) = two_instances(test, None, TIMEOUT).await else {
+        return;
+    };
+    let record = sample_record(fresh_tenant(), Owner::Tenant, "racy.bin");
+    const ROUNDS: u64 = 100;
+    for size in 1..=ROUNDS {
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (cache, done, record) = (redis.cache.clone(), done.clone(), record.clone());
+                tokio::spawn(async move {
+                    while !done.load(Ordering::Relaxed) {
+                        cache.get_file(record.tenant, record.id).await.unwrap();
+                        // A hit awaits nothing: let the writer run.
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        let current = resized(&record, size);
+        other.put_file(&current).await.unwrap();
+        done.store(true, Ordering::Relaxed);
+        for reader in readers {
+            reader.await.unwrap();
+        }
+        assert!(
+            eventually(Duration::from_secs(2), async || redis
+                .cache
+                .get_file(record.tenant, record.id)
+                .await
+                .unwrap()
+                == Some(current.clone()))
+            .await,
+            "round {size}: an older version stayed in the near cache"
+        );
+    }
+    // And it stays: nothing older was kept to come back.
+    let last = resized(&record, ROUNDS);
+    for _ in 0..100 {
+        assert_eq!(
+            redis.cache.get_file(record.tenant, record.id).await.unwrap(),
+            Some(last.clone())
+        );
+    }
+    redis.clean_up().await;
+}
