@@ -1,7 +1,10 @@
 //! The write-through composition of a metadata store and a cache.
 //!
-//! Writes go to the store first, then to the cache; reads try the cache, fall back to the store
-//! and fill the cache. A cache failure never fails a call: it is logged and counted
+//! Changes go to the store first, then to the cache; reads try the cache, fall back to the store
+//! and fill the cache. A new record is not written to the cache when it is created: nothing can
+//! be cached under a new id, so nothing there can be stale, and its first read (most often the
+//! `complete` that follows the upload) caches it. That keeps a Redis round trip off upload-url,
+//! the busiest write. A cache failure never fails a call: it is logged and counted
 //! ([`Metrics::cache_call`]), and the store answers.
 //!
 //! A cache write that fails after a change in the store (the cache is down, or too slow) would
@@ -356,11 +359,8 @@ impl WriteThrough {
 #[async_trait]
 impl MetadataStore for WriteThrough {
     async fn insert(&self, record: &FileRecord) -> Result<(), PortError> {
-        self.store.insert(record).await?;
-        // Nothing can be cached under a new id, but a write that timed out may still land
-        // after a later one: remembered all the same.
-        self.changed(record, false).await;
-        Ok(())
+        // Nothing is cached under a new id: the first read caches the record.
+        self.store.insert(record).await
     }
 
     async fn get(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {

@@ -493,6 +493,24 @@ async fn a_version_deleted_while_the_cache_was_down_is_not_served_once_it_is_bac
 }
 
 #[tokio::test]
+async fn a_new_record_is_cached_by_its_first_read_not_when_it_is_created() {
+    let w = World::new();
+    let record = w.upload("log.txt", b"log").await;
+    let cached = files_core::Cache::get_file(&*w.cache, w.tenant, record.id).await;
+    assert!(
+        matches!(cached, Ok(None)),
+        "upload-url wrote the new record to the cache: {cached:?}"
+    );
+    let read = w.service.get(&w.device(), w.tenant, record.id).await;
+    assert!(read.is_ok(), "{read:?}");
+    assert_cache_matches_store(&w, record.id).await;
+    w.store_object(&record, b"log");
+    let done = w.service.complete(&w.device(), w.tenant, record.id).await;
+    assert!(matches!(&done, Ok(r) if r.state == FileState::Available), "{done:?}");
+    assert_cache_matches_store(&w, record.id).await;
+}
+
+#[tokio::test]
 async fn past_its_bound_what_the_cache_missed_is_flushed_whole() {
     let w = World::new();
     let record = w.upload("late.bin", b"late").await;
@@ -505,13 +523,20 @@ async fn past_its_bound_what_the_cache_missed_is_flushed_whole() {
         ..record.clone()
     };
     assert!(files_core::Cache::put_file(&*w.cache, &planted).await.is_ok());
+    // Files to delete while the cache fails: each leaves two entries (the record and its
+    // name's latest version) the service could not invalidate.
+    let mut doomed = Vec::new();
+    for n in 0..=files_core::WriteThrough::DEFAULT_MAX_DIRTY / 2 {
+        doomed.push(w.upload(&format!("f{n}"), b"x").await);
+    }
 
     w.cache.switch.fail();
     let done = w.service.complete(&w.device(), w.tenant, record.id).await;
     assert!(done.is_ok(), "{done:?}");
-    // More new records than the entries the service remembers.
-    for n in 0..=files_core::WriteThrough::DEFAULT_MAX_DIRTY {
-        w.upload(&format!("f{n}"), b"x").await;
+    // More entries than the service remembers.
+    for file in &doomed {
+        let deleted = w.service.delete(&w.device(), w.tenant, file.id).await;
+        assert!(deleted.is_ok(), "{deleted:?}");
     }
     w.cache.switch.recover();
     assert_eq!(w.observer.clears.load(Ordering::SeqCst), 0);
