@@ -5,7 +5,7 @@
 //! through the core's metrics port.
 
 use std::io::IsTerminal as _;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -19,6 +19,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
 use crate::error::ApiError;
+use crate::routes::RoutePattern;
 
 /// The header that carries a request's id, in and out.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -121,7 +122,6 @@ pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let metrics = req.app_data::<web::Data<Prometheus>>().cloned();
     let id = request_id(&req);
@@ -129,7 +129,7 @@ pub async fn observe(
         "request",
         request_id = %id,
         %method,
-        %route,
+        route = tracing::field::Empty,
         tenant_id = tracing::field::Empty,
         device_id = tracing::field::Empty,
         status = tracing::field::Empty,
@@ -143,6 +143,13 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    // Set by the resource that served the request (`routes::resource`); none for a path no
+    // resource matched.
+    let route = response
+        .request()
+        .app_data::<RoutePattern>()
+        .map_or_else(|| Arc::<str>::from("unmatched"), |pattern| pattern.0.clone());
+    span.record("route", &*route);
     let status = response.status().as_u16();
     span.record("status", status);
     let elapsed = started.elapsed();

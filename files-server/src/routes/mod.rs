@@ -19,6 +19,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     files::configure(cfg);
 }
 
+/// The path pattern of the resource that served a request (`/v1/tenants/{tenant_id}/files`),
+/// the `route` label of the HTTP metrics. Each resource carries its own, so the request
+/// middleware reads it after routing instead of matching the path against every resource a
+/// second time (`HttpRequest::match_pattern` does).
+#[derive(Debug, Clone)]
+pub(crate) struct RoutePattern(pub(crate) std::sync::Arc<str>);
+
 /// A resource serving `routes`, each a method and its handler; any other method gets a JSON
 /// 405 whose `Allow` header lists the methods served (RFC 9110).
 pub(crate) fn resource<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
@@ -28,11 +35,10 @@ pub(crate) fn resource<const N: usize>(path: &str, routes: [(Method, Route); N])
         .collect::<Vec<_>>()
         .join(", ");
     let allow = HeaderValue::from_str(&allow).unwrap_or_else(|_| HeaderValue::from_static(""));
-    let resource = routes
-        .into_iter()
-        .fold(web::resource(path), |resource, (method, route)| {
-            resource.route(route.method(method))
-        });
+    let resource = routes.into_iter().fold(
+        web::resource(path).app_data(RoutePattern(path.into())),
+        |resource, (method, route)| resource.route(route.method(method)),
+    );
     resource.default_service(web::to(move |req: HttpRequest| {
         let allow = allow.clone();
         async move { method_not_allowed(&req, allow) }
