@@ -145,7 +145,7 @@ impl Application {
         let readiness = web::Data::from(readiness);
         let body_timeout = web::Data::new(BodyTimeout(settings.body_timeout));
         let api_prometheus = prometheus.clone();
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(middleware::from_fn(telemetry::observe))
                 .app_data(service.clone())
@@ -160,12 +160,16 @@ impl Application {
                     }
                 })
                 .default_service(web::to(routes::not_found))
-        })
-        .listen(listener)?
-        // Signals are handled by `run_until` (readiness first, then the listener).
-        .disable_signals()
-        .shutdown_timeout(settings.shutdown.grace.as_secs())
-        .run();
+        });
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers.get());
+        }
+        let server = server
+            .listen(listener)?
+            // Signals are handled by `run_until` (readiness first, then the listener).
+            .disable_signals()
+            .shutdown_timeout(settings.shutdown.grace.as_secs())
+            .run();
         let metrics_server = match metrics_listener {
             None => None,
             Some(listener) => {

@@ -12,7 +12,8 @@
 //! [`CLEAR_BUDGET`] times the call timeout. A prefix must not be another prefix followed by `:`.
 //!
 //! Reads are served from a near cache in process while Redis tracks the keys for it (see
-//! [`near`]): a warm read costs no round trip. Writes go to Redis and drop the key there too.
+//! [`near`]): a warm read costs no round trip. A write goes to Redis and drops the key from the
+//! near cache at once.
 //!
 //! A cache must never slow a request much, nor fail one: every call is bounded by one timeout
 //! (pool checkout included), and every failure is a [`PortError`] the caller can fall back
@@ -22,14 +23,13 @@
 //! as Redis is back.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use bb8::{ErrorSink, ManageConnection, Pool, RunError};
+use bb8::{Pool, RunError};
 use bb8_redis::RedisConnectionManager;
-use driver::aio::MultiplexedConnection;
-use driver::{Cmd, ErrorKind, FromRedisValue};
+use driver::{Cmd, FromRedisValue};
 use files_core::file::TENANT_ROOT_SEGMENT;
 use files_core::{Cache, FileId, FileName, FileRecord, Owner, PortError, Scope, TenantId};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -40,9 +40,11 @@ use crate::call::Calls;
 use crate::redact::redact_url;
 
 mod near;
+mod pool;
 
 pub use near::PING_INTERVAL as NEAR_CACHE_PING_INTERVAL;
 use near::{Entry, NearCache};
+use pool::{CallError, LastConnectError, Manager, command_error, resp3_client};
 
 /// The Redis driver (the `redis` crate, as re-exported by `bb8-redis`), for tools and tests
 /// that need raw access to the keys this adapter writes.
@@ -470,17 +472,6 @@ impl Cache for RedisCache {
     }
 }
 
-/// A client of the same Redis speaking RESP3, the protocol that carries tracking pushes.
-fn resp3_client(url: &SecretString) -> Result<driver::Client, RedisError> {
-    use driver::IntoConnectionInfo as _;
-    let info = url.expose_secret().into_connection_info().map_err(RedisError::Url)?;
-    let settings = info
-        .redis_settings()
-        .clone()
-        .set_protocol(driver::ProtocolVersion::RESP3);
-    driver::Client::open(info.set_redis_settings(settings)).map_err(RedisError::Url)
-}
-
 /// The `SCAN MATCH` pattern of every key under `prefix`, the prefix's own glob characters
 /// escaped.
 fn prefix_pattern(prefix: &str) -> String {
@@ -493,110 +484,6 @@ fn prefix_pattern(prefix: &str) -> String {
     }
     pattern.push_str(":*");
     pattern
-}
-
-/// Why one call failed; the cause of the [`PortError`].
-#[derive(Debug, thiserror::Error)]
-enum CallError {
-    #[error("no Redis connection within {timeout:?}{}", last_error.as_ref().map(|e| format!(" (last attempt: {e})")).unwrap_or_default())]
-    NoConnection {
-        timeout: Duration,
-        last_error: Option<driver::RedisError>,
-    },
-    #[error("cannot connect to Redis")]
-    Connect(#[source] driver::RedisError),
-    #[error("Redis keys under the prefix not all deleted within {budget:?}")]
-    ClearUnfinished { budget: Duration },
-    #[error("Redis {operation} failed")]
-    Command {
-        operation: &'static str,
-        #[source]
-        error: driver::RedisError,
-    },
-}
-
-/// An answer of a shape we did not ask for is [`PortError::Failed`]; anything else (refused,
-/// reset, timed out, loading, out of memory, read-only replica...) is [`PortError::Unavailable`].
-fn command_error(operation: &'static str, error: driver::RedisError) -> PortError {
-    let unexpected = matches!(error.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType);
-    let error = CallError::Command { operation, error };
-    if unexpected {
-        PortError::failed(error)
-    } else {
-        PortError::unavailable(error)
-    }
-}
-
-/// Whether a connection that returned `error` must be replaced.
-fn is_fatal(error: &driver::RedisError) -> bool {
-    error.is_io_error() || error.is_connection_dropped() || error.is_timeout() || error.is_unrecoverable_error()
-}
-
-/// A pooled connection that knows whether it can be reused.
-struct Connection {
-    inner: MultiplexedConnection,
-    healthy: bool,
-}
-
-impl Connection {
-    /// Sends one command. The connection counts as broken while the command is in flight, so a
-    /// call cut short by the timeout leaves it to be dropped, never reused half-answered.
-    async fn call<T: FromRedisValue>(&mut self, command: &Cmd) -> driver::RedisResult<T> {
-        self.healthy = false;
-        let result = command.query_async(&mut self.inner).await;
-        self.healthy = result.as_ref().err().is_none_or(|error| !is_fatal(error));
-        result
-    }
-}
-
-/// bb8-redis's manager, with connections that report themselves broken after an I/O error or
-/// an interrupted call, so the pool replaces them instead of handing out dead ones.
-#[derive(Debug, Clone)]
-struct Manager(RedisConnectionManager);
-
-impl ManageConnection for Manager {
-    type Connection = Connection;
-    type Error = driver::RedisError;
-
-    async fn connect(&self) -> Result<Connection, driver::RedisError> {
-        Ok(Connection {
-            inner: self.0.connect().await?,
-            healthy: true,
-        })
-    }
-
-    async fn is_valid(&self, connection: &mut Connection) -> Result<(), driver::RedisError> {
-        self.0.is_valid(&mut connection.inner).await
-    }
-
-    fn has_broken(&self, connection: &mut Connection) -> bool {
-        !connection.healthy
-    }
-}
-
-/// Keeps the pool's last connection error, so a checkout that times out says why.
-#[derive(Debug, Clone, Default)]
-struct LastConnectError(Arc<Mutex<Option<(Instant, driver::RedisError)>>>);
-
-impl LastConnectError {
-    /// The last error, if it happened within `window`.
-    fn recent(&self, window: Duration) -> Option<driver::RedisError> {
-        let last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        last.as_ref()
-            .filter(|(at, _)| at.elapsed() <= window)
-            .map(|(_, error)| error.clone())
-    }
-}
-
-impl ErrorSink<driver::RedisError> for LastConnectError {
-    fn sink(&self, error: driver::RedisError) {
-        tracing::debug!(%error, "Redis connection attempt failed");
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), error));
-    }
-
-    fn boxed_clone(&self) -> Box<dyn ErrorSink<driver::RedisError>> {
-        Box::new(self.clone())
-    }
 }
 
 #[cfg(test)]

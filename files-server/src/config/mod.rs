@@ -47,6 +47,7 @@ pub const VARIABLES: &[&str] = &[
     "FILES_LOG",
     "FILES_LOG_FORMAT",
     "FILES_BODY_TIMEOUT_SECS",
+    "FILES_WORKERS",
     "FILES_SHUTDOWN_DELAY_SECS",
     "FILES_SHUTDOWN_GRACE_SECS",
     "FILES_S3_ENDPOINT",
@@ -136,6 +137,8 @@ pub struct Settings {
     /// `FILES_METRICS_LISTEN`: where `/metrics` is served, alone; unset, it is served on the
     /// API's address (convenient in development; production sets it).
     pub metrics_listen: Option<SocketAddr>,
+    /// `FILES_WORKERS`: the HTTP worker threads; unset, one per CPU the process may use.
+    pub workers: Option<std::num::NonZeroUsize>,
     /// `FILES_DEV_DIR`: where the embedded default keeps its development key (default
     /// [`DevKey::default_dir`](files_adapters::jwks::DevKey::default_dir), a per-user directory).
     pub dev_dir: PathBuf,
@@ -366,6 +369,7 @@ impl Settings {
             events_secret: vars.secret("FILES_EVENTS_SECRET"),
             body_timeout: vars.seconds("FILES_BODY_TIMEOUT_SECS", 10, 3600)?,
             metrics_listen: vars.parse("FILES_METRICS_LISTEN")?,
+            workers: vars.parse("FILES_WORKERS")?,
             dev_dir: vars
                 .raw("FILES_DEV_DIR")
                 .map_or_else(files_adapters::jwks::DevKey::default_dir, PathBuf::from),
@@ -413,8 +417,40 @@ mod tests {
     }
 
     #[test]
+    fn workers_and_the_near_cache_are_read() -> Result<(), ConfigError> {
+        let s = settings(&[])?;
+        assert_eq!(s.workers, None);
+        let s = settings(&[
+            ("FILES_WORKERS", "3"),
+            ("FILES_REDIS_URL", "redis://x"),
+            ("FILES_REDIS_NEAR_CACHE_CAPACITY", "0"),
+        ])?;
+        assert_eq!(s.workers.map(std::num::NonZeroUsize::get), Some(3));
+        let near = |s: &Settings| s.redis.as_ref().map(|redis| redis.near_cache_capacity);
+        assert_eq!(near(&s), Some(0));
+        let s = settings(&[("FILES_REDIS_URL", "redis://x")])?;
+        assert_eq!(near(&s), Some(RedisConfig::DEFAULT_NEAR_CACHE_CAPACITY));
+        Ok(())
+    }
+
+    #[test]
     fn wrong_values_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 9] = [
+        let cases: [(&[(&str, &str)], &str); 12] = [
+            (&[("FILES_WORKERS", "0")], "FILES_WORKERS"),
+            (
+                &[
+                    ("FILES_REDIS_URL", "redis://x"),
+                    ("FILES_REDIS_NEAR_CACHE_CAPACITY", "-1"),
+                ],
+                "FILES_REDIS_NEAR_CACHE_CAPACITY",
+            ),
+            (
+                &[
+                    ("FILES_REDIS_URL", "redis://x"),
+                    ("FILES_REDIS_NEAR_CACHE_CAPACITY", "many"),
+                ],
+                "FILES_REDIS_NEAR_CACHE_CAPACITY",
+            ),
             (
                 &[
                     ("FILES_DATABASE_URL", "postgres://x"),
