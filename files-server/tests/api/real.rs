@@ -75,10 +75,14 @@ pub async fn stack_with(test: &str, pg_via_proxy: bool, redis: RedisRoute, optio
         None => services::redis_url(),
     };
     let redis_prefix = format!("files-test-{}", uuid::Uuid::new_v4().simple());
+    // Short bounds where the test cuts the database (its 503 must come fast); elsewhere bounds a
+    // loaded test machine does not reach with a healthy PostgreSQL (in one CI run a 1 s bound
+    // failed an insert, and the relay's call, while the other tests loaded the machine).
+    let timeout_ms = if pg_proxy.is_some() { "1000" } else { "5000" };
     let mut options = options
         .var("FILES_DATABASE_URL", database_url)
-        .var("FILES_DATABASE_TIMEOUT_MS", "1000")
-        .var("FILES_DATABASE_CONNECT_TIMEOUT_MS", "1000")
+        .var("FILES_DATABASE_TIMEOUT_MS", timeout_ms)
+        .var("FILES_DATABASE_CONNECT_TIMEOUT_MS", timeout_ms)
         .var("FILES_REDIS_URL", redis_url)
         .var("FILES_REDIS_PREFIX", redis_prefix.clone());
     options.vars.extend(s3.server_vars());
