@@ -47,8 +47,12 @@ mod schema {
 
 pub(super) use schema::{files, outbox};
 
+/// `None` is inserted as `NULL`, not as `DEFAULT` (no column of `files` has a default): diesel
+/// writes a different statement for each pattern of `DEFAULT`s and will not cache any of them,
+/// which costs every insert a `Parse` round trip and a plan. With `NULL` there is one statement,
+/// prepared once per connection.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = files, check_for_backend(diesel::pg::Pg))]
+#[diesel(table_name = files, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
 pub(super) struct FileRow {
     pub(super) id: Uuid,
     pub(super) tenant_id: Uuid,

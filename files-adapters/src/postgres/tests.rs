@@ -106,6 +106,48 @@ fn rows_and_records_convert_both_ways() {
 }
 
 #[test]
+fn the_insert_is_one_statement_prepared_once_per_connection() {
+    use diesel::pg::Pg;
+    use diesel::query_builder::QueryFragment as _;
+
+    // diesel-async prepares a statement that is not safe to cache on every call: a `Parse`
+    // round trip and a plan per upload-url. Each pattern of `None`s must give the same SQL.
+    let all_none = FileRow {
+        device_id: None,
+        size: None,
+        content_type: None,
+        completed_at: None,
+        ..row()
+    };
+    let all_some = FileRow {
+        device_id: Some(Uuid::new_v4()),
+        upload_id: Some("upload".to_owned()),
+        part_size: Some(5 << 20),
+        part_sha256: Some(vec![1; 32]),
+        multipart_expires_at: Some(OffsetDateTime::UNIX_EPOCH),
+        upload_expires_at: Some(OffsetDateTime::UNIX_EPOCH),
+        ..row()
+    };
+    let mut shapes = Vec::new();
+    for row in [all_none, all_some] {
+        let insert = diesel::insert_into(super::rows::files::table).values(row);
+        assert_eq!(insert.is_safe_to_cache_prepared(&Pg).ok(), Some(true));
+        shapes.push(
+            diesel::debug_query::<Pg, _>(&insert)
+                .to_string()
+                .split(" -- ")
+                .next()
+                .map(str::to_owned),
+        );
+    }
+    assert_eq!(shapes[0], shapes[1], "one statement for every pattern of NULLs");
+    assert!(
+        shapes[0].as_deref().is_some_and(|sql| !sql.contains("DEFAULT")),
+        "{shapes:?}"
+    );
+}
+
+#[test]
 fn rows_stored_before_the_naming_rules_still_read_as_stored() {
     // A decomposed (NFD) name, and names with a format character or a line separator: all
     // accepted before names were normalized and those characters refused.
