@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use criterion::Criterion;
-use files_adapters::jwks::{JwksVerifier, JwtConfig};
+use files_adapters::jwks::{JwksVerifier, JwtConfig, SignatureLibrary};
 use files_adapters::s3::{S3Config, S3Signer};
 use files_bench::{Comparison, Measured, output_directory, report};
 use files_core::{
@@ -90,8 +90,14 @@ fn signed(alg: &str) -> Signed {
 
 /// The service's verifier over one JWK, with the verified-token cache of `capacity` (0: off).
 fn verifier(jwk: &str, capacity: u64) -> JwksVerifier {
+    verifier_with(jwk, capacity, SignatureLibrary::JwtSimple)
+}
+
+/// The same, checking signatures with `signature_library`.
+fn verifier_with(jwk: &str, capacity: u64, signature_library: SignatureLibrary) -> JwksVerifier {
     let config = JwtConfig {
         token_cache_capacity: capacity,
+        signature_library,
         ..JwtConfig::new(ISSUER, AUDIENCE)
     };
     JwksVerifier::from_jwks_json(config, &format!(r#"{{"keys":[{jwk}]}}"#)).unwrap()
@@ -109,6 +115,7 @@ fn tokens(c: &mut Criterion) {
     ] {
         let signed = signed(alg);
         let ours = verifier(&signed.jwk, 0);
+        let ours_fast = verifier_with(&signed.jwk, 0, SignatureLibrary::JsonWebToken);
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&signed.jwk).unwrap();
         let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
         let algorithm = match alg {
@@ -124,12 +131,19 @@ fn tokens(c: &mut Criterion) {
         };
         // Every contender accepts the token: none measures a refusal.
         assert!(rt.block_on(ours.verify(&signed.token)).is_ok(), "{alg}: ours");
+        assert!(
+            rt.block_on(ours_fast.verify(&signed.token)).is_ok(),
+            "{alg}: ours, jsonwebtoken"
+        );
         assert!((signed.verify)(&signed.token), "{alg}: jwt-simple");
         assert!(peer(&signed.token), "{alg}: jsonwebtoken");
 
         let mut group = c.benchmark_group(group);
         group.bench_function("files_verifier", |b| {
             b.iter(|| rt.block_on(ours.verify(black_box(&signed.token))).is_ok());
+        });
+        group.bench_function("files_verifier_jsonwebtoken", |b| {
+            b.iter(|| rt.block_on(ours_fast.verify(black_box(&signed.token))).is_ok());
         });
         group.bench_function("jwt_simple", |b| b.iter(|| (signed.verify)(black_box(&signed.token))));
         group.bench_function("jsonwebtoken", |b| b.iter(|| peer(black_box(&signed.token))));
@@ -380,7 +394,7 @@ const fn measured(label: &'static str, group: &'static str, id: &'static str) ->
     Measured { label, group, id }
 }
 
-const COMPARISONS: [Comparison; 9] = [
+const COMPARISONS: [Comparison; 12] = [
     Comparison {
         what: "token ES256 (verifier vs jwt-simple)",
         ours: measured("files verifier (jwt-simple)", "token_es256", "files_verifier"),
@@ -403,6 +417,36 @@ const COMPARISONS: [Comparison; 9] = [
         what: "token EdDSA",
         ours: measured("files verifier (jwt-simple)", "token_eddsa", "files_verifier"),
         peer: measured("jsonwebtoken (aws-lc-rs)", "token_eddsa", "jsonwebtoken"),
+        at_least: None,
+    },
+    Comparison {
+        what: "token ES256, verifier's libraries",
+        ours: measured(
+            "files verifier (jsonwebtoken)",
+            "token_es256",
+            "files_verifier_jsonwebtoken",
+        ),
+        peer: measured("files verifier (jwt-simple)", "token_es256", "files_verifier"),
+        at_least: None,
+    },
+    Comparison {
+        what: "token RS256, verifier's libraries",
+        ours: measured(
+            "files verifier (jsonwebtoken)",
+            "token_rs256",
+            "files_verifier_jsonwebtoken",
+        ),
+        peer: measured("files verifier (jwt-simple)", "token_rs256", "files_verifier"),
+        at_least: None,
+    },
+    Comparison {
+        what: "token EdDSA, verifier's libraries",
+        ours: measured(
+            "files verifier (jsonwebtoken)",
+            "token_eddsa",
+            "files_verifier_jsonwebtoken",
+        ),
+        peer: measured("files verifier (jwt-simple)", "token_eddsa", "files_verifier"),
         at_least: None,
     },
     Comparison {

@@ -49,6 +49,61 @@ pub struct JwtConfig {
     /// them when it changes), so that a device's next requests skip the signature check.
     /// 0 turns the cache off. Default [`DEFAULT_TOKEN_CACHE_CAPACITY`].
     pub token_cache_capacity: u64,
+    /// The library that checks signatures. Default [`SignatureLibrary::JwtSimple`].
+    pub signature_library: SignatureLibrary,
+}
+
+/// The library that checks a token's signature. Everything else is the same with either: the
+/// key sources, the header and claims rules (jwt-simple's, held to by both), the principal and
+/// the verified-token cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureLibrary {
+    /// jwt-simple, pure Rust: builds anywhere, no C. The default.
+    #[default]
+    JwtSimple,
+    /// jsonwebtoken on aws-lc-rs: 1.7x (EdDSA) to 7x (RS256) cheaper for a token's first
+    /// check (docs/performance.md). Needs the `jsonwebtoken` feature, which builds aws-lc's C.
+    JsonWebToken,
+}
+
+impl SignatureLibrary {
+    /// Both libraries, the default first.
+    pub const ALL: [Self; 2] = [Self::JwtSimple, Self::JsonWebToken];
+
+    /// Its name, as `FILES_TOKEN_VERIFIER` takes it: `jwt-simple` or `jsonwebtoken`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::JwtSimple => "jwt-simple",
+            Self::JsonWebToken => "jsonwebtoken",
+        }
+    }
+
+    /// Whether this build has it (`JsonWebToken` only with the `jsonwebtoken` feature).
+    #[must_use]
+    pub const fn is_built(self) -> bool {
+        match self {
+            Self::JwtSimple => true,
+            Self::JsonWebToken => cfg!(feature = "jsonwebtoken"),
+        }
+    }
+}
+
+impl fmt::Display for SignatureLibrary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for SignatureLibrary {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|library| library.name() == s.trim())
+            .ok_or_else(|| format!("expected jwt-simple or jsonwebtoken, got {s:?}"))
+    }
 }
 
 /// The default [`JwtConfig::token_cache_capacity`]: one token for each of 100,000 devices,
@@ -66,6 +121,7 @@ impl JwtConfig {
             claims: ClaimNames::default(),
             admin_scope: "files:admin".to_owned(),
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
+            signature_library: SignatureLibrary::JwtSimple,
         }
     }
 

@@ -5,15 +5,17 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
+use files_core::InvalidToken;
 use jwt_simple::algorithms::{
     ECDSAP256PublicKeyLike, ES256PublicKey, Ed25519PublicKey, EdDSAPublicKeyLike, RS256PublicKey, RSAPublicKeyLike,
 };
 use jwt_simple::common::VerificationOptions;
+use jwt_simple::token::TokenMetadata;
 use serde_json::{Map, Value};
 
 use super::JwksError;
-use super::claims::Claims;
-use super::config::KeyFile;
+use super::claims::{Claims, refusal};
+use super::config::{KeyFile, SignatureLibrary};
 
 /// The largest JWKS document accepted from a URL or a file.
 pub(super) const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -56,49 +58,89 @@ impl KeyAlgorithm {
 
 /// One public key, with the algorithm of its type.
 #[derive(Debug, Clone)]
-pub(super) enum VerifyingKey {
+pub(super) struct VerifyingKey {
+    key: PublicKey,
+    /// The same key for jsonwebtoken, made once.
+    #[cfg(feature = "jsonwebtoken")]
+    fast: super::fast::FastKey,
+}
+
+/// A public key as jwt-simple holds it (parsed and checked on the way in, whichever library
+/// verifies).
+#[derive(Debug, Clone)]
+pub(super) enum PublicKey {
     Rs256(Box<RS256PublicKey>),
     Es256(ES256PublicKey),
     EdDsa(Ed25519PublicKey),
 }
 
 impl VerifyingKey {
-    pub(super) const fn algorithm(&self) -> KeyAlgorithm {
-        match self {
-            Self::Rs256(_) => KeyAlgorithm::Rs256,
-            Self::Es256(_) => KeyAlgorithm::Es256,
-            Self::EdDsa(_) => KeyAlgorithm::EdDsa,
+    fn new(key: PublicKey) -> Self {
+        Self {
+            #[cfg(feature = "jsonwebtoken")]
+            fast: super::fast::FastKey::new(&key),
+            key,
         }
     }
 
-    pub(super) fn verify(&self, token: &str, options: &VerificationOptions) -> Result<Claims, jwt_simple::Error> {
-        let options = Some(options.clone());
-        match self {
-            Self::Rs256(key) => key.verify_token(token, options),
-            Self::Es256(key) => key.verify_token(token, options),
-            Self::EdDsa(key) => key.verify_token(token, options),
+    pub(super) const fn algorithm(&self) -> KeyAlgorithm {
+        match self.key {
+            PublicKey::Rs256(_) => KeyAlgorithm::Rs256,
+            PublicKey::Es256(_) => KeyAlgorithm::Es256,
+            PublicKey::EdDsa(_) => KeyAlgorithm::EdDsa,
+        }
+    }
+
+    /// Checks the token's signature with `library`, then its header and claims against
+    /// `options`; `metadata` is its header, decoded once by the caller.
+    pub(super) fn verify(
+        &self,
+        token: &str,
+        metadata: &TokenMetadata,
+        options: &VerificationOptions,
+        library: SignatureLibrary,
+    ) -> Result<Claims, InvalidToken> {
+        match library {
+            SignatureLibrary::JwtSimple => {
+                let options = Some(options.clone());
+                match &self.key {
+                    PublicKey::Rs256(key) => key.verify_token(token, options),
+                    PublicKey::Es256(key) => key.verify_token(token, options),
+                    PublicKey::EdDsa(key) => key.verify_token(token, options),
+                }
+                .map_err(refusal)
+            }
+            #[cfg(feature = "jsonwebtoken")]
+            SignatureLibrary::JsonWebToken => self.fast.verify(token, metadata, options),
+            // The verifier refuses to be built with a library this build does not have.
+            #[cfg(not(feature = "jsonwebtoken"))]
+            SignatureLibrary::JsonWebToken => {
+                let _ = metadata;
+                Err(InvalidToken::Algorithm)
+            }
         }
     }
 
     /// The public key's bytes (RSA: the modulus then the exponent), to tell whether a key set
     /// changed.
     fn material(&self) -> Vec<u8> {
-        match self {
-            Self::Rs256(key) => {
+        match &self.key {
+            PublicKey::Rs256(key) => {
                 let components = key.to_components();
                 [components.n, components.e].concat()
             }
-            Self::Es256(key) => key.to_bytes(),
-            Self::EdDsa(key) => key.to_bytes(),
+            PublicKey::Es256(key) => key.to_bytes(),
+            PublicKey::EdDsa(key) => key.to_bytes(),
         }
     }
 
     fn from_pem(pem: &str) -> Option<Self> {
         ES256PublicKey::from_pem(pem)
-            .map(Self::Es256)
-            .or_else(|_| Ed25519PublicKey::from_pem(pem).map(Self::EdDsa))
-            .or_else(|_| RS256PublicKey::from_pem(pem).map(|key| Self::Rs256(Box::new(key))))
+            .map(PublicKey::Es256)
+            .or_else(|_| Ed25519PublicKey::from_pem(pem).map(PublicKey::EdDsa))
+            .or_else(|_| RS256PublicKey::from_pem(pem).map(|key| PublicKey::Rs256(Box::new(key))))
             .ok()
+            .map(Self::new)
     }
 }
 
@@ -268,9 +310,9 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Option<VerifyingKey>, String> {
         .collect();
     let public = Value::Object(public).to_string();
     let key = match algorithm {
-        KeyAlgorithm::Rs256 => RS256PublicKey::from_jwk(&public).map(|key| VerifyingKey::Rs256(Box::new(key))),
-        KeyAlgorithm::Es256 => ES256PublicKey::from_jwk(&public).map(VerifyingKey::Es256),
-        KeyAlgorithm::EdDsa => Ed25519PublicKey::from_jwk(&public).map(VerifyingKey::EdDsa),
+        KeyAlgorithm::Rs256 => RS256PublicKey::from_jwk(&public).map(|key| PublicKey::Rs256(Box::new(key))),
+        KeyAlgorithm::Es256 => ES256PublicKey::from_jwk(&public).map(PublicKey::Es256),
+        KeyAlgorithm::EdDsa => Ed25519PublicKey::from_jwk(&public).map(PublicKey::EdDsa),
     };
-    key.map(Some).map_err(|e| e.to_string())
+    key.map(|key| Some(VerifyingKey::new(key))).map_err(|e| e.to_string())
 }

@@ -1,5 +1,6 @@
 //! Bearer-token verification with the DSTS public keys: the [`TokenVerifier`] port over
-//! jwt-simple.
+//! jwt-simple, or with its signatures checked by jsonwebtoken on aws-lc-rs
+//! ([`SignatureLibrary::JsonWebToken`], the `jsonwebtoken` feature; the rules stay jwt-simple's).
 //!
 //! Keys come from a JWKS document (a file, a string, or a URL that is fetched, cached, refetched
 //! on an unknown `kid` and refreshed periodically) or from PEM public key files. Accepted key
@@ -15,6 +16,10 @@ mod cache_tests;
 mod claims;
 mod config;
 pub mod dev;
+#[cfg(feature = "jsonwebtoken")]
+mod fast;
+#[cfg(all(test, feature = "jsonwebtoken"))]
+mod fast_tests;
 mod keys;
 mod remote;
 #[cfg(test)]
@@ -32,9 +37,10 @@ use jwt_simple::token::Token;
 use tokio::sync::{Mutex, RwLock, oneshot};
 
 use cache::VerifiedTokens;
-use claims::{principal, refusal};
+use claims::principal;
 pub use config::{
     ClaimNames, DEFAULT_TOKEN_CACHE_CAPACITY, JwtConfig, KeyFile, RefreshObserver, RefreshOutcome, RemoteJwks,
+    SignatureLibrary,
 };
 pub use dev::{DevClaims, DevKey, DevKeyError};
 pub use keys::KeyAlgorithm;
@@ -97,6 +103,9 @@ pub enum JwksError {
     /// The URL source was created outside a tokio runtime.
     #[error("the JWKS refresher needs a tokio runtime")]
     NoRuntime,
+    /// The configuration names a signature library this build does not have.
+    #[error("this build has no {0} (build files-adapters with its `jsonwebtoken` feature)")]
+    LibraryNotBuilt(SignatureLibrary),
 }
 
 /// The state shared by the clones of a verifier.
@@ -157,6 +166,9 @@ impl fmt::Debug for JwksVerifier {
 
 impl JwksVerifier {
     fn with_static_keys(config: JwtConfig, keys: KeySet, origin: &str) -> Result<Self, JwksError> {
+        if !config.signature_library.is_built() {
+            return Err(JwksError::LibraryNotBuilt(config.signature_library));
+        }
         if keys.is_empty() {
             return Err(JwksError::NoUsableKey {
                 origin: origin.to_owned(),
@@ -187,7 +199,8 @@ impl JwksVerifier {
     ///
     /// # Errors
     /// [`JwksError::InvalidJwks`] when the text is not a JWKS; [`JwksError::NoUsableKey`] when
-    /// none of its keys can be used.
+    /// none of its keys can be used; [`JwksError::LibraryNotBuilt`] when the configuration names
+    /// a signature library this build does not have.
     pub fn from_jwks_json(config: JwtConfig, json: &str) -> Result<Self, JwksError> {
         let keys = KeySet::from_jwks_json(json, "JWKS")?;
         Self::with_static_keys(config, keys, "JWKS")
@@ -207,7 +220,7 @@ impl JwksVerifier {
     /// # Errors
     /// [`JwksError::Read`] when a file cannot be read; [`JwksError::InvalidJwks`] or
     /// [`JwksError::InvalidPem`] when one holds something else; [`JwksError::NoUsableKey`] when
-    /// no usable key is found at all.
+    /// no usable key is found at all; [`JwksError::LibraryNotBuilt`] as for a JWKS.
     pub fn from_key_files(config: JwtConfig, files: &[KeyFile]) -> Result<Self, JwksError> {
         let mut keys = KeySet::default();
         let origin = files
@@ -236,8 +249,11 @@ impl JwksVerifier {
     /// [`JwksError::Url`] for a URL that cannot be parsed or is not http(s);
     /// [`JwksError::PlainHttp`] for an `http://` URL without [`RemoteJwks::allow_http`];
     /// [`JwksError::Client`] when the HTTP client cannot be built; [`JwksError::NoRuntime`]
-    /// outside a tokio runtime.
+    /// outside a tokio runtime; [`JwksError::LibraryNotBuilt`] as for the other sources.
     pub async fn from_url(config: JwtConfig, source: RemoteJwks) -> Result<Self, JwksError> {
+        if !config.signature_library.is_built() {
+            return Err(JwksError::LibraryNotBuilt(config.signature_library));
+        }
         let shown = source.redacted_url();
         // The parser's message does not quote the URL.
         let url = reqwest::Url::parse(&source.url).map_err(|e| JwksError::Url {
@@ -331,7 +347,12 @@ impl TokenVerifier for JwksVerifier {
         if !key.algorithm().accepts(alg) {
             return Err(InvalidToken::Algorithm.into());
         }
-        let claims = key.verify(token, &self.inner.options).map_err(refusal)?;
+        let claims = key.verify(
+            token,
+            &metadata,
+            &self.inner.options,
+            self.inner.config.signature_library,
+        )?;
         let Some(expires_at) = claims.expires_at else {
             return Err(InvalidToken::Claim("exp").into());
         };

@@ -22,7 +22,7 @@ const ISSUER: &str = "https://dsts.test";
 const AUDIENCE: &str = "files";
 
 /// A 2048-bit RSA test key (generating one in a debug build is slow).
-const RSA_PEM: &str = "
+pub(super) const RSA_PEM: &str = "
 -----BEGIN PRIVATE KEY-----
 MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDVzOj6cMPR0rL7
 6VbcGv0lAlIimwsabfFoCpAivL2+nQvpwBZ5tito16NudjkSxyYToZO0ZCQaFI57

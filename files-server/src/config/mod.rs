@@ -68,6 +68,7 @@ pub const VARIABLES: &[&str] = &[
     "FILES_TOKEN_AUDIENCE",
     "FILES_TOKEN_LEEWAY_SECS",
     "FILES_TOKEN_CACHE_CAPACITY",
+    "FILES_TOKEN_VERIFIER",
     "FILES_CLAIM_TENANT_ID",
     "FILES_CLAIM_DEVICE_ID",
     "FILES_CLAIM_SCOPE",
@@ -431,6 +432,37 @@ mod tests {
         let s = settings(&[("FILES_REDIS_URL", "redis://x")])?;
         assert_eq!(near(&s), Some(RedisConfig::DEFAULT_NEAR_CACHE_CAPACITY));
         Ok(())
+    }
+
+    #[test]
+    fn the_signature_library_is_read_and_must_be_built_in() {
+        use files_adapters::jwks::SignatureLibrary;
+        let library = |vars: &[(&str, &str)]| settings(vars).map(|s| s.tokens.jwt.signature_library);
+        assert_eq!(library(&[]).ok(), Some(SignatureLibrary::JwtSimple));
+        assert_eq!(
+            library(&[("FILES_TOKEN_VERIFIER", "jwt-simple")]).ok(),
+            Some(SignatureLibrary::JwtSimple)
+        );
+        let jsonwebtoken = library(&[("FILES_TOKEN_VERIFIER", "jsonwebtoken")]);
+        if SignatureLibrary::JsonWebToken.is_built() {
+            assert_eq!(jsonwebtoken.ok(), Some(SignatureLibrary::JsonWebToken));
+        } else {
+            let error = jsonwebtoken.err().map(|e| (e.variable, e.problem));
+            assert!(
+                error
+                    .as_ref()
+                    .is_some_and(|(variable, problem)| *variable == "FILES_TOKEN_VERIFIER"
+                        && problem.contains("--features jsonwebtoken")),
+                "{error:?}"
+            );
+        }
+        let error = library(&[("FILES_TOKEN_VERIFIER", "ring")]).err();
+        assert!(
+            error.as_ref().is_some_and(
+                |e| e.variable == "FILES_TOKEN_VERIFIER" && e.problem.contains("jwt-simple or jsonwebtoken")
+            ),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -89,9 +89,17 @@ pub(super) fn tokens(vars: &Vars) -> Result<TokenSettings, ConfigError> {
         device_id: vars.string("FILES_CLAIM_DEVICE_ID", &defaults.claims.device_id),
         scope: vars.string("FILES_CLAIM_SCOPE", &defaults.claims.scope),
     };
+    let signature_library = vars.or("FILES_TOKEN_VERIFIER", defaults.signature_library)?;
+    if !signature_library.is_built() {
+        return Err(ConfigError {
+            variable: "FILES_TOKEN_VERIFIER",
+            problem: format!("this build has no {signature_library}: build files-server with --features jsonwebtoken"),
+        });
+    }
     let jwt = JwtConfig {
         leeway: Duration::from_secs(vars.or("FILES_TOKEN_LEEWAY_SECS", secs(defaults.leeway))?),
         token_cache_capacity: vars.or("FILES_TOKEN_CACHE_CAPACITY", defaults.token_cache_capacity)?,
+        signature_library,
         claims,
         ..defaults
     };

@@ -248,6 +248,36 @@ async fn the_config_file_is_used_and_an_unknown_key_stops_start_up() {
     );
 }
 
+/// `FILES_TOKEN_VERIFIER=jsonwebtoken`: a binary built with the library checks tokens with it (a
+/// device's token is accepted, the same token with another signature is not); a binary built
+/// without it refuses to start and says why.
+#[tokio::test]
+async fn the_jsonwebtoken_signature_library_is_used_when_built_in() {
+    let vars = [("FILES_TOKEN_VERIFIER", "jsonwebtoken")];
+    if !files_adapters::jwks::SignatureLibrary::JsonWebToken.is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = command(dir.path(), &vars).output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("FILES_TOKEN_VERIFIER"), "{stderr}");
+        return;
+    }
+    let server = Server::start(&vars).await;
+    let (tenant, device) = (new_tenant(), new_device());
+    let token = server.device_token(tenant, device);
+    let api = Api::new(server.address.clone());
+    let scope = device_scope(tenant, device);
+    let (status, body) = api.upload_url(&scope, &token, "log.txt", b"hello").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut forged = token.clone();
+    let at = forged.len() - 10;
+    let other = if &forged[at..=at] == "A" { "B" } else { "A" };
+    forged.replace_range(at..=at, other);
+    let (status, body) = api.upload_url(&scope, &forged, "log.txt", b"hello").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.to_string().contains("signature"), "{body}");
+}
+
 /// Accepts connections and never answers: a broker that hangs every publish.
 fn black_hole() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
