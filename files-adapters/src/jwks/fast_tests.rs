@@ -16,52 +16,28 @@ use jwt_simple::prelude::{Clock, Duration};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::tests::RSA_PEM;
+use super::tests::{AUDIENCE, ISSUER, Keys, RSA_PEM};
 use super::{JwksVerifier, JwtConfig, SignatureLibrary};
 
-const ISSUER: &str = "https://dsts.test";
-const AUDIENCE: &str = "files";
-
-struct Keys {
-    es: ES256KeyPair,
-    rs: RS256KeyPair,
-    ed: Ed25519KeyPair,
+/// The keys of `tests.rs`, one verifier per library, the verified-token cache off.
+fn verifiers(keys: &Keys) -> [JwksVerifier; 2] {
+    SignatureLibrary::ALL.map(|signature_library| {
+        let config = JwtConfig {
+            token_cache_capacity: 0,
+            signature_library,
+            ..JwtConfig::new(ISSUER, AUDIENCE)
+        };
+        JwksVerifier::from_jwks_json(config, &keys.jwks()).unwrap()
+    })
 }
 
-impl Keys {
-    fn new() -> Self {
-        Self {
-            es: ES256KeyPair::generate().with_key_id("es-1"),
-            rs: RS256KeyPair::from_pem(RSA_PEM).unwrap().with_key_id("rs-1"),
-            ed: Ed25519KeyPair::generate().with_key_id("ed-1"),
-        }
-    }
-
-    /// The same keys, one verifier per library, the verified-token cache off.
-    fn verifiers(&self) -> [JwksVerifier; 2] {
-        let jwks = format!(
-            r#"{{"keys":[{},{},{}]}}"#,
-            self.es.public_key().to_jwk(),
-            self.rs.public_key().to_jwk(),
-            self.ed.public_key().to_jwk()
-        );
-        SignatureLibrary::ALL.map(|signature_library| {
-            let config = JwtConfig {
-                token_cache_capacity: 0,
-                signature_library,
-                ..JwtConfig::new(ISSUER, AUDIENCE)
-            };
-            JwksVerifier::from_jwks_json(config, &jwks).unwrap()
-        })
-    }
-
-    fn signed(&self, claims: &DeviceClaims) -> [String; 3] {
-        [
-            self.es.sign(claims.clone()).unwrap(),
-            self.rs.sign(claims.clone()).unwrap(),
-            self.ed.sign(claims.clone()).unwrap(),
-        ]
-    }
+/// `claims` signed with each key.
+fn signed(keys: &Keys, claims: &DeviceClaims) -> [String; 3] {
+    [
+        keys.es.sign(claims.clone()).unwrap(),
+        keys.rs.sign(claims.clone()).unwrap(),
+        keys.ed.sign(claims.clone()).unwrap(),
+    ]
 }
 
 fn b64(value: &Value) -> String {
@@ -130,10 +106,10 @@ fn claims_cases() -> Vec<DeviceClaims> {
 #[tokio::test]
 async fn both_libraries_answer_every_claims_case_alike() {
     let keys = Keys::new();
-    let verifiers = keys.verifiers();
+    let verifiers = verifiers(&keys);
     let mut accepted = 0;
     for claims in claims_cases() {
-        for token in keys.signed(&claims) {
+        for token in signed(&keys, &claims) {
             accepted += usize::from(same(&verifiers, &token).await.is_ok());
         }
     }
@@ -145,10 +121,10 @@ async fn both_libraries_answer_every_claims_case_alike() {
 #[tokio::test]
 async fn both_libraries_refuse_confusions_tampering_and_malformed_tokens_alike() {
     let keys = Keys::new();
-    let verifiers = keys.verifiers();
+    let verifiers = verifiers(&keys);
     let claims = device_claims();
     let payload = b64(&serde_json::to_value(&claims).unwrap());
-    let [es, rs, ed] = keys.signed(&claims);
+    let [es, rs, ed] = signed(&keys, &claims);
     let parts: Vec<&str> = es.split('.').collect();
     let header = |header: Value| format!("{}.{}.{}", b64(&header), parts[1], parts[2]);
     // A header jwt-simple cannot write, signed by our ES256 key.
@@ -229,8 +205,8 @@ async fn both_libraries_refuse_confusions_tampering_and_malformed_tokens_alike()
 #[tokio::test]
 async fn both_libraries_answer_damage_at_every_position_alike() {
     let keys = Keys::new();
-    let verifiers = keys.verifiers();
-    for token in keys.signed(&device_claims()) {
+    let verifiers = verifiers(&keys);
+    for token in signed(&keys, &device_claims()) {
         assert!(same(&verifiers, &token).await.is_ok());
         // Every seventh position, and the last few (where base64 has bits that are not read).
         let positions = (0..token.len()).step_by(7).chain(token.len() - 3..token.len());

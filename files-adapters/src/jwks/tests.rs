@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use super::*;
 
-const ISSUER: &str = "https://dsts.test";
-const AUDIENCE: &str = "files";
+pub(super) const ISSUER: &str = "https://dsts.test";
+pub(super) const AUDIENCE: &str = "files";
 
 /// A 2048-bit RSA test key (generating one in a debug build is slow).
 pub(super) const RSA_PEM: &str = "
@@ -53,10 +53,10 @@ bVlqrTnHyrzh8vs59CUr5z2H
 -----END PRIVATE KEY-----
 ";
 
-struct Keys {
-    es: ES256KeyPair,
-    rs: RS256KeyPair,
-    ed: Ed25519KeyPair,
+pub(super) struct Keys {
+    pub(super) es: ES256KeyPair,
+    pub(super) rs: RS256KeyPair,
+    pub(super) ed: Ed25519KeyPair,
 }
 
 #[derive(Clone, Copy)]
@@ -67,7 +67,7 @@ enum Alg {
 }
 
 impl Keys {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             es: ES256KeyPair::generate().with_key_id("es-1"),
             rs: RS256KeyPair::from_pem(RSA_PEM).unwrap().with_key_id("rs-1"),
@@ -75,7 +75,7 @@ impl Keys {
         }
     }
 
-    fn jwks(&self) -> String {
+    pub(super) fn jwks(&self) -> String {
         format!(
             r#"{{"keys":[{},{},{}]}}"#,
             self.es.public_key().to_jwk(),
