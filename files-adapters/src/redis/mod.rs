@@ -267,18 +267,41 @@ impl RedisCache {
         }
     }
 
+    // The keys are built on every read, warm ones included: with push_str and uuid's and hex's
+    // encoders into buffers, not `format!` (whose `Display` of a UUID and `hex::encode` went
+    // a character at a time: most of a near-cache hit's instructions).
+
+    /// `{prefix}:v2:file:{tenant}:{id}`.
     fn file_key(&self, tenant: TenantId, id: FileId) -> String {
-        format!("{}:v2:file:{tenant}:{id}", self.prefix)
+        let mut key = String::with_capacity(self.prefix.len() + 9 + 2 * 37);
+        key.push_str(&self.prefix);
+        key.push_str(":v2:file:");
+        push_uuid(&mut key, tenant.as_uuid());
+        key.push(':');
+        push_uuid(&mut key, id.as_uuid());
+        key
     }
 
+    /// `{prefix}:v1:latest:{tenant}:{device or _tenant}:{SHA-256 of the name, hex}`.
     fn latest_key(&self, scope: Scope, name: &FileName) -> String {
         let digest = Sha256::digest(name.as_str().as_bytes());
-        let tenant = scope.tenant;
-        let hash = hex::encode(digest);
+        let mut key = String::with_capacity(self.prefix.len() + 11 + 2 * 37 + 64);
+        key.push_str(&self.prefix);
+        key.push_str(":v1:latest:");
+        push_uuid(&mut key, scope.tenant.as_uuid());
+        key.push(':');
         match scope.owner {
-            Owner::Device(device) => format!("{}:v1:latest:{tenant}:{device}:{hash}", self.prefix),
-            Owner::Tenant => format!("{}:v1:latest:{tenant}:{TENANT_ROOT_SEGMENT}:{hash}", self.prefix),
+            Owner::Device(device) => push_uuid(&mut key, device.as_uuid()),
+            Owner::Tenant => key.push_str(TENANT_ROOT_SEGMENT),
         }
+        key.push(':');
+        let mut hex = [0u8; 64];
+        match hex::encode_to_slice(digest, &mut hex).map(|()| std::str::from_utf8(&hex)) {
+            Ok(Ok(hash)) => key.push_str(hash),
+            // 32 bytes always make 64 ASCII digits; the allocating encoder says the same.
+            _ => key.push_str(&hex::encode(digest)),
+        }
+        key
     }
 
     fn set_command(&self, key: &str, value: impl driver::ToRedisArgs) -> Cmd {
@@ -341,6 +364,12 @@ struct StoredFileRef<'a> {
 struct StoredFile {
     v: u32,
     file: FileRecord,
+}
+
+/// `uuid` as the ids display it (hyphenated, lower case), without `fmt`.
+fn push_uuid(key: &mut String, uuid: &uuid::Uuid) {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    key.push_str(uuid.hyphenated().encode_lower(&mut buffer));
 }
 
 #[async_trait]
