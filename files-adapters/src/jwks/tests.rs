@@ -116,7 +116,7 @@ fn custom(value: Value) -> Map<String, Value> {
     }
 }
 
-fn device_claims() -> Map<String, Value> {
+pub(super) fn device_claims() -> Map<String, Value> {
     custom(json!({"tenant_id": tenant().to_string(), "device_id": device().to_string()}))
 }
 
@@ -124,13 +124,13 @@ fn service_claims() -> Map<String, Value> {
     custom(json!({"tenant_id": tenant().to_string(), "scope": "openid files:admin"}))
 }
 
-fn claims(custom: Map<String, Value>) -> JWTClaims<Map<String, Value>> {
+pub(super) fn claims(custom: Map<String, Value>) -> JWTClaims<Map<String, Value>> {
     Claims::with_custom_claims(custom, JwtDuration::from_mins(10))
         .with_issuer(ISSUER)
         .with_audience(AUDIENCE)
 }
 
-fn b64(value: &Value) -> String {
+pub(super) fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
 }
 
@@ -420,13 +420,11 @@ async fn refuses_unknown_keys_foreign_signatures_and_tampering() {
     }
 }
 
-#[tokio::test]
-async fn refuses_malformed_tokens() {
-    let keys = Keys::new();
-    let verifier = keys.verifier();
-    let good = keys.sign(Alg::Es, claims(device_claims()));
+/// Tokens made from `good` that are not three decodable parts, or whose header or claims are
+/// not JSON objects.
+pub(super) fn malformed_from(good: &str) -> Vec<String> {
     let parts: Vec<&str> = good.split('.').collect();
-    let malformed = [
+    vec![
         String::new(),
         "garbage".to_owned(),
         "a.b.c".to_owned(),
@@ -435,6 +433,17 @@ async fn refuses_malformed_tokens() {
         format!("{}.{}.%%%", parts[0], parts[1]),
         format!("{}.{}.{}", b64(&json!("ES256")), parts[1], parts[2]),
         format!("{}.{}.{}", parts[0], b64(&json!("not claims")), parts[2]),
+    ]
+}
+
+#[tokio::test]
+async fn refuses_malformed_tokens() {
+    let keys = Keys::new();
+    let verifier = keys.verifier();
+    let good = keys.sign(Alg::Es, claims(device_claims()));
+    let parts: Vec<&str> = good.split('.').collect();
+    let mut malformed = malformed_from(&good);
+    malformed.extend([
         // A JWE-ish typ and a critical extension.
         format!(
             "{}.{}.{}",
@@ -448,7 +457,7 @@ async fn refuses_malformed_tokens() {
             parts[1],
             parts[2]
         ),
-    ];
+    ]);
     for token in malformed {
         let reason = refused(&verifier, &token).await;
         // A payload swapped for something else also breaks the signature, which is checked first.
