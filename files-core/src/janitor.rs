@@ -25,7 +25,7 @@ use std::time::Duration;
 use crate::file::{FileRecord, FileState};
 use crate::metrics::Metrics;
 use crate::ports::{Clock, Housekeeping, PortError, error_chain};
-use crate::service::{CompleteError, FilesService};
+use crate::service::{CompleteError, FilesService, Finished};
 
 /// How often and how much the janitor works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,9 @@ pub struct JanitorPass {
     pub expired: usize,
     /// Deleted records whose late object was deleted.
     pub swept: usize,
+    /// Records another call settled between the claim and this pass's look at them (a device's
+    /// `complete`, a bucket notification): nothing to do, not counted as an action.
+    pub skipped: usize,
     /// Records left for a later pass because a dependency failed.
     pub failed: usize,
     /// Sent outbox rows removed.
@@ -147,6 +150,11 @@ impl Janitor {
                 "completed" => pass.completed += 1,
                 "expired" => pass.expired += 1,
                 "swept" => pass.swept += 1,
+                // Settled by another call since the claim: nothing done, nothing counted.
+                "skipped" => {
+                    pass.skipped += 1;
+                    continue;
+                }
                 _ => pass.failed += 1,
             }
             self.metrics.janitor_action(action, 1);
@@ -176,11 +184,12 @@ impl Janitor {
     /// expired with nothing left in the store.
     async fn settle(&self, record: FileRecord) -> &'static str {
         match self.service.finish(record.clone()).await {
-            Ok(available) if available.state == FileState::Available => {
+            Ok(Finished::Completed(_)) => {
                 log(&record, "completed");
                 return "completed";
             }
-            Ok(_) | Err(CompleteError::NotFound) => return "skipped",
+            // Completed (or deleted) by another call since the claim: not this pass's work.
+            Ok(Finished::AlreadyAvailable(_)) | Err(CompleteError::NotFound) => return "skipped",
             Err(CompleteError::Dependency(error)) => {
                 tracing::warn!(
                     tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),

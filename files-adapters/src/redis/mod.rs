@@ -91,8 +91,11 @@ impl RedisConfig {
     pub const DEFAULT_POOL_SIZE: u32 = 32;
     /// The default bound on each call.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
-    /// The default size of the near cache: a record takes about 1 KiB, so about 10 MiB.
-    pub const DEFAULT_NEAR_CACHE_CAPACITY: u64 = 10_000;
+    /// The default size of the near cache: an entry takes about 1 KiB (a record, or a name's
+    /// latest version, with its key), so at most about 50 MiB. download-url by name takes two
+    /// entries per device: 25,000 devices each reading a file of its own, or any number reading
+    /// the same tenant files.
+    pub const DEFAULT_NEAR_CACHE_CAPACITY: u64 = 50_000;
 
     /// The defaults for a Redis at `url`.
     pub fn new(url: impl Into<SecretString>) -> Self {

@@ -3,8 +3,8 @@
 
 use crate::file::{FileRecord, FileState, ObjectKey};
 use crate::ids::FileId;
-use crate::service::FilesService;
 use crate::service::errors::{CompleteError, DependencyError, Mismatch, database, object_store};
+use crate::service::{FilesService, Finished};
 
 /// A store notification that an object was created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +141,8 @@ impl FilesService {
             return Ok(IngestOutcome::Skipped(SkipReason::Mismatch));
         }
         match self.finish(record).await {
-            Ok(record) => Ok(IngestOutcome::Completed(record.id)),
+            Ok(Finished::Completed(record)) => Ok(IngestOutcome::Completed(record.id)),
+            Ok(Finished::AlreadyAvailable(record)) => Ok(IngestOutcome::AlreadyAvailable(record.id)),
             Err(CompleteError::Dependency(e)) => Err(e),
             Err(CompleteError::NotFound) => Ok(IngestOutcome::Skipped(SkipReason::UnknownFile)),
             Err(

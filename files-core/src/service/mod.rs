@@ -133,6 +133,23 @@ impl std::fmt::Debug for FilesService {
     }
 }
 
+/// What [`FilesService::finish`] did with a file.
+#[derive(Debug)]
+pub(crate) enum Finished {
+    /// This call made it available (its event is in the outbox).
+    Completed(FileRecord),
+    /// It was available already: another call completed it.
+    AlreadyAvailable(FileRecord),
+}
+
+impl Finished {
+    pub(crate) fn into_record(self) -> FileRecord {
+        match self {
+            Self::Completed(record) | Self::AlreadyAvailable(record) => record,
+        }
+    }
+}
+
 impl FilesService {
     /// Starts building a service over `ports`; [`ServiceBuilder::build`] hands out the service
     /// and its outbox relay.
@@ -418,7 +435,7 @@ impl FilesService {
                 LookupError::NotFound => CompleteError::NotFound,
                 LookupError::Dependency(e) => CompleteError::Dependency(e),
             })?;
-        let record = self.finish(record).await?;
+        let record = self.finish(record).await?.into_record();
         self.count(tenant, record.owner, FileOperation::Complete);
         Ok(record)
     }
@@ -484,9 +501,9 @@ impl FilesService {
     }
 
     /// The one path by which a pending file becomes available.
-    pub(crate) async fn finish(&self, record: FileRecord) -> Result<FileRecord, CompleteError> {
+    pub(crate) async fn finish(&self, record: FileRecord) -> Result<Finished, CompleteError> {
         match record.state {
-            FileState::Available => return Ok(record),
+            FileState::Available => return Ok(Finished::AlreadyAvailable(record)),
             FileState::Deleted => return Err(CompleteError::NotFound),
             FileState::Expired => return Err(CompleteError::UploadExpired),
             FileState::Pending => {}
@@ -507,11 +524,11 @@ impl FilesService {
         else {
             // Someone else completed (or deleted) it in the meantime.
             return match metadata.get(record.tenant, record.id).await.map_err(database)? {
-                Some(current) if current.state == FileState::Available => Ok(current),
+                Some(current) if current.state == FileState::Available => Ok(Finished::AlreadyAvailable(current)),
                 _ => Err(CompleteError::NotFound),
             };
         };
-        Ok(available)
+        Ok(Finished::Completed(available))
     }
 
     /// Checks a single PUT's object against its record; answers its size.

@@ -2,13 +2,18 @@
 //! completed or expired, deleted files' late objects are swept, several janitors share the
 //! work without doing anything twice, a failing store only delays the work.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use files_core::{
-    DownloadError, DownloadTarget, FileName, FileState, Housekeeping as _, IngestOutcome, JanitorSettings,
-    NoSuchUpload, ObjectCreated, ObjectStore as _, PartsRequest, PortError, Sha256, SkipReason, UploadRequest,
+    DownloadError, DownloadTarget, FileName, FileState, Housekeeping, IngestOutcome, JanitorSettings, NoSuchUpload,
+    ObjectCreated, ObjectStore as _, PartsRequest, PortError, Sha256, SkipReason, UploadRequest,
 };
-use files_testkit::fakes::FakeObjectStore;
+use files_core::{FileId, FileRecord, FilesService, Principal, TenantId};
+use files_testkit::fakes::{FakeMetadataStore, FakeObjectStore};
+use time::OffsetDateTime;
 
 use crate::world::{MULTIPART, UPLOAD_URL, World, sha256_of};
 
@@ -149,6 +154,67 @@ async fn janitor_two_at_once_do_each_upload_once() {
     assert_eq!(a.claimed + b.claimed, 8, "{a:?} {b:?}");
     assert_eq!(a.completed + b.completed, 8);
     assert_eq!(w.events().await.len(), 8, "one event per file");
+}
+
+/// A store whose every claim races with the device: each record it hands the janitor (pending,
+/// as claimed) was completed by the device's own `complete` just after the claim.
+struct CompletedMeanwhile {
+    inner: Arc<FakeMetadataStore>,
+    service: FilesService,
+    principal: Principal,
+}
+
+#[async_trait]
+impl Housekeeping for CompletedMeanwhile {
+    async fn claim_stale(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<FileRecord>, PortError> {
+        let claimed = self.inner.claim_stale(cutoff, limit, lease).await?;
+        for record in &claimed {
+            self.service
+                .complete(&self.principal, record.tenant, record.id)
+                .await
+                .map_err(PortError::failed)?;
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_swept(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {
+        self.inner.mark_swept(tenant, id).await
+    }
+
+    async fn count_pending(&self) -> Result<u64, PortError> {
+        self.inner.count_pending().await
+    }
+
+    async fn prune_sent(&self, before: OffsetDateTime, limit: usize) -> Result<u64, PortError> {
+        self.inner.prune_sent(before, limit).await
+    }
+}
+
+#[tokio::test]
+async fn janitor_counts_no_upload_that_another_call_completed_since_its_claim() {
+    let w = World::new();
+    let store = CompletedMeanwhile {
+        inner: w.store.clone(),
+        service: w.service.clone(),
+        principal: w.principal.clone(),
+    };
+    let janitor = w.service.janitor(Arc::new(store), settings());
+    let ticket = w.upload("raced.log", b"raced").await;
+    w.objects.receive_put(&ticket.request, b"raced").unwrap();
+    w.clock.advance(UPLOAD_URL + GRACE + Duration::from_secs(1));
+    let pass = janitor.pass().await.unwrap();
+    assert_eq!(
+        (pass.claimed, pass.completed, pass.skipped, pass.failed),
+        (1, 0, 1, 0),
+        "the device completed it, not the janitor: {pass:?}"
+    );
+    assert_eq!(w.state(&ticket).await, FileState::Available);
+    assert_eq!(w.events().await.len(), 1, "one event, the device's");
 }
 
 #[tokio::test]
