@@ -540,73 +540,80 @@ fn temp_path(name: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn key_files_hold_pem_keys_or_a_jwks() {
-    let keys = Keys::new();
-    let es_pem = temp_path("es.pem");
-    std::fs::create_dir_all(es_pem.parent().unwrap()).unwrap();
-    std::fs::write(&es_pem, keys.es.public_key().to_pem().unwrap()).unwrap();
-    let rs_pem = es_pem.with_file_name("rs.pem");
-    std::fs::write(&rs_pem, keys.rs.public_key().to_pem().unwrap()).unwrap();
-    let ed_pem = es_pem.with_file_name("ed.pem");
-    std::fs::write(&ed_pem, keys.ed.public_key().to_pem()).unwrap();
-    let jwks = es_pem.with_file_name("jwks.json");
-    std::fs::write(&jwks, keys.jwks()).unwrap();
+    // With each signature library built in: a key file's keys reach jsonwebtoken too.
+    for signature_library in SignatureLibrary::ALL.into_iter().filter(|library| library.is_built()) {
+        let config = || JwtConfig {
+            signature_library,
+            ..config()
+        };
+        let keys = Keys::new();
+        let es_pem = temp_path("es.pem");
+        std::fs::create_dir_all(es_pem.parent().unwrap()).unwrap();
+        std::fs::write(&es_pem, keys.es.public_key().to_pem().unwrap()).unwrap();
+        let rs_pem = es_pem.with_file_name("rs.pem");
+        std::fs::write(&rs_pem, keys.rs.public_key().to_pem().unwrap()).unwrap();
+        let ed_pem = es_pem.with_file_name("ed.pem");
+        std::fs::write(&ed_pem, keys.ed.public_key().to_pem()).unwrap();
+        let jwks = es_pem.with_file_name("jwks.json");
+        std::fs::write(&jwks, keys.jwks()).unwrap();
 
-    // One PEM without kid verifies tokens without kid, and tokens whose kid it cannot know fail.
-    let verifier = JwksVerifier::from_key_file(config(), &rs_pem).unwrap();
-    let anonymous = RS256KeyPair::from_pem(RSA_PEM).unwrap();
-    verifier
-        .verify(&anonymous.sign(claims(device_claims())).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(
-        refused(&verifier, &keys.sign(Alg::Rs, claims(device_claims()))).await,
-        InvalidToken::UnknownKey
-    );
-
-    // PEM keys given a kid, plus a JWKS file.
-    let verifier = JwksVerifier::from_key_files(
-        config(),
-        &[
-            KeyFile::new(&es_pem).with_kid("es-1"),
-            KeyFile::new(&ed_pem).with_kid("ed-1"),
-        ],
-    )
-    .unwrap();
-    verifier
-        .verify(&keys.sign(Alg::Es, claims(device_claims())))
-        .await
-        .unwrap();
-    verifier
-        .verify(&keys.sign(Alg::Ed, claims(device_claims())))
-        .await
-        .unwrap();
-    assert_eq!(verifier.key_count().await, 2);
-    let verifier = JwksVerifier::from_key_file(config(), &jwks).unwrap();
-    for alg in [Alg::Es, Alg::Rs, Alg::Ed] {
+        // One PEM without kid verifies tokens without kid, and tokens whose kid it cannot know fail.
+        let verifier = JwksVerifier::from_key_file(config(), &rs_pem).unwrap();
+        let anonymous = RS256KeyPair::from_pem(RSA_PEM).unwrap();
         verifier
-            .verify(&keys.sign(alg, claims(service_claims())))
+            .verify(&anonymous.sign(claims(device_claims())).unwrap())
             .await
             .unwrap();
-    }
+        assert_eq!(
+            refused(&verifier, &keys.sign(Alg::Rs, claims(device_claims()))).await,
+            InvalidToken::UnknownKey
+        );
 
-    // Not a key, a private key, a missing file.
-    let junk = es_pem.with_file_name("junk.pem");
-    std::fs::write(&junk, "hello").unwrap();
-    assert!(matches!(
-        JwksVerifier::from_key_file(config(), &junk),
-        Err(JwksError::InvalidPem { .. })
-    ));
-    let private = es_pem.with_file_name("private.pem");
-    std::fs::write(&private, keys.es.to_pem().unwrap()).unwrap();
-    assert!(matches!(
-        JwksVerifier::from_key_file(config(), &private),
-        Err(JwksError::InvalidPem { .. })
-    ));
-    assert!(matches!(
-        JwksVerifier::from_key_file(config(), &es_pem.with_file_name("absent")),
-        Err(JwksError::Read { .. })
-    ));
-    std::fs::remove_dir_all(es_pem.parent().unwrap()).unwrap();
+        // PEM keys given a kid, plus a JWKS file.
+        let verifier = JwksVerifier::from_key_files(
+            config(),
+            &[
+                KeyFile::new(&es_pem).with_kid("es-1"),
+                KeyFile::new(&ed_pem).with_kid("ed-1"),
+            ],
+        )
+        .unwrap();
+        verifier
+            .verify(&keys.sign(Alg::Es, claims(device_claims())))
+            .await
+            .unwrap();
+        verifier
+            .verify(&keys.sign(Alg::Ed, claims(device_claims())))
+            .await
+            .unwrap();
+        assert_eq!(verifier.key_count().await, 2);
+        let verifier = JwksVerifier::from_key_file(config(), &jwks).unwrap();
+        for alg in [Alg::Es, Alg::Rs, Alg::Ed] {
+            verifier
+                .verify(&keys.sign(alg, claims(service_claims())))
+                .await
+                .unwrap();
+        }
+
+        // Not a key, a private key, a missing file.
+        let junk = es_pem.with_file_name("junk.pem");
+        std::fs::write(&junk, "hello").unwrap();
+        assert!(matches!(
+            JwksVerifier::from_key_file(config(), &junk),
+            Err(JwksError::InvalidPem { .. })
+        ));
+        let private = es_pem.with_file_name("private.pem");
+        std::fs::write(&private, keys.es.to_pem().unwrap()).unwrap();
+        assert!(matches!(
+            JwksVerifier::from_key_file(config(), &private),
+            Err(JwksError::InvalidPem { .. })
+        ));
+        assert!(matches!(
+            JwksVerifier::from_key_file(config(), &es_pem.with_file_name("absent")),
+            Err(JwksError::Read { .. })
+        ));
+        std::fs::remove_dir_all(es_pem.parent().unwrap()).unwrap();
+    }
 }
 
 #[tokio::test]
