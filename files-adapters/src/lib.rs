@@ -5,7 +5,13 @@ pub mod memory;
 
 pub mod log_notifier;
 
-#[cfg(any(feature = "postgres", feature = "redis", feature = "amqp", feature = "jwks"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "redis",
+    feature = "amqp",
+    feature = "jwks",
+    feature = "s3"
+))]
 mod redact;
 
 #[cfg(any(feature = "postgres", feature = "redis", feature = "s3"))]

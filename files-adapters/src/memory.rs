@@ -187,7 +187,7 @@ impl Housekeeping for MemoryMetadataStore {
         let mut leases = lock(&self.leases);
         let mut stale: Vec<&FileRecord> = files
             .values()
-            .filter(|r| matches!(r.state, FileState::Pending | FileState::Deleted))
+            .filter(|r| matches!(r.state, FileState::Pending | FileState::Deleted | FileState::Expired))
             .filter(|r| r.upload_expires_at.is_some_and(|at| at < cutoff))
             .filter(|r| leases.get(&r.id).is_none_or(|until| *until <= now))
             .collect();
@@ -292,7 +292,14 @@ impl Cache for MemoryCache {
     }
 
     async fn put_file(&self, record: &FileRecord) -> Result<(), PortError> {
-        lock(&self.files).insert((record.tenant, record.id), record.clone());
+        let mut files = lock(&self.files);
+        let key = (record.tenant, record.id);
+        if files
+            .get(&key)
+            .is_none_or(|cached| cached.state.stage() <= record.state.stage())
+        {
+            files.insert(key, record.clone());
+        }
         Ok(())
     }
 

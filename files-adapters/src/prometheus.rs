@@ -175,10 +175,12 @@ impl Prometheus {
         })
     }
 
-    /// One HTTP request.
+    /// One HTTP request. `route` must be a route pattern (or a fixed word such as
+    /// `unmatched`), never the path as sent; the method is labelled by [`method_label`], so
+    /// that no caller can add series by inventing methods.
     pub fn observe_http(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let status = status.to_string();
-        let labels = [route, method, status.as_str()];
+        let labels = [route, method_label(method), status.as_str()];
         self.http_requests.with_label_values(&labels).inc();
         self.http_duration
             .with_label_values(&labels)
@@ -277,11 +279,49 @@ impl files_core::Metrics for Prometheus {
     }
 }
 
+/// The standard HTTP methods (RFC 9110 and PATCH), the only values of the `method` label.
+const HTTP_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT",
+];
+
+/// The `method` label of a request: its method when standard, else `other`. A method is any
+/// token a client makes up (`M123…`), and each label value is a series kept for the life of the
+/// process.
+#[must_use]
+pub fn method_label(method: &str) -> &'static str {
+    HTTP_METHODS.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use files_core::Metrics as _;
     use uuid::Uuid;
+
+    #[test]
+    fn made_up_methods_share_one_series() -> Result<(), MetricsError> {
+        let metrics = Prometheus::new(2)?;
+        for n in 0..100 {
+            metrics.observe_http("/healthz", &format!("M{n}XXXX"), 405, Duration::from_millis(1));
+        }
+        for method in HTTP_METHODS {
+            metrics.observe_http("/healthz", method, 200, Duration::from_millis(1));
+        }
+        // Methods are case-sensitive: `get` is not GET.
+        metrics.observe_http("/healthz", "get", 405, Duration::from_millis(1));
+        let text = metrics.render()?;
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("files_http_requests_total{"))
+            .collect();
+        assert_eq!(series.len(), HTTP_METHODS.len() + 1, "{series:?}");
+        assert!(
+            series.contains(&"files_http_requests_total{method=\"other\",route=\"/healthz\",status=\"405\"} 101"),
+            "{series:?}"
+        );
+        assert!(!text.contains("XXXX"));
+        Ok(())
+    }
 
     #[test]
     fn device_series_are_capped() -> Result<(), MetricsError> {

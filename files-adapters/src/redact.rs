@@ -58,7 +58,7 @@ pub(crate) fn redact_url(url: &str) -> String {
 /// The user info is everything before the last `@` ahead of the query: a password holding a `/`
 /// (which no URL parser would read as a password) is hidden too, at the price of hiding the host
 /// of a URL with an `@` in its path.
-#[cfg(feature = "jwks")]
+#[cfg(any(feature = "jwks", feature = "s3"))]
 pub(crate) fn redact_url_strict(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "***".to_owned();
@@ -118,7 +118,7 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "jwks")]
+    #[cfg(any(feature = "jwks", feature = "s3"))]
     #[test]
     fn the_strict_form_hides_user_info_query_and_fragment() {
         for (url, shown) in [

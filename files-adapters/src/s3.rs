@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
 use crate::call::Calls;
+use crate::redact::redact_url_strict;
 use crate::s3_xml;
 
 /// How the service reaches the store, and how devices do.
@@ -65,11 +66,22 @@ impl S3Config {
     }
 }
 
+/// An endpoint as it may be logged or quoted: its user info shown as `***@`, its query as
+/// `?***` and its fragment as `#***` (an endpoint should hold no credential, but one that does
+/// must not reach a log).
+#[must_use]
+pub fn redacted_endpoint(endpoint: &str) -> String {
+    redact_url_strict(endpoint)
+}
+
 impl std::fmt::Debug for S3Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint.as_str())
-            .field("public_endpoint", &self.public_endpoint.as_ref().map(Url::as_str))
+            .field("endpoint", &redacted_endpoint(self.endpoint.as_str()))
+            .field(
+                "public_endpoint",
+                &self.public_endpoint.as_ref().map(|url| redacted_endpoint(url.as_str())),
+            )
             .field("region", &self.region)
             .field("bucket", &self.bucket)
             .field("path_style", &self.path_style)
@@ -298,13 +310,19 @@ struct Head {
     checksum: Option<String>,
 }
 
+/// A call that got no answer: the store is unavailable. The error is kept without its URL, a
+/// pre-signed one whose signature (and the endpoint's user info, if any) must not reach a log.
+fn unsent(error: reqwest::Error) -> PortError {
+    PortError::unavailable(error.without_url())
+}
+
 /// Reads an answer's body; a body that cannot be read is "unavailable" (the connection broke).
 async fn body_of(response: reqwest::Response, call: &str) -> Result<(StatusCode, String), PortError> {
     let status = response.status();
-    let body = response
-        .text()
-        .await
-        .map_err(|error| PortError::unavailable(format!("S3 {call}: body not read: {error}")))?;
+    let body = response.text().await.map_err(|error| {
+        let error = error.without_url();
+        PortError::unavailable(format!("S3 {call}: body not read: {error}"))
+    })?;
     Ok((status, body))
 }
 
@@ -362,7 +380,7 @@ impl S3Objects {
             .header("x-amz-checksum-mode", "ENABLED")
             .send()
             .await
-            .map_err(PortError::unavailable)?;
+            .map_err(unsent)?;
         match response.status() {
             StatusCode::NOT_FOUND => return Ok(None),
             status if !status.is_success() => return Err(classify(status, "HEAD")),
@@ -392,7 +410,7 @@ impl S3Objects {
             .header("x-amz-checksum-algorithm", "SHA256")
             .send()
             .await
-            .map_err(PortError::unavailable)?;
+            .map_err(unsent)?;
         let (status, body) = body_of(response, "CreateMultipartUpload").await?;
         if !status.is_success() {
             return Err(refusal(status, &body, "CreateMultipartUpload", ""));
@@ -417,7 +435,7 @@ impl S3Objects {
                 action.set_part_number_marker(marker);
             }
             let url = action.sign(CALL_URL_EXPIRY);
-            let response = self.http.get(url).send().await.map_err(PortError::unavailable)?;
+            let response = self.http.get(url).send().await.map_err(unsent)?;
             let (status, body) = body_of(response, "ListParts").await?;
             if !status.is_success() {
                 return Err(refusal(status, &body, "ListParts", upload_id));
@@ -458,7 +476,7 @@ impl S3Objects {
             .body(s3_xml::complete_body(parts))
             .send()
             .await
-            .map_err(PortError::unavailable)?;
+            .map_err(unsent)?;
         let (status, body) = body_of(response, "CompleteMultipartUpload").await?;
         // S3 may answer 200 and still fail: the body is then an error document.
         if !status.is_success() || s3_xml::root(&body) == Some("Error") {
@@ -492,7 +510,7 @@ impl S3Objects {
             .bucket
             .abort_multipart_upload(Some(&self.credentials), &key, upload_id)
             .sign(CALL_URL_EXPIRY);
-        let response = self.http.delete(url).send().await.map_err(PortError::unavailable)?;
+        let response = self.http.delete(url).send().await.map_err(unsent)?;
         let (status, body) = body_of(response, "AbortMultipartUpload").await?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(());
@@ -509,7 +527,7 @@ impl S3Objects {
             .bucket
             .delete_object(Some(&self.credentials), &key)
             .sign(CALL_URL_EXPIRY);
-        let response = self.http.delete(url).send().await.map_err(PortError::unavailable)?;
+        let response = self.http.delete(url).send().await.map_err(unsent)?;
         let status = response.status();
         if status.is_success() || status == StatusCode::NOT_FOUND {
             Ok(())

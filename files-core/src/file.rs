@@ -37,6 +37,19 @@ impl FileState {
             Self::Expired => "expired",
         }
     }
+
+    /// How far along its life a record in this state is: pending 0, available or expired 1,
+    /// deleted 2. A record only ever moves to a higher stage, so of two copies of one record
+    /// the one with the higher stage is the newer; caches use it to refuse a fill that would
+    /// move an entry backwards.
+    #[must_use]
+    pub const fn stage(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Available | Self::Expired => 1,
+            Self::Deleted => 2,
+        }
+    }
 }
 
 /// One version of one file.

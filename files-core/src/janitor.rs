@@ -9,10 +9,12 @@
 //! 1. Pending uploads whose URL (or multipart upload) expired more than `grace` ago are
 //!    checked against the store, as `complete` does: an object that verifies makes the file
 //!    available and records its event (a lost bucket notification, or a device that never
-//!    called `complete`); otherwise the multipart upload is aborted, any object is deleted and
-//!    the record becomes `expired`.
-//! 2. Deleted records whose upload URL was still usable at deletion get their object deleted
-//!    again once that URL expired (and `grace` passed): a late PUT leaves nothing behind.
+//!    called `complete`); otherwise the record becomes `expired` first (a conditional change:
+//!    a device's `complete` racing it either wins or is told the upload expired), and only
+//!    then is the multipart upload aborted and any object deleted.
+//! 2. Deleted and expired records whose upload URL was still usable at the change get their
+//!    object deleted (again) once that URL expired (and `grace` passed): a late PUT, or a
+//!    clean-up that failed, leaves nothing behind.
 //! 3. Sent outbox rows older than `outbox_retention` are removed.
 //!
 //! It waits through the [`Clock`] port, so tests drive it with a fake clock and never sleep.
@@ -64,9 +66,9 @@ pub struct JanitorPass {
     pub claimed: usize,
     /// Pending uploads found complete in the store and made available (one event each).
     pub completed: usize,
-    /// Pending uploads expired (multipart aborted, object deleted).
+    /// Pending uploads expired (then their multipart upload aborted and object deleted).
     pub expired: usize,
-    /// Deleted records whose late object was deleted.
+    /// Deleted or expired records whose upload's leftovers (a late object, parts) were cleared.
     pub swept: usize,
     /// Records another call settled between the claim and this pass's look at them (a device's
     /// `complete`, a bucket notification): nothing to do, not counted as an action.
@@ -94,10 +96,38 @@ impl std::fmt::Debug for Janitor {
     }
 }
 
-fn log(record: &FileRecord, action: &'static str) {
+/// What the janitor did with one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// A pending upload found complete in the store and made available.
+    Completed,
+    /// A pending upload moved to expired.
+    Expired,
+    /// What a deleted or expired record's upload left in the store was cleared.
+    Swept,
+    /// Settled by another call since the claim: nothing done.
+    Skipped,
+    /// Left for a later pass: a dependency failed.
+    Failed,
+}
+
+impl Action {
+    /// The `action` label of `files_janitor_actions_total`.
+    const fn label(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Expired => "expired",
+            Self::Swept => "swept",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+fn log(record: &FileRecord, action: Action) {
     tracing::info!(
         tenant_id = %record.tenant, device_id = ?record.owner.device(), file_id = %record.id,
-        action, "janitor"
+        action = action.label(), "janitor"
     );
 }
 
@@ -140,24 +170,27 @@ impl Janitor {
             ..JanitorPass::default()
         };
         for record in records {
-            let action = match record.state {
+            let actions: &[Action] = match record.state {
                 FileState::Pending => self.settle(record).await,
-                FileState::Deleted => self.sweep(record).await,
-                // Completed or expired meanwhile: nothing to do.
-                FileState::Available | FileState::Expired => continue,
+                // Deleted, or expired: whatever the upload left in the store goes.
+                FileState::Deleted | FileState::Expired => self.sweep(record).await,
+                // Completed meanwhile: nothing to do.
+                FileState::Available => continue,
             };
-            match action {
-                "completed" => pass.completed += 1,
-                "expired" => pass.expired += 1,
-                "swept" => pass.swept += 1,
-                // Settled by another call since the claim: nothing done, nothing counted.
-                "skipped" => {
-                    pass.skipped += 1;
-                    continue;
+            for &action in actions {
+                match action {
+                    Action::Completed => pass.completed += 1,
+                    Action::Expired => pass.expired += 1,
+                    Action::Swept => pass.swept += 1,
+                    Action::Failed => pass.failed += 1,
+                    // Settled by another call since the claim: nothing done, nothing counted.
+                    Action::Skipped => {
+                        pass.skipped += 1;
+                        continue;
+                    }
                 }
-                _ => pass.failed += 1,
+                self.metrics.janitor_action(action.label(), 1);
             }
-            self.metrics.janitor_action(action, 1);
         }
         let before = now - self.settings.outbox_retention;
         match self.store.prune_sent(before, self.settings.batch).await {
@@ -182,65 +215,77 @@ impl Janitor {
 
     /// A pending upload past its time: completed if the store holds what was declared, else
     /// expired with nothing left in the store.
-    async fn settle(&self, record: FileRecord) -> &'static str {
+    ///
+    /// State first, store second: the record leaves `pending` (a conditional change that only
+    /// one actor can win) before anything in the store is touched. A device that completes in
+    /// between either won, and the janitor leaves the file alone, or finds the upload expired;
+    /// then an object its late completion made is deleted by the clean-up that follows (an
+    /// upload the store no longer knows is no error there), so nothing is left either way.
+    async fn settle(&self, record: FileRecord) -> &'static [Action] {
         match self.service.finish(record.clone()).await {
             Ok(Finished::Completed(_)) => {
-                log(&record, "completed");
-                return "completed";
+                log(&record, Action::Completed);
+                return &[Action::Completed];
             }
-            // Completed (or deleted) by another call since the claim: not this pass's work.
-            Ok(Finished::AlreadyAvailable(_)) | Err(CompleteError::NotFound) => return "skipped",
+            // Completed, expired or deleted by another call since the claim: not this pass's work.
+            Ok(Finished::AlreadyAvailable(_)) | Err(CompleteError::NotFound) => return &[Action::Skipped],
             Err(CompleteError::Dependency(error)) => {
                 tracing::warn!(
                     tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
                     "janitor: cannot check the upload; will retry"
                 );
-                return "failed";
+                return &[Action::Failed];
             }
             Err(_) => {}
         }
-        if let Err(error) = self.service.clear_store(&record).await {
-            tracing::warn!(
-                tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
-                "janitor: cannot clear the abandoned upload; will retry"
-            );
-            return "failed";
-        }
-        match self.service.metadata.mark_expired(record.tenant, record.id).await {
-            Ok(_) => {
-                log(&record, "expired");
-                "expired"
-            }
+        let expired = match self.service.metadata.mark_expired(record.tenant, record.id).await {
+            Ok(Some(expired)) => expired,
+            // No longer pending: a device's `complete` or a notification won the race.
+            Ok(None) => return &[Action::Skipped],
             Err(error) => {
                 tracing::warn!(
                     tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
                     "janitor: cannot mark the upload expired; will retry"
                 );
-                "failed"
+                return &[Action::Failed];
             }
+        };
+        log(&expired, Action::Expired);
+        if self.clear(&expired).await {
+            &[Action::Expired]
+        } else {
+            // Expired, its upload not yet cleared: a later pass sweeps it.
+            &[Action::Expired, Action::Failed]
         }
     }
 
-    /// A deleted record whose upload URL has expired: whatever a late PUT stored is deleted.
-    async fn sweep(&self, record: FileRecord) -> &'static str {
-        let cleared = self.service.clear_store(&record).await;
-        let swept = match cleared {
+    /// A deleted or expired record whose upload URL has expired: whatever its upload left in
+    /// the store (a late PUT, parts, an object completed by a call that lost the race) is
+    /// deleted.
+    async fn sweep(&self, record: FileRecord) -> &'static [Action] {
+        if self.clear(&record).await {
+            log(&record, Action::Swept);
+            &[Action::Swept]
+        } else {
+            &[Action::Failed]
+        }
+    }
+
+    /// Clears the store of a record that no longer needs it and marks it swept; whether it
+    /// could. A failure is logged and leaves the record to a later pass.
+    async fn clear(&self, record: &FileRecord) -> bool {
+        let cleared = match self.service.clear_store(record).await {
             Ok(()) => self.store.mark_swept(record.tenant, record.id).await,
             Err(error) => Err(error),
         };
-        match swept {
-            Ok(()) => {
-                log(&record, "swept");
-                "swept"
-            }
-            Err(error) => {
-                tracing::warn!(
-                    tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
-                    "janitor: cannot sweep the deleted file's object; will retry"
-                );
-                "failed"
-            }
+        if let Err(error) = cleared {
+            tracing::warn!(
+                tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
+                "janitor: cannot clear what the upload left in the store; will retry"
+            );
+            return false;
         }
+        true
     }
 
     /// Works until `stop` completes (or the future is dropped): a pass every `interval`, the

@@ -49,6 +49,15 @@ pub enum InvalidPlan {
         /// `ceil(size / part_size)`.
         count: u64,
     },
+    /// A plan of one part whose SHA-256 is not the file's: that part is the whole file, and
+    /// the store can vouch only for the part's digest.
+    #[error("a plan of one part must give the file's SHA-256 {file} as the part's, not {part}")]
+    OnePartDigest {
+        /// The file's declared SHA-256.
+        file: Sha256,
+        /// The part's.
+        part: Sha256,
+    },
     /// Not one SHA-256 per part.
     #[error("{given} part checksums given for {expected} parts (ceil(size / part size))")]
     DigestCount {
@@ -96,6 +105,19 @@ impl PartPlan {
             });
         }
         Ok(Self { part_size, sha256 })
+    }
+
+    /// Checks the plan against the file's declared SHA-256: with one part, the part is the
+    /// file, so its digest must be the file's (the composite checksum of one part vouches only
+    /// for the part, and would let any declared whole-file digest through).
+    ///
+    /// # Errors
+    /// [`InvalidPlan::OnePartDigest`] when they differ.
+    pub fn check_file_sha256(&self, file: Sha256) -> Result<(), InvalidPlan> {
+        match self.sha256.as_slice() {
+            [part] if *part != file => Err(InvalidPlan::OnePartDigest { file, part: *part }),
+            _ => Ok(()),
+        }
     }
 
     /// A plan as stored, without checks (a stored plan was checked when it was made).
@@ -236,6 +258,25 @@ mod tests {
             Err(InvalidPlan::DigestCount { expected: 3, given: 2 })
         );
         assert!(PartPlan::new(10_000 * 5 * MIB, 5 * MIB, digests(10_000)).is_ok());
+    }
+
+    #[test]
+    fn a_plan_of_one_part_must_give_the_files_own_digest() -> Result<(), InvalidPlan> {
+        let one = PartPlan::new(3 * MIB, 5 * MIB, digests(1))?;
+        let file = digests(1)[0];
+        assert_eq!(one.check_file_sha256(file), Ok(()));
+        let other = Sha256::from_bytes([0xee; 32]);
+        assert_eq!(
+            one.check_file_sha256(other),
+            Err(InvalidPlan::OnePartDigest {
+                file: other,
+                part: file
+            })
+        );
+        // With several parts the file's digest is not any part's: nothing to compare.
+        let two = PartPlan::new(6 * MIB, 5 * MIB, digests(2))?;
+        assert_eq!(two.check_file_sha256(other), Ok(()));
+        Ok(())
     }
 
     #[test]

@@ -12,7 +12,7 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidValue {
     /// The file name is empty, longer than 255 bytes once normalized, or holds a control
-    /// character, a format character or a line or paragraph separator.
+    /// character, a format character, a line or paragraph separator or an invisible character.
     #[error("file_name {0}")]
     FileName(&'static str),
     /// The checksum is neither 64 hex characters nor base64 of 32 bytes.
@@ -25,7 +25,10 @@ pub enum InvalidValue {
 
 /// The caller's name for a file: 1 to 255 bytes of UTF-8 in Unicode Normalization Form C, no
 /// control characters (`Cc`), no format characters (`Cf`: bidi overrides and isolates,
-/// zero-width characters, the byte order mark...), no line or paragraph separators (`Zl`, `Zp`).
+/// zero-width characters, the byte order mark...), no line or paragraph separators (`Zl`, `Zp`),
+/// and nothing else that shows as nothing (Unicode's default-ignorable code points, such as the
+/// Hangul fillers and the variation selectors, and U+2800 BRAILLE PATTERN BLANK), so that no
+/// two names that read alike differ by an invisible character.
 ///
 /// [`FileName::parse`] normalizes what a caller sends to NFC, so one text is one name however
 /// it was composed. Names read back from storage go through [`FileName::from_stored`] (so does
@@ -45,7 +48,8 @@ impl FileName {
     ///
     /// # Errors
     /// [`InvalidValue::FileName`] when it is empty, over 255 bytes in NFC, or holds a control
-    /// character, a format character (`Cf`) or a line or paragraph separator.
+    /// character, a format character (`Cf`), a line or paragraph separator, or an invisible
+    /// character (default-ignorable, or a blank symbol).
     pub fn parse(name: impl Into<String>) -> Result<Self, InvalidValue> {
         let name = name.into();
         let name = if unicode_normalization::is_nfc(&name) {
@@ -64,6 +68,12 @@ impl FileName {
                 }
                 GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator => {
                     return Err(InvalidValue::FileName("must not contain line or paragraph separators"));
+                }
+                _ if is_invisible(c) => {
+                    return Err(InvalidValue::FileName(
+                        "must not contain invisible characters (fillers, blanks, variation selectors, \
+                         default-ignorable code points)",
+                    ));
                 }
                 _ => {}
             }
@@ -108,6 +118,44 @@ impl FileName {
 }
 
 const CONTROL: InvalidValue = InvalidValue::FileName("must not contain control characters");
+
+/// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt, unchanged from
+/// Unicode 14 to 16): characters a renderer shows as nothing, so that `report\u{3164}.pdf` would
+/// read as a second `report.pdf`. Those that are format characters (`Cf`) are refused as such;
+/// this table adds the others: the combining grapheme joiner, the Hangul fillers, the Khmer
+/// inherent vowels, the Mongolian and other variation selectors, and unassigned code points
+/// reserved as ignorable. `unicode-properties` does not expose the property, hence the table.
+const DEFAULT_IGNORABLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF0}', '\u{FFF8}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
+/// Characters that render as blank space but are ordinary symbols, not default-ignorable:
+/// U+2800 BRAILLE PATTERN BLANK.
+const BLANK_SYMBOLS: &[char] = &['\u{2800}'];
+
+/// Whether `c` shows as nothing: a default-ignorable code point or a blank symbol.
+fn is_invisible(c: char) -> bool {
+    BLANK_SYMBOLS.contains(&c)
+        || DEFAULT_IGNORABLE
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&c))
+}
 
 /// A caller's name: [`FileName::parse`].
 impl TryFrom<String> for FileName {
@@ -338,6 +386,58 @@ mod tests {
     }
 
     #[test]
+    fn file_name_refuses_invisible_characters() {
+        // Each shows as nothing: `report\u{3164}.pdf` reads as a second `report.pdf`.
+        let invisible = [
+            ('\u{034F}', "combining grapheme joiner"),
+            ('\u{3164}', "Hangul filler"),
+            ('\u{115F}', "Hangul choseong filler"),
+            ('\u{1160}', "Hangul jungseong filler"),
+            ('\u{2800}', "Braille pattern blank"),
+            ('\u{FE00}', "variation selector 1"),
+            ('\u{FE0F}', "variation selector 16"),
+            ('\u{E0100}', "variation selector 17"),
+            ('\u{E01EF}', "variation selector 256"),
+            ('\u{17B4}', "Khmer vowel inherent aq"),
+            ('\u{17B5}', "Khmer vowel inherent aa"),
+            ('\u{FFA0}', "halfwidth Hangul filler"),
+            ('\u{180B}', "Mongolian free variation selector one"),
+            ('\u{180F}', "Mongolian free variation selector four"),
+            ('\u{2065}', "unassigned, default-ignorable"),
+            ('\u{FFF0}', "unassigned, default-ignorable"),
+            ('\u{E0080}', "unassigned, default-ignorable"),
+            ('\u{1D173}', "musical symbol begin beam"),
+            ('\u{00AD}', "soft hyphen"),
+        ];
+        for (c, what) in invisible {
+            for name in [
+                format!("report{c}.pdf"),
+                format!("{c}report.pdf"),
+                format!("report.pdf{c}"),
+            ] {
+                let refused = FileName::parse(name.as_str());
+                assert!(
+                    matches!(&refused, Err(InvalidValue::FileName(_))),
+                    "U+{:04X} ({what}): {refused:?}",
+                    u32::from(c)
+                );
+                let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(message.starts_with("file_name "), "{message}");
+            }
+        }
+        // Their visible neighbours are names like any other.
+        for c in [
+            '\u{3163}', '\u{3165}', '\u{2801}', '\u{FE10}', '\u{17B6}', '\u{FFA1}', '\u{1161}',
+        ] {
+            assert!(
+                FileName::parse(format!("report{c}.pdf")).is_ok(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
+
+    #[test]
     fn file_name_refuses_line_and_paragraph_separators() {
         assert!(matches!(FileName::parse("a\u{2028}b"), Err(InvalidValue::FileName(_))));
         assert!(matches!(FileName::parse("a\u{2029}b"), Err(InvalidValue::FileName(_))));
@@ -442,6 +542,19 @@ mod proptests {
         '\u{e0001}', // Cf
         '\u{2028}',
         '\u{2029}', // Zl, Zp
+        '\u{34f}',
+        '\u{115f}',
+        '\u{1160}',
+        '\u{17b4}',
+        '\u{180b}',
+        '\u{2065}',
+        '\u{2800}',
+        '\u{3164}',
+        '\u{fe00}',
+        '\u{fe0f}',
+        '\u{ffa0}',
+        '\u{e0100}',
+        '\u{e01ef}', // invisible, not Cf
         'e',
         'A',
         'o',
@@ -490,7 +603,7 @@ mod proptests {
                 | GeneralCategory::Format
                 | GeneralCategory::LineSeparator
                 | GeneralCategory::ParagraphSeparator
-        )
+        ) || is_invisible(c)
     }
 
     proptest! {

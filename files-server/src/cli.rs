@@ -45,7 +45,7 @@ pub enum Command {
         /// A tenant-service token (scope files:admin) instead of a device token.
         #[arg(long)]
         service: bool,
-        /// Lifetime in seconds.
+        /// Lifetime in seconds, at most `FILES_TOKEN_MAX_LIFETIME_SECS`.
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
     },
@@ -119,6 +119,12 @@ fn dev_token(settings: &Settings, claims: DevClaims, ttl: Duration) -> anyhow::R
     anyhow::ensure!(
         matches!(settings.tokens.keys, KeySource::DevKey),
         "dev-token signs with the embedded default's development key; unset FILES_JWKS_URL and FILES_JWKS_FILE"
+    );
+    let max = settings.tokens.jwt.max_token_lifetime;
+    anyhow::ensure!(
+        ttl <= max,
+        "--ttl-secs: at most {} seconds, the longest lifetime the server accepts (FILES_TOKEN_MAX_LIFETIME_SECS)",
+        max.as_secs()
     );
     let path = settings.dev_dir.join(DEV_KEY_FILE);
     let key = DevKey::load_or_create(&path).with_context(|| format!("FILES_DEV_DIR: {}", path.display()))?;

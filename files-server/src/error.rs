@@ -231,6 +231,7 @@ impl From<UploadError> for ApiError {
                     InvalidPlan::PartTooLarge { .. } => ("part_too_large", "parts.size"),
                     InvalidPlan::TooManyParts { .. } => ("too_many_parts", "parts.size"),
                     InvalidPlan::DigestCount { .. } => ("part_count_mismatch", "parts.sha256"),
+                    InvalidPlan::OnePartDigest { .. } => ("part_sha256_mismatch", "parts.sha256"),
                 };
                 Self::bad_field(code, field, plan.to_string())
             }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -11,6 +12,7 @@ use files_core::{FilesService, Principal};
 use futures::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 
@@ -86,6 +88,57 @@ impl BodyTimeout {
     }
 }
 
+/// How many bytes of request bodies the server holds at once beyond each body's first
+/// [`BodyBudget::FREE_BYTES`], all requests together. Each body is read whole before it is
+/// parsed (at most [`MAX_JSON_BODY`]), so without a common bound any number of connections that
+/// each send most of a large body and stop would hold that much memory each, which the allocator
+/// then keeps. A body takes its share as its buffer grows (what arrives, not what it declares)
+/// and gives it back once read. When the budget is spent, a body that needs more is refused at
+/// once with 503 `server_busy`, and its connection drains without holding it: the usual bodies
+/// (a few hundred bytes) never need the budget, so only large ones (plans of hundreds of parts
+/// and more) may have to be sent again. Registered as app data; [`BodyBudget::DEFAULT_BYTES`] for the whole process
+/// when absent.
+#[derive(Debug, Clone)]
+pub struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    /// 32 MiB: 32 bodies of the largest size at once.
+    pub const DEFAULT_BYTES: usize = 32 * 1024 * 1024;
+
+    /// What every body may hold without the budget: 16 KiB, the order of what the web server
+    /// keeps for each connection anyway, and more than the usual bodies (a plan of up to about
+    /// 240 parts).
+    pub const FREE_BYTES: usize = 16 * 1024;
+
+    /// A budget of `bytes`.
+    #[must_use]
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))))
+    }
+
+    fn of(req: &HttpRequest) -> Self {
+        static PROCESS: OnceLock<BodyBudget> = OnceLock::new();
+        req.app_data::<web::Data<Self>>().map_or_else(
+            || PROCESS.get_or_init(|| Self::new(Self::DEFAULT_BYTES)).clone(),
+            |budget| budget.get_ref().clone(),
+        )
+    }
+
+    /// `bytes` more of the budget, or 503 `server_busy` when they are not free now.
+    fn take(&self, bytes: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+        u32::try_from(bytes)
+            .ok()
+            .and_then(|bytes| self.0.clone().try_acquire_many_owned(bytes).ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_busy",
+                    "too many large request bodies are arriving at once; retry shortly",
+                )
+            })
+    }
+}
+
 /// A body of at most `LIMIT` bytes; a larger one is a JSON 413 `body_too_large`, refused as soon
 /// as its `Content-Length` says so or its bytes pass the limit; one that takes longer than the
 /// [`BodyTimeout`] is a 408 `body_timeout`.
@@ -102,11 +155,13 @@ impl<const LIMIT: usize> FromRequest for LimitedBody<LIMIT> {
     }
 }
 
-/// Reads a body of at most `limit` bytes within the request's [`BodyTimeout`]. Handlers that
-/// must check something before reading (the webhook's secret) take `web::Payload` and call this.
+/// Reads a body of at most `limit` bytes within the request's [`BodyTimeout`], holding no more
+/// than its share of the [`BodyBudget`]. Handlers that must check something before reading (the
+/// webhook's secret) take `web::Payload` and call this.
 ///
 /// # Errors
-/// 413 `body_too_large`, 408 `body_timeout`, or 400 `invalid_body` when the body cannot be read.
+/// 413 `body_too_large`, 408 `body_timeout`, 503 `server_busy` when the budget is spent, or
+/// 400 `invalid_body` when the body cannot be read.
 pub fn read_body<S, E>(
     req: &HttpRequest,
     mut payload: S,
@@ -122,21 +177,45 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let timeout = BodyTimeout::of(req);
+    let budget = BodyBudget::of(req);
     async move {
         if declared.is_some_and(|n| n > limit) {
             return Err(too_large(limit));
         }
         let read = async {
-            let mut body = web::BytesMut::new();
+            // The buffer grows to exactly what each step needs (doubling, up to the limit); what
+            // it holds beyond the free bytes is first taken from the budget, and given back when
+            // the body has been read (or the read fails).
+            let mut body: Vec<u8> = Vec::new();
+            let mut shares: Option<OwnedSemaphorePermit> = None;
             while let Some(chunk) = payload.next().await {
                 let chunk =
                     chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("cannot read body: {e}")))?;
-                if body.len() + chunk.len() > limit {
+                let needed = body.len() + chunk.len();
+                if needed > limit {
                     return Err(too_large(limit));
+                }
+                if needed > body.capacity() {
+                    let mut doubled = body.capacity().saturating_mul(2).min(limit);
+                    if needed <= BodyBudget::FREE_BYTES {
+                        // A body within its free bytes never needs the budget.
+                        doubled = doubled.min(BodyBudget::FREE_BYTES);
+                    }
+                    let grown = needed.max(doubled);
+                    let held = shares.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+                    let share = grown.saturating_sub(BodyBudget::FREE_BYTES).saturating_sub(held);
+                    if share > 0 {
+                        let share = budget.take(share)?;
+                        match &mut shares {
+                            Some(shares) => shares.merge(share),
+                            None => shares = Some(share),
+                        }
+                    }
+                    body.reserve_exact(grown - body.len());
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(body.freeze())
+            Ok(web::Bytes::from(body))
         };
         tokio::time::timeout(timeout, read).await.unwrap_or_else(|_| {
             Err(ApiError::new(
@@ -229,6 +308,42 @@ mod tests {
                 (e.code(), Some(text))
             }
         }
+    }
+
+    /// Reads a body sent in chunks of `chunk` bytes under `budget`.
+    async fn read(budget: &BodyBudget, size: usize, chunk: usize) -> Result<usize, &'static str> {
+        let req = actix_web::test::TestRequest::default()
+            .app_data(web::Data::new(budget.clone()))
+            .to_http_request();
+        let chunks: Vec<Result<web::Bytes, std::convert::Infallible>> = (0..size)
+            .step_by(chunk)
+            .map(|at| Ok(web::Bytes::from(vec![b' '; chunk.min(size - at)])))
+            .collect();
+        read_body(&req, futures::stream::iter(chunks), MAX_JSON_BODY)
+            .await
+            .map(|body| body.len())
+            .map_err(|e| e.code())
+    }
+
+    #[tokio::test]
+    async fn bodies_beyond_their_free_bytes_share_one_budget() {
+        const KIB: usize = 1024;
+        let budget = BodyBudget::new(100 * KIB);
+        assert_eq!(read(&budget, 900 * KIB, 8 * KIB).await, Err("server_busy"));
+        assert_eq!(read(&budget, 60 * KIB, 8 * KIB).await, Ok(60 * KIB));
+        // Given back once read.
+        assert_eq!(budget.0.available_permits(), 100 * KIB);
+        // Spent elsewhere: what fits in the free bytes is still read, the rest refused at once.
+        let spent = budget.take(95 * KIB);
+        assert!(spent.is_ok());
+        for chunk in [KIB, 3 * KIB, 5 * KIB, 7 * KIB] {
+            let free = read(&budget, BodyBudget::FREE_BYTES, chunk).await;
+            assert_eq!(free, Ok(BodyBudget::FREE_BYTES), "chunks of {chunk}");
+        }
+        assert_eq!(read(&budget, 40 * KIB, KIB).await, Err("server_busy"));
+        drop(spent);
+        assert_eq!(read(&budget, 40 * KIB, KIB).await, Ok(40 * KIB));
+        assert_eq!(budget.0.available_permits(), 100 * KIB);
     }
 
     #[test]

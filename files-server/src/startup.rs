@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::{Settings, ShutdownSettings};
-use crate::extract::BodyTimeout;
+use crate::extract::{BodyBudget, BodyTimeout};
 use crate::ingest::QueueIngest;
 use crate::readiness::{OptionalDependencies, Readiness};
 use crate::routes::{self, EventsSecret};
@@ -144,6 +144,8 @@ impl Application {
         let readiness_handle = readiness.clone();
         let readiness = web::Data::from(readiness);
         let body_timeout = web::Data::new(BodyTimeout(settings.body_timeout));
+        // One budget for every worker: the bound is the process's.
+        let body_budget = web::Data::new(BodyBudget::new(BodyBudget::DEFAULT_BYTES));
         let api_prometheus = prometheus.clone();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -153,6 +155,7 @@ impl Application {
                 .app_data(secret.clone())
                 .app_data(readiness.clone())
                 .app_data(body_timeout.clone())
+                .app_data(body_budget.clone())
                 .configure(routes::configure)
                 .configure(|cfg| {
                     if metrics_on_api {
@@ -362,7 +365,7 @@ async fn ingest_stored(service: FilesService, mut stored: mpsc::UnboundedReceive
             size: Some(object.size),
         };
         match service.ingest(&created).await {
-            Ok(outcome) => tracing::debug!(key = %created.key, ?outcome, "stored object ingested"),
+            Ok(outcome) => tracing::debug!(key = ?created.key, ?outcome, "stored object ingested"),
             Err(error) => tracing::warn!(key = %created.key, %error, "stored object not ingested"),
         }
     }

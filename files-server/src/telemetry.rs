@@ -4,6 +4,7 @@
 //! request, the HTTP metrics, and `GET /metrics`. Everything else is counted by the service
 //! through the core's metrics port.
 
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -15,7 +16,11 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use files_adapters::prometheus::Prometheus;
 use tracing::Instrument as _;
+use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::Writer;
 
 use crate::config::{LogFormat, LogSettings};
 use crate::error::ApiError;
@@ -42,7 +47,10 @@ static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
 /// Installs the global subscriber: `FILES_LOG` (or `RUST_LOG`) filters, default `info`; lines
 /// go to stderr, human-readable or one JSON object each (`FILES_LOG_FORMAT`). With JSON, a
-/// panic is logged as a JSON line too.
+/// panic is logged as a JSON line too. Logged values may come from callers (an object key in a
+/// bucket notification, a store's error text): JSON escapes them, and the human format writes
+/// them through [`EscapingFields`], so no value can start a line of its own or send a terminal
+/// escape sequence.
 pub fn init(log: &LogSettings) {
     let filter = log
         .filter
@@ -55,7 +63,10 @@ pub fn init(log: &LogSettings) {
         .with_writer(std::io::stderr);
     // A second call (tests) keeps the first subscriber.
     let installed = match log.format {
-        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Human => builder
+            .fmt_fields(EscapingFields)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -72,6 +83,72 @@ pub fn init(log: &LogSettings) {
             }));
         }
     }
+}
+
+/// The human log format's fields (`message key=value ...`, as tracing-subscriber's default
+/// writes them) with every character that could forge a line or drive a terminal escaped:
+/// control characters (newlines, `ESC`, ...), the Unicode line and paragraph separators and the
+/// bidi controls. A `%` field is written with its `Display`, raw: this is where it is escaped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EscapingFields;
+
+impl<'writer> FormatFields<'writer> for EscapingFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut visitor = EscapingVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct EscapingVisitor<'writer> {
+    writer: Writer<'writer>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl Visit for EscapingVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `log.*` fields carry a `log` record's metadata, which the line already shows.
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
+        }
+        let separator = if self.first { "" } else { " " };
+        self.first = false;
+        let mut out = Escaping(&mut self.writer);
+        self.result = match field.name() {
+            "message" => write!(out, "{separator}{value:?}"),
+            name => write!(out, "{separator}{}={value:?}", name.strip_prefix("r#").unwrap_or(name)),
+        };
+    }
+}
+
+/// A writer that escapes what [`EscapingFields`] must not write raw.
+struct Escaping<'a, W>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| must_escape(c)) {
+            self.0.write_str(&rest[..at])?;
+            match c {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c => write!(self.0, "\\u{{{:x}}}", u32::from(c))?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+/// Control characters, line and paragraph separators, bidi embeddings, overrides and isolates.
+fn must_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Reports an error that stops the process: a log line once logging is set up; before that (a
@@ -180,4 +257,71 @@ async fn metrics(metrics: web::Data<Prometheus>) -> Result<HttpResponse, ApiErro
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use super::EscapingFields;
+
+    /// Every line written, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+        }
+    }
+
+    #[test]
+    fn the_human_format_escapes_what_could_forge_a_line_or_drive_a_terminal() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        // The human format as `init` installs it, into a buffer.
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(EscapingFields)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let key = "t/d/f\n2030-01-01T00:00:00Z  INFO forged: \u{1b}[31mred\u{1b}[0m\r\u{2028}\u{202e}";
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", route = %key, status = tracing::field::Empty);
+            span.record("status", tracing::field::display(key));
+            span.in_scope(|| {
+                tracing::info!(key = %key, debug = ?key, plain = key, "skipped {key}");
+            });
+        });
+        let text = captured.text();
+        assert_eq!(
+            text.matches('\n').count(),
+            1,
+            "one line, ended by its own newline: {text:?}"
+        );
+        assert!(text.ends_with('\n'), "{text:?}");
+        for raw in ['\u{1b}', '\r', '\u{2028}', '\u{202e}'] {
+            assert!(!text.contains(raw), "U+{:04X} written raw: {text:?}", u32::from(raw));
+        }
+        // Escaped, still readable, in the message, every kind of field and the span's fields.
+        assert_eq!(text.matches("f\\n2030").count(), 6, "{text}");
+        assert!(text.contains("\\u{1b}[31mred"), "{text}");
+        assert!(text.contains("key=t/d/f\\n2030"), "{text}");
+        assert!(text.contains("route=t/d/f\\n2030"), "{text}");
+    }
 }

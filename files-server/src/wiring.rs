@@ -111,7 +111,8 @@ pub async fn object_store(
         StoreSettings::S3(config) => {
             profile.say(format!(
                 "object store: S3 at {} bucket {}",
-                config.endpoint, config.bucket
+                files_adapters::s3::redacted_endpoint(config.endpoint.as_str()),
+                config.bucket
             ));
             ((**config).clone(), None)
         }
@@ -272,5 +273,82 @@ impl Probe for RedisCache {
 impl Probe for AmqpPublisher {
     async fn probe(&self) -> Result<(), PortError> {
         self.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use files_core::{NoMetrics, ObjectKey, ports::error_chain};
+    use files_testkit::services::ClosedPort;
+
+    use super::{Profile, object_store};
+    use crate::config::Settings;
+
+    #[tokio::test]
+    async fn credentials_in_the_s3_endpoint_are_never_shown() {
+        let closed = ClosedPort::bind().unwrap_or_else(|e| panic!("a closed port: {e}"));
+        let endpoint = format!(
+            "http://user:s3cret-in-userinfo@127.0.0.1:{}/?token=s3cret-in-query",
+            closed.port()
+        );
+        let settings = Settings::from_vars(
+            [
+                ("FILES_S3_ENDPOINT", endpoint.as_str()),
+                ("FILES_S3_ACCESS_KEY", "GK1"),
+                ("FILES_S3_SECRET_KEY", "s3cret-key"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        )
+        .unwrap_or_else(|e| panic!("settings: {e}"));
+        assert!(!format!("{settings:?}").contains("s3cret"), "{settings:?}");
+
+        let mut profile = Profile::default();
+        let objects = object_store(&settings.store, Arc::new(NoMetrics), &mut profile)
+            .await
+            .unwrap_or_else(|e| panic!("object store: {e:#}"));
+        let shown = profile.0.join("\n");
+        assert!(
+            shown.contains(&format!(
+                "object store: S3 at http://***@127.0.0.1:{}/?*** bucket files",
+                closed.port()
+            )),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+
+        // A call that gets no answer: its error (logged with a 503) names neither the endpoint's
+        // credentials nor the pre-signed URL's signature.
+        let key: ObjectKey = format!("{}/_tenant/{}", uuid::Uuid::new_v4(), uuid::Uuid::now_v7())
+            .parse()
+            .unwrap_or_else(|e| panic!("key: {e:?}"));
+        let error = objects
+            .objects
+            .inspect(&key)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a closed port answered"));
+        let chain = error_chain(&error);
+        assert!(
+            !chain.contains("s3cret") && !chain.contains("X-Amz-Signature") && !chain.contains("GK1"),
+            "{chain}"
+        );
+
+        // Nor does a value that is not a URL.
+        let refused = Settings::from_vars(
+            [
+                ("FILES_S3_ENDPOINT", "http://user:s3cret@[::1"),
+                ("FILES_S3_ACCESS_KEY", "GK1"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            refused.starts_with("FILES_S3_ENDPOINT") && !refused.contains("s3cret"),
+            "{refused}"
+        );
     }
 }

@@ -144,11 +144,23 @@ pub enum Attack {
     NotAPrincipal,
     /// No `exp`.
     NoExp,
+    /// `"device_id": null` with the `files:admin` scope: no device is not a null device.
+    NullDeviceId,
+    /// `"device_id": 42` with the `files:admin` scope.
+    NumberDeviceId,
+    /// `"tenant_id": null`.
+    NullTenantId,
+    /// A device token with `"scope": null`.
+    NullScope,
+    /// `exp` of `1e20` (read as the year 2106).
+    ExpInAFarFuture,
+    /// `exp` two days after `iat` (now): longer than the default maximum lifetime of a day.
+    TooLongALifetime,
 }
 
 impl Attack {
     /// Every attack.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 21] = [
         Self::Garbage,
         Self::AlgNone,
         Self::Hs256WithRsaPublicKey,
@@ -164,6 +176,12 @@ impl Attack {
         Self::DeviceIdNotUuid,
         Self::NotAPrincipal,
         Self::NoExp,
+        Self::NullDeviceId,
+        Self::NumberDeviceId,
+        Self::NullTenantId,
+        Self::NullScope,
+        Self::ExpInAFarFuture,
+        Self::TooLongALifetime,
     ];
 
     /// A `snake_case` name for test messages.
@@ -185,6 +203,12 @@ impl Attack {
             Self::DeviceIdNotUuid => "device_id_not_uuid",
             Self::NotAPrincipal => "not_a_principal",
             Self::NoExp => "no_exp",
+            Self::NullDeviceId => "null_device_id",
+            Self::NumberDeviceId => "number_device_id",
+            Self::NullTenantId => "null_tenant_id",
+            Self::NullScope => "null_scope",
+            Self::ExpInAFarFuture => "exp_in_a_far_future",
+            Self::TooLongALifetime => "too_long_a_lifetime",
         }
     }
 
@@ -200,10 +224,11 @@ impl Attack {
             Self::WrongAudience => InvalidToken::Audience,
             Self::UnknownKey => InvalidToken::UnknownKey,
             Self::ForeignSignature | Self::TamperedPayload => InvalidToken::Signature,
-            Self::NoTenantId => InvalidToken::Claim("tenant_id"),
-            Self::DeviceIdNotUuid => InvalidToken::Claim("device_id"),
+            Self::NoTenantId | Self::NullTenantId => InvalidToken::Claim("tenant_id"),
+            Self::DeviceIdNotUuid | Self::NullDeviceId | Self::NumberDeviceId => InvalidToken::Claim("device_id"),
+            Self::NullScope => InvalidToken::Claim("scope"),
             Self::NotAPrincipal => InvalidToken::NotAPrincipal,
-            Self::NoExp => InvalidToken::Claim("exp"),
+            Self::NoExp | Self::ExpInAFarFuture | Self::TooLongALifetime => InvalidToken::Claim("exp"),
         }
     }
 }
@@ -579,6 +604,40 @@ impl FakeDsts {
             Attack::NoExp => {
                 let mut claims = good();
                 claims.expires_at = None;
+                self.sign(Alg::Es256, claims)
+            }
+            Attack::NullDeviceId | Attack::NumberDeviceId => {
+                let mut claims = good();
+                let device_id = if attack == Attack::NullDeviceId {
+                    Value::Null
+                } else {
+                    json!(42)
+                };
+                claims.custom.insert("device_id".to_owned(), device_id);
+                claims.custom.insert("scope".to_owned(), json!("files:admin"));
+                self.sign(Alg::Es256, claims)
+            }
+            Attack::NullTenantId => {
+                let mut claims = good();
+                claims.custom.insert("tenant_id".to_owned(), Value::Null);
+                self.sign(Alg::Es256, claims)
+            }
+            Attack::NullScope => {
+                let mut claims = good();
+                claims.custom.insert("scope".to_owned(), Value::Null);
+                self.sign(Alg::Es256, claims)
+            }
+            Attack::ExpInAFarFuture => {
+                // Written as the number 1e20 (jwt-simple's claims cannot hold it).
+                let mut claims = good();
+                claims.expires_at = None;
+                claims.custom.insert("exp".to_owned(), json!(1e20));
+                self.sign(Alg::Es256, claims)
+            }
+            Attack::TooLongALifetime => {
+                let mut claims = good();
+                claims.issued_at = Some(now);
+                claims.expires_at = Some(now + Duration::from_days(2));
                 self.sign(Alg::Es256, claims)
             }
         }

@@ -6,6 +6,7 @@ pub mod app;
 pub mod contract;
 pub mod dsts;
 pub mod fakes;
+pub mod gate;
 pub mod postgres;
 pub mod proxy;
 pub mod redis;

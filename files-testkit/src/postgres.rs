@@ -107,6 +107,25 @@ impl TestDatabase {
         }
     }
 
+    /// The number of rows `SELECT count(*) FROM {rows}` counts, `rows` being a table and any
+    /// condition (`"outbox WHERE sent_at IS NOT NULL"`): for a test to look at what the
+    /// service's ports do not show.
+    ///
+    /// # Panics
+    /// When the query fails.
+    pub async fn count(&self, rows: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let sql = format!("SELECT count(*) AS n FROM {rows}");
+        match diesel_async::RunQueryDsl::get_result::<Count>(diesel::sql_query(&sql), &mut self.connect().await).await {
+            Ok(count) => count.n,
+            Err(error) => panic!("{sql}: {error}"),
+        }
+    }
+
     /// Ends every session connected to this database, as a restart of the server would: the
     /// clients see their connections closed.
     ///

@@ -103,7 +103,7 @@ impl VerifyingStore {
     }
 
     fn notify(&self, object: StoredObject) {
-        tracing::debug!(bucket = %object.bucket, key = %object.key, size = object.size, "object stored");
+        tracing::debug!(bucket = %object.bucket, key = ?object.key, size = object.size, "object stored");
         if self.on_stored.send(object).is_err() {
             tracing::debug!("nobody listens for stored objects any more");
         }
@@ -314,10 +314,10 @@ impl S3 for VerifyingStore {
         match self.inner.head_object(head).await {
             Ok(head) => match head.output.content_length.map(u64::try_from) {
                 Some(Ok(size)) => self.notify(StoredObject { bucket, key, size }),
-                _ => tracing::error!(%bucket, %key, "completed multipart upload has no valid size; not reported"),
+                _ => tracing::error!(%bucket, ?key, "completed multipart upload has no valid size; not reported"),
             },
             Err(err) => {
-                tracing::error!(%bucket, %key, %err, "cannot read back a completed multipart upload; not reported");
+                tracing::error!(%bucket, ?key, %err, "cannot read back a completed multipart upload; not reported");
             }
         }
         Ok(resp)

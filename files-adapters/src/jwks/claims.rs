@@ -1,6 +1,8 @@
 //! Claims validation: the closest refusal for a jwt-simple error, and the [`Principal`] a verified
 //! token stands for.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use files_core::{DeviceId, InvalidToken, Principal, TenantId};
 use jwt_simple::JWTError;
 use jwt_simple::claims::JWTClaims;
@@ -29,40 +31,79 @@ pub(super) fn refusal(error: jwt_simple::Error) -> InvalidToken {
     }
 }
 
-/// A claim by its configured name; `sub` is a registered claim that jwt-simple keeps apart.
+/// A claim by its configured name, `None` when the token does not have it; a claim that is
+/// there with `null` is `Some(Value::Null)`: present, and not valid. `sub` is a registered
+/// claim that jwt-simple keeps apart (reading a `null` one as absent: [`null_subject`]).
 fn claim(claims: &Claims, name: &str) -> Option<Value> {
     if name == "sub" {
         return claims.subject.clone().map(Value::String);
     }
-    claims.custom.get(name).filter(|value| !value.is_null()).cloned()
+    claims.custom.get(name).cloned()
 }
 
-/// The principal a verified token stands for.
+/// The principal a verified token stands for. Every claim it is read from must be valid where
+/// it is present: a `null` or wrongly typed `device_id` is refused, never read as no device
+/// (which, with the admin scope, would make the token a tenant service's), and so is such a
+/// `tenant_id` or `scope`.
 pub(super) fn principal(config: &JwtConfig, claims: &Claims) -> Result<Principal, InvalidToken> {
     let names = &config.claims;
     let tenant = match claim(claims, &names.tenant_id) {
         Some(Value::String(s)) => s.parse::<TenantId>().map_err(|_| InvalidToken::Claim("tenant_id"))?,
         _ => return Err(InvalidToken::Claim("tenant_id")),
     };
-    match claim(claims, &names.device_id) {
-        Some(Value::String(s)) => {
-            let device = s.parse::<DeviceId>().map_err(|_| InvalidToken::Claim("device_id"))?;
-            return Ok(Principal::Device { tenant, device });
-        }
+    let device = match claim(claims, &names.device_id) {
+        Some(Value::String(s)) => Some(s.parse::<DeviceId>().map_err(|_| InvalidToken::Claim("device_id"))?),
         Some(_) => return Err(InvalidToken::Claim("device_id")),
-        None => {}
-    }
+        None => None,
+    };
     let admin = match claim(claims, &names.scope) {
         Some(Value::String(scopes)) => scopes.split_whitespace().any(|s| s == config.admin_scope),
-        Some(Value::Array(scopes)) => scopes.iter().any(|s| s.as_str() == Some(config.admin_scope.as_str())),
+        Some(Value::Array(scopes)) => {
+            let mut admin = false;
+            for scope in &scopes {
+                admin |= scope.as_str().ok_or(InvalidToken::Claim("scope"))? == config.admin_scope;
+            }
+            admin
+        }
         Some(_) => return Err(InvalidToken::Claim("scope")),
         None => false,
     };
-    if admin {
-        Ok(Principal::TenantService { tenant })
-    } else {
-        Err(InvalidToken::NotAPrincipal)
+    match device {
+        Some(device) => Ok(Principal::Device { tenant, device }),
+        None if admin => Ok(Principal::TenantService { tenant }),
+        None => Err(InvalidToken::NotAPrincipal),
     }
+}
+
+/// Refuses a token whose `sub` is `null` when `sub` is one of the claims the principal is read
+/// from: jwt-simple reads `"sub": null` as no `sub`, which must not pass for an absent device.
+/// Only then is the payload decoded a second time. A `sub` of another type than a string is
+/// refused as malformed when the claims are decoded.
+pub(super) fn null_subject(config: &JwtConfig, claims: &Claims, token: &str) -> Result<(), InvalidToken> {
+    let names = &config.claims;
+    let role = [
+        (&names.tenant_id, "tenant_id"),
+        (&names.device_id, "device_id"),
+        (&names.scope, "scope"),
+    ]
+    .into_iter()
+    .find_map(|(name, role)| (name == "sub").then_some(role));
+    let Some(role) = role else {
+        return Ok(());
+    };
+    if claims.subject.is_some() {
+        return Ok(());
+    }
+    let payload = token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
+        .and_then(|json| serde_json::from_slice::<Map<String, Value>>(&json).ok())
+        .ok_or(InvalidToken::Malformed)?;
+    if payload.contains_key("sub") {
+        return Err(InvalidToken::Claim(role));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -171,34 +212,31 @@ mod proptests {
 
     /// The principal `config` must read from `claims`, as the token contract says: the
     /// tenant's UUID is required; a device's UUID makes a device; otherwise the admin scope
-    /// makes a tenant service.
+    /// makes a tenant service; a claim that is present (`null` included) must be valid.
     fn check(config: &JwtConfig, claims: &Claims) -> Result<(), TestCaseError> {
         let names = &config.claims;
         let tenant = uuid_claim(claims, &names.tenant_id).map(TenantId::from_uuid);
         let device = claim(claims, &names.device_id);
+        let device_id = uuid_claim(claims, &names.device_id).map(DeviceId::from_uuid);
         let scope = claim(claims, &names.scope);
-        let admin = match &scope {
-            Some(Value::String(s)) => s.split_whitespace().any(|s| s == config.admin_scope),
-            Some(Value::Array(a)) => a.iter().any(|s| s.as_str() == Some(config.admin_scope.as_str())),
-            _ => false,
+        let (scope_valid, admin) = match &scope {
+            None => (true, false),
+            Some(Value::String(s)) => (true, s.split_whitespace().any(|s| s == config.admin_scope)),
+            Some(Value::Array(a)) => (
+                a.iter().all(Value::is_string),
+                a.iter().any(|s| s.as_str() == Some(config.admin_scope.as_str())),
+            ),
+            Some(_) => (false, false),
         };
-        let result = principal(config, claims);
-        match (&result, tenant) {
-            (Ok(Principal::Device { tenant: t, device: d }), Some(tenant)) => {
-                prop_assert_eq!(*t, tenant);
-                prop_assert_eq!(Some(*d), uuid_claim(claims, &names.device_id).map(DeviceId::from_uuid));
-            }
-            (Ok(Principal::TenantService { tenant: t }), Some(tenant)) => {
-                prop_assert_eq!(*t, tenant);
-                prop_assert!(device.is_none() && admin, "{:?} {:?}", device, scope);
-            }
-            (Err(_), Some(_)) => {
-                let device_id = uuid_claim(claims, &names.device_id);
-                prop_assert!(device_id.is_none(), "a device {device_id:?} refused: {result:?}");
-                prop_assert!(device.is_some() || !admin, "a tenant service refused: {:?}", result);
-            }
-            (_, None) => prop_assert_eq!(result, Err(InvalidToken::Claim("tenant_id"))),
-        }
+        let expected = match (tenant, &device, device_id) {
+            (None, _, _) => Err(InvalidToken::Claim("tenant_id")),
+            (Some(_), Some(_), None) => Err(InvalidToken::Claim("device_id")),
+            _ if !scope_valid => Err(InvalidToken::Claim("scope")),
+            (Some(tenant), _, Some(device)) => Ok(Principal::Device { tenant, device }),
+            (Some(tenant), None, None) if admin => Ok(Principal::TenantService { tenant }),
+            (Some(_), None, None) => Err(InvalidToken::NotAPrincipal),
+        };
+        prop_assert_eq!(principal(config, claims), expected, "{:?} {:?}", device, scope);
         Ok(())
     }
 

@@ -49,9 +49,17 @@ pub struct JwtConfig {
     /// them when it changes), so that a device's next requests skip the signature check.
     /// 0 turns the cache off. Default [`DEFAULT_TOKEN_CACHE_CAPACITY`].
     pub token_cache_capacity: u64,
+    /// The longest a token may live: one whose `exp` is further than this (plus the leeway)
+    /// from now, or further than this from its `iat`, is refused (`exp`), whichever library
+    /// checks it. Default [`DEFAULT_MAX_TOKEN_LIFETIME`].
+    pub max_token_lifetime: Duration,
     /// The library that checks signatures. Default [`SignatureLibrary::JwtSimple`].
     pub signature_library: SignatureLibrary,
 }
+
+/// The default [`JwtConfig::max_token_lifetime`]: a day, above what a DSTS gives a device
+/// (an hour or so), far below the years a leaked or careless token could claim.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// The library that checks a token's signature. Everything else is the same with either: the
 /// key sources, the header and claims rules (jwt-simple's, held to by both), the principal and
@@ -111,7 +119,8 @@ impl std::str::FromStr for SignatureLibrary {
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 100_000;
 
 impl JwtConfig {
-    /// A configuration with the default leeway, claim names and admin scope.
+    /// A configuration with the default leeway, claim names, admin scope, token cache and
+    /// maximum token lifetime.
     #[must_use]
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
@@ -121,6 +130,7 @@ impl JwtConfig {
             claims: ClaimNames::default(),
             admin_scope: "files:admin".to_owned(),
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
+            max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
             signature_library: SignatureLibrary::JwtSimple,
         }
     }

@@ -3,8 +3,8 @@
 //!
 //! Whoever can write the key file can mint tokens the server accepts, so the file lives in a
 //! per-user directory ([`DevKey::default_dir`]), created `0700`, the key `0600`; a key file owned
-//! by another user or writable by others, or a directory writable by others or owned by another
-//! user (root aside), is refused.
+//! by another user, writable by others or readable by its group or others, or a directory
+//! writable by others or owned by another user (root aside), is refused.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -123,7 +123,7 @@ impl DevKey {
     ///
     /// The directory is created (mode 0700) when missing. On Unix, a directory owned by another
     /// user (root aside) or writable by its group or others is refused, and so is a key file
-    /// owned by another user or writable by its group or others.
+    /// owned by another user or readable or writable by its group or others.
     ///
     /// # Errors
     /// [`DevKeyError::Io`] when the file or its directory cannot be read or written;
@@ -290,6 +290,30 @@ fn check_private(_path: &Path, _metadata: &fs::Metadata, _root_may_own: bool) ->
     Ok(())
 }
 
+/// Refuses a key file that its group or others can read (or run): whoever reads the private key
+/// can mint tokens the server accepts.
+#[cfg(unix)]
+fn check_unreadable_by_others(path: &Path, metadata: &fs::Metadata) -> Result<(), DevKeyError> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = metadata.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(DevKeyError::Insecure {
+            path: path.to_path_buf(),
+            problem: format!(
+                "it is readable by its group or others (mode {mode:04o}), who could mint tokens with it; \
+                 make it private (chmod 600)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+#[allow(clippy::unnecessary_wraps)]
+fn check_unreadable_by_others(_path: &Path, _metadata: &fs::Metadata) -> Result<(), DevKeyError> {
+    Ok(())
+}
+
 /// Refuses a directory where someone else could replace the key.
 fn check_dir(dir: &Path) -> Result<(), DevKeyError> {
     let metadata = fs::metadata(dir).map_err(|source| io_error("inspect the directory", dir, source))?;
@@ -323,6 +347,7 @@ fn read_key_file(path: &Path) -> Result<String, ReadError> {
         }));
     }
     check_private(path, &metadata, false).map_err(ReadError::Insecure)?;
+    check_unreadable_by_others(path, &metadata).map_err(ReadError::Insecure)?;
     let mut pem = String::new();
     file.read_to_string(&mut pem).map_err(ReadError::Io)?;
     Ok(pem)

@@ -89,6 +89,40 @@ fn claims_cases() -> Vec<DeviceClaims> {
             c.custom.remove("device_id");
             c.custom.insert("scope".to_owned(), json!("openid files:admin"));
         }),
+        // A claim that is present must be valid: `null` is not absent.
+        with(&|c| {
+            c.custom.insert("device_id".to_owned(), Value::Null);
+            c.custom.insert("scope".to_owned(), json!("files:admin"));
+        }),
+        with(&|c| {
+            c.custom.insert("device_id".to_owned(), json!(42));
+            c.custom.insert("scope".to_owned(), json!("files:admin"));
+        }),
+        with(&|c| {
+            c.custom.insert("tenant_id".to_owned(), Value::Null);
+        }),
+        with(&|c| {
+            c.custom.insert("scope".to_owned(), Value::Null);
+        }),
+        with(&|c| {
+            c.custom.remove("device_id");
+            c.custom.insert("scope".to_owned(), json!(["files:admin", 7]));
+        }),
+        // The lifetime: `exp` far off (1e20, as a number jwt-simple's claims cannot hold), two
+        // days after `iat`, or a day and more from now; 23 hours is accepted.
+        with(&|c| {
+            c.expires_at = None;
+            c.custom.insert("exp".to_owned(), json!(1e20));
+        }),
+        with(&|c| {
+            c.issued_at = Some(now - Duration::from_days(1));
+            c.expires_at = Some(now + Duration::from_hours(1));
+        }),
+        with(&|c| {
+            c.issued_at = None;
+            c.expires_at = Some(now + Duration::from_hours(25));
+        }),
+        with(&|c| c.expires_at = Some(now + Duration::from_hours(23))),
     ]
 }
 
@@ -103,8 +137,8 @@ async fn both_libraries_answer_every_claims_case_alike() {
         }
     }
     // The good token, the one within the leeway of each time claim, the list of audiences
-    // with ours, the tenant service, each signed three ways.
-    assert_eq!(accepted, 7 * 3);
+    // with ours, the tenant service, the one of 23 hours, each signed three ways.
+    assert_eq!(accepted, 8 * 3);
 }
 
 #[tokio::test]

@@ -37,10 +37,10 @@ use jwt_simple::token::Token;
 use tokio::sync::{Mutex, RwLock, oneshot};
 
 use cache::VerifiedTokens;
-use claims::principal;
+use claims::{null_subject, principal};
 pub use config::{
-    ClaimNames, DEFAULT_TOKEN_CACHE_CAPACITY, JwtConfig, KeyFile, RefreshObserver, RefreshOutcome, RemoteJwks,
-    SignatureLibrary,
+    ClaimNames, DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_TOKEN_CACHE_CAPACITY, JwtConfig, KeyFile, RefreshObserver,
+    RefreshOutcome, RemoteJwks, SignatureLibrary,
 };
 pub use dev::{DevClaims, DevKey, DevKeyError};
 pub use keys::KeyAlgorithm;
@@ -331,6 +331,29 @@ impl JwksVerifier {
     }
 }
 
+/// Refuses a token that lives longer than [`JwtConfig::max_token_lifetime`]: its `exp` further
+/// than that (and the leeway) from now, or further than that from its `iat`. A token that a
+/// leaked key or a careless issuer made good for years (an `exp` of `1e20`) would otherwise be
+/// accepted, and cached, until then.
+fn within_lifetime(
+    config: &JwtConfig,
+    claims: &claims::Claims,
+    expires_at: jwt_simple::prelude::UnixTimeStamp,
+) -> Result<(), InvalidToken> {
+    let max = config.max_token_lifetime.as_secs();
+    let leeway = config.leeway.as_secs();
+    let now = jwt_simple::prelude::Clock::now_since_epoch().as_secs();
+    let expires_at = expires_at.as_secs();
+    let too_far = expires_at.saturating_sub(now) > max.saturating_add(leeway)
+        || claims
+            .issued_at
+            .is_some_and(|issued_at| expires_at.saturating_sub(issued_at.as_secs()) > max);
+    if too_far {
+        return Err(InvalidToken::Claim("exp"));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl TokenVerifier for JwksVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
@@ -356,6 +379,8 @@ impl TokenVerifier for JwksVerifier {
         let Some(expires_at) = claims.expires_at else {
             return Err(InvalidToken::Claim("exp").into());
         };
+        within_lifetime(&self.inner.config, &claims, expires_at)?;
+        null_subject(&self.inner.config, &claims, token)?;
         let principal = principal(&self.inner.config, &claims)?;
         if let Some(miss) = miss {
             let expires_at = UNIX_EPOCH + std::time::Duration::from_secs(expires_at.as_secs());

@@ -216,6 +216,81 @@ async fn claim_names_and_admin_scope_are_configurable() {
     // The default names mean nothing now.
     let token = keys.sign(Alg::Es, claims(service_claims()));
     assert_eq!(refused(&verifier, &token).await, InvalidToken::Claim("tenant_id"));
+    // `"sub": null` is not an absent device, even though jwt-simple reads it as no `sub`.
+    let token = keys.sign(
+        Alg::Es,
+        claims(custom(
+            json!({"tid": tenant().to_string(), "scp": "admin", "sub": null}),
+        )),
+    );
+    assert_eq!(refused(&verifier, &token).await, InvalidToken::Claim("device_id"));
+}
+
+#[tokio::test]
+async fn a_present_claim_must_be_valid() {
+    let keys = Keys::new();
+    let verifier = keys.verifier();
+    let with = |changes: Value| {
+        let mut custom = device_claims();
+        custom.extend(self::custom(changes));
+        keys.sign(Alg::Es, claims(custom))
+    };
+    for (changes, reason) in [
+        (json!({"device_id": null, "scope": "files:admin"}), "device_id"),
+        (json!({"device_id": 7, "scope": "files:admin"}), "device_id"),
+        (json!({"device_id": [], "scope": "files:admin"}), "device_id"),
+        (json!({"tenant_id": null}), "tenant_id"),
+        (json!({"scope": null}), "scope"),
+        (json!({"scope": {"files:admin": true}}), "scope"),
+        (json!({"scope": ["files:admin", null]}), "scope"),
+    ] {
+        let token = with(changes.clone());
+        assert_eq!(
+            refused(&verifier, &token).await,
+            InvalidToken::Claim(reason),
+            "{changes}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_may_not_live_longer_than_the_maximum_lifetime() {
+    let keys = Keys::new();
+    let verifier = JwksVerifier::from_jwks_json(
+        JwtConfig {
+            max_token_lifetime: Duration::from_secs(3600),
+            ..config()
+        },
+        &keys.jwks(),
+    )
+    .unwrap();
+    let now = Clock::now_since_epoch();
+    let token = |issued_at: Option<JwtDuration>, expires_at: JwtDuration| {
+        let mut claims = claims(device_claims());
+        claims.issued_at = issued_at;
+        claims.expires_at = Some(expires_at);
+        keys.sign(Alg::Es, claims)
+    };
+    // Within the hour from now (the leeway of 60 s on top), and from `iat`.
+    for (issued_at, expires_at) in [
+        (Some(now), now + JwtDuration::from_mins(59)),
+        (None, now + JwtDuration::from_secs(3630)),
+        (Some(now - JwtDuration::from_mins(30)), now + JwtDuration::from_mins(30)),
+    ] {
+        verifier.verify(&token(issued_at, expires_at)).await.unwrap();
+    }
+    for (issued_at, expires_at) in [
+        (Some(now), now + JwtDuration::from_mins(62)),
+        (None, now + JwtDuration::from_mins(62)),
+        (Some(now - JwtDuration::from_mins(31)), now + JwtDuration::from_mins(30)),
+        (Some(now), now + JwtDuration::from_days(3650)),
+    ] {
+        assert_eq!(
+            refused(&verifier, &token(issued_at, expires_at)).await,
+            InvalidToken::Claim("exp"),
+            "iat {issued_at:?}, exp {expires_at:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -959,7 +1034,7 @@ fn dev_key_directories_are_created_0700_and_the_key_0600() {
 
 #[cfg(unix)]
 #[test]
-fn a_dev_key_others_could_change_is_refused() {
+fn a_dev_key_others_could_change_or_read_is_refused() {
     let path = temp_path("dev/key.pem");
     let dir = path.parent().unwrap().to_owned();
     let kid = DevKey::load_or_create(&path).unwrap().kid().to_owned();
@@ -980,8 +1055,13 @@ fn a_dev_key_others_could_change_is_refused() {
         set_mode(&path, writable);
         refused(&path, "writable by its group or others");
     }
-    // Readable by others is not writable: accepted (it is the same key).
-    set_mode(&path, 0o644);
+    // Whoever reads the private key can mint tokens: readable by its group or others is refused.
+    for readable in [0o644, 0o640, 0o604, 0o610, 0o601] {
+        set_mode(&path, readable);
+        refused(&path, "readable by its group or others");
+    }
+    // The owner's own permissions are the owner's business.
+    set_mode(&path, 0o400);
     assert_eq!(DevKey::load_or_create(&path).unwrap().kid(), kid);
     set_mode(&path, 0o600);
 
@@ -1066,8 +1146,17 @@ async fn dev_key_mints_tokens_its_verifier_accepts() {
             Duration::MAX,
         )
         .unwrap();
+    // Minted for ten years at most: longer than the default lifetime allows, accepted where the
+    // lifetime allows ten years.
+    assert_eq!(refused(&verifier, &service_token).await, InvalidToken::Claim("exp"));
+    let ten_years = key
+        .verifier(JwtConfig {
+            max_token_lifetime: Duration::from_secs(10 * 365 * 24 * 3600),
+            ..config()
+        })
+        .unwrap();
     assert_eq!(
-        verifier.verify(&service_token).await.unwrap(),
+        ten_years.verify(&service_token).await.unwrap(),
         Principal::TenantService { tenant: tenant() }
     );
     let nobody = key

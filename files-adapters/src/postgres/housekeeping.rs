@@ -17,12 +17,13 @@ use super::outbox::lease_interval;
 use super::rows::{FileRow, files, to_records};
 
 /// Leases up to `$3` rows that need the janitor, the oldest expiry first, until `now() + $1`:
-/// pending or deleted rows whose upload could put bytes in the store until before `$2`, not
-/// leased by another janitor. `SKIP LOCKED` passes over rows another claim is taking now.
+/// pending, deleted or expired rows (not yet swept) whose upload could put bytes in the store
+/// until before `$2`, not leased by another janitor. `SKIP LOCKED` passes over rows another
+/// claim is taking now.
 const CLAIM_STALE: &str = "UPDATE files SET janitor_leased_until = now() + $1 \
      WHERE id IN (\
          SELECT id FROM files \
-         WHERE state IN ('pending', 'deleted') AND upload_expires_at < $2 \
+         WHERE state IN ('pending', 'deleted', 'expired') AND upload_expires_at < $2 \
            AND (janitor_leased_until IS NULL OR janitor_leased_until <= now()) \
          ORDER BY upload_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
      RETURNING id";

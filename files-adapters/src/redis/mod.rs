@@ -54,6 +54,27 @@ pub use bb8_redis::redis as driver;
 /// [`FileRecord`]'s serialized form changes: entries of another version read as misses.
 const SCHEMA_VERSION: u32 = 2;
 
+/// [`Cache::put_file`] as one atomic step in Redis: the entry (`ARGV[1]`) is written with its
+/// TTL (`ARGV[3]`) unless the key holds a copy of the record at a later stage than the new
+/// one's (`ARGV[2]`, [`files_core::FileState::stage`]). A fill after a miss that raced with a
+/// change on another instance is thereby refused instead of moving the entry backwards for a
+/// whole TTL. An entry that does not parse is overwritten. Answers 1 when it wrote, 0 when not.
+const PUT_FILE_SCRIPT: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, entry = pcall(cjson.decode, current)
+  if ok and type(entry) == 'table' and type(entry.file) == 'table' then
+    local stages = {pending = 0, available = 1, expired = 1, deleted = 2}
+    local stage = stages[entry.file.state]
+    if stage and stage > tonumber(ARGV[2]) then
+      return 0
+    end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+";
+
 /// How many call timeouts [`Cache::clear`] may take in all (5 s with the default timeout).
 pub const CLEAR_BUDGET: u32 = 20;
 
@@ -77,6 +98,11 @@ pub struct RedisConfig {
     /// The most entries kept in process, served while Redis tracks their keys for this
     /// instance (see [`near`]); 0 turns the near cache off.
     pub near_cache_capacity: u64,
+    /// The most bytes those entries may hold in process, by an estimate of each entry's size
+    /// (its key, its record with the multipart plan's 32 bytes per part, and the cache's own
+    /// bookkeeping); 0 turns the near cache off. Both bounds hold: each entry counts at least
+    /// `near_cache_max_bytes / near_cache_capacity` bytes.
+    pub near_cache_max_bytes: u64,
 }
 
 impl RedisConfig {
@@ -91,11 +117,15 @@ impl RedisConfig {
     pub const DEFAULT_POOL_SIZE: u32 = 32;
     /// The default bound on each call.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
-    /// The default size of the near cache: an entry takes about 1 KiB (a record, or a name's
-    /// latest version, with its key), so at most about 50 MiB. download-url by name takes two
+    /// The default number of entries of the near cache. download-url by name takes two
     /// entries per device: 25,000 devices each reading a file of its own, or any number reading
     /// the same tenant files.
     pub const DEFAULT_NEAR_CACHE_CAPACITY: u64 = 50_000;
+    /// The default byte budget of the near cache, 64 MiB: 50,000 entries of a single-PUT
+    /// record (under 1 KiB each with the cache's bookkeeping) fit, and so do about 2,000
+    /// records with a 1,024-part plan (about 33 KiB each), where a count of entries alone
+    /// would let 50,000 of those take 1.6 GiB.
+    pub const DEFAULT_NEAR_CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
     /// The defaults for a Redis at `url`.
     pub fn new(url: impl Into<SecretString>) -> Self {
@@ -106,6 +136,7 @@ impl RedisConfig {
             pool_size: Self::DEFAULT_POOL_SIZE,
             timeout: Self::DEFAULT_TIMEOUT,
             near_cache_capacity: Self::DEFAULT_NEAR_CACHE_CAPACITY,
+            near_cache_max_bytes: Self::DEFAULT_NEAR_CACHE_MAX_BYTES,
         }
     }
 }
@@ -126,6 +157,7 @@ impl fmt::Debug for RedisConfig {
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
             .field("near_cache_capacity", &self.near_cache_capacity)
+            .field("near_cache_max_bytes", &self.near_cache_max_bytes)
             .finish()
     }
 }
@@ -155,7 +187,7 @@ pub struct RedisCache {
     /// Tries per call: one per pooled connection that may have died while idle, plus one.
     attempts: u32,
     connect_errors: LastConnectError,
-    /// `None` when its capacity is 0.
+    /// `None` when its capacity or its byte budget is 0.
     near: Option<Arc<NearCache>>,
 }
 
@@ -204,10 +236,14 @@ impl RedisCache {
             return Err(RedisError::NoRuntime);
         }
         let manager = Manager(RedisConnectionManager::new(config.url.expose_secret()).map_err(RedisError::Url)?);
-        let near = if config.near_cache_capacity == 0 {
+        let near = if config.near_cache_capacity == 0 || config.near_cache_max_bytes == 0 {
             None
         } else {
-            let near = Arc::new(NearCache::new(config.near_cache_capacity, config.ttl));
+            let near = Arc::new(NearCache::new(
+                config.near_cache_capacity,
+                config.near_cache_max_bytes,
+                config.ttl,
+            ));
             near::spawn_tracking(
                 &near,
                 resp3_client(&config.url)?,
@@ -418,7 +454,15 @@ impl Cache for RedisCache {
         })
         .map_err(PortError::failed)?;
         let key = self.file_key(record.tenant, record.id);
-        let written = self.run("put_file", &self.set_command(&key, value)).await;
+        let mut command = driver::cmd("EVAL");
+        command
+            .arg(PUT_FILE_SCRIPT)
+            .arg(1)
+            .arg(&key)
+            .arg(value)
+            .arg(record.state.stage())
+            .arg(self.ttl_seconds);
+        let written = self.run::<i64>("put_file", &command).await.map(drop);
         self.near_forget(&key);
         written
     }

@@ -20,7 +20,10 @@
 //!   and every invalidation takes that lock too.
 //! - **This instance's own writes** drop the key here at once, without waiting for the push.
 //! - **Entries live at most the cache's TTL**, a backstop. Misses are not kept. The size is
-//!   bounded (moka: TinyLFU admission, LRU eviction).
+//!   bounded in bytes and in entries (moka: TinyLFU admission, LRU eviction), each entry weighed
+//!   by what it holds in process ([`Entry::bytes`]): a record's multipart plan holds 32 bytes per
+//!   part, so a count of entries alone would not bound the memory (10,000 records of 1,024 parts
+//!   each hold over 320 MiB).
 //!
 //! What remains: another instance's change reaches this one when the push arrives, typically
 //! well under a millisecond after Redis applied it. A read in between is served the previous
@@ -46,11 +49,37 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How many locks the keys are spread over.
 const STRIPES: usize = 64;
 
+/// What moka keeps per entry besides its key and value (hash table slot, entry info, the
+/// deque nodes of its policies, the key's `Arc`): about 250 bytes, measured with a counting
+/// allocator over 100,000 small entries of moka 0.12.
+const ENTRY_OVERHEAD: usize = 256;
+
 /// What one entry holds: what the key's reader would have parsed from Redis.
 #[derive(Debug, Clone)]
 pub(super) enum Entry {
     File(Box<FileRecord>),
     Latest(FileId),
+}
+
+impl Entry {
+    /// An estimate of the bytes the entry of `key` holds in process, moka's own bookkeeping
+    /// included: what is counted against the near cache's byte budget. A record counts its
+    /// strings and its multipart plan (32 bytes per part: a 1,024-part plan is 32 KiB), the
+    /// bulk of a large entry. Entries are clones of what a read parsed, so their vectors and
+    /// strings hold no spare capacity and their lengths are their sizes.
+    pub(super) fn bytes(&self, key: &str) -> usize {
+        let value = match self {
+            Self::Latest(_) => 0,
+            Self::File(record) => {
+                let content_type = record.content_type.as_ref().map_or(0, |c| c.as_str().len());
+                let multipart = record.multipart.as_ref().map_or(0, |upload| {
+                    upload.upload_id.len() + std::mem::size_of_val(upload.plan.sha256s())
+                });
+                std::mem::size_of::<FileRecord>() + record.name.as_str().len() + content_type + multipart
+            }
+        };
+        ENTRY_OVERHEAD + key.len() + std::mem::size_of::<Self>() + value
+    }
 }
 
 /// What a read saw before it asked Redis: its value may be kept only if nothing changed since.
@@ -81,11 +110,19 @@ impl std::fmt::Debug for NearCache {
 }
 
 impl NearCache {
-    /// At most `capacity` entries, each for at most `ttl`. Not served until tracking is on.
-    pub(super) fn new(capacity: u64, ttl: Duration) -> Self {
+    /// At most `capacity` entries holding at most `max_bytes` in all ([`Entry::bytes`]), each
+    /// for at most `ttl`. Not served until tracking is on.
+    ///
+    /// One moka capacity bounds both: it is `max_bytes`, and each entry weighs its bytes but at
+    /// least `max_bytes / capacity` (rounded up), so no more than `capacity` entries fit.
+    pub(super) fn new(capacity: u64, max_bytes: u64, ttl: Duration) -> Self {
+        let least = u32::try_from(max_bytes.div_ceil(capacity.max(1))).unwrap_or(u32::MAX);
         Self {
             entries: moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(max_bytes)
+                .weigher(move |key: &String, entry: &Entry| {
+                    u32::try_from(entry.bytes(key)).unwrap_or(u32::MAX).max(least)
+                })
                 .time_to_live(ttl)
                 .build(),
             stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
@@ -294,19 +331,114 @@ async fn connect(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use files_core::FileId;
+    use files_core::multipart::{MultipartUpload, PartPlan};
+    use files_core::{FileId, FileName, FileState, Owner, Sha256, TenantId};
+    use time::OffsetDateTime;
 
     use super::*;
 
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+
     fn live() -> NearCache {
-        let near = NearCache::new(100, Duration::from_secs(60));
+        live_with(100, MIB)
+    }
+
+    fn live_with(capacity: u64, max_bytes: u64) -> NearCache {
+        let near = NearCache::new(capacity, max_bytes, Duration::from_secs(60));
         near.established();
         near
     }
 
+    /// A record sent in `parts` parts of 5 MiB, as a read from Redis would have kept it.
+    fn record_with_parts(parts: u16) -> FileRecord {
+        let digests = (0..parts)
+            .map(|i| Sha256::from_bytes([u8::try_from(i % 251).unwrap(); 32]))
+            .collect();
+        let size = u64::from(parts) * 5 * MIB;
+        FileRecord {
+            id: FileId::new(),
+            tenant: TenantId::from_uuid(uuid::Uuid::now_v7()),
+            owner: Owner::Tenant,
+            name: FileName::parse("backup.tar").unwrap(),
+            sha256: Sha256::from_bytes([7; 32]),
+            size: Some(size),
+            content_type: None,
+            state: FileState::Available,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            completed_at: Some(OffsetDateTime::UNIX_EPOCH),
+            multipart: Some(MultipartUpload {
+                upload_id: "an-upload-id-of-the-store".to_owned(),
+                plan: PartPlan::new(size, 5 * MIB, digests).unwrap(),
+                expires_at: OffsetDateTime::UNIX_EPOCH,
+            }),
+            upload_expires_at: Some(OffsetDateTime::UNIX_EPOCH),
+        }
+    }
+
+    /// Keeps `entry` under `key` as a read from Redis does.
+    fn fill(near: &NearCache, key: String, entry: Entry) {
+        let ticket = near.ticket(&key).unwrap();
+        near.keep(key, entry, ticket);
+    }
+
+    /// What the entries held hold at least, counted apart from the weigher: each key and, for a
+    /// record, the 32 bytes of each part's SHA-256.
+    fn bytes_held_at_least(near: &NearCache) -> (u64, u64) {
+        near.entries.run_pending_tasks();
+        let (mut entries, mut bytes) = (0, 0);
+        for (key, entry) in &near.entries {
+            entries += 1;
+            bytes += key.len() as u64;
+            if let Entry::File(record) = entry {
+                bytes += record
+                    .multipart
+                    .as_ref()
+                    .map_or(0, |upload| 32 * u64::from(upload.plan.part_count()));
+            }
+        }
+        (entries, bytes)
+    }
+
+    #[test]
+    fn records_with_large_plans_are_bounded_by_the_byte_budget() {
+        // The default entry cap, a 2 MiB budget, and 400 records of 1,024 parts (32 KiB of
+        // SHA-256s each, 12.5 MiB in all): counted in entries, every one of them would be kept.
+        let budget = 2 * MIB;
+        let near = live_with(crate::redis::RedisConfig::DEFAULT_NEAR_CACHE_CAPACITY, budget);
+        let record = record_with_parts(1024);
+        for _ in 0..400 {
+            let key = format!("files:v2:file:{}:{}", record.tenant, FileId::new());
+            fill(&near, key, Entry::File(Box::new(record.clone())));
+        }
+        let (entries, bytes) = bytes_held_at_least(&near);
+        assert!(
+            bytes <= budget,
+            "{entries} entries hold at least {bytes} bytes, over the budget of {budget}"
+        );
+        assert!(entries > 0, "nothing was kept");
+        assert!(near.entries.weighted_size() <= budget);
+        let one = Entry::File(Box::new(record)).bytes("k") as u64;
+        assert!(
+            one > 32 * KIB && one < 34 * KIB,
+            "a 1,024-part record is weighed {one} bytes"
+        );
+    }
+
+    #[test]
+    fn small_entries_are_bounded_by_the_entry_cap() {
+        let near = live_with(1_000, 64 * MIB);
+        for i in 0..3_000 {
+            fill(&near, format!("files:v1:latest:{i}"), Entry::Latest(FileId::new()));
+        }
+        let (entries, _) = bytes_held_at_least(&near);
+        assert!(entries <= 1_000, "{entries} entries kept over a cap of 1,000");
+        assert!(entries > 0, "nothing was kept");
+    }
+
     #[test]
     fn nothing_is_served_or_kept_before_tracking_is_on() {
-        let near = NearCache::new(100, Duration::from_secs(60));
+        let near = NearCache::new(100, MIB, Duration::from_secs(60));
         assert!(near.ticket("k").is_none());
         near.entries.insert("k".to_owned(), Entry::Latest(FileId::new()));
         assert!(near.get("k").is_none());

@@ -15,9 +15,9 @@ use crate::ids::{FileId, TenantId};
 #[async_trait]
 pub trait Housekeeping: Send + Sync {
     /// Up to `limit` records whose upload URL (or multipart upload) expired before `cutoff`
-    /// and that still need the janitor: pending ones (complete or expire them), and deleted
-    /// ones whose URL was still usable when they were deleted (sweep their object). Each is
-    /// leased for `lease`; the oldest expiry first.
+    /// and that still need the janitor: pending ones (complete or expire them), and deleted or
+    /// expired ones not yet swept (clear what their upload may have left in the store). Each
+    /// is leased for `lease`; the oldest expiry first.
     ///
     /// # Errors
     /// [`PortError`] when the database fails.
@@ -28,7 +28,8 @@ pub trait Housekeeping: Send + Sync {
         lease: Duration,
     ) -> Result<Vec<FileRecord>, PortError>;
 
-    /// A deleted record's object was swept: it needs the janitor no more.
+    /// A deleted or expired record's upload was cleared from the store: it needs the janitor
+    /// no more.
     ///
     /// # Errors
     /// [`PortError`] when the database fails.

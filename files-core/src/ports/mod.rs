@@ -272,7 +272,10 @@ pub trait Cache: Send + Sync {
     /// [`PortError`] when the cache fails or holds something unreadable.
     async fn get_file(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError>;
 
-    /// Stores or replaces a record.
+    /// Stores a record, or replaces the cached copy unless that copy is newer: one at a later
+    /// [`FileState::stage`](crate::file::FileState::stage) (an entry never moves backwards).
+    /// The check and the write are one atomic step, so a fill from a read that raced with a
+    /// change on another instance cannot overwrite the changed entry.
     ///
     /// # Errors
     /// [`PortError`] when the cache fails.

@@ -151,7 +151,7 @@ impl ServiceBuilder {
             None => store.clone(),
         };
         let relay = Relay {
-            outbox: store,
+            outbox: store.clone(),
             notifier,
             clock: self.clock.clone(),
             metrics: self.metrics.clone(),
@@ -159,6 +159,7 @@ impl ServiceBuilder {
         };
         let service = FilesService {
             tokens,
+            records: store.clone(),
             metadata,
             signer,
             objects,

@@ -168,7 +168,8 @@ impl FilesService {
                 NotificationRecord::Created(created) => {
                     let outcome = self.ingest(&created).await?;
                     if let IngestOutcome::Skipped(reason) = outcome {
-                        tracing::info!(reason = reason.label(), key = %created.key, "storage event skipped");
+                        // `?`: the key is the notifier's text, escaped whatever the log format.
+                        tracing::info!(reason = reason.label(), key = ?created.key, "storage event skipped");
                     }
                     matches!(outcome, IngestOutcome::Completed(_))
                 }

@@ -118,6 +118,10 @@ pub struct FilesService {
     tokens: Arc<dyn TokenVerifier>,
     /// The store, behind the write-through cache when there is one.
     pub(crate) metadata: Arc<dyn MetadataStore>,
+    /// The store itself, never through the cache: read where the answer must be the record's
+    /// latest state, such as after a conditional change that changed nothing (the cache may
+    /// still hold the copy the change was decided on, or a copy another instance filled).
+    records: Arc<dyn MetadataStore>,
     signer: Arc<dyn UrlSigner>,
     objects: Arc<dyn ObjectStore>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -473,13 +477,20 @@ impl FilesService {
     /// Leaves nothing of a record's upload in the store: aborts its multipart upload, if one
     /// may be in progress (no part may stay behind, nor be completed into an object later), and
     /// deletes its object.
+    ///
+    /// An upload the store no longer knows (aborted before, or completed into an object by a
+    /// call that lost the race to change the record) is not an error: its object, if any, is
+    /// deleted all the same.
     pub(crate) async fn clear_store(&self, record: &FileRecord) -> Result<(), PortError> {
         if record.state != FileState::Available
             && let Some(upload) = &record.multipart
-        {
-            self.objects
+            && let Err(error) = self
+                .objects
                 .abort_multipart(&record.object_key(), &upload.upload_id)
-                .await?;
+                .await
+            && !multipart::no_such_upload(&error)
+        {
+            return Err(error);
         }
         self.objects.delete(&record.object_key()).await
     }
@@ -522,10 +533,14 @@ impl FilesService {
             .await
             .map_err(database)?
         else {
-            // Someone else completed (or deleted) it in the meantime.
-            return match metadata.get(record.tenant, record.id).await.map_err(database)? {
-                Some(current) if current.state == FileState::Available => Ok(Finished::AlreadyAvailable(current)),
-                _ => Err(CompleteError::NotFound),
+            // Another call moved it first (completed, expired or deleted it). What it became is
+            // read from the store: the cache may still hold the pending copy this call started
+            // from.
+            let current = self.records.get(record.tenant, record.id).await.map_err(database)?;
+            return match current.map(|current| (current.state, current)) {
+                Some((FileState::Available, current)) => Ok(Finished::AlreadyAvailable(current)),
+                Some((FileState::Expired, _)) => Err(CompleteError::UploadExpired),
+                Some((FileState::Pending | FileState::Deleted, _)) | None => Err(CompleteError::NotFound),
             };
         };
         Ok(Finished::Completed(available))

@@ -1,6 +1,7 @@
 //! Multipart uploads: starting one with its part plan, part tickets, which parts the store
 //! holds, and completing (on the store, then on the record).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -65,18 +66,28 @@ pub struct PartStatus {
     pub stored: bool,
 }
 
-/// Every planned part of a multipart upload, with what the store holds.
+/// One page of the planned parts of a multipart upload, with what the store holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartsStatus {
     /// The size of every part but the last.
     pub part_size: u64,
-    /// How many parts.
+    /// How many parts in all.
     pub part_count: u16,
-    /// Every part, by number.
+    /// The parts of this page, by number.
     pub parts: Vec<PartStatus>,
+    /// Where the next page starts: the `after` to ask for it (the last part number of this
+    /// page); `None` when this page ends the plan.
+    pub next: Option<u16>,
 }
 
-fn no_such_upload(error: &PortError) -> bool {
+impl PartsStatus {
+    /// The most parts one page holds (and the default): 1,000 parts are about 130 KB of JSON,
+    /// where a plan of 10,000 would answer 1.3 MB to a request of a few hundred bytes.
+    pub const MAX_PAGE: u16 = 1000;
+}
+
+/// Whether `error` says the store does not know the multipart upload ([`NoSuchUpload`]).
+pub(super) fn no_such_upload(error: &PortError) -> bool {
     let (PortError::Failed(cause) | PortError::Unavailable(cause)) = error;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(cause.as_ref());
     while let Some(error) = source {
@@ -111,6 +122,7 @@ impl FilesService {
         authorize(principal, scope, Access::Write)?;
         self.check_size(request.size)?;
         let plan = PartPlan::new(request.size, parts.part_size, parts.sha256)?;
+        plan.check_file_sha256(request.sha256)?;
         let part_lifetime = lifetime(
             request.expires_in,
             self.config.upload_expiry,
@@ -195,8 +207,10 @@ impl FilesService {
         Ok(tickets)
     }
 
-    /// Every planned part of a multipart upload, and whether the store holds it (from the
-    /// store's own list of parts), so a device that lost its connection sends only the rest.
+    /// One page of the planned parts of a multipart upload (those numbered above `after`, at
+    /// most `limit` of them, `limit` taken between 1 and [`PartsStatus::MAX_PAGE`]), and whether
+    /// the store holds each (from the store's own list of parts), so a device that lost its
+    /// connection sends only the rest.
     ///
     /// # Errors
     /// [`PartsError`]: forbidden, not found, not a multipart upload, expired, or the database
@@ -206,41 +220,51 @@ impl FilesService {
         principal: &Principal,
         tenant: TenantId,
         id: FileId,
+        after: u16,
+        limit: u16,
     ) -> Result<PartsStatus, PartsError> {
         let record = self.find(principal, tenant, id, Access::Write).await?;
         let upload = Self::upload_of(&record)?;
         let size = record.size.unwrap_or_default();
-        let stored = if record.state == FileState::Available {
+        let count = upload.plan.part_count();
+        let first = after.saturating_add(1);
+        let last = after.saturating_add(limit.clamp(1, PartsStatus::MAX_PAGE)).min(count);
+        // The store's parts of this page, by number. A completed upload holds every part.
+        let stored: Option<BTreeMap<u16, StoredPart>> = if record.state == FileState::Available {
             None
         } else {
             let parts = self.objects.list_parts(&record.object_key(), &upload.upload_id).await;
             match parts {
-                Ok(parts) => Some(parts),
+                Ok(parts) => Some(
+                    parts
+                        .into_iter()
+                        .filter(|p| (first..=last).contains(&p.part_number))
+                        .map(|p| (p.part_number, p))
+                        .collect(),
+                ),
                 Err(e) if no_such_upload(&e) => return Err(PartsError::Expired),
                 Err(e) => return Err(object_store(e).into()),
             }
         };
-        let parts = (1..=upload.plan.part_count())
-            .zip(upload.plan.sha256s())
+        let parts = (first..=last)
+            .zip(upload.plan.sha256s().iter().skip(usize::from(after)))
             .map(|(number, &sha256)| {
                 let len = upload.plan.part_len(size, number);
                 PartStatus {
                     part_number: number,
                     size: len,
                     sha256,
-                    // A completed upload holds every part.
-                    stored: stored.as_ref().is_none_or(|stored| {
-                        stored
-                            .iter()
-                            .any(|p| p.part_number == number && matches(p, len, sha256))
-                    }),
+                    stored: stored
+                        .as_ref()
+                        .is_none_or(|stored| stored.get(&number).is_some_and(|p| matches(p, len, sha256))),
                 }
             })
             .collect();
         Ok(PartsStatus {
             part_size: upload.plan.part_size(),
-            part_count: upload.plan.part_count(),
+            part_count: count,
             parts,
+            next: (last < count).then_some(last),
         })
     }
 

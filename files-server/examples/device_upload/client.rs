@@ -220,17 +220,31 @@ pub async fn run(upload: &Upload) -> anyhow::Result<Outcome> {
     };
     let file_path = format!("/v1/tenants/{}/files/{file_id}", upload.tenant);
 
-    // Which parts the store holds already: only the others are sent.
-    let listing = client
-        .call(reqwest::Method::GET, &format!("{file_path}/parts"), None, 200)
-        .await?;
+    // Which parts the store holds already: only the others are sent. The answer comes in pages
+    // (at most 1,000 parts each); `next` is where the following one starts.
     let mut missing = Vec::new();
-    for part in listing["parts"].as_array().context("no parts")? {
-        let number = part["part_number"].as_u64().context("no part_number")?;
-        if part["stored"] == true {
-            outcome.skipped.push(number)
-        } else {
-            missing.push(number)
+    let mut after = 0;
+    loop {
+        let listing = client
+            .call(
+                reqwest::Method::GET,
+                &format!("{file_path}/parts?after={after}"),
+                None,
+                200,
+            )
+            .await?;
+        for part in listing["parts"].as_array().context("no parts")? {
+            let number = part["part_number"].as_u64().context("no part_number")?;
+            if part["stored"] == true {
+                outcome.skipped.push(number)
+            } else {
+                missing.push(number)
+            }
+        }
+        match listing["next"].as_u64() {
+            Some(next) if next > after => after = next,
+            Some(next) => bail!("the parts listing does not advance: next {next} after {after}"),
+            None => break,
         }
     }
     for batch in missing.chunks(100) {

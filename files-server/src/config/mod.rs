@@ -26,7 +26,7 @@ mod sections;
 mod vars;
 
 use sections::{amqp, database, janitor, log, redis, store, tokens};
-use vars::{SEVEN_DAYS, Vars, millis, read_file, secs};
+use vars::{SEVEN_DAYS, TEN_YEARS, Vars, millis, read_file, secs};
 
 /// A variable that is missing or holds a value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,7 @@ pub const VARIABLES: &[&str] = &[
     "FILES_TOKEN_AUDIENCE",
     "FILES_TOKEN_LEEWAY_SECS",
     "FILES_TOKEN_CACHE_CAPACITY",
+    "FILES_TOKEN_MAX_LIFETIME_SECS",
     "FILES_TOKEN_VERIFIER",
     "FILES_CLAIM_TENANT_ID",
     "FILES_CLAIM_DEVICE_ID",
@@ -91,6 +92,7 @@ pub const VARIABLES: &[&str] = &[
     "FILES_REDIS_POOL_SIZE",
     "FILES_REDIS_TIMEOUT_MS",
     "FILES_REDIS_NEAR_CACHE_CAPACITY",
+    "FILES_REDIS_NEAR_CACHE_MAX_BYTES",
     "FILES_AMQP_URL",
     "FILES_AMQP_EXCHANGE",
     "FILES_AMQP_TIMEOUT_MS",
@@ -425,12 +427,23 @@ mod tests {
             ("FILES_WORKERS", "3"),
             ("FILES_REDIS_URL", "redis://x"),
             ("FILES_REDIS_NEAR_CACHE_CAPACITY", "0"),
+            ("FILES_REDIS_NEAR_CACHE_MAX_BYTES", "1048576"),
         ])?;
         assert_eq!(s.workers.map(std::num::NonZeroUsize::get), Some(3));
-        let near = |s: &Settings| s.redis.as_ref().map(|redis| redis.near_cache_capacity);
-        assert_eq!(near(&s), Some(0));
+        let near = |s: &Settings| {
+            s.redis
+                .as_ref()
+                .map(|redis| (redis.near_cache_capacity, redis.near_cache_max_bytes))
+        };
+        assert_eq!(near(&s), Some((0, 1_048_576)));
         let s = settings(&[("FILES_REDIS_URL", "redis://x")])?;
-        assert_eq!(near(&s), Some(RedisConfig::DEFAULT_NEAR_CACHE_CAPACITY));
+        assert_eq!(
+            near(&s),
+            Some((
+                RedisConfig::DEFAULT_NEAR_CACHE_CAPACITY,
+                RedisConfig::DEFAULT_NEAR_CACHE_MAX_BYTES
+            ))
+        );
         Ok(())
     }
 
@@ -467,7 +480,7 @@ mod tests {
 
     #[test]
     fn wrong_values_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 12] = [
+        let cases: [(&[(&str, &str)], &str); 13] = [
             (&[("FILES_WORKERS", "0")], "FILES_WORKERS"),
             (
                 &[
@@ -482,6 +495,13 @@ mod tests {
                     ("FILES_REDIS_NEAR_CACHE_CAPACITY", "many"),
                 ],
                 "FILES_REDIS_NEAR_CACHE_CAPACITY",
+            ),
+            (
+                &[
+                    ("FILES_REDIS_URL", "redis://x"),
+                    ("FILES_REDIS_NEAR_CACHE_MAX_BYTES", "64MiB"),
+                ],
+                "FILES_REDIS_NEAR_CACHE_MAX_BYTES",
             ),
             (
                 &[
@@ -685,6 +705,56 @@ mod tests {
         );
         let missing = settings(&[("FILES_CONFIG", "/nonexistent/files.toml")]).err();
         assert_eq!(missing.map(|e| e.variable), Some("FILES_CONFIG"));
+    }
+
+    #[test]
+    fn the_token_lifetime_is_read_and_bounded() -> Result<(), ConfigError> {
+        let lifetime = |s: &Settings| s.tokens.jwt.max_token_lifetime;
+        assert_eq!(lifetime(&settings(&[])?), Duration::from_secs(86_400));
+        let s = settings(&[("FILES_TOKEN_MAX_LIFETIME_SECS", "3600")])?;
+        assert_eq!(lifetime(&s), Duration::from_secs(3600));
+        for wrong in ["0", "315360001", "1d"] {
+            let error = settings(&[("FILES_TOKEN_MAX_LIFETIME_SECS", wrong)]).err();
+            assert_eq!(
+                error.map(|e| e.variable),
+                Some("FILES_TOKEN_MAX_LIFETIME_SECS"),
+                "{wrong}"
+            );
+        }
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_config_file_others_could_change_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let file = config_file("max_upload_size = 1000\n");
+        let set_mode = |mode: u32| {
+            std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("chmod: {e}"));
+        };
+        let refused = |problem: &str| {
+            let error = with_file(&file, &[]).err();
+            assert_eq!(error.as_ref().map(|e| e.variable), Some("FILES_CONFIG"));
+            let message = error.map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.contains(problem), "{message}");
+        };
+        for mode in [0o600, 0o644, 0o400] {
+            set_mode(mode);
+            let read = with_file(&file, &[]).map(|s| s.limits.max_upload_size);
+            assert_eq!(read.ok(), Some(1000), "mode {mode:o}");
+        }
+        for mode in [0o664, 0o620, 0o602, 0o666, 0o622] {
+            set_mode(mode);
+            refused("writable by its group or others");
+        }
+        set_mode(0o600);
+        // Owned by another user (only root can give a file away).
+        let nobody = 65534;
+        match std::os::unix::fs::chown(file.path(), Some(nobody), Some(nobody)) {
+            Ok(()) => refused("owned by uid 65534"),
+            Err(error) => eprintln!("not checking ownership (needs root): {error}"),
+        }
     }
 
     #[test]

@@ -99,6 +99,11 @@ pub(super) fn tokens(vars: &Vars) -> Result<TokenSettings, ConfigError> {
     let jwt = JwtConfig {
         leeway: Duration::from_secs(vars.or("FILES_TOKEN_LEEWAY_SECS", secs(defaults.leeway))?),
         token_cache_capacity: vars.or("FILES_TOKEN_CACHE_CAPACITY", defaults.token_cache_capacity)?,
+        max_token_lifetime: vars.seconds(
+            "FILES_TOKEN_MAX_LIFETIME_SECS",
+            secs(defaults.max_token_lifetime),
+            TEN_YEARS,
+        )?,
         signature_library,
         claims,
         ..defaults
@@ -159,6 +164,7 @@ pub(super) fn redis(vars: &Vars) -> Result<Option<RedisConfig>, ConfigError> {
         pool_size: vars.or("FILES_REDIS_POOL_SIZE", defaults.pool_size)?,
         timeout: vars.millis("FILES_REDIS_TIMEOUT_MS", millis(defaults.timeout))?,
         near_cache_capacity: vars.or("FILES_REDIS_NEAR_CACHE_CAPACITY", defaults.near_cache_capacity)?,
+        near_cache_max_bytes: vars.or("FILES_REDIS_NEAR_CACHE_MAX_BYTES", defaults.near_cache_max_bytes)?,
         ..defaults
     }))
 }

@@ -111,8 +111,18 @@ impl Vars {
         Ok(Duration::from_secs(secs))
     }
 
+    /// An `http(s)://` URL. A wrong one is quoted with its user info and query hidden: an
+    /// endpoint should hold no credential, but one that does must not be printed.
     pub(super) fn url(&self, variable: &'static str) -> Result<Option<Url>, ConfigError> {
-        let url: Option<Url> = self.parse(variable)?;
+        let url = self
+            .raw(variable)
+            .map(|raw| {
+                Url::parse(raw.trim()).map_err(|e| ConfigError {
+                    variable,
+                    problem: format!("{e} (got {:?})", files_adapters::s3::redacted_endpoint(raw.trim())),
+                })
+            })
+            .transpose()?;
         match url {
             Some(url) if !matches!(url.scheme(), "http" | "https") => Err(ConfigError {
                 variable,
@@ -124,6 +134,9 @@ impl Vars {
 }
 
 pub(super) const SEVEN_DAYS: u64 = MAX_EXPIRY.as_secs();
+
+/// The longest `FILES_TOKEN_MAX_LIFETIME_SECS`: the longest token `files-server dev-token` mints.
+pub(super) const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
 
 pub(super) fn secs(duration: Duration) -> u64 {
     duration.as_secs()
@@ -150,6 +163,48 @@ pub(super) fn key_of(variable: &str) -> String {
     variable.trim_start_matches("FILES_").to_ascii_lowercase()
 }
 
+/// The config file's text, once the open file is known to be changeable by no one but the user
+/// the process runs as (or root): it holds the JWKS URL and may hold secrets, so whoever could
+/// write it could choose the keys tokens are checked with. A file owned by another user, or
+/// writable by its group or others, is refused.
+fn read_private(path: &str) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let metadata = file.metadata().map_err(|e| format!("cannot read it: {e}"))?;
+    check_owner_and_mode(&metadata)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    Ok(text)
+}
+
+#[cfg(unix)]
+fn check_owner_and_mode(metadata: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = rustix::process::geteuid().as_raw();
+    if metadata.uid() != uid && metadata.uid() != 0 {
+        return Err(format!(
+            "refused: it is owned by uid {}, neither the user this process runs as (uid {uid}) nor root, \
+             and its owner could change the settings",
+            metadata.uid()
+        ));
+    }
+    let mode = metadata.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "refused: it is writable by its group or others (mode {mode:04o}), who could change the settings; \
+             remove their write permission (chmod go-w)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+#[allow(clippy::unnecessary_wraps)]
+fn check_owner_and_mode(_metadata: &std::fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
 /// The config file's settings as variables. Values are strings, whole numbers or booleans,
 /// read as the variable's text would be.
 pub(super) fn read_file(path: &str) -> Result<Vec<(String, String)>, ConfigError> {
@@ -157,7 +212,7 @@ pub(super) fn read_file(path: &str) -> Result<Vec<(String, String)>, ConfigError
         variable: "FILES_CONFIG",
         problem: format!("{path}: {problem}"),
     };
-    let text = std::fs::read_to_string(path).map_err(|e| problem(format!("cannot read it: {e}")))?;
+    let text = read_private(path).map_err(problem)?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         // The message without the quoted line, which may hold a secret.
         let line = e

@@ -7,7 +7,8 @@ use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use files_core::{
     ContentType, DeviceId, DownloadRequest, DownloadTarget, FileId, FileName, FileRecord, FilesService, Owner,
-    PartTicket, PartsRequest, PartsSummary, PresignedRequest, Scope, Sha256, TenantId, Ticket, UploadRequest,
+    PartTicket, PartsRequest, PartsStatus, PartsSummary, PresignedRequest, Scope, Sha256, TenantId, Ticket,
+    UploadRequest,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -253,6 +254,13 @@ struct StoredPartsResponse {
     part_size: u64,
     part_count: u16,
     parts: Vec<PartStatusView>,
+    next: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PartsQuery {
+    limit: Option<String>,
+    after: Option<String>,
 }
 
 async fn stored_parts(
@@ -261,10 +269,40 @@ async fn stored_parts(
     service: web::Data<FilesService>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = file_path(&req)?;
-    let status = service.stored_parts(&principal, tenant, id).await?;
+    let query = web::Query::<PartsQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?
+        .into_inner();
+    let max = PartsStatus::MAX_PAGE;
+    let limit = match query.limit {
+        None => max,
+        Some(limit) => limit
+            .parse::<u16>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_field(
+                    "invalid_limit",
+                    "limit",
+                    format!("limit must be a whole number from 1 to {max}"),
+                )
+            })?,
+    };
+    let most = files_core::multipart::MAX_PARTS;
+    let after = match query.after {
+        None => 0,
+        Some(after) => after.parse::<u16>().ok().filter(|n| *n <= most).ok_or_else(|| {
+            ApiError::bad_field(
+                "invalid_after",
+                "after",
+                format!("after must be a part number from 0 to {most} (the next of the previous page)"),
+            )
+        })?,
+    };
+    let status = service.stored_parts(&principal, tenant, id, after, limit).await?;
     Ok(HttpResponse::Ok().json(StoredPartsResponse {
         part_size: status.part_size,
         part_count: status.part_count,
+        next: status.next,
         parts: status
             .parts
             .into_iter()

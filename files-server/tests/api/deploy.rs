@@ -234,7 +234,11 @@ fn the_kubernetes_settings_are_read_by_the_server_and_secrets_are_references() {
             .collect();
         vars.insert("FILES_REDIS_URL".to_owned(), "redis://cache:6379".to_owned());
         vars.insert("FILES_AMQP_URL".to_owned(), "amqp://u:p@broker:5672/%2f".to_owned());
-        vars.insert("FILES_CONFIG".to_owned(), k.config_file.display().to_string());
+        // As the ConfigMap is mounted: a file no one else may change (a checkout's own mode
+        // follows the umask, and the server refuses a file its group may write).
+        let mounted = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(mounted.path(), std::fs::read(&k.config_file).unwrap()).unwrap();
+        vars.insert("FILES_CONFIG".to_owned(), mounted.path().display().to_string());
         let parsed = settings(&vars).unwrap_or_else(|e| panic!("{config} is refused: {e}"));
         assert!(matches!(parsed.tokens.keys, files_server::config::KeySource::Url(_)));
         assert!(parsed.metrics_listen.is_some(), "/metrics on its own port");

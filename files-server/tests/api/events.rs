@@ -311,6 +311,21 @@ async fn metric_reaches(h: &Harness, name: &str, ok: impl Fn(f64) -> bool) -> bo
     eventually(WAIT, async || ok(h.metric(name).await)).await
 }
 
+/// Events each instance's relay published, from that instance's own `/metrics` (each server
+/// has its own registry); 0 before its relay has made a pass.
+async fn published_by(api: &crate::helpers::Api) -> f64 {
+    let text = api
+        .client
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    crate::helpers::metric_in(&text, "files_outbox_publishes_total{outcome=\"published\"}").unwrap_or(0.0)
+}
+
 #[tokio::test]
 async fn two_instances_relay_one_outbox_and_lose_nothing() {
     let test = "two_instances_relay_one_outbox_and_lose_nothing";
@@ -328,7 +343,14 @@ async fn two_instances_relay_one_outbox_and_lose_nothing() {
     let mut queue = tenant_queue(&url, h).await;
     let token = h.device_token();
     let mut expected = HashSet::new();
-    for n in 0..20 {
+    // At least 20 uploads, through either instance in turn, and more until both relays have
+    // published some of the events, for at most a minute. Which relay claims an event is a race
+    // between their passes (every 200 ms each): when their passes fall close together one may
+    // win most of them, but passes drift with the work they do, so only a relay that never
+    // runs publishes nothing for a minute.
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut n = 0;
+    let split = loop {
         let api = if n % 2 == 0 { &h.api } else { &second_api };
         expected.insert(
             api.upload(
@@ -340,11 +362,39 @@ async fn two_instances_relay_one_outbox_and_lose_nothing() {
             )
             .await,
         );
-    }
-    // Every event published, none lost; a delivery twice (the other relay's lease having run
-    // out, a lost confirm) is allowed, a second distinct event for a file is not.
+        n += 1;
+        if n >= 20 && n % 10 == 0 {
+            let split = (published_by(&h.api).await, published_by(&second_api).await);
+            if (split.0 > 0.0 && split.1 > 0.0) || tokio::time::Instant::now() > until {
+                break split;
+            }
+        }
+    };
+    eprintln!(
+        "two relays: {n} events, published {} by the first and {} by the second when both were seen",
+        split.0, split.1
+    );
+    assert!(
+        split.0 > 0.0 && split.1 > 0.0,
+        "one relay published everything ({split:?} of {n} events in a minute): the other never ran"
+    );
     let missing = queue.until(&expected, Duration::from_secs(60)).await;
     assert!(missing.is_empty(), "events lost: {missing:?}");
+    // Between them they published every event (a publish is counted once confirmed and marked
+    // sent, so the count may trail the delivery a little).
+    let mut counted = split;
+    let all = eventually(WAIT, async || {
+        counted = (published_by(&h.api).await, published_by(&second_api).await);
+        counted.0 + counted.1 >= expected.len() as f64
+    })
+    .await;
+    assert!(
+        all,
+        "the relays counted {counted:?} publishes for {} events",
+        expected.len()
+    );
+    // A delivery twice (the other relay's lease having run out, a lost confirm) is allowed, a
+    // second distinct event for a file is not.
     assert_eq!(queue.files(), expected, "events of these files and no other");
     for (file, count) in queue.per_file() {
         assert_eq!(count, 1, "{file} has {count} distinct events");

@@ -5,7 +5,12 @@
 //! - Redis: no request fails.
 //! - Postgres: only 503s, none slower than 6 s, and back without a restart.
 //! - RabbitMQ: no request fails, no event is lost.
-//! - the JWKS endpoint: no request fails.
+//! - the JWKS endpoint: no request fails, tokens never seen before included (the workers' one
+//!   token is answered from the verified-token cache, which would hide the outage).
+//!
+//! Each phase also shows that its cut was felt: a counter of the failure it causes moved
+//! during the phase (cache errors, failed database calls, failed publishes, failed key-set
+//! refreshes), so a cut that silently did nothing cannot pass for a service that rode it out.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,7 +25,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::helpers::{Api, device_scope};
+use crate::helpers::{Api, Harness, device_scope};
 use crate::real::{RedisRoute, stack_with};
 
 const WORKERS: usize = 6;
@@ -32,6 +37,19 @@ enum Fault {
     Postgres,
     RabbitMq,
     Jwks,
+}
+
+impl Fault {
+    /// The counter that moves when the service meets this dependency cut: the proof that the
+    /// cut was felt.
+    const fn felt(self) -> &'static str {
+        match self {
+            Self::Redis => r#"files_cache_operations_total{outcome="error"}"#,
+            Self::Postgres => r#"files_dependency_call_duration_seconds_count{dependency="database",outcome="error"}"#,
+            Self::RabbitMq => r#"files_outbox_publishes_total{outcome="failed"}"#,
+            Self::Jwks => r#"files_key_set_refreshes_total{outcome="failed"}"#,
+        }
+    }
 }
 
 /// One request: its status (`None`: no answer at all) and how long it took.
@@ -123,6 +141,42 @@ async fn upload_worker(
     }
 }
 
+/// With the JWKS endpoint failing: waits until a key-set refresh has failed, then asks for
+/// upload URLs with tokens never seen before (each checked against the last good keys, not
+/// answered from the verified-token cache) until `until`, at least once. Their outcomes go to
+/// `phase`; the count of them.
+async fn fresh_tokens_during_the_jwks_outage(h: &Harness, scope: &str, until: Instant, phase: &Mutex<Phase>) -> usize {
+    let failed = Fault::Jwks.felt();
+    let before = h.counter_or_zero(failed).await;
+    assert!(
+        eventually(Duration::from_secs(15), async || h.counter_or_zero(failed).await
+            > before)
+        .await,
+        "Jwks: no failed key-set refresh counted with the endpoint failing"
+    );
+    let misses = "files_token_cache_lookups_total{outcome=\"miss\"}";
+    let misses_before = h.counter_or_zero(misses).await;
+    let mut sent = 0;
+    while sent == 0 || Instant::now() < until {
+        sent += 1;
+        let token = h.fresh_device_token();
+        let outcome = timed(async {
+            let (status, _) = h
+                .api
+                .upload_url(scope, &token, &format!("fresh-{sent}.bin"), b"fresh")
+                .await;
+            Some(status)
+        })
+        .await;
+        phase.lock().await.requests.push(outcome);
+    }
+    assert!(
+        h.counter_or_zero(misses).await >= misses_before + sent as f64,
+        "Jwks: tokens never seen before were answered from the verified-token cache"
+    );
+    sent
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fault_matrix_under_load() {
     let test = "fault_matrix_under_load";
@@ -174,13 +228,19 @@ async fn fault_matrix_under_load() {
         )));
 
         tokio::time::sleep(Duration::from_secs(1)).await; // load before the cut
+        let felt_before = h.counter_or_zero(fault.felt()).await;
         match fault {
             Fault::Redis => s.redis_proxy.as_ref().unwrap().cut(),
             Fault::Postgres => s.pg_proxy.as_ref().unwrap().cut(),
             Fault::RabbitMq => broker.cut(),
             Fault::Jwks => h.dsts.fail(),
         }
-        tokio::time::sleep(CUT).await; // the outage lasts this long
+        let restore_at = Instant::now() + CUT; // the outage lasts this long
+        if fault == Fault::Jwks {
+            let fresh = fresh_tokens_during_the_jwks_outage(h, &scope, restore_at, &phase).await;
+            eprintln!("fault matrix: Jwks: {fresh} tokens never seen before sent during the outage");
+        }
+        tokio::time::sleep(restore_at.saturating_duration_since(Instant::now())).await;
         match fault {
             Fault::Redis => s.redis_proxy.as_ref().unwrap().restore(),
             Fault::Postgres => s.pg_proxy.as_ref().unwrap().restore(),
@@ -198,17 +258,24 @@ async fn fault_matrix_under_load() {
             worker.await.unwrap();
         }
         let phase = Arc::try_unwrap(phase).unwrap().into_inner();
+        let felt = h.counter_or_zero(fault.felt()).await - felt_before;
         expected_events.extend(phase.completed.iter().cloned());
         eprintln!(
-            "fault matrix: {fault:?} cut {}s: {} requests, {} failed, slowest {} ms, {} uploads completed",
+            "fault matrix: {fault:?} cut {}s: {} requests, {} failed, slowest {} ms, {} uploads completed, felt: {} +{felt}",
             CUT.as_secs(),
             phase.requests.len(),
             phase.failures(),
             phase.slowest().as_millis(),
-            phase.completed.len()
+            phase.completed.len(),
+            fault.felt()
         );
         assert!(recovered, "{fault:?}: the service did not recover by itself");
         assert!(!phase.requests.is_empty(), "{fault:?}: no load");
+        assert!(
+            felt > 0.0,
+            "{fault:?}: the cut was not felt ({} did not move)",
+            fault.felt()
+        );
         match fault {
             Fault::Redis | Fault::RabbitMq | Fault::Jwks => {
                 let failed: Vec<_> = phase

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use files_core::{DeviceId, TenantId};
-use files_testkit::dsts::{Alg, FakeDsts};
+use files_testkit::dsts::{Alg, FakeDsts, TokenClaims};
 use files_testkit::{AppOptions, TestApp, eventually, spawn_app};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -229,6 +229,14 @@ pub fn counter_or_zero(text: &str, series: &str) -> f64 {
     metric_in(text, series).unwrap_or(0.0)
 }
 
+/// A good token for `claims` with a `jti` of its own, so no two are the same: the verifier's
+/// verified-token cache has never seen it, and only the keys it holds can accept it (a test of
+/// a key-server outage that reused a token would be answered from that cache).
+pub fn fresh_token(dsts: &FakeDsts, claims: &TokenClaims) -> String {
+    let claims = dsts.claims(claims).with_jwt_id(Uuid::new_v4().to_string());
+    dsts.sign(Alg::Es256, claims)
+}
+
 pub async fn json_of(response: Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.unwrap();
@@ -298,6 +306,16 @@ impl Harness {
 
     pub fn service_token(&self) -> String {
         self.dsts.service_token(Alg::Es256, self.tenant)
+    }
+
+    /// A device token never minted before: [`fresh_token`].
+    pub fn fresh_device_token(&self) -> String {
+        fresh_token(&self.dsts, &TokenClaims::device(self.tenant, self.device))
+    }
+
+    /// A tenant service token never minted before: [`fresh_token`].
+    pub fn fresh_service_token(&self) -> String {
+        fresh_token(&self.dsts, &TokenClaims::service(self.tenant))
     }
 
     /// The server's /metrics text.

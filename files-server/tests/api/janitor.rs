@@ -68,6 +68,14 @@ async fn janitor_makes_good_or_clears_what_nobody_completed_on_the_real_stack() 
     let mut queue = tenant_queue(&url, h).await;
     let token = h.device_token();
 
+    // 0. Uploads whose URLs live an hour: pending, and not the janitor's business yet; the
+    // pending count must be exactly these once the others are settled.
+    let mut waiting = Vec::new();
+    for n in 0..3 {
+        let ticket = upload_url(h, &format!("waiting-{n}.log"), b"not sent yet", 3600).await;
+        waiting.push(ticket["file_id"].as_str().unwrap().to_owned());
+    }
+
     // 1. A PUT with no `complete` and no notification: available, exactly one event.
     let put_only = upload_url(h, "put-only.log", b"put, never completed", 2).await;
     let response = h.api.put(&put_only, b"put, never completed").await;
@@ -176,8 +184,32 @@ async fn janitor_makes_good_or_clears_what_nobody_completed_on_the_real_stack() 
             "{series}"
         );
     }
-    let text = h.metrics_text().await;
-    assert!(crate::helpers::metric(&text, "files_pending_uploads") >= 0.0);
+    // The pending count, as the janitor's passes measure it: the three waiting uploads and
+    // nothing else (everything above was completed, expired or deleted), then one fewer once
+    // one of them is deleted.
+    let pending = async || crate::helpers::metric(&h.metrics_text().await, "files_pending_uploads");
+    assert!(
+        eventually(WITHIN, async || pending().await == 3.0).await,
+        "files_pending_uploads is {}, not the 3 uploads still pending",
+        pending().await
+    );
+    let response = h
+        .api
+        .delete(&format!("/v1/tenants/{}/files/{}", h.tenant, waiting[0]), &token)
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(
+        eventually(WITHIN, async || pending().await == 2.0).await,
+        "files_pending_uploads is {} after one of the 3 pending uploads was deleted, not 2",
+        pending().await
+    );
+    for file in &waiting[1..] {
+        assert_eq!(
+            state(h, file).await,
+            "pending",
+            "the janitor touched an upload whose URL is valid"
+        );
+    }
     assert_eq!(queue.per_file().get(&put_only_id), Some(&1), "still one event");
 }
 
@@ -213,4 +245,117 @@ async fn janitor_two_instances_complete_eight_uploads_with_one_event_each() {
     for (file, count) in queue.per_file() {
         assert_eq!(count, 1, "{file} has {count} distinct events");
     }
+}
+
+/// The janitor of a running server prunes the outbox: a sent row older than
+/// `FILES_OUTBOX_RETENTION_SECS` is removed and counted in
+/// `files_janitor_actions_total{action="outbox_pruned"}`; an unsent row (the broker cut) older
+/// than that is kept, and published once the broker is back, then pruned in its turn. On
+/// PostgreSQL and RabbitMQ (through a proxy), with the embedded store.
+#[tokio::test]
+async fn janitor_prunes_sent_outbox_rows_and_keeps_unsent_ones_on_a_running_server() {
+    const RETENTION_SECS: u64 = 3;
+    let test = "janitor_prunes_sent_outbox_rows_and_keeps_unsent_ones_on_a_running_server";
+    let Some(url) = files_testkit::amqp::available(test).await else {
+        return;
+    };
+    let Some(db) = files_testkit::postgres::TestDatabase::create(test).await else {
+        return;
+    };
+    let (broker, proxied) = files_testkit::proxy::TcpProxy::for_url(&url).await.unwrap();
+    let options = files_testkit::AppOptions::default()
+        .var("FILES_DATABASE_URL", db.url())
+        .var("FILES_AMQP_URL", proxied)
+        .var("FILES_AMQP_TIMEOUT_MS", "1000")
+        .var("FILES_JANITOR_INTERVAL_SECS", "1")
+        .var("FILES_OUTBOX_RETENTION_SECS", RETENTION_SECS.to_string());
+    let h = Harness::start_with(options).await;
+    let mut queue = tenant_queue(&url, &h).await;
+    let token = h.device_token();
+    let pruned = r#"files_janitor_actions_total{action="outbox_pruned"}"#;
+    let prune_calls = r#"files_dependency_call_duration_seconds_count{dependency="database",operation="prune_sent"}"#;
+    let sent_rows = "outbox WHERE sent_at IS NOT NULL";
+
+    // A: published, so its row is sent.
+    let sent = h
+        .api
+        .upload(&h.scope(), h.tenant, &token, "sent.log", b"published")
+        .await;
+    assert!(
+        queue.until(&HashSet::from([sent.clone()]), WITHIN).await.is_empty(),
+        "no event for {sent}"
+    );
+    assert!(
+        eventually(WITHIN, async || db.count(sent_rows).await == 1).await,
+        "the published event's row is not marked sent"
+    );
+
+    // B: recorded with the broker cut, so its row stays unsent.
+    assert!(
+        broker.cut_and_wait(WITHIN).await,
+        "the broker proxy still holds connections"
+    );
+    let failed = r#"files_outbox_publishes_total{outcome="failed"}"#;
+    let failed_before = h.counter_or_zero(failed).await;
+    let unsent = h.api.upload(&h.scope(), h.tenant, &token, "unsent.log", b"held").await;
+    assert!(
+        eventually(WITHIN, async || h.counter_or_zero(failed).await > failed_before).await,
+        "the relay never failed to publish with the broker cut"
+    );
+
+    // A's row is pruned once older than the retention, and counted once.
+    assert!(
+        eventually(WITHIN, async || db.count(sent_rows).await == 0).await,
+        "the sent row was not pruned"
+    );
+    assert!(
+        eventually(WITHIN, async || h.counter_or_zero(pruned).await == 1.0).await,
+        "{pruned} is {}, not the one row pruned",
+        h.counter_or_zero(pruned).await
+    );
+
+    // B's row, older than the retention too, survives the janitor's passes after that.
+    let old_unsent =
+        format!("outbox WHERE sent_at IS NULL AND recorded_at < now() - interval '{RETENTION_SECS} seconds'");
+    assert!(
+        eventually(WITHIN, async || db.count(&old_unsent).await == 1).await,
+        "the unsent row is not there, or never older than the retention"
+    );
+    // Two more pruning calls: the second started after the row was older than the retention.
+    let calls = h.metric(prune_calls).await;
+    assert!(
+        eventually(WITHIN, async || h.metric(prune_calls).await >= calls + 2.0).await,
+        "the janitor stopped pruning"
+    );
+    assert_eq!(
+        db.count("outbox WHERE sent_at IS NULL").await,
+        1,
+        "the unsent row was pruned"
+    );
+    assert_eq!(
+        h.counter_or_zero(pruned).await,
+        1.0,
+        "an unsent row was counted as pruned"
+    );
+
+    // The broker back: B is published (nothing was lost), then pruned in its turn.
+    broker.restore();
+    assert!(
+        queue
+            .until(&HashSet::from([unsent.clone()]), Duration::from_secs(60))
+            .await
+            .is_empty(),
+        "the unsent event was lost"
+    );
+    assert!(
+        eventually(WITHIN, async || db.count("outbox").await == 0).await,
+        "the event published after the restore was not pruned"
+    );
+    assert!(
+        eventually(WITHIN, async || h.counter_or_zero(pruned).await == 2.0).await,
+        "{pruned} is {}, not the two rows pruned",
+        h.counter_or_zero(pruned).await
+    );
+    assert_eq!(queue.per_file().get(&sent), Some(&1));
+    assert_eq!(queue.per_file().get(&unsent), Some(&1));
 }

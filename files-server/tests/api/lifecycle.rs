@@ -378,3 +378,115 @@ async fn sigterm_lets_the_request_in_flight_finish_and_leaves_no_claim() {
     assert_eq!(free.len(), 1, "the relay left its claim behind:\n{}", server.log());
     server.json_lines();
 }
+
+/// A client that opens a new connection for every request: what a load balancer's new
+/// connections meet.
+fn unpooled() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// `/readyz` on a new connection: its status and body, or `None` when nothing accepted it.
+async fn readyz(address: &str) -> Option<(StatusCode, Value)> {
+    let response = unpooled().get(format!("{address}/readyz")).send().await.ok()?;
+    let status = response.status();
+    Some((status, response.json().await.ok()?))
+}
+
+/// SIGTERM with `FILES_SHUTDOWN_DELAY_SECS`: `/readyz` answers 503 `shutting_down` at once,
+/// while new connections are still accepted and served; the listener closes no earlier than the
+/// delay after the signal, and the process exits 0.
+#[tokio::test]
+async fn sigterm_turns_readyz_to_shutting_down_and_serves_through_the_shutdown_delay() {
+    const DELAY: Duration = Duration::from_secs(6);
+    let mut server = Server::start(&[("FILES_SHUTDOWN_DELAY_SECS", "6")]).await;
+    let (tenant, device) = (new_tenant(), new_device());
+    let token = server.device_token(tenant, device);
+    let scope = device_scope(tenant, device);
+    let address = server.address.clone();
+    let ready = eventually(Duration::from_secs(10), async || {
+        readyz(&address)
+            .await
+            .is_some_and(|(status, body)| status == StatusCode::OK && body["status"] == "ready")
+    })
+    .await;
+    assert!(ready, "not ready before the signal: {:?}", readyz(&address).await);
+
+    // Taken before the signal is sent: the listener may close no earlier than DELAY after it.
+    let signalled = tokio::time::Instant::now();
+    server.terminate();
+    // The last answer, and whether the listener had closed (no answer) since.
+    let mut draining = (None, false);
+    let seen = eventually(DELAY, async || match readyz(&address).await {
+        Some((status, body)) => {
+            let seen = status == StatusCode::SERVICE_UNAVAILABLE && body["status"] == "shutting_down";
+            draining = (Some((status, body)), false);
+            seen
+        }
+        None => {
+            draining.1 = true;
+            false
+        }
+    })
+    .await;
+    assert!(
+        seen,
+        "/readyz after SIGTERM: last answered {:?}, no answer since: {}\n{}",
+        draining.0,
+        draining.1,
+        server.log()
+    );
+
+    // Still served during the delay, on new connections: an API call and the probes.
+    let api = Api {
+        base: address.clone(),
+        client: unpooled(),
+    };
+    let (status, ticket) = api.upload_url(&scope, &token, "during.log", b"during the delay").await;
+    assert_eq!(status, StatusCode::CREATED, "an upload URL during the delay: {ticket}");
+    let health = unpooled().get(format!("{address}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let (status, body) = readyz(&address)
+        .await
+        .expect("the listener still accepts during the delay");
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("shutting_down")),
+        "{body}"
+    );
+    assert!(
+        signalled.elapsed() < DELAY,
+        "the checks during the delay took {:?}, more than the delay: too slow to tell",
+        signalled.elapsed()
+    );
+
+    // Then the listener closes, not before the delay has passed.
+    let port = server.port();
+    let closed = eventually(DELAY + Duration::from_secs(10), async || {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err()
+    })
+    .await;
+    let closed_after = signalled.elapsed();
+    assert!(closed, "the listener still accepts {closed_after:?} after SIGTERM");
+    assert!(
+        closed_after >= DELAY,
+        "the listener closed {closed_after:?} after SIGTERM, before the {DELAY:?} delay"
+    );
+    assert_eq!(
+        server.exit_code(Duration::from_secs(30)).await,
+        Some(0),
+        "{}",
+        server.log()
+    );
+    let lines = server.json_lines();
+    assert!(
+        lines.iter().any(
+            |line| line["message"].as_str().is_some_and(|m| m.starts_with("shutting down")) && line["delay_secs"] == 6
+        ),
+        "no shutting-down line naming the delay:\n{}",
+        server.log()
+    );
+}

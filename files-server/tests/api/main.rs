@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attacks;
 mod bad_input;
 mod binary;
 mod dependency_errors;
@@ -12,6 +13,7 @@ mod fault_matrix;
 mod flow;
 mod hardening;
 mod helpers;
+mod instances;
 mod janitor;
 mod lifecycle;
 mod multipart;

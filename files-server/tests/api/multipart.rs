@@ -2,15 +2,21 @@
 //! tickets, the stored parts, `complete` on the store, `DELETE` aborting, on the embedded
 //! default and on Postgres + Redis + garage.
 
-use files_adapters::s3::{S3Config, S3Objects};
-use files_core::{ObjectKey, ObjectStore as _, Owner, Sha256};
-use files_testkit::AppOptions;
+use std::time::Duration;
+
+use files_adapters::s3::{S3Config, S3Objects, S3Signer};
+use files_core::{
+    NoSuchUpload, ObjectKey, ObjectStore as _, Owner, PartSpec, PortError, Sha256, TenantId, UrlSigner as _,
+};
 use files_testkit::contract::objects::composite_sha256;
+use files_testkit::dsts::Alg;
+use files_testkit::proxy::TcpProxy;
 use files_testkit::services::TestS3;
+use files_testkit::{AppOptions, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Harness, json_of, sha256_hex};
+use crate::helpers::{Harness, json_of, new_device, new_tenant, sha256_hex, tenant_scope};
 use crate::real::{RedisRoute, stack_with};
 
 #[path = "../../examples/device_upload/client.rs"]
@@ -396,9 +402,54 @@ async fn the_device_example_resumes_without_sending_stored_parts_again(h: &Harne
     assert_eq!(one.file.unwrap()["integrity"], "object");
 }
 
-/// The server, with a limit that holds the 250-part plan (1.2 GiB; nothing is sent).
-fn options_for_many_parts() -> AppOptions {
-    AppOptions::default().var("FILES_MAX_UPLOAD_SIZE", (2_u64 << 30).to_string())
+/// A limit (1 TiB) that holds the 250-part plan (1.2 GiB), the 10,000-part plan (49 GiB) and
+/// a single upload over 5 GiB; nothing of that size is sent.
+const LARGE_LIMIT: u64 = 1 << 40;
+
+/// The server, with [`LARGE_LIMIT`].
+fn options_for_large_files() -> AppOptions {
+    AppOptions::default().var("FILES_MAX_UPLOAD_SIZE", LARGE_LIMIT.to_string())
+}
+
+/// A plan of 10,001 parts is refused whatever the limit, naming the parts: 400
+/// `too_many_parts` on `parts.size` (a larger part size makes fewer parts), the count in the
+/// message. The body (10,001 digests, 680 KB) is under the 1 MiB a body may have, so it is the
+/// plan that is refused, not the body.
+async fn a_plan_of_10_001_parts_is_400_naming_the_parts(h: &Harness) {
+    let many = json!({
+        "file_name": "p.bin", "sha256": sha256_hex(b"p"), "size": 10_001_u64 * 1024,
+        "parts": {"size": 1024, "sha256": vec![sha256_hex(b"p"); 10_001]},
+    });
+    let path = format!("{}/files/upload-url", h.scope());
+    let (status, refused) = json_of(h.api.post(&path, &h.device_token(), &many).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["error"]["code"], "too_many_parts", "{refused}");
+    assert_eq!(refused["error"]["field"], "parts.size", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("10001 parts") && message.contains("10000"),
+        "{refused}"
+    );
+}
+
+/// A single upload over 5 GiB (one PUT's reach) without a plan: 400 `multipart_required` on
+/// `size`, under a limit that allows it in parts; 5 GiB exactly goes in one PUT.
+async fn a_single_upload_over_5_gib_is_400_multipart_required(h: &Harness) {
+    let token = h.device_token();
+    let path = format!("{}/files/upload-url", h.scope());
+    let five_gib = 5_u64 << 30;
+    let single = |size: u64| json!({"file_name": "huge.bin", "sha256": sha256_hex(b"huge"), "size": size});
+    let (status, refused) = json_of(h.api.post(&path, &token, &single(five_gib + 1)).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["error"]["code"], "multipart_required", "{refused}");
+    assert_eq!(refused["error"]["field"], "size", "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("parts"),
+        "{refused}"
+    );
+    let (status, answer) = json_of(h.api.post(&path, &token, &single(five_gib)).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["upload"], "single", "{answer}");
 }
 
 #[tokio::test]
@@ -410,26 +461,15 @@ async fn multipart_uploads_on_the_embedded_store() {
     over_the_limit_is_413_single_or_multipart(&h).await;
     plans_that_cannot_work_are_400_naming_the_problem(&h).await;
     the_device_example_resumes_without_sending_stored_parts_again(&h).await;
-    let h = Harness::start_with(options_for_many_parts()).await;
-    let token = h.device_token();
-    let many = json!({
-        "file_name": "p.bin", "sha256": sha256_hex(b"p"), "size": 10_001_u64 * 1024,
-        "parts": {"size": 1024, "sha256": vec![sha256_hex(b"p"); 10_001]},
-    });
-    let r = h
-        .api
-        .client
-        .post(format!("{}{}/files/upload-url", h.app.address, h.scope()))
-        .bearer_auth(&token)
-        .json(&many)
-        .send()
-        .await;
-    eprintln!("RESULT {r:?}");
-    eprintln!("BODY {:?}", r.unwrap().text().await);
+    let h = Harness::start_with(options_for_large_files()).await;
+    part_tickets_come_a_hundred_at_a_time(&h).await;
+    a_plan_of_10_001_parts_is_400_naming_the_parts(&h).await;
+    a_single_upload_over_5_gib_is_400_multipart_required(&h).await;
 }
 
-pub(crate) fn objects_of(s3: &TestS3) -> S3Objects {
-    S3Objects::new(&S3Config {
+/// The test store's configuration, as the service's would be.
+fn s3_config(s3: &TestS3) -> S3Config {
+    S3Config {
         endpoint: s3.endpoint.parse().unwrap(),
         public_endpoint: None,
         region: s3.region.clone(),
@@ -437,9 +477,12 @@ pub(crate) fn objects_of(s3: &TestS3) -> S3Objects {
         access_key: s3.access_key.clone(),
         secret_key: s3.secret_key.clone().into(),
         path_style: true,
-        timeout: std::time::Duration::from_secs(10),
-    })
-    .unwrap()
+        timeout: Duration::from_secs(10),
+    }
+}
+
+pub(crate) fn objects_of(s3: &TestS3) -> S3Objects {
+    S3Objects::new(&s3_config(s3)).unwrap()
 }
 
 #[tokio::test]
@@ -464,8 +507,416 @@ async fn multipart_uploads_on_postgres_redis_and_garage() {
     plans_that_cannot_work_are_400_naming_the_problem(h).await;
     the_device_example_resumes_without_sending_stored_parts_again(h).await;
     drop(s);
-    let Some(s) = stack_with(test, false, RedisRoute::Direct, options_for_many_parts()).await else {
+    let Some(s) = stack_with(test, false, RedisRoute::Direct, options_for_large_files()).await else {
         return;
     };
     part_tickets_come_a_hundred_at_a_time(&s.h).await;
+}
+
+/// Starts a one-part multipart upload of `data` (under 5 MiB) in `scope` with `token`; its
+/// file id and part ticket.
+async fn start_one_part(h: &Harness, scope: &str, token: &str, name: &str, data: &[u8]) -> (String, Value) {
+    let body = plan(name, data, data.len());
+    let (status, answer) = json_of(h.api.post(&format!("{scope}/files/upload-url"), token, &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["upload"], "multipart", "{answer}");
+    (
+        answer["file_id"].as_str().unwrap().to_owned(),
+        ticket(&answer, 1).clone(),
+    )
+}
+
+/// The four multipart calls on a file by id with `token`: `POST .../parts`, `GET .../parts`,
+/// `complete` and `DELETE`, each with its status and body, in that order.
+async fn multipart_calls(h: &Harness, tenant: TenantId, file_id: &str, token: &str) -> [(StatusCode, Value); 4] {
+    let file = format!("/v1/tenants/{tenant}/files/{file_id}");
+    let parts = format!("{file}/parts");
+    [
+        json_of(h.api.post(&parts, token, &json!({"part_numbers": [1]})).await).await,
+        json_of(h.api.get(&parts, token).await).await,
+        h.api.complete(tenant, file_id, token).await,
+        json_of(h.api.delete(&file, token).await).await,
+    ]
+}
+
+/// docs/api.md's permission table on the multipart routes: they are writes where the file
+/// lives. A device writes its own root, the tenant service any root of its tenant; another
+/// device of the tenant, a device in the tenant root (read only there) and any principal of
+/// another tenant get 403 `forbidden` on each of the four calls, and change nothing.
+#[tokio::test]
+async fn multipart_routes_follow_the_permission_table() {
+    let h = Harness::start_with(options()).await;
+    let tenant = h.tenant;
+    let device = h.device_token();
+    let service = h.service_token();
+    let other_device = h.dsts.device_token(Alg::Es256, tenant, new_device());
+    let other_tenant = new_tenant();
+    let foreign_device = h.dsts.device_token(Alg::Es256, other_tenant, new_device());
+    let foreign_service = h.dsts.service_token(Alg::Es256, other_tenant);
+    let foreigners = [
+        ("another tenant's device", &foreign_device),
+        ("another tenant's service", &foreign_service),
+    ];
+    let roots = [
+        (
+            "the device root",
+            h.scope(),
+            &device,
+            vec![("the device", &device), ("the tenant service", &service)],
+            vec![("another device of the tenant", &other_device)],
+        ),
+        (
+            "the tenant root",
+            tenant_scope(tenant),
+            &service,
+            vec![("the tenant service", &service)],
+            vec![("a device (read only there)", &device)],
+        ),
+    ];
+    let data = content(1024, 5);
+    for (root, scope, starter, allowed, refused) in roots {
+        // Refused: each call is 403, and the upload is as it was (its part stored, pending).
+        let (file_id, part) = start_one_part(&h, &scope, starter, "mine.bin", &data).await;
+        assert!(h.api.put(&part, &data).await.status().is_success());
+        for (who, token) in refused.iter().chain(&foreigners) {
+            let answers = multipart_calls(&h, tenant, &file_id, token).await;
+            for ((status, body), call) in answers.iter().zip(["POST parts", "GET parts", "complete", "DELETE"]) {
+                assert_eq!(*status, StatusCode::FORBIDDEN, "{call} by {who} in {root}: {body}");
+                assert_eq!(body["error"]["code"], "forbidden", "{call} by {who} in {root}: {body}");
+            }
+        }
+        let (status, listing) = json_of(
+            h.api
+                .get(&format!("/v1/tenants/{tenant}/files/{file_id}/parts"), starter)
+                .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{listing}");
+        assert_eq!(
+            part_numbers(&listing, true),
+            [1],
+            "a refused call changed the upload: {listing}"
+        );
+        // Another tenant naming the file under its own tenant learns nothing of it.
+        for (who, token) in &foreigners {
+            let (status, body) = json_of(
+                h.api
+                    .get(&format!("/v1/tenants/{other_tenant}/files/{file_id}/parts"), token)
+                    .await,
+            )
+            .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{who}: {body}");
+        }
+        // Nothing was changed: the upload completes.
+        let (status, done) = h.api.complete(tenant, &file_id, allowed[0].1).await;
+        assert_eq!(
+            (status, &done["state"]),
+            (StatusCode::OK, &json!("available")),
+            "{done}"
+        );
+        // Each allowed principal lists, tickets, completes and deletes an upload of its own
+        // starting.
+        for (who, token) in &allowed {
+            let (file_id, part) = start_one_part(&h, &scope, starter, "theirs.bin", &data).await;
+            assert!(h.api.put(&part, &data).await.status().is_success());
+            let [tickets, listing, completed, deleted] = multipart_calls(&h, tenant, &file_id, token).await;
+            assert_eq!(
+                tickets.0,
+                StatusCode::OK,
+                "POST parts by {who} in {root}: {}",
+                tickets.1
+            );
+            assert_eq!(listing.0, StatusCode::OK, "GET parts by {who} in {root}: {}", listing.1);
+            assert_eq!(part_numbers(&listing.1, true), [1], "{}", listing.1);
+            assert_eq!(
+                completed.0,
+                StatusCode::OK,
+                "complete by {who} in {root}: {}",
+                completed.1
+            );
+            assert_eq!(
+                deleted.0,
+                StatusCode::NO_CONTENT,
+                "DELETE by {who} in {root}: {}",
+                deleted.1
+            );
+            // And a pending one: DELETE aborts it.
+            let (file_id, _) = start_one_part(&h, &scope, starter, "aborted.bin", &data).await;
+            let deleted = h
+                .api
+                .delete(&format!("/v1/tenants/{tenant}/files/{file_id}"), token)
+                .await;
+            assert_eq!(deleted.status(), StatusCode::NO_CONTENT, "DELETE by {who} in {root}");
+        }
+    }
+}
+
+/// Bound on anything that should be quick on a shared machine (a proxy closing its
+/// connections, a store coming back).
+const SOON: Duration = Duration::from_secs(15);
+
+/// The server on garage (metadata in memory), reaching the store at `endpoint` (garage itself,
+/// or a proxy in front of it) while devices reach garage directly.
+async fn on_garage(s3: &TestS3, endpoint: &str, options: AppOptions) -> Harness {
+    let mut options = options;
+    options.vars.extend(s3.server_vars());
+    let options = options
+        .var("FILES_S3_ENDPOINT", endpoint)
+        .var("FILES_S3_PUBLIC_ENDPOINT", s3.endpoint.clone())
+        .var("FILES_S3_TIMEOUT_MS", "2000");
+    Harness::start_with(options).await
+}
+
+/// The store's upload id, as a part ticket's URL carries it.
+fn upload_id_of(ticket: &Value) -> String {
+    let url = reqwest::Url::parse(ticket["url"].as_str().unwrap()).unwrap();
+    url.query_pairs()
+        .find(|(name, _)| name == "uploadId")
+        .map(|(_, id)| id.into_owned())
+        .unwrap_or_else(|| panic!("no uploadId in {ticket}"))
+}
+
+/// Whether the store said it knows no such upload ([`NoSuchUpload`] in the cause chain).
+fn is_no_such_upload(error: &PortError) -> bool {
+    let (PortError::Failed(cause) | PortError::Unavailable(cause)) = error;
+    std::iter::successors(Some(cause.as_ref() as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .any(|e| e.is::<NoSuchUpload>())
+}
+
+fn key_of(h: &Harness, file_id: &str) -> ObjectKey {
+    ObjectKey {
+        tenant: h.tenant,
+        owner: Owner::Device(h.device),
+        file: file_id.parse().unwrap(),
+    }
+}
+
+/// `DELETE` of a pending multipart upload while the store is cut: 503 naming the object store
+/// (the file is gone from the API at once), and the same `DELETE` once the store is back
+/// aborts the upload: 204, and garage no longer takes parts for it.
+#[tokio::test]
+async fn multipart_delete_with_the_store_down_is_503_then_204_on_garage() {
+    let test = "multipart_delete_with_the_store_down_is_503_then_204_on_garage";
+    let Some(s3) = TestS3::from_env(test).await else { return };
+    let garage = s3.endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let proxy = TcpProxy::start(garage).await.unwrap();
+    let h = on_garage(&s3, &format!("http://{}", proxy.addr()), options()).await;
+    let token = h.device_token();
+    let data = content(11 * MIB, 6);
+    let parts: Vec<&[u8]> = data.chunks(5 * MIB).collect();
+    let answer = start(&h, "cut.bin", &data, 5 * MIB).await;
+    let file_id = answer["file_id"].as_str().unwrap().to_owned();
+    let file = format!("/v1/tenants/{}/files/{file_id}", h.tenant);
+    let put = h.api.put(ticket(&answer, 1), parts[0]).await;
+    assert!(put.status().is_success(), "part 1: {}", put.status());
+
+    assert!(proxy.cut_and_wait(SOON).await, "the proxy still holds connections");
+    let (status, body) = json_of(h.api.delete(&file, &token).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "dependency_unavailable", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("object store"),
+        "{body}"
+    );
+    // The upload is still on the store: a part is taken (the devices' side is not cut).
+    let put = h.api.put(ticket(&answer, 2), parts[1]).await;
+    assert!(
+        put.status().is_success(),
+        "part 2 while the service's side is cut: {}",
+        put.status()
+    );
+
+    proxy.restore();
+    let mut last = None;
+    let deleted = eventually(SOON, async || {
+        let answer = json_of(h.api.delete(&file, &token).await).await;
+        let done = answer.0 == StatusCode::NO_CONTENT;
+        last = Some(answer);
+        done
+    })
+    .await;
+    assert!(deleted, "DELETE once the store is back: {last:?}");
+    let (status, _) = json_of(h.api.get(&file, &token).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Aborted on the store: no more parts taken, nothing listed, no object.
+    assert!(
+        h.api.put_is_refused(ticket(&answer, 3), parts[2]).await,
+        "garage took a part of an upload the DELETE aborted"
+    );
+    let objects = objects_of(&s3);
+    let key = key_of(&h, &file_id);
+    let listed = objects.list_parts(&key, &upload_id_of(ticket(&answer, 1))).await;
+    assert!(
+        listed.as_ref().is_err_and(is_no_such_upload),
+        "the upload is still on garage: {listed:?}"
+    );
+    assert_eq!(objects.inspect(&key).await.unwrap(), None, "an object is left");
+}
+
+/// The composite checksum checked on a real store. The part URLs sign each part's SHA-256,
+/// so garage refuses other bytes part by part; what can still put other parts under the file's
+/// key is a writer with the store's own credentials. Here one completes the device's upload
+/// with parts of the same sizes and other bytes: `complete` finds the upload gone and an object
+/// of the declared size whose composite is not the plan's, answers 409 `checksum_mismatch`
+/// and deletes it; the file stays pending, and a second `complete` finds nothing (409
+/// `upload_expired`).
+#[tokio::test]
+async fn multipart_an_object_of_other_parts_is_409_checksum_mismatch_and_deleted_on_garage() {
+    let test = "multipart_an_object_of_other_parts_is_409_checksum_mismatch_and_deleted_on_garage";
+    let Some(s3) = TestS3::from_env(test).await else { return };
+    let h = on_garage(&s3, &s3.endpoint, options()).await;
+    let token = h.device_token();
+    let data = content(11 * MIB, 7);
+    let answer = start(&h, "declared.bin", &data, 5 * MIB).await;
+    let file_id = answer["file_id"].as_str().unwrap().to_owned();
+    let key = key_of(&h, &file_id);
+    let upload_id = upload_id_of(ticket(&answer, 1));
+
+    let other = content(11 * MIB, 8);
+    let signer = S3Signer::new(&s3_config(&s3)).unwrap();
+    let objects = objects_of(&s3);
+    let mut stored = Vec::new();
+    for (index, bytes) in other.chunks(5 * MIB).enumerate() {
+        let number = u16::try_from(index + 1).unwrap();
+        let request = signer
+            .sign_part(&PartSpec {
+                key,
+                upload_id: upload_id.clone(),
+                part_number: number,
+                size: bytes.len() as u64,
+                sha256: sha256_of(bytes),
+                expires_in: Duration::from_secs(300),
+            })
+            .unwrap();
+        let put = h
+            .api
+            .put(
+                &json!({"method": "PUT", "url": request.url, "headers": request.headers}),
+                bytes,
+            )
+            .await;
+        assert!(
+            put.status().is_success(),
+            "part {number} of other bytes: {}",
+            put.status()
+        );
+        stored.push(number);
+    }
+    let listed = objects.list_parts(&key, &upload_id).await.unwrap();
+    assert_eq!(listed.iter().map(|p| p.part_number).collect::<Vec<_>>(), stored);
+    let completed = objects.complete_multipart(&key, &upload_id, &listed).await.unwrap();
+    let declared = composite_sha256(&data.chunks(5 * MIB).map(sha256_of).collect::<Vec<_>>());
+    assert_ne!(completed.composite_sha256.as_deref(), Some(declared.as_str()));
+
+    let (status, refused) = h.api.complete(h.tenant, &file_id, &token).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "checksum_mismatch", "{refused}");
+    assert_eq!(
+        objects.inspect(&key).await.unwrap(),
+        None,
+        "the object of other parts was kept"
+    );
+    let (_, file) = json_of(
+        h.api
+            .get(&format!("/v1/tenants/{}/files/{file_id}", h.tenant), &token)
+            .await,
+    )
+    .await;
+    assert_eq!(file["state"], "pending", "{file}");
+    let (status, refused) = h.api.complete(h.tenant, &file_id, &token).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "upload_expired", "{refused}");
+}
+
+/// Part 10,000, the last S3 allows, on a real store. A plan of 10,000 parts of 5 MiB (49 GiB)
+/// is accepted; its first 9,999 parts are never sent. The ticket of part 10,000 signs its
+/// length and SHA-256, garage takes the part, and `GET .../parts` lists it stored (and
+/// only it); `complete` names the 9,999 missing.
+#[tokio::test]
+async fn multipart_part_10_000_is_ticketed_stored_and_listed_on_garage() {
+    let test = "multipart_part_10_000_is_ticketed_stored_and_listed_on_garage";
+    let Some(s3) = TestS3::from_env(test).await else { return };
+    let h = on_garage(&s3, &s3.endpoint, options_for_large_files()).await;
+    let token = h.device_token();
+    let last = content(1000, 10);
+    let part = 5 * MIB as u64;
+    let size = 9_999 * part + last.len() as u64;
+    let mut digests: Vec<String> = (0..9_999_u32).map(|i| sha256_hex(&i.to_be_bytes())).collect();
+    digests.push(sha256_hex(&last));
+    let body = json!({
+        "file_name": "ten-thousand.bin", "sha256": sha256_hex(b"ten thousand"), "size": size,
+        "parts": {"size": part, "sha256": digests},
+    });
+    let (status, answer) = json_of(
+        h.api
+            .post(&format!("{}/files/upload-url", h.scope()), &token, &body)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["part_count"], 10_000, "{answer}");
+    let file_id = answer["file_id"].as_str().unwrap().to_owned();
+    let parts_path = format!("/v1/tenants/{}/files/{file_id}/parts", h.tenant);
+
+    let (status, tickets) = json_of(
+        h.api
+            .post(&parts_path, &token, &json!({"part_numbers": [10_000]}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tickets}");
+    let last_ticket = ticket(&tickets, 10_000);
+    assert!(
+        last_ticket["url"].as_str().unwrap().contains("partNumber=10000"),
+        "{last_ticket}"
+    );
+    assert_eq!(last_ticket["headers"]["content-length"], "1000");
+    assert_eq!(
+        last_ticket["headers"]["x-amz-checksum-sha256"],
+        sha256_of(&last).to_base64()
+    );
+    let put = h.api.put(last_ticket, &last).await;
+    assert!(put.status().is_success(), "part 10,000: {}", put.status());
+
+    // Every page of the listing (following `next`): 10,000 parts, only the last one stored.
+    let (mut listed, mut stored, mut after) = (0, Vec::new(), None::<u64>);
+    let last_part = loop {
+        let path = match after {
+            Some(after) => format!("{parts_path}?after={after}"),
+            None => parts_path.clone(),
+        };
+        let (status, page) = json_of(h.api.get(&path, &token).await).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["part_count"], 10_000);
+        listed += page["parts"].as_array().unwrap().len();
+        stored.extend(part_numbers(&page, true));
+        match page["next"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break page["parts"].as_array().unwrap().last().unwrap().clone(),
+        }
+    };
+    assert_eq!((listed, stored), (10_000, vec![10_000]));
+    assert_eq!(
+        last_part,
+        json!({"part_number": 10_000, "size": 1000, "sha256": sha256_hex(&last), "stored": true})
+    );
+    // The store itself holds it.
+    let stored = objects_of(&s3)
+        .list_parts(&key_of(&h, &file_id), &upload_id_of(last_ticket))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.iter().map(|p| (p.part_number, p.size)).collect::<Vec<_>>(),
+        [(10_000, 1000)]
+    );
+    let (status, refused) = h.api.complete(h.tenant, &file_id, &token).await;
+    assert_eq!(status, StatusCode::CONFLICT, "parts_missing");
+    assert_eq!(refused["error"]["missing_parts"].as_array().unwrap().len(), 9_999);
+    let response = h
+        .api
+        .delete(&format!("/v1/tenants/{}/files/{file_id}", h.tenant), &token)
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }

@@ -508,3 +508,26 @@ fn links_name_what_exists() {
     }
     assert!(links > 0, "the spec defines links");
 }
+
+/// The spec's `FileName` pattern refuses exactly the characters of the BMP that the server
+/// refuses in a name (those beyond the BMP are named in its comment: a pattern cannot hold them
+/// for schemathesis), so a fuzzer's schema-valid name is one the server takes.
+#[test]
+fn the_file_name_pattern_is_the_servers_rule_over_the_bmp() {
+    let spec = spec();
+    let pattern = spec["components"]["schemas"]["FileName"]["pattern"].as_str().unwrap();
+    let pattern = regex::Regex::new(pattern).unwrap();
+    let mut disagree = Vec::new();
+    for c in (0..=0xFFFF_u32).filter_map(char::from_u32) {
+        let name = format!("a{c}");
+        let server = files_core::FileName::parse(name.as_str()).is_ok();
+        if pattern.is_match(&name) != server {
+            disagree.push(format!(
+                "U+{:04X} (server {})",
+                u32::from(c),
+                if server { "takes" } else { "refuses" }
+            ));
+        }
+    }
+    assert!(disagree.is_empty(), "{} characters: {disagree:?}", disagree.len());
+}

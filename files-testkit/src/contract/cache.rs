@@ -19,6 +19,7 @@ pub async fn cache_contract(cache: &dyn Cache) {
     absent_file_is_none(cache).await;
     records_round_trip_exactly(cache).await;
     put_file_replaces(cache).await;
+    put_file_never_moves_backwards(cache).await;
     files_are_separated_by_tenant(cache).await;
     latest_round_trip_replace_and_remove(cache).await;
     latest_is_separated_by_scope(cache).await;
@@ -231,6 +232,47 @@ async fn put_file_replaces(cache: &dyn Cache) {
     ok(cache.put_file(&deleted).await, "put_file a third time");
     let got = ok(cache.get_file(tenant, pending.id).await, "get_file");
     assert_eq!(got, Some(deleted), "put_file must replace, fields set to None included");
+}
+
+/// A copy read before a change (a fill after a miss that raced with a change on another
+/// instance) must not overwrite the changed entry: entries never move to an earlier stage.
+async fn put_file_never_moves_backwards(cache: &dyn Cache) {
+    let tenant = fresh_tenant();
+    let pending = sample_record(tenant, Owner::Tenant, "raced.bin");
+    let available = FileRecord {
+        size: Some(42),
+        state: FileState::Available,
+        completed_at: Some(OffsetDateTime::now_utc()),
+        ..pending.clone()
+    };
+    ok(cache.put_file(&available).await, "put_file of the available record");
+    ok(cache.put_file(&pending).await, "put_file of the older, pending copy");
+    let got = ok(cache.get_file(tenant, pending.id).await, "get_file");
+    assert_eq!(
+        got,
+        Some(available.clone()),
+        "a pending copy must not overwrite an available entry"
+    );
+    let expired = FileRecord {
+        state: FileState::Expired,
+        ..pending.clone()
+    };
+    ok(cache.put_file(&expired).await, "put_file of an expired copy");
+    let deleted = FileRecord {
+        state: FileState::Deleted,
+        ..available.clone()
+    };
+    ok(cache.put_file(&deleted).await, "put_file of the deleted record");
+    for older in [&pending, &available, &expired] {
+        ok(cache.put_file(older).await, "put_file of an older copy");
+        let got = ok(cache.get_file(tenant, pending.id).await, "get_file");
+        assert_eq!(
+            got.as_ref().map(|r| r.state),
+            Some(FileState::Deleted),
+            "a {} copy must not overwrite a deleted entry",
+            older.state.as_str()
+        );
+    }
 }
 
 async fn files_are_separated_by_tenant(cache: &dyn Cache) {

@@ -3,12 +3,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod amqp;
+mod cache_races;
 mod contract_cache;
 mod contract_metadata;
 mod contract_objects;
 mod contract_tokens;
 mod janitor;
+mod janitor_race;
 mod jwks;
+mod logs;
 mod metrics_port;
 mod multipart;
 mod near_cache;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use files_core::{
     CompleteError, Dependency, FileName, FileState, IngestOutcome, Integrity, NoSuchUpload, ObjectCreated, ObjectInfo,
-    ObjectStore as _, PartsError, PartsRequest, PortError, Sha256, UploadRequest,
+    ObjectStore as _, PartsError, PartsRequest, PartsStatus, PortError, Sha256, UploadRequest,
 };
 use files_testkit::contract::objects::composite_sha256;
 use files_testkit::fakes::FakeObjectStore;
@@ -47,7 +47,7 @@ async fn multipart_parts_complete_into_a_record_and_one_event_carrying_them() {
     }
     let status = w
         .service
-        .stored_parts(&w.principal, record.tenant, record.id)
+        .stored_parts(&w.principal, record.tenant, record.id, 0, PartsStatus::MAX_PAGE)
         .await
         .unwrap();
     assert!(status.parts.iter().all(|p| p.stored), "{status:?}");
@@ -169,7 +169,10 @@ async fn multipart_a_store_that_is_down_is_503_and_changes_nothing() {
         matches!(&refused, Err(CompleteError::Dependency(e)) if e.dependency == Dependency::ObjectStore),
         "{refused:?}"
     );
-    let refused = w.service.stored_parts(&w.principal, record.tenant, record.id).await;
+    let refused = w
+        .service
+        .stored_parts(&w.principal, record.tenant, record.id, 0, PartsStatus::MAX_PAGE)
+        .await;
     assert!(matches!(refused, Err(PartsError::Dependency(_))), "{refused:?}");
     // Signing needs no call: part tickets are still given.
     let tickets = w
@@ -235,7 +238,13 @@ async fn multipart_delete_aborts_the_upload_and_tickets_end_with_the_upload() {
         .unwrap();
     let refused = w
         .service
-        .stored_parts(&w.principal, single.record.tenant, single.record.id)
+        .stored_parts(
+            &w.principal,
+            single.record.tenant,
+            single.record.id,
+            0,
+            PartsStatus::MAX_PAGE,
+        )
         .await;
     assert!(matches!(refused, Err(PartsError::NotMultipart)), "{refused:?}");
 }

@@ -725,3 +725,44 @@ async fn a_notification_of_an_object_of_another_size_deletes_it() {
     );
     assert!(!w.objects.contains(&record.object_key()), "the object was kept");
 }
+
+/// A plan of one part: that part is the whole file, so its SHA-256 must be the file's. The
+/// store vouches only for the part (its composite checksum is of that one digest), so any other
+/// declared whole-file digest would otherwise reach the record and the event unchecked.
+#[tokio::test]
+async fn a_plan_of_one_part_must_give_the_files_own_sha256() {
+    use files_core::{InvalidPlan, PartsRequest};
+    let w = crate::world::World::new();
+    let content = b"one small part";
+    let request = |sha256| UploadRequest {
+        name: FileName::parse("one-part.bin").unwrap(),
+        sha256,
+        size: content.len() as u64,
+        content_type: None,
+        expires_in: None,
+    };
+    let plan = PartsRequest {
+        part_size: 5 * 1024 * 1024,
+        sha256: vec![sha(content)],
+    };
+    let refused = w
+        .service
+        .request_multipart_upload(
+            &w.principal,
+            w.scope,
+            request(Sha256::from_bytes([9; 32])),
+            plan.clone(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(UploadError::Plan(InvalidPlan::OnePartDigest { .. }))),
+        "{refused:?}"
+    );
+    let listed = w.store.list(w.scope, FileState::Pending, None, 10).await.unwrap();
+    assert!(listed.is_empty(), "a refused plan left a record: {listed:?}");
+    let accepted = w
+        .service
+        .request_multipart_upload(&w.principal, w.scope, request(sha(content)), plan)
+        .await;
+    assert!(accepted.is_ok(), "{accepted:?}");
+}
