@@ -435,6 +435,27 @@ impl AmqpIngest {
         Self { stop, task: Some(task) }
     }
 
+    /// The same consuming as [`AmqpIngest::start`], as a future for an owner that runs its
+    /// tasks itself: it consumes until `stop` completes, then lets the message being handled
+    /// finish, closes the connection and returns.
+    pub async fn run_until(
+        config: AmqpConfig,
+        queue: String,
+        handler: Arc<dyn IngestHandler>,
+        stop: impl Future<Output = ()> + Send,
+    ) {
+        let (stopping, stopped) = watch::channel(false);
+        let consuming = ingest(config, queue, handler, stopped);
+        tokio::pin!(consuming);
+        tokio::select! {
+            () = &mut consuming => {}
+            () = stop => {
+                stopping.send_replace(true);
+                consuming.await;
+            }
+        }
+    }
+
     /// Stops consuming: lets the message being handled finish, closes the connection, and
     /// waits for the task to end.
     pub async fn shutdown(mut self) {

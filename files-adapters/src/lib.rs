@@ -31,8 +31,6 @@ pub mod s3;
 #[cfg(feature = "s3")]
 mod s3_xml;
 
-pub mod s3_events;
-
 #[cfg(feature = "embedded-s3")]
 pub mod embedded_s3;
 

@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use files_core::{CacheOutcome, DeviceId, FileOperation, Owner, TenantId};
+use files_core::{
+    CacheOutcome, DeviceId, FileOperation, JanitorAction, Owner, StorageEventOutcome, TenantId, TokenOutcome,
+};
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
     exponential_buckets,
@@ -42,19 +44,14 @@ pub struct Prometheus {
     janitor_actions: IntCounterVec,
     pending_uploads: IntGauge,
     dependency_calls: HistogramVec,
+    /// The near cache's state and lookups (`files_near_cache_*`).
+    near_cache_tracking: IntGauge,
+    near_cache_tracking_losses: IntCounter,
+    near_cache_hits: IntCounter,
+    near_cache_misses: IntCounter,
     devices: Mutex<HashSet<DeviceId>>,
     max_devices: usize,
 }
-
-/// The janitor's actions, as `files_core::Metrics::janitor_action` names them.
-const JANITOR_ACTIONS: [&str; 6] = [
-    "completed",
-    "expired",
-    "swept",
-    "orphan_deleted",
-    "outbox_pruned",
-    "failed",
-];
 
 /// A metric could not be registered (a programming error: a duplicate name).
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +77,16 @@ impl Prometheus {
         };
         let histogram = |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, MetricsError> {
             let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(latency_buckets()), labels)?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        };
+        let int_gauge = |name: &str, help: &str| -> Result<IntGauge, MetricsError> {
+            let gauge = IntGauge::new(name, help)?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok(gauge)
+        };
+        let int_counter = |name: &str, help: &str| -> Result<IntCounter, MetricsError> {
+            let metric = IntCounter::new(name, help)?;
             registry.register(Box::new(metric.clone()))?;
             Ok(metric)
         };
@@ -154,8 +161,8 @@ impl Prometheus {
                     &["action"],
                 )?;
                 // Every action's series from the start (at 0), so alerts on them have a series.
-                for action in JANITOR_ACTIONS {
-                    actions.with_label_values(&[action]);
+                for action in JanitorAction::COUNTED {
+                    actions.with_label_values(&[action.label()]);
                 }
                 actions
             },
@@ -168,6 +175,22 @@ impl Prometheus {
                 "files_dependency_call_duration_seconds",
                 "Calls to the database and the object store by operation and outcome (ok, error)",
                 &["dependency", "operation", "outcome"],
+            )?,
+            near_cache_tracking: int_gauge(
+                "files_near_cache_tracking",
+                "1 while the Redis near cache tracks its keys and serves reads, else 0",
+            )?,
+            near_cache_tracking_losses: int_counter(
+                "files_near_cache_tracking_losses_total",
+                "Times the Redis near cache lost its key tracking (reads go to Redis until it is back)",
+            )?,
+            near_cache_hits: int_counter(
+                "files_near_cache_hits_total",
+                "Cache reads served by the near cache in process",
+            )?,
+            near_cache_misses: int_counter(
+                "files_near_cache_misses_total",
+                "Cache reads the near cache did not serve (read from Redis)",
             )?,
             registry,
             devices: Mutex::new(HashSet::new()),
@@ -222,8 +245,8 @@ impl files_core::Metrics for Prometheus {
             .inc();
     }
 
-    fn token_verification(&self, outcome: &'static str) {
-        self.token_verifications.with_label_values(&[outcome]).inc();
+    fn token_verification(&self, outcome: TokenOutcome) {
+        self.token_verifications.with_label_values(&[outcome.label()]).inc();
     }
 
     fn token_cache(&self, outcome: CacheOutcome) {
@@ -253,8 +276,8 @@ impl files_core::Metrics for Prometheus {
             .observe(elapsed.as_secs_f64());
     }
 
-    fn storage_event(&self, outcome: &'static str) {
-        self.storage_events.with_label_values(&[outcome]).inc();
+    fn storage_event(&self, outcome: StorageEventOutcome) {
+        self.storage_events.with_label_values(&[outcome.label()]).inc();
     }
 
     fn outbox_published(&self, events: u64) {
@@ -270,12 +293,27 @@ impl files_core::Metrics for Prometheus {
         self.outbox_lag.set(lag_seconds);
     }
 
-    fn janitor_action(&self, action: &'static str, count: u64) {
-        self.janitor_actions.with_label_values(&[action]).inc_by(count);
+    fn janitor_action(&self, action: JanitorAction, count: u64) {
+        self.janitor_actions.with_label_values(&[action.label()]).inc_by(count);
     }
 
     fn pending_uploads(&self, count: u64) {
         self.pending_uploads.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    fn near_cache_tracking(&self, on: bool) {
+        self.near_cache_tracking.set(i64::from(on));
+    }
+
+    fn near_cache_tracking_lost(&self) {
+        self.near_cache_tracking_losses.inc();
+    }
+
+    fn near_cache_lookup(&self, outcome: CacheOutcome) {
+        match outcome {
+            CacheOutcome::Hit => self.near_cache_hits.inc(),
+            _ => self.near_cache_misses.inc(),
+        }
     }
 }
 

@@ -48,6 +48,9 @@ impl S3Config {
     pub const DEFAULT_BUCKET: &str = "files";
     /// The default bound on each call the service makes itself.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The default URL style: path-style (`https://endpoint/bucket/key`), which every
+    /// S3-compatible store serves.
+    pub const DEFAULT_PATH_STYLE: bool = true;
 
     /// The defaults for a store at `endpoint` with these keys: region `us-east-1`, bucket
     /// `files`, path-style URLs, no public endpoint, calls bounded by 5 s.
@@ -60,7 +63,7 @@ impl S3Config {
             bucket: Self::DEFAULT_BUCKET.to_owned(),
             access_key: access_key.into(),
             secret_key,
-            path_style: true,
+            path_style: Self::DEFAULT_PATH_STYLE,
             timeout: Self::DEFAULT_TIMEOUT,
         }
     }

@@ -2,13 +2,13 @@
 //! permission rule, file records, the `file.uploaded` event, the ports, and the use cases in
 //! [`FilesService`]. No I/O crate is a dependency of this crate.
 
+mod background;
 pub mod backoff;
 pub mod cached;
 pub mod disposition;
 pub mod event;
 pub mod file;
 pub mod ids;
-pub mod janitor;
 pub mod metrics;
 pub mod multipart;
 pub mod ports;
@@ -22,8 +22,7 @@ pub use cached::WriteThrough;
 pub use event::{FILE_UPLOADED, FileUploaded, PartsSummary, UploadedFile};
 pub use file::{FileRecord, FileState, ObjectKey};
 pub use ids::{DeviceId, FileId, InvalidId, TenantId};
-pub use janitor::{Janitor, JanitorPass, JanitorSettings};
-pub use metrics::{CacheOutcome, FileOperation, Metrics, NoMetrics};
+pub use metrics::{CacheOutcome, FileOperation, JanitorAction, Metrics, NoMetrics, StorageEventOutcome, TokenOutcome};
 pub use multipart::{Integrity, InvalidPlan, MultipartUpload, PartPlan};
 pub use ports::{
     BoxError, Cache, Clock, CompletedMultipart, DownloadSpec, Housekeeping, InvalidToken, JanitorStore, MetadataStore,
@@ -35,8 +34,8 @@ pub use principal::{Access, Forbidden, Owner, Principal, Scope, authorize};
 pub use relay::{Relay, RelayPass, RelaySettings, relay_once};
 pub use service::{
     CompleteError, Dependency, DependencyError, DownloadError, DownloadRequest, DownloadTarget, ExpiryOutOfRange,
-    FilesService, IngestOutcome, Ingested, LookupError, MAX_EXPIRY, Mismatch, MultipartTicket, NotificationRecord,
-    ObjectCreated, Page, PartStatus, PartTicket, PartsError, PartsRequest, PartsStatus, Ports, ServiceBuilder,
-    ServiceConfig, SkipReason, Ticket, UploadError, UploadRequest,
+    FilesService, IngestOutcome, Ingested, Janitor, JanitorPass, JanitorSettings, LookupError, MAX_EXPIRY, Mismatch,
+    MultipartTicket, NotificationRecord, ObjectCreated, Page, PartStatus, PartTicket, PartsError, PartsRequest,
+    PartsStatus, Ports, ServiceBuilder, ServiceConfig, SkipReason, Ticket, UploadError, UploadRequest,
 };
 pub use values::{ContentType, FileName, InvalidValue, Sha256};

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::ids::TenantId;
+use crate::ports::InvalidToken;
 use crate::principal::Owner;
 
 /// A file operation, counted per tenant and per device.
@@ -67,6 +68,112 @@ impl CacheOutcome {
     }
 }
 
+/// How a bearer token check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOutcome {
+    /// The token named a principal.
+    Verified,
+    /// The token was refused, and why.
+    Invalid(InvalidToken),
+    /// No keys could be had to check it with.
+    Unavailable,
+}
+
+impl TokenOutcome {
+    /// The stable label value: `ok`, `unavailable`, or the refusal's [`InvalidToken::label`].
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Verified => "ok",
+            Self::Invalid(reason) => reason.label(),
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// How one record of a store notification was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageEventOutcome {
+    /// The file became available.
+    Completed,
+    /// The file was available already.
+    Duplicate,
+    /// Another bucket than ours.
+    ForeignBucket,
+    /// A key that is not one of ours.
+    ForeignKey,
+    /// No live record for the key.
+    UnknownFile,
+    /// The object is missing, or differs from its record.
+    Mismatch,
+    /// Another kind of event than a creation.
+    Ignored,
+    /// Not a record of the expected shape.
+    Malformed,
+}
+
+impl StorageEventOutcome {
+    /// The stable label value.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Duplicate => "duplicate",
+            Self::ForeignBucket => "foreign_bucket",
+            Self::ForeignKey => "foreign_key",
+            Self::UnknownFile => "unknown_file",
+            Self::Mismatch => "mismatch",
+            Self::Ignored => "ignored",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+/// What the janitor (or a store notification doing its work) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JanitorAction {
+    /// A pending upload found complete in the store and made available.
+    Completed,
+    /// A pending upload moved to expired.
+    Expired,
+    /// What a deleted or expired record's upload left in the store was cleared.
+    Swept,
+    /// A record settled by another call since the claim: nothing done, never counted.
+    Skipped,
+    /// A dependency failed; retried on a later pass.
+    Failed,
+    /// Sent outbox rows removed.
+    OutboxPruned,
+    /// An object no live record points to was deleted.
+    OrphanDeleted,
+}
+
+impl JanitorAction {
+    /// Every action counted in metrics ([`JanitorAction::Skipped`] is not).
+    pub const COUNTED: [Self; 6] = [
+        Self::Completed,
+        Self::Expired,
+        Self::Swept,
+        Self::OrphanDeleted,
+        Self::OutboxPruned,
+        Self::Failed,
+    ];
+
+    /// The stable label value.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Expired => "expired",
+            Self::Swept => "swept",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+            Self::OutboxPruned => "outbox_pruned",
+            Self::OrphanDeleted => "orphan_deleted",
+        }
+    }
+}
+
 /// Told of everything worth counting. Implementations must be cheap and must not fail: they are
 /// called on every request.
 pub trait Metrics: Send + Sync {
@@ -75,9 +182,8 @@ pub trait Metrics: Send + Sync {
         let _ = (tenant, owner, operation);
     }
 
-    /// A bearer token was checked: `ok`, `unavailable`, or the refusal's
-    /// [`crate::InvalidToken::label`].
-    fn token_verification(&self, outcome: &'static str) {
+    /// A bearer token was checked, and how it ended.
+    fn token_verification(&self, outcome: TokenOutcome) {
         let _ = outcome;
     }
 
@@ -103,9 +209,8 @@ pub trait Metrics: Send + Sync {
         let _ = (dependency, operation, ok, elapsed);
     }
 
-    /// One record of a store notification was handled: [`crate::IngestOutcome::label`],
-    /// `ignored` or `malformed`.
-    fn storage_event(&self, outcome: &'static str) {
+    /// One record of a store notification was handled, and how.
+    fn storage_event(&self, outcome: StorageEventOutcome) {
         let _ = outcome;
     }
 
@@ -122,17 +227,30 @@ pub trait Metrics: Send + Sync {
         let _ = (depth, lag_seconds);
     }
 
-    /// The janitor did something: `completed` (an upload nobody completed, made available),
-    /// `expired` (an abandoned upload), `swept` (a deleted file's late object), `orphan_deleted`
-    /// (an object no record points to), `outbox_pruned` (sent outbox rows removed, `count` of
-    /// them), `failed` (a dependency failed; retried on a later pass).
-    fn janitor_action(&self, action: &'static str, count: u64) {
+    /// The janitor did `action` `count` times (for [`JanitorAction::OutboxPruned`], `count`
+    /// rows); never called with [`JanitorAction::Skipped`].
+    fn janitor_action(&self, action: JanitorAction, count: u64) {
         let _ = (action, count);
     }
 
     /// How many uploads are pending.
     fn pending_uploads(&self, count: u64) {
         let _ = count;
+    }
+
+    /// Whether the cache's near cache (entries kept in process) serves reads: `true` once the
+    /// cache tracks its keys, `false` when tracking is lost (nothing is served until it is back).
+    fn near_cache_tracking(&self, on: bool) {
+        let _ = on;
+    }
+
+    /// The near cache lost its key tracking (its connection dropped or stopped answering).
+    fn near_cache_tracking_lost(&self) {}
+
+    /// A read looked in the near cache: [`CacheOutcome::Hit`] (served in process) or
+    /// [`CacheOutcome::Miss`] (read from the cache itself).
+    fn near_cache_lookup(&self, outcome: CacheOutcome) {
+        let _ = outcome;
     }
 }
 
@@ -141,3 +259,48 @@ pub trait Metrics: Send + Sync {
 pub struct NoMetrics;
 
 impl Metrics for NoMetrics {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Label values are what dashboards and alerts select on: these are fixed.
+    #[test]
+    fn label_values_are_stable() {
+        let janitor: Vec<_> = JanitorAction::COUNTED.iter().map(|a| a.label()).collect();
+        assert_eq!(
+            janitor,
+            [
+                "completed",
+                "expired",
+                "swept",
+                "orphan_deleted",
+                "outbox_pruned",
+                "failed"
+            ]
+        );
+        assert_eq!(JanitorAction::Skipped.label(), "skipped");
+        let tokens = [
+            (TokenOutcome::Verified, "ok"),
+            (TokenOutcome::Unavailable, "unavailable"),
+            (TokenOutcome::Invalid(InvalidToken::Expired), "expired"),
+            (TokenOutcome::Invalid(InvalidToken::Claim("sub")), "claim"),
+        ];
+        for (outcome, label) in tokens {
+            assert_eq!(outcome.label(), label);
+        }
+        let storage = [
+            (StorageEventOutcome::Completed, "completed"),
+            (StorageEventOutcome::Duplicate, "duplicate"),
+            (StorageEventOutcome::ForeignBucket, "foreign_bucket"),
+            (StorageEventOutcome::ForeignKey, "foreign_key"),
+            (StorageEventOutcome::UnknownFile, "unknown_file"),
+            (StorageEventOutcome::Mismatch, "mismatch"),
+            (StorageEventOutcome::Ignored, "ignored"),
+            (StorageEventOutcome::Malformed, "malformed"),
+        ];
+        for (outcome, label) in storage {
+            assert_eq!(outcome.label(), label);
+        }
+    }
+}

@@ -4,15 +4,14 @@
 //! relays may share one outbox: claims are leased, so each event is handed to one relay at a time, and an
 //! event whose relay died is handed out again when its lease runs out (at-least-once).
 
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::background::{self, Next, Work};
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::ports::{Clock, Notifier, Outbox, PortError, error_chain};
@@ -148,41 +147,13 @@ impl Relay {
     /// marked sent or released: a relay stopped this way leaves no claim behind. (Dropping the
     /// future mid-pass leaves the claim to run out with its lease.)
     pub async fn run_until(self, stop: impl Future<Output = ()>) {
-        let mut stop = pin!(stop);
-        let mut backoff = self.settings.backoff;
-        let mut last_stats: Option<OffsetDateTime> = None;
-        loop {
-            if stopped(stop.as_mut()) {
-                return;
-            }
-            let pause = match self.pass().await {
-                Ok(pass) => {
-                    if let Some(error) = &pass.publish_error {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(%error, retry_in_ms = delay.as_millis(), "publishing file.uploaded failed; will retry");
-                        Some(delay)
-                    } else {
-                        backoff.reset();
-                        // A full batch means more may be waiting: go on at once.
-                        (pass.claimed < self.settings.batch).then_some(self.settings.idle)
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "outbox unavailable; will retry");
-                    Some(backoff.next_delay())
-                }
-            };
-            let now = self.clock.now();
-            if pause.is_none() || last_stats.is_none_or(|at| now - at >= self.settings.stats_interval) {
-                last_stats = Some(now);
-                self.report_stats(now).await;
-            }
-            if let Some(pause) = pause
-                && sleep_unless_stopped(&*self.clock, pause, stop.as_mut()).await
-            {
-                return;
-            }
-        }
+        let clock = self.clock.clone();
+        let running = Running {
+            backoff: self.settings.backoff,
+            last_stats: None,
+            relay: self,
+        };
+        background::run_until(&*clock, stop, running).await;
     }
 
     async fn report_stats(&self, now: OffsetDateTime) {
@@ -195,24 +166,43 @@ impl Relay {
     }
 }
 
-/// Waits `pause` on the clock, or until `stop` completes; true when it was `stop`.
-pub(crate) async fn sleep_unless_stopped(
-    clock: &dyn Clock,
-    pause: std::time::Duration,
-    mut stop: Pin<&mut impl Future<Output = ()>>,
-) -> bool {
-    let mut sleep = pin!(clock.sleep(pause));
-    poll_fn(|cx| {
-        if stop.as_mut().poll(cx).is_ready() {
-            Poll::Ready(true)
-        } else {
-            sleep.as_mut().poll(cx).map(|()| false)
-        }
-    })
-    .await
+/// A running relay: its pass and the pace it keeps between passes.
+struct Running {
+    relay: Relay,
+    backoff: Backoff,
+    /// When the outbox depth and lag were last measured.
+    last_stats: Option<OffsetDateTime>,
 }
 
-/// Whether `stop` has completed, without waiting for it.
-pub(crate) fn stopped(stop: Pin<&mut impl Future<Output = ()>>) -> bool {
-    stop.poll(&mut Context::from_waker(Waker::noop())).is_ready()
+impl Work for Running {
+    async fn pass(&mut self) -> Next {
+        let relay = &self.relay;
+        let next = match relay.pass().await {
+            Ok(pass) => {
+                if let Some(error) = &pass.publish_error {
+                    let delay = self.backoff.next_delay();
+                    tracing::warn!(%error, retry_in_ms = delay.as_millis(), "publishing file.uploaded failed; will retry");
+                    Next::After(delay)
+                } else {
+                    self.backoff.reset();
+                    // A full batch means more may be waiting: go on at once.
+                    Next::unless_busy(pass.claimed >= relay.settings.batch, relay.settings.idle)
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "outbox unavailable; will retry");
+                Next::After(self.backoff.next_delay())
+            }
+        };
+        let now = relay.clock.now();
+        if next == Next::Now
+            || self
+                .last_stats
+                .is_none_or(|at| now - at >= relay.settings.stats_interval)
+        {
+            self.last_stats = Some(now);
+            relay.report_stats(now).await;
+        }
+        next
+    }
 }

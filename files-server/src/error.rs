@@ -40,7 +40,7 @@ struct Inner<'a> {
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     missing_parts: Option<&'a [u16]>,
-    /// The request's `x-request-id` (see `crate::telemetry`), absent outside a request.
+    /// The request's `x-request-id` (see `crate::request_id`), absent outside a request.
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
 }
@@ -138,7 +138,7 @@ impl ResponseError for ApiError {
                 message: &self.message,
                 field: self.field.as_deref(),
                 missing_parts: self.missing_parts.as_deref(),
-                request_id: crate::telemetry::current_request_id(),
+                request_id: crate::request_id::current_request_id(),
             },
         })
     }

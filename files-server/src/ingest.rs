@@ -2,8 +2,9 @@
 //! `FilesService::ingest_records`.
 
 use files_adapters::amqp::{Disposition, IngestHandler};
-use files_adapters::s3_events;
 use files_core::{FilesService, NotificationRecord};
+
+use crate::notifications;
 
 /// The AMQP ingest's handler: a dependency that is down requeues the message; anything else is
 /// acked (a message that can never be handled is counted and dropped, not requeued forever).
@@ -16,7 +17,7 @@ pub struct QueueIngest {
 #[async_trait::async_trait]
 impl IngestHandler for QueueIngest {
     async fn handle(&self, body: &[u8]) -> Disposition {
-        let records = match s3_events::parse(body) {
+        let records = match notifications::parse(body) {
             Ok(records) => records,
             Err(error) => {
                 tracing::warn!(%error, "malformed bucket notification on the ingest queue");

@@ -5,10 +5,14 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod http_metrics;
 pub mod ingest;
+pub mod notifications;
 pub mod readiness;
+pub mod request_id;
 pub mod routes;
 pub mod startup;
+pub mod tasks;
 pub mod telemetry;
 pub mod wiring;
 

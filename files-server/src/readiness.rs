@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use files_core::{FilesService, PortError};
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
 
 /// How often the dependencies are asked.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -44,7 +43,7 @@ pub struct Report {
     pub body: Value,
 }
 
-/// The readiness of one instance, kept fresh by [`Readiness::spawn`].
+/// The readiness of one instance, kept fresh by [`Readiness::run`].
 #[derive(Debug)]
 pub struct Readiness {
     service: FilesService,
@@ -77,15 +76,13 @@ impl Readiness {
         readiness
     }
 
-    /// Re-measures every [`INTERVAL`] until the task is aborted.
-    pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
-        let readiness = Arc::clone(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(INTERVAL).await;
-                readiness.refresh().await;
-            }
-        })
+    /// Re-measures every [`INTERVAL`], for as long as it runs (its owner stops it by dropping
+    /// it).
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(INTERVAL).await;
+            self.refresh().await;
+        }
     }
 
     /// The last measurement; not ready, with the status `shutting_down`, once [`Self::drain`]

@@ -1,5 +1,6 @@
 //! Start-up: the adapters wired (`crate::wiring`), the service and its relay built, the
-//! background tasks started, the server bound; and the graceful shutdown.
+//! background tasks started (each by name, in one [`Tasks`]), the server bound; and the
+//! graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,14 +13,15 @@ use anyhow::Context as _;
 use files_adapters::amqp::AmqpIngest;
 use files_adapters::embedded_s3::{EmbeddedS3, StoredObject};
 use files_core::{FilesService, Housekeeping, Metrics, ObjectCreated, Ports};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 
 use crate::config::{Settings, ShutdownSettings};
 use crate::extract::{BodyBudget, BodyTimeout};
+use crate::http_metrics::HttpMetrics;
 use crate::ingest::QueueIngest;
 use crate::readiness::{OptionalDependencies, Readiness};
 use crate::routes::{self, EventsSecret};
+use crate::tasks::Tasks;
 use crate::telemetry;
 use crate::wiring::{self, Overrides, Profile};
 
@@ -30,17 +32,11 @@ pub struct Application {
     /// `/metrics` on its own address (`FILES_METRICS_LISTEN`), and its port.
     metrics_server: Option<(u16, Server)>,
     readiness: Arc<Readiness>,
-    readiness_task: JoinHandle<()>,
     profile: Vec<String>,
     embedded: Option<Embedded>,
-    relay: JoinHandle<()>,
-    /// Tells the relay to stop after its pass under way.
-    relay_stop: oneshot::Sender<()>,
-    /// The janitor; stopped (its pass under way finished, or dropped: its leases run out) on
-    /// shutdown.
-    janitor: JoinHandle<()>,
-    janitor_stop: oneshot::Sender<()>,
-    queue_ingest: Option<AmqpIngest>,
+    /// Every background task: the adapters' (key tracking, key refresh), the relay, the
+    /// janitor, the ingests, the readiness measurement.
+    tasks: Tasks,
     shutdown: ShutdownSettings,
 }
 
@@ -56,7 +52,6 @@ impl std::fmt::Debug for Application {
 #[derive(Debug)]
 struct Embedded {
     store: EmbeddedS3,
-    ingest: JoinHandle<()>,
     _root: tempfile::TempDir,
 }
 
@@ -70,11 +65,12 @@ impl Application {
         let metrics: Arc<dyn Metrics> = prometheus.clone();
         let mut profile = Profile::default();
         let mut optional = OptionalDependencies::default();
+        let mut tasks = Tasks::new();
 
         let objects = wiring::object_store(&settings.store, metrics.clone(), &mut profile).await?;
         let tokens = match overrides.tokens {
             Some(tokens) => tokens,
-            None => wiring::token_verifier(&settings, metrics.clone(), &mut profile).await?,
+            None => wiring::token_verifier(&settings, metrics.clone(), &mut profile, &mut tasks).await?,
         };
         let store = match overrides.metadata {
             Some(store) => store,
@@ -83,7 +79,7 @@ impl Application {
         let housekeeping: Arc<dyn Housekeeping> = store.clone();
         let cache = match overrides.cache {
             Some(cache) => cache,
-            None => wiring::cache(&settings, &mut profile, &mut optional)?,
+            None => wiring::cache(&settings, metrics.clone(), &mut profile, &mut optional, &mut tasks)?,
         };
         let notifier = match overrides.notifier {
             Some(notifier) => notifier,
@@ -100,32 +96,34 @@ impl Application {
         .metrics(metrics)
         .config(settings.limits.clone())
         .build();
-        let (relay_stop, relay_stopped) = oneshot::channel::<()>();
-        let relay = tokio::spawn(relay.run_until(async move {
-            // A dropped sender stops it too.
-            let _ = relay_stopped.await;
-        }));
-        let (janitor_stop, janitor_stopped) = oneshot::channel::<()>();
-        let janitor = tokio::spawn(service.janitor(housekeeping, settings.janitor).run_until(async move {
-            let _ = janitor_stopped.await;
-        }));
-
-        let queue_ingest = settings.amqp.as_ref().and_then(|amqp| {
-            let queue = amqp.ingest_queue.clone()?;
+        // The relay finishes its pass under way when told to stop, so it leaves no claim.
+        tasks.spawn("outbox relay", |stop| relay.run_until(stop.cancelled_owned()));
+        // Started after the relay, so stopped before it: a file it completes records its event
+        // for the relay to publish.
+        let janitor = service.janitor(housekeeping, settings.janitor);
+        tasks.spawn("janitor", |stop| janitor.run_until(stop.cancelled_owned()));
+        if let Some(amqp) = &settings.amqp
+            && let Some(queue) = amqp.ingest_queue.clone()
+        {
             profile.say(format!("bucket notifications: consumed from queue {queue}"));
             let handler = Arc::new(QueueIngest {
                 service: service.clone(),
             });
-            Some(AmqpIngest::start(amqp.config.clone(), queue, handler))
-        });
-        let embedded = objects.embedded.map(|embedded| Embedded {
-            store: embedded.store,
-            ingest: tokio::spawn(ingest_stored(service.clone(), embedded.stored)),
-            _root: embedded.root,
+            let config = amqp.config.clone();
+            tasks.spawn("amqp ingest", |stop| {
+                AmqpIngest::run_until(config, queue, handler, stop.cancelled_owned())
+            });
+        }
+        let embedded = objects.embedded.map(|embedded| {
+            tasks.spawn_until_stopped("embedded store ingest", ingest_stored(service.clone(), embedded.stored));
+            Embedded {
+                store: embedded.store,
+                _root: embedded.root,
+            }
         });
 
         let readiness = Readiness::measure(service.clone(), optional).await;
-        let readiness_task = readiness.spawn();
+        tasks.spawn_until_stopped("readiness", readiness.clone().run());
 
         let listener = std::net::TcpListener::bind(settings.listen)
             .with_context(|| format!("FILES_LISTEN: cannot listen on {}", settings.listen))?;
@@ -139,7 +137,7 @@ impl Application {
             .transpose()?;
         let metrics_on_api = metrics_listener.is_none();
         let service = web::Data::new(service);
-        let prometheus = web::Data::from(prometheus);
+        let prometheus: web::Data<dyn HttpMetrics> = web::Data::from(prometheus as Arc<dyn HttpMetrics>);
         let secret = web::Data::new(EventsSecret(settings.events_secret));
         let readiness_handle = readiness.clone();
         let readiness = web::Data::from(readiness);
@@ -159,7 +157,7 @@ impl Application {
                 .configure(routes::configure)
                 .configure(|cfg| {
                     if metrics_on_api {
-                        telemetry::configure(cfg);
+                        routes::metrics(cfg);
                     }
                 })
                 .default_service(web::to(routes::not_found))
@@ -181,7 +179,7 @@ impl Application {
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(prometheus.clone())
-                        .configure(telemetry::configure)
+                        .configure(routes::metrics)
                         .default_service(web::to(routes::not_found))
                 })
                 .workers(1)
@@ -197,14 +195,9 @@ impl Application {
             server,
             metrics_server,
             readiness: readiness_handle,
-            readiness_task,
             profile: profile.0,
             embedded,
-            relay,
-            relay_stop,
-            janitor,
-            janitor_stop,
-            queue_ingest,
+            tasks,
             shutdown: settings.shutdown,
         })
     }
@@ -252,9 +245,11 @@ impl Application {
     /// SIGINT) or the server is stopped with its handle. On `shutdown`: `/readyz` answers 503
     /// at once, the listener keeps accepting for `FILES_SHUTDOWN_DELAY_SECS` (so load balancers
     /// see it before new connections are refused), then closes; requests in flight get up to
-    /// `FILES_SHUTDOWN_GRACE_SECS` to finish. Then the relay finishes its pass under way (every
-    /// event it claimed is sent or released) within what is left of the grace period (at
-    /// least a second), and the queue ingest and the embedded store stop.
+    /// `FILES_SHUTDOWN_GRACE_SECS` to finish. Then the background tasks stop, the last started
+    /// first ([`Tasks::shutdown`]), within what is left of the grace period (at least a
+    /// second): the ingests, the janitor, the relay (which finishes its pass under way: every
+    /// event it claimed is sent or released), the adapters' work; and the embedded store stops.
+    /// Meanwhile a task that ends by itself is logged.
     ///
     /// # Errors
     /// When the server fails.
@@ -263,13 +258,8 @@ impl Application {
             server,
             metrics_server,
             readiness,
-            readiness_task,
             embedded,
-            relay,
-            relay_stop,
-            janitor,
-            janitor_stop,
-            queue_ingest,
+            mut tasks,
             shutdown: settings,
             ..
         } = self;
@@ -278,6 +268,7 @@ impl Application {
         let metrics_server = metrics_server.map(|(_, metrics)| (metrics.handle(), tokio::spawn(metrics)));
         let stopping = tokio::select! {
             _ = &mut server => Instant::now(),
+            () = tasks.watch() => Instant::now(),
             () = shutdown => {
                 readiness.drain();
                 tracing::info!(
@@ -296,43 +287,16 @@ impl Application {
             handle.stop(true).await;
             let _ = task.await;
         }
-        readiness_task.abort();
         let left = settings
             .grace
             .saturating_sub(stopping.elapsed())
             .max(Duration::from_secs(1));
-        // The janitor first: a file it completes records its event for the relay to publish.
-        let _ = janitor_stop.send(());
-        let mut janitor = janitor;
-        if tokio::time::timeout(left, &mut janitor).await.is_err() {
-            janitor.abort();
-            tracing::warn!("the janitor did not finish its pass in time; its claims run out by themselves");
-        }
-        stop_relay(relay, relay_stop, left).await;
-        if let Some(ingest) = queue_ingest
-            && tokio::time::timeout(left, ingest.shutdown()).await.is_err()
-        {
-            tracing::warn!("the queue ingest did not stop within the grace period");
-        }
+        tasks.shutdown(left).await;
         if let Some(embedded) = embedded {
-            embedded.ingest.abort();
             embedded.store.shutdown().await;
         }
         tracing::info!("stopped");
         result
-    }
-}
-
-/// Asks the relay to stop after its pass under way and waits for it at most `within`; past
-/// that it is aborted, and what it had claimed is handed out again when the lease runs out.
-async fn stop_relay(mut relay: JoinHandle<()>, stop: oneshot::Sender<()>, within: Duration) {
-    let _ = stop.send(());
-    if tokio::time::timeout(within, &mut relay).await.is_err() {
-        relay.abort();
-        tracing::warn!(
-            within_ms = within.as_millis(),
-            "the outbox relay did not finish its pass in time; the events it claimed will be published when their lease runs out"
-        );
     }
 }
 

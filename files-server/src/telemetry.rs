@@ -1,8 +1,9 @@
-//! Logging and request telemetry in one place: the log format (`FILES_LOG_FORMAT`), the
-//! request id (`x-request-id`), a span per request with its id, route, method, status and (once
-//! the token is verified) tenant and device ids — never a token or a secret — one log line per
-//! request, the HTTP metrics, and `GET /metrics`. Everything else is counted by the service
-//! through the core's metrics port.
+//! Logging and request telemetry in one place: the log format (`FILES_LOG_FORMAT`), and the
+//! request middleware: a span per request with its id (`crate::request_id`), route, method,
+//! status and (once the token is verified) tenant and device ids — never a token or a secret —
+//! one log line per request, and the HTTP metrics, counted through the [`HttpMetrics`] that
+//! start-up registers as app data. Everything else is counted by the service through the core's
+//! metrics port; `GET /metrics` is a route (`routes/health.rs`).
 
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal as _;
@@ -11,10 +12,9 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
-use files_adapters::prometheus::Prometheus;
+use actix_web::web;
 use tracing::Instrument as _;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
@@ -23,25 +23,9 @@ use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::Writer;
 
 use crate::config::{LogFormat, LogSettings};
-use crate::error::ApiError;
-use crate::routes::RoutePattern;
-
-/// The header that carries a request's id, in and out.
-pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The longest `x-request-id` taken from a caller; a longer one (or one with other than
-/// visible ASCII characters) is replaced by a fresh id.
-pub const MAX_REQUEST_ID_LEN: usize = 128;
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being served on this task, for error bodies.
-#[must_use]
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
+use crate::http_metrics::HttpMetrics;
+use crate::request_id;
+use crate::routes::resource::RoutePattern;
 
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
@@ -176,16 +160,6 @@ pub fn fatal(error: &anyhow::Error) {
     }
 }
 
-/// The caller's id when it is sane (1 to [`MAX_REQUEST_ID_LEN`] visible ASCII characters),
-/// else a fresh one.
-fn request_id(req: &ServiceRequest) -> String {
-    req.headers()
-        .get(&REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
-}
-
 /// Routes that probes and scrapers call all the time: their request lines are `debug`.
 fn is_probe(route: &str) -> bool {
     matches!(route, "/healthz" | "/readyz" | "/metrics")
@@ -200,8 +174,8 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let method = req.method().as_str().to_owned();
-    let metrics = req.app_data::<web::Data<Prometheus>>().cloned();
-    let id = request_id(&req);
+    let metrics = req.app_data::<web::Data<dyn HttpMetrics>>().cloned();
+    let id = request_id::of_request(&req);
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -214,13 +188,11 @@ pub async fn observe(
     let started = Instant::now();
     // Handlers' and extractors' errors become responses inside this scope (actix turns them
     // into `Ok` responses where they happen), so their bodies carry the id.
-    let mut response = REQUEST_ID
-        .scope(id.clone(), next.call(req).instrument(span.clone()))
-        .await?;
+    let mut response = request_id::scope(id.clone(), next.call(req).instrument(span.clone())).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        response.headers_mut().insert(request_id::REQUEST_ID_HEADER, value);
     }
-    // Set by the resource that served the request (`routes::resource`); none for a path no
+    // Set by the resource that served the request (`routes::resource::resource`); none for a path no
     // resource matched.
     let route = response
         .request()
@@ -242,21 +214,6 @@ pub async fn observe(
         }
     });
     Ok(response)
-}
-
-/// Registers `GET /metrics`: every series in the Prometheus text format.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(crate::routes::resource(
-        "/metrics",
-        [(actix_web::http::Method::GET, web::to(metrics))],
-    ));
-}
-
-async fn metrics(metrics: web::Data<Prometheus>) -> Result<HttpResponse, ApiError> {
-    let text = metrics.render().map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(text))
 }
 
 #[cfg(test)]

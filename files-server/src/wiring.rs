@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{AmqpSettings, KeySource, Settings, StoreSettings};
 use crate::readiness::{OptionalDependencies, Probe};
+use crate::tasks::Tasks;
 
 /// Adapters a caller (a test, an embedding program) supplies instead of the configured ones.
 #[derive(Default)]
@@ -160,7 +161,8 @@ pub async fn object_store(
     })
 }
 
-/// The token verifier: the DSTS keys from a URL or a file, or the development key.
+/// The token verifier: the DSTS keys from a URL or a file, or the development key. The
+/// periodic refresh of keys from a URL goes to `tasks`.
 ///
 /// # Errors
 /// When the keys cannot be loaded.
@@ -168,6 +170,7 @@ pub async fn token_verifier(
     settings: &Settings,
     metrics: Arc<dyn Metrics>,
     profile: &mut Profile,
+    tasks: &mut Tasks,
 ) -> anyhow::Result<Arc<dyn TokenVerifier>> {
     let jwt = settings.tokens.jwt.clone();
     let verifier = match &settings.tokens.keys {
@@ -193,6 +196,9 @@ pub async fn token_verifier(
             JwksVerifier::from_url(jwt, source).await.context("FILES_JWKS_URL")?
         }
     };
+    if let Some(refresh) = verifier.background() {
+        tasks.spawn_until_stopped("jwks refresh", refresh);
+    }
     Ok(Arc::new(verifier.with_metrics(metrics)))
 }
 
@@ -222,21 +228,31 @@ pub async fn metadata_store(
     Ok(Arc::new(store))
 }
 
-/// The cache: Redis, or in memory. Redis is reported by readiness.
+/// The cache: Redis, or in memory. Redis is reported by readiness; its near cache counts in
+/// `metrics`, and keeps its key tracking in `tasks`.
 ///
 /// # Errors
 /// When the Redis configuration is unusable.
 pub fn cache(
     settings: &Settings,
+    metrics: Arc<dyn Metrics>,
     profile: &mut Profile,
     optional: &mut OptionalDependencies,
+    tasks: &mut Tasks,
 ) -> anyhow::Result<Arc<dyn Cache>> {
     let Some(config) = &settings.redis else {
         profile.say("cache: in memory");
         return Ok(Arc::new(MemoryCache::new()));
     };
     profile.say(format!("cache: Redis, keys under {}:", config.key_prefix));
-    let cache = Arc::new(RedisCache::new(config.clone()).context("FILES_REDIS_URL")?);
+    let cache = Arc::new(
+        RedisCache::new(config.clone())
+            .context("FILES_REDIS_URL")?
+            .with_metrics(metrics),
+    );
+    if let Some(tracking) = cache.background() {
+        tasks.spawn_until_stopped("near cache tracking", tracking);
+    }
     optional.0.push(("cache", cache.clone()));
     Ok(cache)
 }

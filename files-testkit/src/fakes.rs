@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_core::{
     Cache, CacheOutcome, Clock, CompletedMultipart, DownloadSpec, FileId, FileName, FileOperation, FileRecord,
-    FileState, FileUploaded, Housekeeping, MetadataStore, NoSuchUpload, Notifier, ObjectInfo, ObjectKey, ObjectStore,
-    Outbox, OutboxEntry, OutboxStats, Owner, PartSpec, PortError, PresignedRequest, Principal, Scope, Sha256,
-    SignError, StoredPart, TenantId, TokenError, TokenVerifier, UploadSpec, UrlSigner,
+    FileState, FileUploaded, Housekeeping, JanitorAction, MetadataStore, NoSuchUpload, Notifier, ObjectInfo, ObjectKey,
+    ObjectStore, Outbox, OutboxEntry, OutboxStats, Owner, PartSpec, PortError, PresignedRequest, Principal, Scope,
+    Sha256, SignError, StorageEventOutcome, StoredPart, TenantId, TokenError, TokenOutcome, TokenVerifier, UploadSpec,
+    UrlSigner,
 };
 use sha2::Digest as _;
 use time::OffsetDateTime;
@@ -758,9 +759,11 @@ pub enum Recorded {
     /// [`files_core::Metrics::file_operation`].
     FileOperation(TenantId, Owner, FileOperation),
     /// [`files_core::Metrics::token_verification`].
-    Token(&'static str),
+    Token(TokenOutcome),
     /// [`files_core::Metrics::storage_event`].
-    StorageEvent(&'static str),
+    StorageEvent(StorageEventOutcome),
+    /// [`files_core::Metrics::janitor_action`]: the action and its count.
+    Janitor(JanitorAction, u64),
     /// [`files_core::Metrics::cache_call`] (latency left out).
     Cache(&'static str, CacheOutcome),
     /// [`files_core::Metrics::outbox_published`].
@@ -792,7 +795,7 @@ impl files_core::Metrics for RecordingMetrics {
         self.push(Recorded::FileOperation(tenant, owner, operation));
     }
 
-    fn token_verification(&self, outcome: &'static str) {
+    fn token_verification(&self, outcome: TokenOutcome) {
         self.push(Recorded::Token(outcome));
     }
 
@@ -800,8 +803,12 @@ impl files_core::Metrics for RecordingMetrics {
         self.push(Recorded::Cache(operation, outcome));
     }
 
-    fn storage_event(&self, outcome: &'static str) {
+    fn storage_event(&self, outcome: StorageEventOutcome) {
         self.push(Recorded::StorageEvent(outcome));
+    }
+
+    fn janitor_action(&self, action: JanitorAction, count: u64) {
+        self.push(Recorded::Janitor(action, count));
     }
 
     fn outbox_published(&self, events: u64) {

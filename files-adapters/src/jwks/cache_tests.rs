@@ -243,6 +243,7 @@ async fn the_cache_is_emptied_when_the_key_set_changes_and_only_then() {
         .await
         .unwrap()
         .with_metrics(counted.clone());
+    verifier.spawn_background();
     let token = old.sign(device_claims(JwtDuration::from_mins(10))).unwrap();
     verifier.verify(&token).await.unwrap();
     verifier.verify(&token).await.unwrap();

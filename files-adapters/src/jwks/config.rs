@@ -215,10 +215,10 @@ pub struct RemoteJwks {
     pub allow_http: bool,
     /// Timeout of each fetch (connect, request and body). Default 10 s.
     pub timeout: Duration,
-    /// Period of the background refresh. Default 5 min.
+    /// Period of the periodic refresh ([`super::JwksVerifier::background`]). Default 5 min.
     pub refresh_interval: Duration,
     /// Least time between two fetches caused by tokens (an unknown `kid`, or no key set yet); also
-    /// the retry period of the background task while no key set was ever obtained. Default 60 s.
+    /// the retry period of the periodic refresh while no key set was ever obtained. Default 60 s.
     pub min_refetch_interval: Duration,
     /// Where every fetch is counted ([`files_core::Metrics::key_set_refresh`]); nowhere by
     /// default.

@@ -20,7 +20,7 @@ use jwt_simple::prelude::Clock;
 use jwt_simple::token::TokenMetadata;
 
 use super::claims::Claims;
-use super::keys::PublicKey;
+use super::public_key::PublicKey;
 
 /// A public key as jsonwebtoken takes it, and the one algorithm it verifies.
 #[derive(Clone)]

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use super::JwksError;
 use super::claims::{Claims, refusal};
 use super::config::{KeyFile, SignatureLibrary};
+use super::public_key::PublicKey;
 
 /// The largest JWKS document accepted from a URL or a file.
 pub(super) const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -63,15 +64,6 @@ pub(super) struct VerifyingKey {
     /// The same key for jsonwebtoken, made once.
     #[cfg(feature = "jsonwebtoken")]
     fast: super::fast::FastKey,
-}
-
-/// A public key as jwt-simple holds it (parsed and checked on the way in, whichever library
-/// verifies).
-#[derive(Debug, Clone)]
-pub(super) enum PublicKey {
-    Rs256(Box<RS256PublicKey>),
-    Es256(ES256PublicKey),
-    EdDsa(Ed25519PublicKey),
 }
 
 impl VerifyingKey {

@@ -21,13 +21,14 @@ mod fast;
 #[cfg(all(test, feature = "jsonwebtoken"))]
 mod fast_tests;
 mod keys;
+mod public_key;
 mod remote;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
@@ -116,8 +117,11 @@ struct Inner {
     /// Tokens verified under the current keys, until their `exp`.
     verified: VerifiedTokens,
     remote: Option<Remote>,
-    /// Dropping it (with the last verifier) stops the background refresher.
+    /// Dropping it (with the last verifier) stops the periodic refresh.
     _stop_refresher: Option<oneshot::Sender<()>>,
+    /// The periodic refresh's end of that channel, until [`JwksVerifier::background`] hands
+    /// the refresh out.
+    refresher_stopped: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl Inner {
@@ -147,8 +151,8 @@ impl Inner {
 }
 
 /// Verifies bearer tokens against a fixed or fetched key set. Cheap to clone; clones share the
-/// key cache. With a URL source, a background task refreshes the keys until the last clone is
-/// dropped.
+/// key cache. With a URL source, [`JwksVerifier::background`] is the periodic refresh of the
+/// keys, for the verifier's owner to run.
 #[derive(Clone)]
 pub struct JwksVerifier {
     inner: Arc<Inner>,
@@ -191,6 +195,7 @@ impl JwksVerifier {
                 verified,
                 remote: None,
                 _stop_refresher: None,
+                refresher_stopped: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -236,8 +241,8 @@ impl JwksVerifier {
 
     /// A verifier that fetches its keys from a JWKS URL, refetches them on an unknown `kid` (at
     /// most once per [`RemoteJwks::min_refetch_interval`]) and refreshes them every
-    /// [`RemoteJwks::refresh_interval`] in a background task that ends with the last clone of
-    /// the verifier. A failed fetch keeps the last good keys.
+    /// [`RemoteJwks::refresh_interval`] while its owner runs [`JwksVerifier::background`]. A
+    /// failed fetch keeps the last good keys.
     ///
     /// Waits for the first fetch (bounded by [`RemoteJwks::timeout`]) but does not fail when it
     /// fails: it is logged, and tokens get [`TokenError::Unavailable`] until a fetch succeeds.
@@ -271,7 +276,7 @@ impl JwksVerifier {
                 });
             }
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| JwksError::NoRuntime)?;
+        tokio::runtime::Handle::try_current().map_err(|_| JwksError::NoRuntime)?;
         let client = reqwest::Client::builder()
             .timeout(source.timeout)
             .connect_timeout(source.timeout)
@@ -292,23 +297,51 @@ impl JwksVerifier {
                 shown,
                 client,
                 min_refetch_interval: source.min_refetch_interval,
+                refresh_interval: source.refresh_interval,
                 metrics: source.metrics,
                 on_refresh: source.on_refresh,
                 fetch_gate: Mutex::new(None),
             }),
             _stop_refresher: Some(stop_tx),
+            refresher_stopped: std::sync::Mutex::new(Some(stop_rx)),
         });
         if let Some(remote) = &inner.remote {
             let _gate = remote.fetch_gate.lock().await;
             inner.refresh(remote, Trigger::Initial).await;
         }
-        runtime.spawn(refresher(
-            Arc::downgrade(&inner),
-            stop_rx,
-            source.refresh_interval,
-            source.min_refetch_interval,
-        ));
         Ok(Self { inner })
+    }
+
+    /// The verifier's background work: with a URL source, the refresh of the keys every
+    /// [`RemoteJwks::refresh_interval`] (every [`RemoteJwks::min_refetch_interval`] while none
+    /// was ever obtained), until the last clone of the verifier is dropped. Its owner runs it
+    /// once, stopping it by dropping it; without it the keys change only on an unknown `kid`.
+    ///
+    /// `None` for fixed keys, or when this verifier (or a clone) handed it out before.
+    #[must_use]
+    pub fn background(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let remote = self.inner.remote.as_ref()?;
+        let stopped = self
+            .inner
+            .refresher_stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        Some(refresher(
+            Arc::downgrade(&self.inner),
+            stopped,
+            remote.refresh_interval,
+            remote.min_refetch_interval,
+        ))
+    }
+
+    /// [`JwksVerifier::background`] spawned on the current runtime, for tests and programs
+    /// that embed the verifier without a task owner of their own.
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime.
+    pub fn spawn_background(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.background().map(tokio::spawn)
     }
 
     /// The configuration tokens are checked against.

@@ -47,6 +47,8 @@ pub(super) struct Remote {
     pub(super) shown: String,
     pub(super) client: reqwest::Client,
     pub(super) min_refetch_interval: Duration,
+    /// The pace of [`refresher`].
+    pub(super) refresh_interval: Duration,
     pub(super) metrics: Arc<dyn Metrics>,
     pub(super) on_refresh: Option<RefreshObserver>,
     /// Held during every fetch so fetches never overlap; holds the time of the last fetch caused

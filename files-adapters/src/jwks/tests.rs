@@ -702,6 +702,7 @@ async fn an_unreachable_url_source_starts_and_answers_unavailable() {
     source.timeout = Duration::from_secs(2);
     source.on_refresh = Some(Arc::new(move |outcome| seen.lock().unwrap().push(outcome)));
     let verifier = JwksVerifier::from_url(config(), source).await.unwrap();
+    verifier.spawn_background();
     assert_eq!(*outcomes.lock().unwrap(), [RefreshOutcome::Failed]);
     assert_eq!(verifier.key_count().await, 0);
 
@@ -811,6 +812,7 @@ async fn a_redirect_to_another_key_set_is_not_followed() {
         let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let source = observed_http_source(format!("{redirector}/jwks.json"), &outcomes);
         let verifier = JwksVerifier::from_url(config(), source).await.unwrap();
+        verifier.spawn_background();
         assert_eq!(*outcomes.lock().unwrap(), [RefreshOutcome::Failed], "{status}");
         assert_eq!(verifier.key_count().await, 0, "{status}");
         // The token signed with a key of the other set is not accepted; its refetch fails too.
@@ -835,6 +837,7 @@ async fn a_redirect_to_another_key_set_is_not_followed() {
     )
     .await
     .unwrap();
+    direct.spawn_background();
     assert_eq!(*outcomes.lock().unwrap(), [RefreshOutcome::Updated { keys: 3 }]);
     direct.verify(&token).await.unwrap();
 }
@@ -858,6 +861,7 @@ async fn plain_http_is_refused_unless_allowed() {
         ..RemoteJwks::new(url)
     };
     let verifier = JwksVerifier::from_url(config(), allowed).await.unwrap();
+    verifier.spawn_background();
     assert_eq!(verifier.key_count().await, 3);
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
 
@@ -868,6 +872,7 @@ async fn plain_http_is_refused_unless_allowed() {
         ..RemoteJwks::new(format!("https://127.0.0.1:{port}/jwks.json"))
     };
     let verifier = JwksVerifier::from_url(config(), https).await.unwrap();
+    verifier.spawn_background();
     assert_eq!(verifier.key_count().await, 0);
 }
 
@@ -940,6 +945,7 @@ async fn url_credentials_and_query_are_never_logged_nor_shown() {
         assert!(shown.ends_with("/jwks.json?***#***"), "{shown}");
         assert_no_url_secret(&format!("{source:?}"), "Debug of RemoteJwks");
         let verifier = JwksVerifier::from_url(config(), source).await.unwrap();
+        verifier.spawn_background();
         assert_eq!(*outcomes.lock().unwrap(), [RefreshOutcome::Failed], "{address}");
         assert_no_url_secret(&format!("{verifier:?}"), "Debug of JwksVerifier");
         let Err(TokenError::Unavailable(cause)) = verifier.verify(&token).await else {
@@ -951,6 +957,7 @@ async fn url_credentials_and_query_are_never_logged_nor_shown() {
     }
     let good_source = observed_http_source(secret_url(&good), &Arc::default());
     let verifier = JwksVerifier::from_url(config(), good_source).await.unwrap();
+    verifier.spawn_background();
     verifier.verify(&token).await.unwrap();
 
     // Set-up errors quote the URL redacted too.

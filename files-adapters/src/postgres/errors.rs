@@ -1,14 +1,29 @@
-//! Errors: what can go wrong in a call ([`Failure`]) and the one translation into the port's
-//! ([`translate`]).
+//! Errors: what can go wrong in a call ([`Failure`], with the rows and events that do not fit,
+//! [`BadRow`] and [`BadEvent`]) and the one translation into the port's ([`translate`]).
 
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use files_core::PortError;
+use uuid::Uuid;
 
-use super::outbox::BadEvent;
 use super::pool::ConnectError;
-use super::rows::BadRow;
+
+/// A row (or a record) that does not fit the other side.
+#[derive(Debug, thiserror::Error)]
+#[error("file {id}: {problem}")]
+pub(super) struct BadRow {
+    pub(super) id: Uuid,
+    pub(super) problem: String,
+}
+
+/// An event that cannot be written, or an outbox row that is not an event we can read.
+#[derive(Debug, thiserror::Error)]
+#[error("outbox event {event_id}: {problem}")]
+pub(super) struct BadEvent {
+    pub(super) event_id: Uuid,
+    pub(super) problem: String,
+}
 
 /// What went wrong in [`PostgresStore::run`](super::PostgresStore::run).
 #[derive(Debug, thiserror::Error)]

@@ -12,9 +12,9 @@ use files_core::{
 use time::OffsetDateTime;
 
 use super::PostgresStore;
-use super::errors::translate;
-use super::outbox::{BadEvent, RECORD_EVENT};
-use super::rows::{BadRow, FileRow, files, to_record, to_records};
+use super::errors::{BadEvent, BadRow, translate};
+use super::outbox::RECORD_EVENT;
+use super::rows::{FileRow, files, to_record, to_records};
 
 /// Runs `$body` with `$filter` bound to the owner condition: `device_id = $d` for a device
 /// root, `device_id IS NULL` for the tenant root. Two expansions, so each query keeps a static

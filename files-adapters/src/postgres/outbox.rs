@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::PostgresStore;
-use super::errors::translate;
+use super::errors::{BadEvent, translate};
 use super::rows::outbox;
 
 /// Records one event: `$2` is its JSON as text (diesel is built without `serde_json`), cast to
@@ -45,14 +45,6 @@ pub(super) struct ClaimedRow {
     pub(super) payload: String,
     #[diesel(sql_type = Timestamptz)]
     pub(super) recorded_at: OffsetDateTime,
-}
-
-/// An event that cannot be written, or an outbox row that is not an event we can read.
-#[derive(Debug, thiserror::Error)]
-#[error("outbox event {event_id}: {problem}")]
-pub(super) struct BadEvent {
-    pub(super) event_id: Uuid,
-    pub(super) problem: String,
 }
 
 impl TryFrom<ClaimedRow> for OutboxEntry {

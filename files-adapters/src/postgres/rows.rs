@@ -9,7 +9,7 @@ use files_core::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::errors::translate;
+use super::errors::{BadRow, translate};
 
 mod schema {
     diesel::table! {
@@ -70,14 +70,6 @@ pub(super) struct FileRow {
     pub(super) part_sha256: Option<Vec<u8>>,
     pub(super) multipart_expires_at: Option<OffsetDateTime>,
     pub(super) upload_expires_at: Option<OffsetDateTime>,
-}
-
-/// A row (or a record) that does not fit the other side.
-#[derive(Debug, thiserror::Error)]
-#[error("file {id}: {problem}")]
-pub(super) struct BadRow {
-    pub(super) id: Uuid,
-    pub(super) problem: String,
 }
 
 impl FileRow {

@@ -13,7 +13,10 @@
 //!
 //! Reads are served from a near cache in process while Redis tracks the keys for it (see
 //! [`near`]): a warm read costs no round trip. A write goes to Redis and drops the key from the
-//! near cache at once.
+//! near cache at once. The tracking connection is kept by the future
+//! [`RedisCache::background`] hands out, which the cache's owner runs (a server runs it with its
+//! other background tasks; [`RedisCache::spawn_background`] spawns it); until it runs, reads go
+//! to Redis.
 //!
 //! A cache must never slow a request much, nor fail one: every call is bounded by one timeout
 //! (pool checkout included), and every failure is a [`PortError`] the caller can fall back
@@ -31,7 +34,7 @@ use bb8::{Pool, RunError};
 use bb8_redis::RedisConnectionManager;
 use driver::{Cmd, FromRedisValue};
 use files_core::file::TENANT_ROOT_SEGMENT;
-use files_core::{Cache, FileId, FileName, FileRecord, Owner, PortError, Scope, TenantId};
+use files_core::{Cache, FileId, FileName, FileRecord, Metrics, Owner, PortError, Scope, TenantId};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -42,6 +45,7 @@ use crate::redact::redact_url;
 mod near;
 mod pool;
 
+use driver::Client;
 pub use near::PING_INTERVAL as NEAR_CACHE_PING_INTERVAL;
 use near::{Entry, NearCache};
 use pool::{CallError, LastConnectError, Manager, command_error, resp3_client};
@@ -111,9 +115,8 @@ impl RedisConfig {
     /// The default time to live of an entry.
     pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
     /// The default pool size. Each call holds a connection for its round trip, so the pool
-    /// bounds the cache calls in flight; 32 (it was 10) stopped download-url from waiting for
-    /// a connection at 32 concurrent requests (docs/performance.md). Redis connections are
-    /// cheap.
+    /// bounds the cache calls in flight; with 32, download-url does not wait for a connection
+    /// at 32 concurrent requests (docs/performance.md). Redis connections are cheap.
     pub const DEFAULT_POOL_SIZE: u32 = 32;
     /// The default bound on each call.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -187,8 +190,9 @@ pub struct RedisCache {
     /// Tries per call: one per pooled connection that may have died while idle, plus one.
     attempts: u32,
     connect_errors: LastConnectError,
-    /// `None` when its capacity or its byte budget is 0.
-    near: Option<Arc<NearCache>>,
+    /// `None` when its capacity or its byte budget is 0; with the RESP3 client of its tracking
+    /// connection.
+    near: Option<(Arc<NearCache>, Client)>,
 }
 
 /// What the near cache has done, for tests and diagnostics.
@@ -244,13 +248,7 @@ impl RedisCache {
                 config.near_cache_max_bytes,
                 config.ttl,
             ));
-            near::spawn_tracking(
-                &near,
-                resp3_client(&config.url)?,
-                config.key_prefix.clone(),
-                config.timeout,
-            );
-            Some(near)
+            Some((near, resp3_client(&config.url)?))
         };
         let connect_errors = LastConnectError::default();
         let pool = Pool::builder()
@@ -272,22 +270,59 @@ impl RedisCache {
         })
     }
 
+    /// Counts the near cache's state (tracking on or off, each loss) and its lookups (hits and
+    /// misses) in `metrics`; nowhere by default. Applies to every clone; the first call wins.
+    #[must_use]
+    pub fn with_metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+        if let Some((near, _)) = &self.near {
+            near.count_in(metrics);
+        }
+        self
+    }
+
+    /// The near cache's background work: the connection on which Redis tracks its keys, kept
+    /// up (reconnected with a backoff after any failure) for as long as the future runs and a
+    /// handle on the cache lives. Until it runs, and once it is dropped, the near cache serves
+    /// nothing (reads go to Redis). Its owner runs it once, stopping it by dropping it.
+    ///
+    /// `None` when the near cache is off, or when this cache (or a clone) handed it out before.
+    #[must_use]
+    pub fn background(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let (near, client) = self.near.as_ref()?;
+        let tracking = near::tracking(near, client.clone(), self.prefix.to_string(), self.calls.timeout())?;
+        Some(tracking.run())
+    }
+
+    /// [`RedisCache::background`] spawned on the current runtime, for tests and programs that
+    /// embed the cache without a task owner of their own. The task ends with the last handle
+    /// on the cache (or when aborted).
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime.
+    pub fn spawn_background(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.background().map(tokio::spawn)
+    }
+
     /// What the near cache has done; `None` when it is off.
     pub fn near_cache_stats(&self) -> Option<NearCacheStats> {
-        self.near.as_ref().map(|near| NearCacheStats {
+        self.near.as_ref().map(|(near, _)| NearCacheStats {
             tracking: near.tracking(),
             hits: near.hits(),
         })
     }
 
+    fn near(&self) -> Option<&NearCache> {
+        self.near.as_ref().map(|(near, _)| near.as_ref())
+    }
+
     /// The near cache's entry for `key`, while it is served.
     fn near_get(&self, key: &str) -> Option<Entry> {
-        self.near.as_ref()?.get(key)
+        self.near()?.get(key)
     }
 
     /// Drops `key` from the near cache: this instance changed it (or tried to).
     fn near_forget(&self, key: &str) {
-        if let Some(near) = &self.near {
+        if let Some(near) = self.near() {
             near.invalidate(key);
         }
     }
@@ -418,14 +453,14 @@ impl Cache for RedisCache {
         if let Some(Entry::File(record)) = self.near_get(&key) {
             return Ok(Some(*record));
         }
-        let ticket = self.near.as_ref().and_then(|near| near.ticket(&key));
+        let ticket = self.near().and_then(|near| near.ticket(&key));
         let value: Option<Vec<u8>> = self.run("get_file", driver::cmd("GET").arg(&key)).await?;
         let Some(value) = value else {
             return Ok(None);
         };
         match serde_json::from_slice::<StoredFile>(&value) {
             Ok(stored) if stored.v == SCHEMA_VERSION && stored.file.tenant == tenant && stored.file.id == id => {
-                if let (Some(near), Some(ticket)) = (&self.near, ticket) {
+                if let (Some(near), Some(ticket)) = (self.near(), ticket) {
                     near.keep(key, Entry::File(Box::new(stored.file.clone())), ticket);
                 }
                 Ok(Some(stored.file))
@@ -472,7 +507,7 @@ impl Cache for RedisCache {
         if let Some(Entry::Latest(id)) = self.near_get(&key) {
             return Ok(Some(id));
         }
-        let ticket = self.near.as_ref().and_then(|near| near.ticket(&key));
+        let ticket = self.near().and_then(|near| near.ticket(&key));
         let value: Option<Vec<u8>> = self.run("get_latest", driver::cmd("GET").arg(&key)).await?;
         let Some(value) = value else {
             return Ok(None);
@@ -482,7 +517,7 @@ impl Cache for RedisCache {
             .and_then(|text| text.parse::<FileId>().ok())
         {
             Some(id) => {
-                if let (Some(near), Some(ticket)) = (&self.near, ticket) {
+                if let (Some(near), Some(ticket)) = (self.near(), ticket) {
                     near.keep(key, Entry::Latest(id), ticket);
                 }
                 Ok(Some(id))
@@ -541,7 +576,7 @@ impl Cache for RedisCache {
         let cleared = tokio::time::timeout(budget, pass)
             .await
             .unwrap_or_else(|_| Err(PortError::unavailable(CallError::ClearUnfinished { budget })));
-        if let Some(near) = &self.near {
+        if let Some(near) = self.near() {
             near.invalidate_all();
         }
         cleared

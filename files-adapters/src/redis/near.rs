@@ -13,7 +13,12 @@
 //! - **Nothing is served without tracking.** Entries are served and kept only while that
 //!   connection is up. When it drops (or a ping every [`PING_INTERVAL`] goes unanswered within
 //!   the call timeout), everything is dropped at once and reads go to Redis. A new connection
-//!   turns tracking on again, and only then is the near cache emptied once more and used.
+//!   turns tracking on again (after a [`Backoff`] of 100 ms doubling to 5 s), and only then is
+//!   the near cache emptied once more and used. The connection is kept by [`Tracking`], a future
+//!   its owner runs (the cache never spawns it); while it does not run, or once it is dropped,
+//!   nothing is served either.
+//! - **Its state is counted** through the [`Metrics`] port: tracking on or off, each loss, and
+//!   every lookup's hit or miss.
 //! - **No read keeps a value that changed while it was in flight.** A read takes a [`Ticket`]
 //!   (the invalidation count of its key's stripe) before it asks Redis. It keeps the answer only
 //!   if the count has not moved. The check and the insert are made under the stripe's lock,
@@ -32,10 +37,10 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-use files_core::{FileId, FileRecord};
+use files_core::{Backoff, CacheOutcome, FileId, FileRecord, Metrics};
 use tokio::sync::Notify;
 
 use super::driver::{self, AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
@@ -43,8 +48,9 @@ use super::driver::{self, AsyncConnectionConfig, Client, PushInfo, PushKind, Val
 /// How often the tracking connection is pinged to find a connection that hangs.
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The longest wait between two attempts to turn tracking on.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The pace of the attempts to turn tracking on: 100 ms doubling to 5 s, so tracking is back
+/// within seconds of Redis.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 /// How many locks the keys are spread over.
 const STRIPES: usize = 64;
@@ -98,6 +104,10 @@ pub(super) struct NearCache {
     /// Whether tracking is on: entries are served and kept only then.
     live: AtomicBool,
     hits: AtomicU64,
+    /// Where its state and lookups are counted; nowhere until set.
+    metrics: OnceLock<Arc<dyn Metrics>>,
+    /// Whether its [`Tracking`] was handed out: one connection per cache.
+    tracking_taken: AtomicBool,
 }
 
 impl std::fmt::Debug for NearCache {
@@ -129,6 +139,24 @@ impl NearCache {
             hasher: RandomState::new(),
             live: AtomicBool::new(false),
             hits: AtomicU64::new(0),
+            metrics: OnceLock::new(),
+            tracking_taken: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts the state and lookups in `metrics` from now on; the first call wins.
+    pub(super) fn count_in(&self, metrics: Arc<dyn Metrics>) {
+        let live = self.is_live();
+        if self.metrics.set(metrics).is_ok()
+            && let Some(metrics) = self.metrics.get()
+        {
+            metrics.near_cache_tracking(live);
+        }
+    }
+
+    fn count(&self, count: impl FnOnce(&dyn Metrics)) {
+        if let Some(metrics) = self.metrics.get() {
+            count(metrics.as_ref());
         }
     }
 
@@ -148,12 +176,14 @@ impl NearCache {
 
     /// The entry of `key`, while tracking is on.
     pub(super) fn get(&self, key: &str) -> Option<Entry> {
-        if !self.is_live() {
-            return None;
+        let entry = if self.is_live() { self.entries.get(key) } else { None };
+        if entry.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.count(|metrics| metrics.near_cache_lookup(CacheOutcome::Hit));
+        } else {
+            self.count(|metrics| metrics.near_cache_lookup(CacheOutcome::Miss));
         }
-        let entry = self.entries.get(key)?;
-        self.hits.fetch_add(1, Ordering::Relaxed);
-        Some(entry)
+        entry
     }
 
     /// Taken before reading `key` from Redis; `None` while tracking is off.
@@ -189,16 +219,24 @@ impl NearCache {
         self.entries.invalidate_all();
     }
 
-    /// Tracking is off: nothing is served or kept until it is on again.
+    /// Tracking is off: nothing is served or kept until it is on again. Counted as a loss
+    /// when it was on.
     fn lost(&self) {
-        self.live.store(false, Ordering::Release);
+        let was_live = self.live.swap(false, Ordering::AcqRel);
         self.invalidate_all();
+        if was_live {
+            self.count(|metrics| {
+                metrics.near_cache_tracking(false);
+                metrics.near_cache_tracking_lost();
+            });
+        }
     }
 
     /// Tracking is on: what was kept before is dropped, and the cache is used from now on.
     fn established(&self) {
         self.invalidate_all();
         self.live.store(true, Ordering::Release);
+        self.count(|metrics| metrics.near_cache_tracking(true));
     }
 
     /// A push on the tracking connection.
@@ -237,59 +275,97 @@ impl NearCache {
     }
 }
 
-/// Keeps tracking on for `near` while it lives: connects, turns tracking on, pings, and starts
-/// again after any failure, with a backoff. Ends when every handle on `near` is gone.
-pub(super) fn spawn_tracking(near: &Arc<NearCache>, client: Client, prefix: String, timeout: Duration) {
-    tokio::spawn(track(Arc::downgrade(near), client, prefix, timeout));
+/// What keeps tracking on for a near cache: connects, turns tracking on, pings, and starts again
+/// after any failure, with [`BACKOFF`]. Built by [`tracking`]; run by the cache's owner.
+pub(super) struct Tracking {
+    near: OffWhenDropped,
+    client: Client,
+    prefix: String,
+    timeout: Duration,
 }
 
-async fn track(near: Weak<NearCache>, client: Client, prefix: String, timeout: Duration) {
-    let mut failures = 0_u32;
-    loop {
-        let disconnected = Arc::new(Notify::new());
-        match connect(&near, &client, &prefix, timeout, &disconnected).await {
-            Ok(mut connection) => {
-                let Some(cache) = near.upgrade() else { return };
-                cache.established();
-                drop(cache);
-                if failures > 0 {
-                    tracing::info!("Redis near cache: key tracking is back on");
-                }
-                failures = 0;
-                loop {
-                    tokio::select! {
-                        () = disconnected.notified() => break,
-                        () = tokio::time::sleep(PING_INTERVAL) => {}
+/// The tracking of `near`, or `None` when it was handed out before (one connection per cache).
+pub(super) fn tracking(near: &Arc<NearCache>, client: Client, prefix: String, timeout: Duration) -> Option<Tracking> {
+    if near.tracking_taken.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    Some(Tracking {
+        near: OffWhenDropped(Arc::downgrade(near)),
+        client,
+        prefix,
+        timeout,
+    })
+}
+
+/// Turns tracking off for its cache when the tracking future ends or is dropped (stopped by its
+/// owner, or its task aborted): entries must not be served without the connection that drops
+/// them.
+struct OffWhenDropped(Weak<NearCache>);
+
+impl Drop for OffWhenDropped {
+    fn drop(&mut self) {
+        if let Some(near) = self.0.upgrade() {
+            near.lost();
+        }
+    }
+}
+
+impl Tracking {
+    /// Keeps tracking on until every handle on the cache is gone; stopped by dropping it.
+    pub(super) async fn run(self) {
+        let Self {
+            near: off,
+            client,
+            prefix,
+            timeout,
+        } = self;
+        let near = off.0.clone();
+        let mut backoff = BACKOFF;
+        let mut failed = false;
+        loop {
+            let disconnected = Arc::new(Notify::new());
+            match connect(&near, &client, &prefix, timeout, &disconnected).await {
+                Ok(mut connection) => {
+                    let Some(cache) = near.upgrade() else { return };
+                    cache.established();
+                    drop(cache);
+                    if failed {
+                        tracing::info!("Redis near cache: key tracking is back on");
                     }
+                    backoff.reset();
+                    loop {
+                        tokio::select! {
+                            () = disconnected.notified() => break,
+                            () = tokio::time::sleep(PING_INTERVAL) => {}
+                        }
+                        if near.strong_count() == 0 {
+                            return;
+                        }
+                        let ping =
+                            tokio::time::timeout(timeout, driver::cmd("PING").query_async::<String>(&mut connection))
+                                .await;
+                        if !matches!(ping, Ok(Ok(_))) {
+                            break;
+                        }
+                    }
+                    let Some(cache) = near.upgrade() else { return };
+                    cache.lost();
+                    tracing::warn!("Redis near cache: key tracking lost; reading from Redis until it is back");
+                }
+                Err(error) => {
                     if near.strong_count() == 0 {
                         return;
                     }
-                    let ping =
-                        tokio::time::timeout(timeout, driver::cmd("PING").query_async::<String>(&mut connection)).await;
-                    if !matches!(ping, Ok(Ok(_))) {
-                        break;
+                    if failed {
+                        tracing::debug!(%error, "Redis near cache: key tracking still off");
+                    } else {
+                        tracing::warn!(%error, "Redis near cache: cannot turn key tracking on; reading from Redis");
                     }
                 }
-                let Some(cache) = near.upgrade() else { return };
-                cache.lost();
-                tracing::warn!("Redis near cache: key tracking lost; reading from Redis until it is back");
             }
-            Err(error) => {
-                if near.strong_count() == 0 {
-                    return;
-                }
-                if failures == 0 {
-                    tracing::warn!(%error, "Redis near cache: cannot turn key tracking on; reading from Redis");
-                } else {
-                    tracing::debug!(%error, "Redis near cache: key tracking still off");
-                }
-            }
+            failed = true;
+            tokio::time::sleep(backoff.next_delay()).await;
         }
-        failures = failures.saturating_add(1);
-        let backoff = Duration::from_millis(100)
-            .saturating_mul(2_u32.saturating_pow(failures.min(16)))
-            .min(MAX_BACKOFF);
-        tokio::time::sleep(backoff).await;
     }
 }
 
@@ -482,6 +558,65 @@ mod tests {
         near.keep("b".to_owned(), Entry::Latest(FileId::new()), in_flight);
         near.established();
         assert!(near.get("a").is_none() && near.get("b").is_none());
+    }
+
+    /// What the near cache told its metrics.
+    #[derive(Default)]
+    struct Counted {
+        tracking: Mutex<Vec<bool>>,
+        losses: AtomicU64,
+        hits: AtomicU64,
+        misses: AtomicU64,
+    }
+
+    impl Metrics for Counted {
+        fn near_cache_tracking(&self, on: bool) {
+            self.tracking.lock().unwrap().push(on);
+        }
+        fn near_cache_tracking_lost(&self) {
+            self.losses.fetch_add(1, Ordering::Relaxed);
+        }
+        fn near_cache_lookup(&self, outcome: CacheOutcome) {
+            match outcome {
+                CacheOutcome::Hit => self.hits.fetch_add(1, Ordering::Relaxed),
+                _ => self.misses.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+    }
+
+    #[test]
+    fn tracking_and_lookups_are_counted_and_a_loss_once() {
+        let near = NearCache::new(100, MIB, Duration::from_secs(60));
+        let counted = Arc::new(Counted::default());
+        near.count_in(counted.clone());
+        assert!(near.get("k").is_none(), "served before tracking");
+        near.established();
+        fill(&near, "k".to_owned(), Entry::Latest(FileId::new()));
+        assert!(near.get("k").is_some());
+        // The push and the tracking loop both see one loss.
+        near.pushed(&PushInfo {
+            kind: PushKind::Disconnection,
+            data: Vec::new(),
+        });
+        near.lost();
+        assert_eq!(*counted.tracking.lock().unwrap(), [false, true, false]);
+        assert_eq!(counted.losses.load(Ordering::Relaxed), 1);
+        assert_eq!(counted.hits.load(Ordering::Relaxed), 1);
+        assert_eq!(counted.misses.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_tracking_future_stops_serving() {
+        let near = Arc::new(NearCache::new(100, MIB, Duration::from_secs(60)));
+        let client = driver::Client::open("redis://127.0.0.1:1/?protocol=resp3").unwrap();
+        let first = tracking(&near, client.clone(), "p".to_owned(), Duration::from_millis(50)).unwrap();
+        assert!(tracking(&near, client, "p".to_owned(), Duration::from_millis(50)).is_none());
+        near.established();
+        let task = tokio::spawn(first.run());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        task.abort();
+        let _ = task.await;
+        assert!(!near.tracking(), "entries served with no tracking connection");
     }
 
     #[test]

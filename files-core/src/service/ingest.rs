@@ -1,10 +1,13 @@
-//! Store notifications: an object was created; if it is a pending upload of ours, it is
-//! completed the same way as [`FilesService::complete`].
+//! Store notifications: an object was created. Records of another bucket or of keys not ours
+//! are skipped here; the object itself is settled by the completion module (its pending upload
+//! completed the same way as [`FilesService::complete`], or the object deleted when no live
+//! record points to it), and every record is counted by outcome.
 
-use crate::file::{FileRecord, FileState, ObjectKey};
+use crate::file::ObjectKey;
 use crate::ids::FileId;
-use crate::service::errors::{CompleteError, DependencyError, Mismatch, database, object_store};
-use crate::service::{FilesService, Finished};
+use crate::metrics::StorageEventOutcome;
+use crate::service::FilesService;
+use crate::service::errors::DependencyError;
 
 /// A store notification that an object was created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +35,16 @@ impl IngestOutcome {
     /// A stable label for metrics and logs.
     #[must_use]
     pub const fn label(&self) -> &'static str {
+        self.counted_as().label()
+    }
+
+    /// How it is counted ([`crate::Metrics::storage_event`]).
+    #[must_use]
+    pub const fn counted_as(&self) -> StorageEventOutcome {
         match self {
-            Self::Completed(_) => "completed",
-            Self::AlreadyAvailable(_) => "duplicate",
-            Self::Skipped(reason) => reason.label(),
+            Self::Completed(_) => StorageEventOutcome::Completed,
+            Self::AlreadyAvailable(_) => StorageEventOutcome::Duplicate,
+            Self::Skipped(reason) => reason.counted_as(),
         }
     }
 }
@@ -57,11 +66,17 @@ impl SkipReason {
     /// A stable label for metrics and logs.
     #[must_use]
     pub const fn label(self) -> &'static str {
+        self.counted_as().label()
+    }
+
+    /// How it is counted ([`crate::Metrics::storage_event`]).
+    #[must_use]
+    pub const fn counted_as(self) -> StorageEventOutcome {
         match self {
-            Self::ForeignBucket => "foreign_bucket",
-            Self::ForeignKey => "foreign_key",
-            Self::UnknownFile => "unknown_file",
-            Self::Mismatch => "mismatch",
+            Self::ForeignBucket => StorageEventOutcome::ForeignBucket,
+            Self::ForeignKey => StorageEventOutcome::ForeignKey,
+            Self::UnknownFile => StorageEventOutcome::UnknownFile,
+            Self::Mismatch => StorageEventOutcome::Mismatch,
         }
     }
 }
@@ -97,7 +112,7 @@ impl FilesService {
     /// [`DependencyError`] when the database or the object store fails (the store may retry).
     pub async fn ingest(&self, created: &ObjectCreated) -> Result<IngestOutcome, DependencyError> {
         let outcome = self.ingest_uncounted(created).await?;
-        self.metrics.storage_event(outcome.label());
+        self.metrics.storage_event(outcome.counted_as());
         Ok(outcome)
     }
 
@@ -108,51 +123,7 @@ impl FilesService {
         let Ok(key) = created.key.parse::<ObjectKey>() else {
             return Ok(IngestOutcome::Skipped(SkipReason::ForeignKey));
         };
-        let record = self.metadata.get(key.tenant, key.file).await.map_err(database)?;
-        let live =
-            |r: &FileRecord| r.object_key() == key && !matches!(r.state, FileState::Deleted | FileState::Expired);
-        let Some(record) = record.filter(live) else {
-            // No live record points to this object (never recorded, deleted or expired; a late
-            // PUT through a URL still valid): nothing may stay in the store without one.
-            self.objects.delete(&key).await.map_err(object_store)?;
-            tracing::info!(tenant_id = %key.tenant, file_id = %key.file, "object without a live record deleted");
-            self.metrics.janitor_action("orphan_deleted", 1);
-            return Ok(IngestOutcome::Skipped(SkipReason::UnknownFile));
-        };
-        if record.state == FileState::Available {
-            return Ok(IngestOutcome::AlreadyAvailable(record.id));
-        }
-        // A notification that reports another size than declared completes nothing; if the
-        // stored object really has another size, it is deleted (`finish` checks the object
-        // itself in every other case).
-        if let (Some(reported), Some(declared)) = (created.size, record.size)
-            && reported != declared
-        {
-            let stored = self.objects.inspect(&key).await.map_err(object_store)?;
-            if let Some(info) = stored
-                && info.size != declared
-            {
-                let mismatch = Mismatch::Size {
-                    declared,
-                    stored: info.size,
-                };
-                self.discard_object(&record, mismatch).await;
-            }
-            return Ok(IngestOutcome::Skipped(SkipReason::Mismatch));
-        }
-        match self.finish(record).await {
-            Ok(Finished::Completed(record)) => Ok(IngestOutcome::Completed(record.id)),
-            Ok(Finished::AlreadyAvailable(record)) => Ok(IngestOutcome::AlreadyAvailable(record.id)),
-            Err(CompleteError::Dependency(e)) => Err(e),
-            Err(CompleteError::NotFound) => Ok(IngestOutcome::Skipped(SkipReason::UnknownFile)),
-            Err(
-                CompleteError::NotUploaded
-                | CompleteError::Mismatch(_)
-                | CompleteError::PartsMissing(_)
-                | CompleteError::UploadExpired
-                | CompleteError::Forbidden(_),
-            ) => Ok(IngestOutcome::Skipped(SkipReason::Mismatch)),
-        }
+        self.settle_object(key, created.size).await
     }
 
     /// Every record of one notification (from the webhook or a queue), one by one, each counted
@@ -174,12 +145,12 @@ impl FilesService {
                     matches!(outcome, IngestOutcome::Completed(_))
                 }
                 NotificationRecord::Ignored => {
-                    self.metrics.storage_event("ignored");
+                    self.metrics.storage_event(StorageEventOutcome::Ignored);
                     false
                 }
                 NotificationRecord::Malformed(why) => {
                     tracing::warn!(why, "malformed storage event record");
-                    self.metrics.storage_event("malformed");
+                    self.metrics.storage_event(StorageEventOutcome::Malformed);
                     false
                 }
             };

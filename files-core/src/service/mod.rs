@@ -2,8 +2,10 @@
 //! [`FilesService::builder`].
 
 mod builder;
+mod completion;
 mod errors;
 mod ingest;
+mod janitor;
 mod multipart;
 
 use std::sync::Arc;
@@ -19,12 +21,12 @@ pub use errors::{
 };
 use errors::{database, object_store};
 pub use ingest::{IngestOutcome, Ingested, NotificationRecord, ObjectCreated, SkipReason};
+pub use janitor::{Janitor, JanitorPass, JanitorSettings};
 pub use multipart::{MultipartTicket, PartStatus, PartTicket, PartsRequest, PartsStatus};
 
-use crate::event::FileUploaded;
 use crate::file::{FileRecord, FileState, ObjectKey};
 use crate::ids::{FileId, TenantId};
-use crate::metrics::{FileOperation, Metrics};
+use crate::metrics::{FileOperation, Metrics, TokenOutcome};
 use crate::multipart::MAX_PART_SIZE;
 use crate::ports::{
     Clock, DownloadSpec, MetadataStore, ObjectStore, PortError, PresignedRequest, TokenError, TokenVerifier,
@@ -137,23 +139,6 @@ impl std::fmt::Debug for FilesService {
     }
 }
 
-/// What [`FilesService::finish`] did with a file.
-#[derive(Debug)]
-pub(crate) enum Finished {
-    /// This call made it available (its event is in the outbox).
-    Completed(FileRecord),
-    /// It was available already: another call completed it.
-    AlreadyAvailable(FileRecord),
-}
-
-impl Finished {
-    pub(crate) fn into_record(self) -> FileRecord {
-        match self {
-            Self::Completed(record) | Self::AlreadyAvailable(record) => record,
-        }
-    }
-}
-
 impl FilesService {
     /// Starts building a service over `ports`; [`ServiceBuilder::build`] hands out the service
     /// and its outbox relay.
@@ -182,9 +167,9 @@ impl FilesService {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, TokenError> {
         let result = self.tokens.verify(token).await;
         self.metrics.token_verification(match &result {
-            Ok(_) => "ok",
-            Err(TokenError::Invalid(reason)) => reason.label(),
-            Err(TokenError::Unavailable(_)) => "unavailable",
+            Ok(_) => TokenOutcome::Verified,
+            Err(TokenError::Invalid(reason)) => TokenOutcome::Invalid(*reason),
+            Err(TokenError::Unavailable(_)) => TokenOutcome::Unavailable,
         });
         result
     }
@@ -419,31 +404,6 @@ impl FilesService {
         Ok(record)
     }
 
-    /// The caller says its upload is done: checks the object in the store, marks the file
-    /// available and publishes the event. Idempotent.
-    ///
-    /// # Errors
-    /// [`CompleteError`]: forbidden, not found, not uploaded yet, another object than declared,
-    /// or the database or the object store is down.
-    pub async fn complete(
-        &self,
-        principal: &Principal,
-        tenant: TenantId,
-        id: FileId,
-    ) -> Result<FileRecord, CompleteError> {
-        let record = self
-            .find(principal, tenant, id, Access::Write)
-            .await
-            .map_err(|e| match e {
-                LookupError::Forbidden(f) => CompleteError::Forbidden(f),
-                LookupError::NotFound => CompleteError::NotFound,
-                LookupError::Dependency(e) => CompleteError::Dependency(e),
-            })?;
-        let record = self.finish(record).await?.into_record();
-        self.count(tenant, record.owner, FileOperation::Complete);
-        Ok(record)
-    }
-
     /// Loads a record of the tenant and checks the principal's access to where it lives.
     async fn find(
         &self,
@@ -472,104 +432,5 @@ impl FilesService {
             .ok_or(LookupError::NotFound)?;
         authorize(principal, record.scope(), access)?;
         Ok(record)
-    }
-
-    /// Leaves nothing of a record's upload in the store: aborts its multipart upload, if one
-    /// may be in progress (no part may stay behind, nor be completed into an object later), and
-    /// deletes its object.
-    ///
-    /// An upload the store no longer knows (aborted before, or completed into an object by a
-    /// call that lost the race to change the record) is not an error: its object, if any, is
-    /// deleted all the same.
-    pub(crate) async fn clear_store(&self, record: &FileRecord) -> Result<(), PortError> {
-        if record.state != FileState::Available
-            && let Some(upload) = &record.multipart
-            && let Err(error) = self
-                .objects
-                .abort_multipart(&record.object_key(), &upload.upload_id)
-                .await
-            && !multipart::no_such_upload(&error)
-        {
-            return Err(error);
-        }
-        self.objects.delete(&record.object_key()).await
-    }
-
-    /// Deletes an object that can never complete its file (another size than declared, or over
-    /// the limit); a failure only leaves it for a later attempt.
-    pub(crate) async fn discard_object(&self, record: &FileRecord, why: Mismatch) {
-        let key = record.object_key();
-        match self.objects.delete(&key).await {
-            Ok(()) => tracing::warn!(
-                tenant_id = %record.tenant, device_id = ?record.owner.device(), file_id = %record.id,
-                %why, "stored object refused and deleted"
-            ),
-            Err(error) => tracing::warn!(
-                tenant_id = %record.tenant, file_id = %record.id, %why,
-                error = %crate::ports::error_chain(&error), "stored object refused; deleting it failed"
-            ),
-        }
-    }
-
-    /// The one path by which a pending file becomes available.
-    pub(crate) async fn finish(&self, record: FileRecord) -> Result<Finished, CompleteError> {
-        match record.state {
-            FileState::Available => return Ok(Finished::AlreadyAvailable(record)),
-            FileState::Deleted => return Err(CompleteError::NotFound),
-            FileState::Expired => return Err(CompleteError::UploadExpired),
-            FileState::Pending => {}
-        }
-        let size = match &record.multipart {
-            Some(upload) => self.complete_on_store(&record, upload).await?,
-            None => self.check_object(&record).await?,
-        };
-        let now = self.clock.now();
-        // The event goes into the outbox in the same transaction that makes the file available;
-        // the relay publishes it (see `crate::relay`).
-        let event = FileUploaded::new(Uuid::new_v4(), &record, size, self.bucket(), now);
-        let metadata = &self.metadata;
-        let Some(available) = metadata
-            .mark_available(record.tenant, record.id, size, now, &event)
-            .await
-            .map_err(database)?
-        else {
-            // Another call moved it first (completed, expired or deleted it). What it became is
-            // read from the store: the cache may still hold the pending copy this call started
-            // from.
-            let current = self.records.get(record.tenant, record.id).await.map_err(database)?;
-            return match current.map(|current| (current.state, current)) {
-                Some((FileState::Available, current)) => Ok(Finished::AlreadyAvailable(current)),
-                Some((FileState::Expired, _)) => Err(CompleteError::UploadExpired),
-                Some((FileState::Pending | FileState::Deleted, _)) | None => Err(CompleteError::NotFound),
-            };
-        };
-        Ok(Finished::Completed(available))
-    }
-
-    /// Checks a single PUT's object against its record; answers its size.
-    async fn check_object(&self, record: &FileRecord) -> Result<u64, CompleteError> {
-        let info = self
-            .objects
-            .inspect(&record.object_key())
-            .await
-            .map_err(object_store)?
-            .ok_or(CompleteError::NotUploaded)?;
-        let max = self.config.max_upload_size;
-        let wrong_size = match record.size {
-            Some(declared) if declared != info.size => Some(Mismatch::Size {
-                declared,
-                stored: info.size,
-            }),
-            _ if info.size > max => Some(Mismatch::OverLimit { stored: info.size, max }),
-            _ => None,
-        };
-        if let Some(mismatch) = wrong_size {
-            self.discard_object(record, mismatch).await;
-            return Err(CompleteError::Mismatch(mismatch));
-        }
-        if info.sha256 != Some(record.sha256) {
-            return Err(CompleteError::Mismatch(Mismatch::Sha256));
-        }
-        Ok(info.size)
     }
 }

@@ -10,11 +10,12 @@ use crate::file::{FileRecord, FileState};
 use crate::ids::{FileId, TenantId};
 use crate::metrics::FileOperation;
 use crate::multipart::{MAX_TICKETS_PER_CALL, MultipartUpload, PartPlan};
-use crate::ports::{CompletedMultipart, NoSuchUpload, PartSpec, PortError, PresignedRequest, StoredPart};
+use crate::ports::{PartSpec, PresignedRequest, StoredPart};
 use crate::principal::{Access, Principal, Scope, authorize};
 use crate::values::Sha256;
 
-use super::errors::{CompleteError, Mismatch, PartsError, UploadError, database, object_store};
+use super::completion::{matches, no_such_upload};
+use super::errors::{PartsError, UploadError, database, object_store};
 use super::{FilesService, UploadRequest, lifetime};
 
 /// The part plan of an upload request: the part size and each part's SHA-256, in order.
@@ -84,25 +85,6 @@ impl PartsStatus {
     /// The most parts one page holds (and the default): 1,000 parts are about 130 KB of JSON,
     /// where a plan of 10,000 would answer 1.3 MB to a request of a few hundred bytes.
     pub const MAX_PAGE: u16 = 1000;
-}
-
-/// Whether `error` says the store does not know the multipart upload ([`NoSuchUpload`]).
-pub(super) fn no_such_upload(error: &PortError) -> bool {
-    let (PortError::Failed(cause) | PortError::Unavailable(cause)) = error;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(cause.as_ref());
-    while let Some(error) = source {
-        if error.is::<NoSuchUpload>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
-}
-
-/// Whether a stored part is the planned one: its length, and its SHA-256 when the store
-/// reports one (the part URL was signed with it, so the store has checked it).
-fn matches(stored: &StoredPart, size: u64, sha256: Sha256) -> bool {
-    stored.size == size && stored.sha256.is_none_or(|s| s == sha256)
 }
 
 impl FilesService {
@@ -318,96 +300,5 @@ impl FilesService {
                 })
             })
             .collect()
-    }
-
-    /// Aborts a record's multipart upload, if it has one; a failure is logged and left for a
-    /// later attempt (a delete again, or the janitor).
-    pub(crate) async fn abort(&self, record: &FileRecord) {
-        let Some(upload) = &record.multipart else { return };
-        if let Err(error) = self
-            .objects
-            .abort_multipart(&record.object_key(), &upload.upload_id)
-            .await
-        {
-            tracing::warn!(
-                tenant_id = %record.tenant, device_id = ?record.owner.device(), file_id = %record.id,
-                error = %crate::ports::error_chain(&error), "aborting the multipart upload failed"
-            );
-        }
-    }
-
-    /// Completes a pending multipart upload on the store: lists the parts, checks each against
-    /// the plan, completes with their checksums and checks the result; answers the object's
-    /// size. When the store no longer knows the upload (completed by a concurrent call, or
-    /// before a crash), the object itself is checked.
-    pub(super) async fn complete_on_store(
-        &self,
-        record: &FileRecord,
-        upload: &MultipartUpload,
-    ) -> Result<u64, CompleteError> {
-        let key = record.object_key();
-        let declared = record.size.unwrap_or_default();
-        let expected = upload.plan.sha256_of_parts();
-        let completed = match self.objects.list_parts(&key, &upload.upload_id).await {
-            Ok(stored) => {
-                let mut parts = Vec::with_capacity(usize::from(upload.plan.part_count()));
-                let mut missing = Vec::new();
-                for (number, &sha256) in (1..=upload.plan.part_count()).zip(upload.plan.sha256s()) {
-                    let len = upload.plan.part_len(declared, number);
-                    match stored
-                        .iter()
-                        .find(|p| p.part_number == number && matches(p, len, sha256))
-                    {
-                        Some(part) => parts.push(StoredPart {
-                            sha256: Some(sha256),
-                            ..part.clone()
-                        }),
-                        None => missing.push(number),
-                    }
-                }
-                if !missing.is_empty() {
-                    return Err(CompleteError::PartsMissing(missing));
-                }
-                match self.objects.complete_multipart(&key, &upload.upload_id, &parts).await {
-                    Ok(completed) => Some(completed),
-                    Err(e) if no_such_upload(&e) => None,
-                    Err(e) => return Err(object_store(e).into()),
-                }
-            }
-            Err(e) if no_such_upload(&e) => None,
-            Err(e) => return Err(object_store(e).into()),
-        };
-        // The store no longer knows the upload, or did not say the size: the object says.
-        let (composite_sha256, size) = match completed {
-            Some(CompletedMultipart {
-                composite_sha256,
-                size: Some(size),
-            }) => (composite_sha256, size),
-            completed => {
-                let info = self
-                    .objects
-                    .inspect(&key)
-                    .await
-                    .map_err(object_store)?
-                    .ok_or(CompleteError::UploadExpired)?;
-                let composite = completed.and_then(|c| c.composite_sha256).or(info.sha256_of_parts);
-                (composite, info.size)
-            }
-        };
-        if size != declared {
-            let mismatch = Mismatch::Size { declared, stored: size };
-            self.discard_object(record, mismatch).await;
-            return Err(CompleteError::Mismatch(mismatch));
-        }
-        match composite_sha256 {
-            Some(composite) if composite == expected => Ok(size),
-            Some(_) => {
-                // Not the declared parts: the object can never complete this file.
-                self.discard_object(record, Mismatch::Parts).await;
-                Err(CompleteError::Mismatch(Mismatch::Parts))
-            }
-            // A store that reports no composite cannot vouch for the parts.
-            None => Err(CompleteError::Mismatch(Mismatch::Parts)),
-        }
     }
 }

@@ -1,112 +1,107 @@
-//! Each concern's settings from the variables.
+//! Each concern's settings from the variables of its table.
 
 #![allow(clippy::wildcard_imports)]
 
+use super::tables;
 use super::*;
 
 pub(super) fn log(vars: &Vars) -> Result<LogSettings, ConfigError> {
-    let filter = vars.raw("FILES_LOG").map(str::to_owned);
+    use tables::log::{FILTER, FORMAT};
+    let filter = vars.string(&FILTER);
     if let Some(filter) = &filter {
         tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| ConfigError {
-            variable: "FILES_LOG",
+            variable: FILTER.name,
             problem: format!("not a log filter: {e} (got {filter:?})"),
         })?;
     }
     Ok(LogSettings {
         filter,
-        format: vars.or("FILES_LOG_FORMAT", LogFormat::Human)?,
+        format: vars.get(&FORMAT)?,
+    })
+}
+
+pub(super) fn shutdown(vars: &Vars) -> Result<ShutdownSettings, ConfigError> {
+    use tables::shutdown::{DELAY, GRACE};
+    Ok(ShutdownSettings {
+        delay: vars.duration(&DELAY)?,
+        grace: vars.duration(&GRACE)?,
     })
 }
 
 pub(super) fn store(vars: &Vars) -> Result<StoreSettings, ConfigError> {
-    let bucket = vars.string("FILES_S3_BUCKET", S3Config::DEFAULT_BUCKET);
-    let region = vars.string("FILES_S3_REGION", S3Config::DEFAULT_REGION);
-    let Some(endpoint) = vars.url("FILES_S3_ENDPOINT")? else {
+    use tables::store::*;
+    let bucket = vars.get(&BUCKET)?;
+    let region = vars.get(&REGION)?;
+    let Some(endpoint) = vars.url(&ENDPOINT)? else {
         return Ok(StoreSettings::Embedded {
-            listen: vars.or("FILES_EMBEDDED_S3_LISTEN", SocketAddr::from(([127, 0, 0, 1], 0)))?,
+            listen: vars.get(&EMBEDDED_LISTEN)?,
             bucket,
             region,
         });
     };
-    let access_key = vars.required("FILES_S3_ACCESS_KEY", "with FILES_S3_ENDPOINT")?;
-    let secret_key = vars.secret("FILES_S3_SECRET_KEY").ok_or_else(|| ConfigError {
-        variable: "FILES_S3_SECRET_KEY",
+    let access_key = vars.required(&ACCESS_KEY, "with FILES_S3_ENDPOINT")?;
+    let secret_key = vars.secret(&SECRET_KEY).ok_or_else(|| ConfigError {
+        variable: SECRET_KEY.name,
         problem: "required with FILES_S3_ENDPOINT".to_owned(),
     })?;
-    let defaults = S3Config::new(endpoint, access_key, secret_key);
     Ok(StoreSettings::S3(Box::new(S3Config {
-        public_endpoint: vars.url("FILES_S3_PUBLIC_ENDPOINT")?,
+        public_endpoint: vars.url(&PUBLIC_ENDPOINT)?,
         region,
         bucket,
-        path_style: vars.or("FILES_S3_PATH_STYLE", defaults.path_style)?,
-        timeout: vars.millis("FILES_S3_TIMEOUT_MS", millis(defaults.timeout))?,
-        ..defaults
+        path_style: vars.get(&PATH_STYLE)?,
+        timeout: vars.duration(&TIMEOUT)?,
+        ..S3Config::new(endpoint, access_key, secret_key)
     })))
 }
 
 pub(super) fn tokens(vars: &Vars) -> Result<TokenSettings, ConfigError> {
-    let keys = match (jwks_url(vars)?, vars.raw("FILES_JWKS_FILE")) {
+    use tables::tokens::*;
+    let keys = match (jwks_url(vars)?, vars.raw(&JWKS_FILE)) {
         (Some(_), Some(_)) => {
             return Err(ConfigError {
-                variable: "FILES_JWKS_FILE",
+                variable: JWKS_FILE.name,
                 problem: "set either FILES_JWKS_URL or FILES_JWKS_FILE, not both".to_owned(),
             });
         }
-        (Some((url, allow_http)), None) => {
-            let defaults = RemoteJwks::new(url.as_str());
-            KeySource::Url(RemoteJwks {
-                allow_http,
-                refresh_interval: vars.seconds(
-                    "FILES_JWKS_REFRESH_SECS",
-                    secs(defaults.refresh_interval),
-                    SEVEN_DAYS,
-                )?,
-                min_refetch_interval: vars.seconds(
-                    "FILES_JWKS_MIN_REFETCH_SECS",
-                    secs(defaults.min_refetch_interval),
-                    SEVEN_DAYS,
-                )?,
-                ..defaults
-            })
-        }
+        (Some((url, allow_http)), None) => KeySource::Url(RemoteJwks {
+            allow_http,
+            refresh_interval: vars.duration(&JWKS_REFRESH)?,
+            min_refetch_interval: vars.duration(&JWKS_MIN_REFETCH)?,
+            ..RemoteJwks::new(url.as_str())
+        }),
         (None, Some(path)) => KeySource::File(PathBuf::from(path)),
         (None, None) => KeySource::DevKey,
     };
     let (issuer, audience) = if matches!(keys, KeySource::DevKey) {
         (
-            vars.string("FILES_TOKEN_ISSUER", DEV_ISSUER),
-            vars.string("FILES_TOKEN_AUDIENCE", DEV_AUDIENCE),
+            vars.raw(&ISSUER).unwrap_or(DEV_ISSUER).to_owned(),
+            vars.raw(&AUDIENCE).unwrap_or(DEV_AUDIENCE).to_owned(),
         )
     } else {
         (
-            vars.required("FILES_TOKEN_ISSUER", "with FILES_JWKS_URL or FILES_JWKS_FILE")?,
-            vars.required("FILES_TOKEN_AUDIENCE", "with FILES_JWKS_URL or FILES_JWKS_FILE")?,
+            vars.required(&ISSUER, "with FILES_JWKS_URL or FILES_JWKS_FILE")?,
+            vars.required(&AUDIENCE, "with FILES_JWKS_URL or FILES_JWKS_FILE")?,
         )
     };
-    let defaults = JwtConfig::new(issuer, audience);
     let claims = ClaimNames {
-        tenant_id: vars.string("FILES_CLAIM_TENANT_ID", &defaults.claims.tenant_id),
-        device_id: vars.string("FILES_CLAIM_DEVICE_ID", &defaults.claims.device_id),
-        scope: vars.string("FILES_CLAIM_SCOPE", &defaults.claims.scope),
+        tenant_id: vars.get(&CLAIM_TENANT_ID)?,
+        device_id: vars.get(&CLAIM_DEVICE_ID)?,
+        scope: vars.get(&CLAIM_SCOPE)?,
     };
-    let signature_library = vars.or("FILES_TOKEN_VERIFIER", defaults.signature_library)?;
+    let signature_library: SignatureLibrary = vars.get(&VERIFIER)?;
     if !signature_library.is_built() {
         return Err(ConfigError {
-            variable: "FILES_TOKEN_VERIFIER",
+            variable: VERIFIER.name,
             problem: format!("this build has no {signature_library}: build files-server with --features jsonwebtoken"),
         });
     }
     let jwt = JwtConfig {
-        leeway: Duration::from_secs(vars.or("FILES_TOKEN_LEEWAY_SECS", secs(defaults.leeway))?),
-        token_cache_capacity: vars.or("FILES_TOKEN_CACHE_CAPACITY", defaults.token_cache_capacity)?,
-        max_token_lifetime: vars.seconds(
-            "FILES_TOKEN_MAX_LIFETIME_SECS",
-            secs(defaults.max_token_lifetime),
-            TEN_YEARS,
-        )?,
+        leeway: vars.duration(&LEEWAY)?,
+        token_cache_capacity: vars.number(&CACHE_CAPACITY)?,
+        max_token_lifetime: vars.duration(&MAX_LIFETIME)?,
         signature_library,
         claims,
-        ..defaults
+        ..JwtConfig::new(issuer, audience)
     };
     Ok(TokenSettings { keys, jwt })
 }
@@ -114,17 +109,17 @@ pub(super) fn tokens(vars: &Vars) -> Result<TokenSettings, ConfigError> {
 /// `FILES_JWKS_URL` and `FILES_JWKS_ALLOW_HTTP`: an `https://` URL, or `http://` when allowed.
 /// A wrong value is quoted with its user info and query hidden.
 pub(super) fn jwks_url(vars: &Vars) -> Result<Option<(Url, bool)>, ConfigError> {
-    const VARIABLE: &str = "FILES_JWKS_URL";
-    let Some(raw) = vars.raw(VARIABLE).map(str::trim) else {
+    use tables::tokens::{JWKS_ALLOW_HTTP, JWKS_URL};
+    let Some(raw) = vars.raw(&JWKS_URL).map(str::trim) else {
         return Ok(None);
     };
     let problem = |problem: String| ConfigError {
-        variable: VARIABLE,
+        variable: JWKS_URL.name,
         problem,
     };
     let shown = RemoteJwks::new(raw).redacted_url();
     let url = Url::parse(raw).map_err(|e| problem(format!("{e} (got {shown:?})")))?;
-    let allow_http: bool = vars.or("FILES_JWKS_ALLOW_HTTP", false)?;
+    let allow_http: bool = vars.get(&JWKS_ALLOW_HTTP)?;
     match url.scheme() {
         "https" => {}
         "http" if allow_http => {}
@@ -140,82 +135,93 @@ pub(super) fn jwks_url(vars: &Vars) -> Result<Option<(Url, bool)>, ConfigError> 
     Ok(Some((url, allow_http)))
 }
 
+pub(super) fn limits(vars: &Vars) -> Result<ServiceConfig, ConfigError> {
+    use tables::limits::*;
+    let limits = ServiceConfig {
+        upload_expiry: vars.duration(&UPLOAD_URL_EXPIRY)?,
+        download_expiry: vars.duration(&DOWNLOAD_URL_EXPIRY)?,
+        max_upload_size: vars.number(&MAX_UPLOAD_SIZE)?,
+        max_upload_expiry: vars.duration(&UPLOAD_URL_MAX_EXPIRY)?,
+        max_download_expiry: vars.duration(&DOWNLOAD_URL_MAX_EXPIRY)?,
+        multipart_expiry: vars.duration(&MULTIPART_EXPIRY)?,
+        ..ServiceConfig::default()
+    };
+    for (var, default, max) in [
+        (&UPLOAD_URL_EXPIRY, limits.upload_expiry, limits.max_upload_expiry),
+        (&DOWNLOAD_URL_EXPIRY, limits.download_expiry, limits.max_download_expiry),
+    ] {
+        if default > max {
+            return Err(ConfigError {
+                variable: var.name,
+                problem: format!("must not exceed its maximum of {} seconds", max.as_secs()),
+            });
+        }
+    }
+    Ok(limits)
+}
+
 pub(super) fn database(vars: &Vars) -> Result<Option<PostgresConfig>, ConfigError> {
-    let Some(url) = vars.secret("FILES_DATABASE_URL") else {
+    use tables::database::*;
+    let Some(url) = vars.secret(&URL) else {
         return Ok(None);
     };
-    let defaults = PostgresConfig::new(url);
     Ok(Some(PostgresConfig {
-        pool_size: vars.or("FILES_DATABASE_POOL_SIZE", defaults.pool_size)?,
-        connect_timeout: vars.millis("FILES_DATABASE_CONNECT_TIMEOUT_MS", millis(defaults.connect_timeout))?,
-        query_timeout: vars.millis("FILES_DATABASE_TIMEOUT_MS", millis(defaults.query_timeout))?,
-        ..defaults
+        pool_size: vars.number(&POOL_SIZE)?,
+        connect_timeout: vars.duration(&CONNECT_TIMEOUT)?,
+        query_timeout: vars.duration(&TIMEOUT)?,
+        ..PostgresConfig::new(url)
     }))
 }
 
 pub(super) fn redis(vars: &Vars) -> Result<Option<RedisConfig>, ConfigError> {
-    let Some(url) = vars.secret("FILES_REDIS_URL") else {
+    use tables::redis::*;
+    let Some(url) = vars.secret(&URL) else {
         return Ok(None);
     };
-    let defaults = RedisConfig::new(url);
     Ok(Some(RedisConfig {
-        key_prefix: vars.string("FILES_REDIS_PREFIX", &defaults.key_prefix),
-        ttl: vars.seconds("FILES_REDIS_TTL_SECS", secs(defaults.ttl), SEVEN_DAYS)?,
-        pool_size: vars.or("FILES_REDIS_POOL_SIZE", defaults.pool_size)?,
-        timeout: vars.millis("FILES_REDIS_TIMEOUT_MS", millis(defaults.timeout))?,
-        near_cache_capacity: vars.or("FILES_REDIS_NEAR_CACHE_CAPACITY", defaults.near_cache_capacity)?,
-        near_cache_max_bytes: vars.or("FILES_REDIS_NEAR_CACHE_MAX_BYTES", defaults.near_cache_max_bytes)?,
-        ..defaults
+        key_prefix: vars.get(&PREFIX)?,
+        ttl: vars.duration(&TTL)?,
+        pool_size: vars.number(&POOL_SIZE)?,
+        timeout: vars.duration(&TIMEOUT)?,
+        near_cache_capacity: vars.number(&NEAR_CACHE_CAPACITY)?,
+        near_cache_max_bytes: vars.number(&NEAR_CACHE_MAX_BYTES)?,
+        ..RedisConfig::new(url)
     }))
 }
 
 pub(super) fn amqp(vars: &Vars) -> Result<Option<AmqpSettings>, ConfigError> {
-    let Some(url) = vars.secret("FILES_AMQP_URL") else {
-        if vars.raw("FILES_AMQP_INGEST_QUEUE").is_some() {
+    use tables::amqp::*;
+    let Some(url) = vars.secret(&URL) else {
+        if vars.raw(&INGEST_QUEUE).is_some() {
             return Err(ConfigError {
-                variable: "FILES_AMQP_INGEST_QUEUE",
+                variable: INGEST_QUEUE.name,
                 problem: "needs FILES_AMQP_URL".to_owned(),
             });
         }
         return Ok(None);
     };
-    let defaults = AmqpConfig::new(url);
     let config = AmqpConfig {
-        exchange: vars.string("FILES_AMQP_EXCHANGE", &defaults.exchange),
-        timeout: vars.millis("FILES_AMQP_TIMEOUT_MS", millis(defaults.timeout))?,
-        ..defaults
+        exchange: vars.get(&EXCHANGE)?,
+        timeout: vars.duration(&TIMEOUT)?,
+        ..AmqpConfig::new(url)
     };
     config.validate().map_err(|e| ConfigError {
-        variable: "FILES_AMQP_URL",
+        variable: URL.name,
         problem: e.to_string(),
     })?;
     Ok(Some(AmqpSettings {
         config,
-        ingest_queue: vars.raw("FILES_AMQP_INGEST_QUEUE").map(str::to_owned),
+        ingest_queue: vars.string(&INGEST_QUEUE),
     }))
 }
 
-/// The janitor's pace: `FILES_JANITOR_INTERVAL_SECS` (default 60), `FILES_UPLOAD_GRACE_SECS`
-/// (default 600, 0 allowed), `FILES_OUTBOX_RETENTION_SECS` (default 7 days),
-/// `FILES_JANITOR_BATCH` (default 100, 1 to 10,000).
 pub(super) fn janitor(vars: &Vars) -> Result<JanitorSettings, ConfigError> {
-    let defaults = JanitorSettings::default();
-    let batch: usize = vars.or("FILES_JANITOR_BATCH", defaults.batch)?;
-    if !(1..=10_000).contains(&batch) {
-        return Err(ConfigError {
-            variable: "FILES_JANITOR_BATCH",
-            problem: "must be between 1 and 10000".to_owned(),
-        });
-    }
+    use tables::janitor::*;
     Ok(JanitorSettings {
-        interval: vars.seconds("FILES_JANITOR_INTERVAL_SECS", defaults.interval.as_secs(), 86_400)?,
-        grace: vars.seconds_or_zero("FILES_UPLOAD_GRACE_SECS", defaults.grace.as_secs(), 7 * 86_400)?,
-        outbox_retention: vars.seconds_or_zero(
-            "FILES_OUTBOX_RETENTION_SECS",
-            defaults.outbox_retention.as_secs(),
-            366 * 86_400,
-        )?,
-        batch,
-        ..defaults
+        interval: vars.duration(&INTERVAL)?,
+        grace: vars.duration(&UPLOAD_GRACE)?,
+        outbox_retention: vars.duration(&OUTBOX_RETENTION)?,
+        batch: vars.number(&BATCH)?,
+        ..JanitorSettings::default()
     })
 }

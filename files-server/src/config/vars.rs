@@ -3,6 +3,10 @@
 
 #![allow(clippy::wildcard_imports)]
 
+use std::borrow::Cow;
+
+use super::table::Var;
+use super::tables;
 use super::*;
 
 /// The merged settings: the config file's, then the environment's on top. Remembers which
@@ -16,13 +20,19 @@ pub(super) struct Vars {
 }
 
 impl Vars {
-    pub(super) fn raw(&self, variable: &'static str) -> Option<&str> {
-        debug_assert!(VARIABLES.contains(&variable), "{variable} is missing from VARIABLES");
-        self.read.borrow_mut().insert(variable);
+    /// The value set, if any (an empty one counts as unset).
+    pub(super) fn raw(&self, var: &Var) -> Option<&str> {
+        debug_assert!(VARIABLES.contains(&var.name), "{} is in no table", var.name);
+        self.read.borrow_mut().insert(var.name);
         self.values
-            .get(variable)
+            .get(var.name)
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value set, else the table's default.
+    fn text(&self, var: &Var) -> Option<Cow<'_, str>> {
+        self.raw(var).map(Cow::Borrowed).or_else(|| var.default_text())
     }
 
     /// `error` with the file's key named when the value came from the config file.
@@ -34,88 +44,91 @@ impl Vars {
         error
     }
 
-    pub(super) fn parse<T>(&self, variable: &'static str) -> Result<Option<T>, ConfigError>
+    /// The value set or the default, parsed; `None` when neither is there. A secret's value is
+    /// never quoted.
+    pub(super) fn parse<T>(&self, var: &Var) -> Result<Option<T>, ConfigError>
     where
         T: FromStr,
         T::Err: std::fmt::Display,
     {
-        self.raw(variable)
+        self.text(var)
             .map(|v| {
                 v.trim().parse::<T>().map_err(|e| ConfigError {
-                    variable,
-                    problem: format!("{e} (got {v:?})"),
+                    variable: var.name,
+                    problem: if var.secret {
+                        e.to_string()
+                    } else {
+                        format!("{e} (got {v:?})")
+                    },
                 })
             })
             .transpose()
     }
 
-    pub(super) fn or<T>(&self, variable: &'static str, default: T) -> Result<T, ConfigError>
+    /// The value set or the default, parsed: for a variable whose table entry has a default.
+    pub(super) fn get<T>(&self, var: &Var) -> Result<T, ConfigError>
     where
         T: FromStr,
         T::Err: std::fmt::Display,
     {
-        Ok(self.parse(variable)?.unwrap_or(default))
+        self.parse(var)?.ok_or_else(|| ConfigError {
+            variable: var.name,
+            problem: "has no default in its table".to_owned(),
+        })
     }
 
-    pub(super) fn string(&self, variable: &'static str, default: &str) -> String {
-        self.raw(variable).unwrap_or(default).to_owned()
+    /// A whole number held to the entry's bounds.
+    pub(super) fn number<T>(&self, var: &Var) -> Result<T, ConfigError>
+    where
+        T: TryFrom<u64>,
+        T::Error: std::fmt::Display,
+    {
+        let n: u64 = self.get(var)?;
+        if let Some(problem) = var.out_of_bounds(n) {
+            return Err(ConfigError {
+                variable: var.name,
+                problem,
+            });
+        }
+        T::try_from(n).map_err(|e| ConfigError {
+            variable: var.name,
+            problem: format!("{e} (got {n})"),
+        })
     }
 
-    pub(super) fn required(&self, variable: &'static str, because: &str) -> Result<String, ConfigError> {
-        self.raw(variable).map(str::to_owned).ok_or_else(|| ConfigError {
-            variable,
+    /// A duration in the variable's unit (`_MS`: milliseconds, else seconds), held to its bounds.
+    pub(super) fn duration(&self, var: &Var) -> Result<Duration, ConfigError> {
+        let n: u64 = self.number(var)?;
+        Ok(if var.is_millis() {
+            Duration::from_millis(n)
+        } else {
+            Duration::from_secs(n)
+        })
+    }
+
+    /// The value set or the default, as text.
+    pub(super) fn string(&self, var: &Var) -> Option<String> {
+        self.text(var).map(Cow::into_owned)
+    }
+
+    pub(super) fn required(&self, var: &Var, because: &str) -> Result<String, ConfigError> {
+        self.raw(var).map(str::to_owned).ok_or_else(|| ConfigError {
+            variable: var.name,
             problem: format!("required {because}"),
         })
     }
 
-    pub(super) fn secret(&self, variable: &'static str) -> Option<SecretString> {
-        self.raw(variable).map(|v| SecretString::from(v.to_owned()))
-    }
-
-    pub(super) fn millis(&self, variable: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        let millis: u64 = self.or(variable, default)?;
-        if millis == 0 {
-            return Err(ConfigError {
-                variable,
-                problem: "must be at least 1 ms".to_owned(),
-            });
-        }
-        Ok(Duration::from_millis(millis))
-    }
-
-    /// Whole seconds from 0 to `max`.
-    pub(super) fn seconds_or_zero(
-        &self,
-        variable: &'static str,
-        default: u64,
-        max: u64,
-    ) -> Result<Duration, ConfigError> {
-        let secs: u64 = self.or(variable, default)?;
-        if secs > max {
-            return Err(ConfigError {
-                variable,
-                problem: format!("must be between 0 and {max} seconds"),
-            });
-        }
-        Ok(Duration::from_secs(secs))
-    }
-
-    pub(super) fn seconds(&self, variable: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
-        let secs: u64 = self.or(variable, default)?;
-        if secs == 0 || secs > max {
-            return Err(ConfigError {
-                variable,
-                problem: format!("must be between 1 and {max} seconds"),
-            });
-        }
-        Ok(Duration::from_secs(secs))
+    pub(super) fn secret(&self, var: &Var) -> Option<SecretString> {
+        debug_assert!(var.secret, "{} is not marked secret in its table", var.name);
+        self.raw(var).map(|v| SecretString::from(v.to_owned()))
     }
 
     /// An `http(s)://` URL. A wrong one is quoted with its user info and query hidden: an
     /// endpoint should hold no credential, but one that does must not be printed.
-    pub(super) fn url(&self, variable: &'static str) -> Result<Option<Url>, ConfigError> {
+    pub(super) fn url(&self, var: &Var) -> Result<Option<Url>, ConfigError> {
+        let variable = var.name;
         let url = self
-            .raw(variable)
+            .raw(var)
             .map(|raw| {
                 Url::parse(raw.trim()).map_err(|e| ConfigError {
                     variable,
@@ -133,29 +146,12 @@ impl Vars {
     }
 }
 
-pub(super) const SEVEN_DAYS: u64 = MAX_EXPIRY.as_secs();
-
-/// The longest `FILES_TOKEN_MAX_LIFETIME_SECS`: the longest token `files-server dev-token` mints.
-pub(super) const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
-
-pub(super) fn secs(duration: Duration) -> u64 {
-    duration.as_secs()
-}
-
-pub(super) fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// The variable a config file's key stands for: `max_upload_size` is `FILES_MAX_UPLOAD_SIZE`.
+/// `FILES_CONFIG` has no key: the file cannot name another file.
 pub(super) fn variable_of(key: &str) -> Option<&'static str> {
-    if key != key.to_ascii_lowercase() {
-        return None;
-    }
-    let variable = format!("FILES_{}", key.to_ascii_uppercase());
-    VARIABLES
-        .iter()
-        .copied()
-        .find(|v| *v == variable && *v != "FILES_CONFIG")
+    super::variables()
+        .find(|var| var.name != tables::config::FILE.name && var.key() == key)
+        .map(|var| var.name)
 }
 
 /// The config file's key of a variable: `FILES_MAX_UPLOAD_SIZE` is `max_upload_size`.

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use files_core::{
     ContentType, DeviceId, DownloadRequest, DownloadTarget, FileId, FileName, FileRecord, FilesService, Owner,
@@ -13,41 +12,8 @@ use files_core::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::resource;
 use crate::error::ApiError;
 use crate::extract::{Authenticated, JsonBody};
-
-const DEVICE_SCOPE: &str = "/v1/tenants/{tenant_id}/devices/{device_id}";
-const TENANT_SCOPE: &str = "/v1/tenants/{tenant_id}";
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    for scope in [DEVICE_SCOPE, TENANT_SCOPE] {
-        cfg.service(resource(
-            &format!("{scope}/files/upload-url"),
-            [(Method::POST, web::to(upload_url))],
-        ))
-        .service(resource(
-            &format!("{scope}/files/download-url"),
-            [(Method::POST, web::to(download_url))],
-        ))
-        .service(resource(&format!("{scope}/files"), [(Method::GET, web::to(list))]));
-    }
-    cfg.service(resource(
-        "/v1/tenants/{tenant_id}/files/{file_id}",
-        [(Method::GET, web::to(get_file)), (Method::DELETE, web::to(delete_file))],
-    ))
-    .service(resource(
-        "/v1/tenants/{tenant_id}/files/{file_id}/complete",
-        [(Method::POST, web::to(complete))],
-    ))
-    .service(resource(
-        "/v1/tenants/{tenant_id}/files/{file_id}/parts",
-        [
-            (Method::POST, web::to(part_tickets)),
-            (Method::GET, web::to(stored_parts)),
-        ],
-    ));
-}
 
 fn segment<T: std::str::FromStr<Err = files_core::InvalidId>>(req: &HttpRequest, name: &str) -> Result<T, ApiError> {
     let value = req
@@ -73,7 +39,7 @@ fn rfc3339(at: OffsetDateTime) -> String {
 }
 
 #[derive(Debug, Deserialize)]
-struct UploadUrlBody {
+pub(super) struct UploadUrlBody {
     file_name: String,
     sha256: String,
     size: u64,
@@ -154,7 +120,7 @@ struct MultipartResponse {
     parts: Vec<PartTicketView>,
 }
 
-async fn upload_url(
+pub(super) async fn upload_url(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
@@ -209,7 +175,7 @@ async fn upload_url(
 }
 
 #[derive(Debug, Deserialize)]
-struct PartTicketsBody {
+pub(super) struct PartTicketsBody {
     part_numbers: Vec<u64>,
     /// Seconds.
     expires_in: Option<u64>,
@@ -220,7 +186,7 @@ struct PartTicketsResponse {
     parts: Vec<PartTicketView>,
 }
 
-async fn part_tickets(
+pub(super) async fn part_tickets(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
@@ -263,7 +229,7 @@ struct PartsQuery {
     after: Option<String>,
 }
 
-async fn stored_parts(
+pub(super) async fn stored_parts(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
@@ -317,7 +283,7 @@ async fn stored_parts(
 }
 
 #[derive(Debug, Deserialize)]
-struct DownloadUrlBody {
+pub(super) struct DownloadUrlBody {
     file_name: Option<String>,
     file_id: Option<String>,
     /// Seconds.
@@ -345,7 +311,7 @@ struct DownloadUrlResponse {
     size: Option<u64>,
 }
 
-async fn download_url(
+pub(super) async fn download_url(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
@@ -446,7 +412,7 @@ struct ListResponse {
 /// The page size when `limit` is not given.
 const DEFAULT_PAGE_SIZE: usize = 50;
 
-async fn list(
+pub(super) async fn list(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
@@ -486,7 +452,7 @@ fn file_path(req: &HttpRequest) -> Result<(TenantId, FileId), ApiError> {
     Ok((segment(req, "tenant_id")?, segment(req, "file_id")?))
 }
 
-async fn get_file(
+pub(super) async fn get_file(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
@@ -496,7 +462,7 @@ async fn get_file(
     Ok(HttpResponse::Ok().json(FileView::from(record)))
 }
 
-async fn delete_file(
+pub(super) async fn delete_file(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,
@@ -506,7 +472,7 @@ async fn delete_file(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn complete(
+pub(super) async fn complete(
     req: HttpRequest,
     Authenticated(principal): Authenticated,
     service: web::Data<FilesService>,

@@ -1,59 +1,79 @@
-//! The HTTP API: thin handlers that extract, call a use case and map the result.
+//! The HTTP API: thin handlers that extract, call a use case and map the result. Every path is
+//! written out here, in the order actix matches them (a literal segment such as `upload-url`
+//! before the `{file_id}` it would otherwise match).
 
 mod files;
 mod health;
+pub mod resource;
 mod storage_events;
 
-use actix_web::http::header::{ALLOW, HeaderValue};
-use actix_web::http::{Method, StatusCode};
-use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError as _, Route, web};
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
+use resource::resource;
 
 pub use storage_events::EventsSecret;
 
-/// Registers every route of the API.
+/// Registers every route of the API but `/metrics` (see [`metrics`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    health::configure(cfg);
-    storage_events::configure(cfg);
-    files::configure(cfg);
+    use Method as M;
+    cfg.service(resource("/healthz", [(M::GET, web::to(health::healthz))]))
+        .service(resource("/readyz", [(M::GET, web::to(health::readyz))]))
+        .service(resource(
+            "/v1/storage/events",
+            [(M::POST, web::to(storage_events::storage_events))],
+        ))
+        // A device's own files.
+        .service(resource(
+            "/v1/tenants/{tenant_id}/devices/{device_id}/files/upload-url",
+            [(M::POST, web::to(files::upload_url))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/devices/{device_id}/files/download-url",
+            [(M::POST, web::to(files::download_url))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/devices/{device_id}/files",
+            [(M::GET, web::to(files::list))],
+        ))
+        // The tenant's own files.
+        .service(resource(
+            "/v1/tenants/{tenant_id}/files/upload-url",
+            [(M::POST, web::to(files::upload_url))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/files/download-url",
+            [(M::POST, web::to(files::download_url))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/files",
+            [(M::GET, web::to(files::list))],
+        ))
+        // Any file of the tenant, by id.
+        .service(resource(
+            "/v1/tenants/{tenant_id}/files/{file_id}",
+            [
+                (M::GET, web::to(files::get_file)),
+                (M::DELETE, web::to(files::delete_file)),
+            ],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/files/{file_id}/complete",
+            [(M::POST, web::to(files::complete))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/files/{file_id}/parts",
+            [
+                (M::POST, web::to(files::part_tickets)),
+                (M::GET, web::to(files::stored_parts)),
+            ],
+        ));
 }
 
-/// The path pattern of the resource that served a request (`/v1/tenants/{tenant_id}/files`),
-/// the `route` label of the HTTP metrics. Each resource carries its own, so the request
-/// middleware reads it after routing instead of matching the path against every resource a
-/// second time (`HttpRequest::match_pattern` does).
-#[derive(Debug, Clone)]
-pub(crate) struct RoutePattern(pub(crate) std::sync::Arc<str>);
-
-/// A resource serving `routes`, each a method and its handler; any other method gets a JSON
-/// 405 whose `Allow` header lists the methods served (RFC 9110).
-pub(crate) fn resource<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
-    let allow = routes
-        .iter()
-        .map(|(method, _)| method.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let allow = HeaderValue::from_str(&allow).unwrap_or_else(|_| HeaderValue::from_static(""));
-    let resource = routes.into_iter().fold(
-        web::resource(path).app_data(RoutePattern(path.into())),
-        |resource, (method, route)| resource.route(route.method(method)),
-    );
-    resource.default_service(web::to(move |req: HttpRequest| {
-        let allow = allow.clone();
-        async move { method_not_allowed(&req, allow) }
-    }))
-}
-
-fn method_not_allowed(req: &HttpRequest, allow: HeaderValue) -> HttpResponse {
-    let mut response = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{} is not supported on {}", req.method(), req.path()),
-    )
-    .error_response();
-    response.headers_mut().insert(ALLOW, allow);
-    response
+/// Registers `GET /metrics`: on the API's address, or alone on `FILES_METRICS_LISTEN`.
+pub fn metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/metrics", [(Method::GET, web::to(health::metrics))]));
 }
 
 /// The answer for paths that match no route.

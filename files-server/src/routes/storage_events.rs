@@ -1,17 +1,16 @@
 //! `POST /v1/storage/events`: the store's bucket notifications, behind a shared secret.
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
-use files_adapters::s3_events;
 use files_core::FilesService;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::resource;
 use crate::error::ApiError;
 use crate::extract::read_body;
+use crate::notifications;
 
 /// The webhook's shared secret; `None` turns the webhook off.
 #[derive(Debug, Clone)]
@@ -19,13 +18,6 @@ pub struct EventsSecret(pub Option<SecretString>);
 
 /// Notifications may batch many records; they are small JSON.
 const MAX_NOTIFICATION_BODY: usize = 1024 * 1024;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource(
-        "/v1/storage/events",
-        [(Method::POST, web::to(storage_events))],
-    ));
-}
 
 /// Accepts `Authorization: Bearer <secret>` or the bare secret (MinIO sends its `auth_token`
 /// as the whole header value).
@@ -41,7 +33,7 @@ fn authorized(req: &HttpRequest, secret: &SecretString) -> bool {
     bool::from(presented.as_bytes().ct_eq(secret.expose_secret().as_bytes()))
 }
 
-async fn storage_events(
+pub(super) async fn storage_events(
     req: HttpRequest,
     payload: web::Payload,
     secret: web::Data<EventsSecret>,
@@ -61,7 +53,8 @@ async fn storage_events(
     }
     // Only now, with the secret checked, is the body read (bounded in size and time).
     let body = read_body(&req, payload, MAX_NOTIFICATION_BODY).await?;
-    let records = s3_events::parse(&body).map_err(|e| ApiError::bad_request("invalid_notification", e.to_string()))?;
+    let records =
+        notifications::parse(&body).map_err(|e| ApiError::bad_request("invalid_notification", e.to_string()))?;
     let ingested = service.ingest_records(records).await?;
     Ok(HttpResponse::Ok().json(json!({"completed": ingested.completed, "skipped": ingested.skipped})))
 }

@@ -67,6 +67,7 @@ async fn pair(test: &str) -> Option<Pair> {
         })
         .unwrap(),
     );
+    b_cache.spawn_background();
     let mut options = AppOptions::default()
         .var("FILES_DATABASE_URL", db.url())
         .var("FILES_JWKS_URL", a.dsts.jwks_url())

@@ -5,14 +5,17 @@
 use std::time::{Duration, Instant};
 
 use files_adapters::jwks::RemoteJwks;
+use files_adapters::redis::{RedisCache, RedisConfig};
+use files_core::ports::error_chain;
 use files_testkit::dsts::{Attack, FakeDsts};
 use files_testkit::proxy::TcpProxy;
 use files_testkit::services::TestS3;
-use files_testkit::{AppOptions, eventually};
+use files_testkit::{AppOptions, eventually, services};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
-use crate::helpers::{Harness, json_of};
+use crate::helpers::{Harness, counter_or_zero, json_of, metric};
 
 /// Bound on anything that should be quick (a proxy closing its connections, a background
 /// measurement catching up): generous, the machine is shared.
@@ -256,4 +259,84 @@ async fn with_the_key_server_refusing_then_hanging_the_last_keys_serve_and_unkno
         eventually(SOON, async || list_with(&h, &rotated).await.0 == StatusCode::OK).await,
         "a token of the rotated key is still refused after the restore"
     );
+}
+
+/// The near cache's `files_near_cache_*` series of `/metrics`: (tracking, losses, hits, misses).
+async fn near_cache_metrics(h: &Harness) -> (f64, f64, f64, f64) {
+    let text = h.metrics_text().await;
+    (
+        metric(&text, "files_near_cache_tracking"),
+        counter_or_zero(&text, "files_near_cache_tracking_losses_total"),
+        counter_or_zero(&text, "files_near_cache_hits_total"),
+        counter_or_zero(&text, "files_near_cache_misses_total"),
+    )
+}
+
+#[tokio::test]
+async fn the_near_cache_tracking_goes_down_and_up_in_the_metrics_with_redis() {
+    let test = "the_near_cache_tracking_goes_down_and_up_in_the_metrics_with_redis";
+    let probe = RedisCache::new(RedisConfig {
+        near_cache_capacity: 0,
+        ..RedisConfig::new(services::redis_url())
+    })
+    .unwrap();
+    if let Err(error) = probe.ping().await {
+        let _: Option<()> = services::unavailable(test, "Redis", &error_chain(&error));
+        return;
+    }
+    let (proxy, redis_url) = TcpProxy::for_url(&services::redis_url()).await.unwrap();
+    let prefix = format!("files-test-{}", Uuid::new_v4());
+    let h = Harness::start_with(
+        AppOptions::default()
+            .var("FILES_REDIS_URL", redis_url)
+            .var("FILES_REDIS_PREFIX", prefix.clone())
+            // A healthy Redis on a loaded machine must not time out.
+            .var("FILES_REDIS_TIMEOUT_MS", "2000"),
+    )
+    .await;
+    let token = h.device_token();
+
+    // Up: tracking on, and a record read twice is served in process.
+    assert!(
+        eventually(SOON, async || near_cache_metrics(&h).await.0 == 1.0).await,
+        "files_near_cache_tracking did not turn 1: {:?}",
+        near_cache_metrics(&h).await
+    );
+    let (status, ticket) = h.api.upload_url(&h.scope(), &token, "near.bin", b"near").await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    let file = format!("/v1/tenants/{}/files/{}", h.tenant, ticket["file_id"].as_str().unwrap());
+    assert!(
+        eventually(SOON, async || {
+            assert_eq!(h.api.get(&file, &token).await.status(), StatusCode::OK);
+            near_cache_metrics(&h).await.2 > 0.0
+        })
+        .await,
+        "no read was served by the near cache: {:?}",
+        near_cache_metrics(&h).await
+    );
+    let (_, losses, _, misses) = near_cache_metrics(&h).await;
+    assert!(
+        misses > 0.0,
+        "the first read missed the near cache, and was not counted"
+    );
+
+    // Down: Redis cut, tracking off and one more loss.
+    proxy.cut();
+    assert!(
+        eventually(SOON, async || {
+            let (tracking, now_losses, _, _) = near_cache_metrics(&h).await;
+            tracking == 0.0 && now_losses > losses
+        })
+        .await,
+        "tracking was not seen lost: {:?}",
+        near_cache_metrics(&h).await
+    );
+    // Up again once Redis is back.
+    proxy.restore();
+    assert!(
+        eventually(SOON, async || near_cache_metrics(&h).await.0 == 1.0).await,
+        "files_near_cache_tracking did not come back to 1: {:?}",
+        near_cache_metrics(&h).await
+    );
+    files_testkit::redis::delete_prefix_blocking(&services::redis_url(), &prefix);
 }

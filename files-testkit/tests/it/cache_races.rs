@@ -62,16 +62,17 @@ impl Shared {
         })
     }
 
-    /// An instance's Redis cache: the shared prefix, a near cache of its own.
+    /// An instance's Redis cache: the shared prefix, a near cache of its own (its key tracking
+    /// running).
     fn cache(&self) -> Arc<RedisCache> {
-        Arc::new(
-            RedisCache::new(RedisConfig {
-                key_prefix: self.prefix.clone(),
-                timeout: TIMEOUT,
-                ..RedisConfig::new(services::redis_url())
-            })
-            .unwrap(),
-        )
+        let cache = RedisCache::new(RedisConfig {
+            key_prefix: self.prefix.clone(),
+            timeout: TIMEOUT,
+            ..RedisConfig::new(services::redis_url())
+        })
+        .unwrap();
+        cache.spawn_background();
+        Arc::new(cache)
     }
 
     async fn store(&self) -> Arc<PostgresStore> {

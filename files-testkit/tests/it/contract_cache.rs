@@ -89,6 +89,8 @@ impl TestRedis {
             ..RedisConfig::new(url.unwrap_or(&direct))
         };
         let cache = RedisCache::new(config.clone()).unwrap();
+        // The near cache's key tracking, as a server runs it.
+        cache.spawn_background();
         Some(Self { cache, config, raw })
     }
 

@@ -60,6 +60,7 @@ async fn the_contract_catches_a_verifier_that_calls_bad_tokens_unavailable() {
 async fn the_jwks_verifier_keeps_the_contract_for_every_algorithm() {
     let dsts = FakeDsts::start().await;
     let from_url = JwksVerifier::from_url(dsts.jwt_config(), dsts.remote()).await.unwrap();
+    from_url.spawn_background();
     let from_json = JwksVerifier::from_jwks_json(dsts.jwt_config(), &dsts.jwks_json()).unwrap();
     // Refused for different reasons with each algorithm.
     let refusals = [

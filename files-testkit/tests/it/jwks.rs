@@ -33,7 +33,9 @@ async fn url_verifier(dsts: &FakeDsts, configure: impl FnOnce(&mut RemoteJwks)) 
     let mut source = dsts.remote();
     source.timeout = Duration::from_secs(5);
     configure(&mut source);
-    JwksVerifier::from_url(dsts.jwt_config(), source).await.unwrap()
+    let verifier = JwksVerifier::from_url(dsts.jwt_config(), source).await.unwrap();
+    verifier.spawn_background();
+    verifier
 }
 
 async fn refusal(verifier: &JwksVerifier, token: &str) -> InvalidToken {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use files_core::{
-    DeviceId, FileName, FileOperation, FilesService, ObjectCreated, ObjectInfo, Owner, Ports, Principal, Scope, Sha256,
-    TenantId, UploadRequest,
+    DeviceId, FileName, FileOperation, FilesService, InvalidToken, JanitorSettings, ObjectCreated, ObjectInfo, Owner,
+    Ports, Principal, Scope, Sha256, StorageEventOutcome, TenantId, TokenOutcome, UploadRequest,
 };
 use files_testkit::eventually;
 use files_testkit::fakes::{
@@ -22,6 +22,8 @@ struct Embedded {
     notifier: Arc<RecordingNotifier>,
     objects: Arc<FakeObjectStore>,
     tokens: Arc<FakeTokenVerifier>,
+    store: Arc<FakeMetadataStore>,
+    clock: Arc<FakeClock>,
 }
 
 fn embedded() -> Embedded {
@@ -29,15 +31,17 @@ fn embedded() -> Embedded {
     let notifier = Arc::new(RecordingNotifier::default());
     let objects = Arc::new(FakeObjectStore::default());
     let tokens = Arc::new(FakeTokenVerifier::default());
+    let store = Arc::new(FakeMetadataStore::default());
+    let clock = Arc::new(FakeClock::at(OffsetDateTime::now_utc()));
     let (service, relay) = FilesService::builder(Ports {
         tokens: tokens.clone(),
-        store: Arc::new(FakeMetadataStore::default()),
+        store: store.clone(),
         signer: objects.clone(),
         objects: objects.clone(),
         notifier: notifier.clone(),
     })
     .metrics(metrics.clone())
-    .clock(Arc::new(FakeClock::at(OffsetDateTime::now_utc())))
+    .clock(clock.clone())
     .build();
     Embedded {
         service,
@@ -46,6 +50,8 @@ fn embedded() -> Embedded {
         notifier,
         objects,
         tokens,
+        store,
+        clock,
     }
 }
 
@@ -110,8 +116,8 @@ async fn the_use_cases_count_tokens_and_file_operations_per_tenant_and_device() 
     assert_eq!(
         of_interest,
         [
-            Recorded::Token("ok"),
-            Recorded::Token("unknown_key"),
+            Recorded::Token(TokenOutcome::Verified),
+            Recorded::Token(TokenOutcome::Invalid(InvalidToken::UnknownKey)),
             Recorded::FileOperation(tenant, Owner::Device(device), FileOperation::UploadUrl),
             Recorded::FileOperation(tenant, Owner::Device(device), FileOperation::Complete),
         ]
@@ -142,9 +148,9 @@ async fn notifications_are_counted_by_outcome() {
     assert_eq!(
         events,
         [
-            Recorded::StorageEvent("foreign_bucket"),
-            Recorded::StorageEvent("ignored"),
-            Recorded::StorageEvent("malformed"),
+            Recorded::StorageEvent(StorageEventOutcome::ForeignBucket),
+            Recorded::StorageEvent(StorageEventOutcome::Ignored),
+            Recorded::StorageEvent(StorageEventOutcome::Malformed),
         ]
     );
 }
@@ -167,4 +173,61 @@ async fn the_relay_from_the_builder_publishes_completed_uploads_and_counts_them(
     assert!(published, "the relay did not publish the event");
     assert_eq!(e.notifier.events()[0].file.file_id, record.id);
     assert!(e.metrics.recorded().contains(&Recorded::Published(1)));
+}
+
+#[tokio::test]
+async fn the_janitor_and_notifications_count_janitor_actions_by_kind() {
+    let e = embedded();
+    let tenant = TenantId::from_uuid(Uuid::new_v4());
+    let device = DeviceId::from_uuid(Uuid::new_v4());
+    let principal = Principal::Device { tenant, device };
+    let scope = Scope {
+        tenant,
+        owner: Owner::Device(device),
+    };
+    let upload = async |name: &str, content: &[u8]| {
+        let request = UploadRequest {
+            name: FileName::parse(name).unwrap(),
+            sha256: sha(content),
+            size: content.len() as u64,
+            content_type: None,
+            expires_in: None,
+        };
+        e.service.request_upload(&principal, scope, request).await.unwrap()
+    };
+    // One upload stored but never completed, one never sent.
+    let stored = upload("stored.log", b"stored").await;
+    let info = ObjectInfo {
+        size: 6,
+        sha256: Some(sha(b"stored")),
+        sha256_of_parts: None,
+    };
+    e.objects.put(&stored.record.object_key(), info);
+    upload("never.log", b"never").await;
+    e.clock.advance(Duration::from_secs(2 * 24 * 3600));
+    let pass = e
+        .service
+        .janitor(e.store.clone(), JanitorSettings::default())
+        .pass()
+        .await
+        .unwrap();
+    assert_eq!((pass.completed, pass.expired), (1, 1), "{pass:?}");
+    // An object no record points to, reported by the store.
+    let orphan = ObjectCreated {
+        bucket: e.service.bucket().to_owned(),
+        key: format!("{tenant}/{device}/{}", Uuid::now_v7()),
+        size: Some(1),
+    };
+    e.service.ingest(&orphan).await.unwrap();
+    let mut actions: Vec<_> = e
+        .metrics
+        .recorded()
+        .into_iter()
+        .filter_map(|r| match r {
+            Recorded::Janitor(action, count) => Some((action.label(), count)),
+            _ => None,
+        })
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(actions, [("completed", 1), ("expired", 1), ("orphan_deleted", 1)]);
 }

@@ -661,8 +661,8 @@ async fn the_relay_publishes_in_order_and_retries_after_a_broker_failure() {
 
 #[tokio::test]
 async fn an_object_of_another_size_than_declared_is_refused_and_deleted() {
-    // Hardening, finding 1: neither `complete` nor the ingest may make such an object available,
-    // and it must not stay in the store.
+    // Neither `complete` nor the ingest may make such an object available, and it must not stay
+    // in the store.
     let w = World::new();
     let record = w.upload("sized", b"hello").await;
     w.objects.put(

@@ -17,17 +17,22 @@
 //!    clean-up that failed, leaves nothing behind.
 //! 3. Sent outbox rows older than `outbox_retention` are removed.
 //!
-//! It waits through the [`Clock`] port, so tests drive it with a fake clock and never sleep.
+//! Each record's outcome is a [`JanitorAction`], logged and counted
+//! ([`Metrics::janitor_action`]). Completing, expiring and clearing go through the completion
+//! module, whose rule (state first, store second) it follows. It runs in the core's one
+//! background loop, which waits through the [`Clock`] port, so tests drive it with a fake clock
+//! and never sleep.
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::completion::Finished;
+use super::{CompleteError, FilesService};
+use crate::background::{self, Next, Work};
 use crate::file::{FileRecord, FileState};
-use crate::metrics::Metrics;
+use crate::metrics::{JanitorAction, Metrics};
 use crate::ports::{Clock, Housekeeping, PortError, error_chain};
-use crate::service::{CompleteError, FilesService, Finished};
 
 /// How often and how much the janitor works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,35 +101,7 @@ impl std::fmt::Debug for Janitor {
     }
 }
 
-/// What the janitor did with one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    /// A pending upload found complete in the store and made available.
-    Completed,
-    /// A pending upload moved to expired.
-    Expired,
-    /// What a deleted or expired record's upload left in the store was cleared.
-    Swept,
-    /// Settled by another call since the claim: nothing done.
-    Skipped,
-    /// Left for a later pass: a dependency failed.
-    Failed,
-}
-
-impl Action {
-    /// The `action` label of `files_janitor_actions_total`.
-    const fn label(self) -> &'static str {
-        match self {
-            Self::Completed => "completed",
-            Self::Expired => "expired",
-            Self::Swept => "swept",
-            Self::Skipped => "skipped",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-fn log(record: &FileRecord, action: Action) {
+fn log(record: &FileRecord, action: JanitorAction) {
     tracing::info!(
         tenant_id = %record.tenant, device_id = ?record.owner.device(), file_id = %record.id,
         action = action.label(), "janitor"
@@ -170,7 +147,7 @@ impl Janitor {
             ..JanitorPass::default()
         };
         for record in records {
-            let actions: &[Action] = match record.state {
+            let actions: &[JanitorAction] = match record.state {
                 FileState::Pending => self.settle(record).await,
                 // Deleted, or expired: whatever the upload left in the store goes.
                 FileState::Deleted | FileState::Expired => self.sweep(record).await,
@@ -179,17 +156,19 @@ impl Janitor {
             };
             for &action in actions {
                 match action {
-                    Action::Completed => pass.completed += 1,
-                    Action::Expired => pass.expired += 1,
-                    Action::Swept => pass.swept += 1,
-                    Action::Failed => pass.failed += 1,
+                    JanitorAction::Completed => pass.completed += 1,
+                    JanitorAction::Expired => pass.expired += 1,
+                    JanitorAction::Swept => pass.swept += 1,
+                    JanitorAction::Failed => pass.failed += 1,
+                    // Not what a record's settling or sweeping answers.
+                    JanitorAction::OutboxPruned | JanitorAction::OrphanDeleted => {}
                     // Settled by another call since the claim: nothing done, nothing counted.
-                    Action::Skipped => {
+                    JanitorAction::Skipped => {
                         pass.skipped += 1;
                         continue;
                     }
                 }
-                self.metrics.janitor_action(action.label(), 1);
+                self.metrics.janitor_action(action, 1);
             }
         }
         let before = now - self.settings.outbox_retention;
@@ -198,12 +177,12 @@ impl Janitor {
                 pass.pruned = pruned;
                 if pruned > 0 {
                     tracing::info!(pruned, "janitor: sent outbox rows removed");
-                    self.metrics.janitor_action("outbox_pruned", pruned);
+                    self.metrics.janitor_action(JanitorAction::OutboxPruned, pruned);
                 }
             }
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "janitor: pruning the outbox failed");
-                self.metrics.janitor_action("failed", 1);
+                self.metrics.janitor_action(JanitorAction::Failed, 1);
             }
         }
         match self.store.count_pending().await {
@@ -221,53 +200,53 @@ impl Janitor {
     /// between either won, and the janitor leaves the file alone, or finds the upload expired;
     /// then an object its late completion made is deleted by the clean-up that follows (an
     /// upload the store no longer knows is no error there), so nothing is left either way.
-    async fn settle(&self, record: FileRecord) -> &'static [Action] {
+    async fn settle(&self, record: FileRecord) -> &'static [JanitorAction] {
         match self.service.finish(record.clone()).await {
             Ok(Finished::Completed(_)) => {
-                log(&record, Action::Completed);
-                return &[Action::Completed];
+                log(&record, JanitorAction::Completed);
+                return &[JanitorAction::Completed];
             }
             // Completed, expired or deleted by another call since the claim: not this pass's work.
-            Ok(Finished::AlreadyAvailable(_)) | Err(CompleteError::NotFound) => return &[Action::Skipped],
+            Ok(Finished::AlreadyAvailable(_)) | Err(CompleteError::NotFound) => return &[JanitorAction::Skipped],
             Err(CompleteError::Dependency(error)) => {
                 tracing::warn!(
                     tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
                     "janitor: cannot check the upload; will retry"
                 );
-                return &[Action::Failed];
+                return &[JanitorAction::Failed];
             }
             Err(_) => {}
         }
         let expired = match self.service.metadata.mark_expired(record.tenant, record.id).await {
             Ok(Some(expired)) => expired,
             // No longer pending: a device's `complete` or a notification won the race.
-            Ok(None) => return &[Action::Skipped],
+            Ok(None) => return &[JanitorAction::Skipped],
             Err(error) => {
                 tracing::warn!(
                     tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
                     "janitor: cannot mark the upload expired; will retry"
                 );
-                return &[Action::Failed];
+                return &[JanitorAction::Failed];
             }
         };
-        log(&expired, Action::Expired);
+        log(&expired, JanitorAction::Expired);
         if self.clear(&expired).await {
-            &[Action::Expired]
+            &[JanitorAction::Expired]
         } else {
             // Expired, its upload not yet cleared: a later pass sweeps it.
-            &[Action::Expired, Action::Failed]
+            &[JanitorAction::Expired, JanitorAction::Failed]
         }
     }
 
     /// A deleted or expired record whose upload URL has expired: whatever its upload left in
     /// the store (a late PUT, parts, an object completed by a call that lost the race) is
     /// deleted.
-    async fn sweep(&self, record: FileRecord) -> &'static [Action] {
+    async fn sweep(&self, record: FileRecord) -> &'static [JanitorAction] {
         if self.clear(&record).await {
-            log(&record, Action::Swept);
-            &[Action::Swept]
+            log(&record, JanitorAction::Swept);
+            &[JanitorAction::Swept]
         } else {
-            &[Action::Failed]
+            &[JanitorAction::Failed]
         }
     }
 
@@ -291,22 +270,21 @@ impl Janitor {
     /// Works until `stop` completes (or the future is dropped): a pass every `interval`, the
     /// next at once after a full batch. A pass under way when `stop` completes is finished.
     pub async fn run_until(self, stop: impl Future<Output = ()>) {
-        let mut stop = pin!(stop);
-        loop {
-            if crate::relay::stopped(stop.as_mut()) {
-                return;
+        let clock = self.clock.clone();
+        background::run_until(&*clock, stop, self).await;
+    }
+}
+
+impl Work for Janitor {
+    async fn pass(&mut self) -> Next {
+        let busy = match Self::pass(self).await {
+            Ok(pass) => pass.claimed >= self.settings.batch,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "janitor: the database is unavailable; will retry");
+                self.metrics.janitor_action(JanitorAction::Failed, 1);
+                false
             }
-            let busy = match self.pass().await {
-                Ok(pass) => pass.claimed >= self.settings.batch,
-                Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "janitor: the database is unavailable; will retry");
-                    self.metrics.janitor_action("failed", 1);
-                    false
-                }
-            };
-            if !busy && crate::relay::sleep_unless_stopped(&*self.clock, self.settings.interval, stop.as_mut()).await {
-                return;
-            }
-        }
+        };
+        Next::unless_busy(busy, self.settings.interval)
     }
 }

@@ -1,4 +1,6 @@
-//! Bucket notifications in S3's event JSON, as AWS and MinIO send them.
+//! Bucket notifications in S3's event JSON, as AWS and MinIO send them, read into the core's
+//! `NotificationRecord`s: the one reader of the webhook (`routes::storage_events`) and the
+//! queue ingest (`crate::ingest`).
 //!
 //! AWS: `{"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name"}, "object":
 //! {"key", "size"}}}]}` with the key URL-encoded (`+` for spaces). MinIO: the same records with
