@@ -238,21 +238,7 @@ pub(super) async fn stored_parts(
     let query = web::Query::<PartsQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?
         .into_inner();
-    let max = PartsStatus::MAX_PAGE;
-    let limit = match query.limit {
-        None => max,
-        Some(limit) => limit
-            .parse::<u16>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_field(
-                    "invalid_limit",
-                    "limit",
-                    format!("limit must be a whole number from 1 to {max}"),
-                )
-            })?,
-    };
+    let limit = page_limit(query.limit.as_deref(), PartsStatus::MAX_PAGE, PartsStatus::MAX_PAGE)?;
     let most = files_core::multipart::MAX_PARTS;
     let after = match query.after {
         None => 0,
@@ -397,6 +383,26 @@ impl From<FileRecord> for FileView {
     }
 }
 
+/// The `?limit=` of a page: `default` when absent, else a whole number from 1 to `max`, or a
+/// 400 `invalid_limit` naming `limit`.
+fn page_limit<T>(asked: Option<&str>, default: T, max: T) -> Result<T, ApiError>
+where
+    T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
+{
+    let Some(asked) = asked else { return Ok(default) };
+    asked
+        .parse::<T>()
+        .ok()
+        .filter(|n| (T::from(1)..=max).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_field(
+                "invalid_limit",
+                "limit",
+                format!("limit must be a whole number from 1 to {max}"),
+            )
+        })
+}
+
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     limit: Option<String>,
@@ -421,21 +427,11 @@ pub(super) async fn list(
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?
         .into_inner();
-    let max = service.config().max_page_size;
-    let limit = match query.limit {
-        None => DEFAULT_PAGE_SIZE,
-        Some(limit) => limit
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_field(
-                    "invalid_limit",
-                    "limit",
-                    format!("limit must be a whole number from 1 to {max}"),
-                )
-            })?,
-    };
+    let limit = page_limit(
+        query.limit.as_deref(),
+        DEFAULT_PAGE_SIZE,
+        service.config().max_page_size,
+    )?;
     let before = query
         .cursor
         .map(|c| c.parse::<FileId>())
