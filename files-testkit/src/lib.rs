@@ -1,8 +1,7 @@
 //! Test support for the Files service: in-memory fakes of every port with failure switches,
-//! a fake DSTS, and helpers that start the server on a free port.
+//! a fake DSTS, contract suites for the ports, and clients of the real services.
 
 pub mod amqp;
-pub mod app;
 pub mod contract;
 pub mod dsts;
 pub mod fakes;
@@ -12,7 +11,18 @@ pub mod proxy;
 pub mod redis;
 pub mod services;
 
-pub use app::{AppOptions, TestApp, spawn_app};
+/// The SHA-256 of `bytes`: the one digest helper of the tests.
+#[must_use]
+pub fn sha256_of(bytes: &[u8]) -> files_core::Sha256 {
+    use sha2::Digest as _;
+    files_core::Sha256::from_bytes(sha2::Sha256::digest(bytes).into())
+}
+
+/// The SHA-256 of `bytes` in lowercase hex, as the API writes it.
+#[must_use]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    sha256_of(bytes).to_hex()
+}
 
 /// Logs of tests go to the test harness's captured output; `FILES_TEST_LOG` filters them.
 pub fn init_logging() {

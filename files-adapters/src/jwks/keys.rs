@@ -13,9 +13,9 @@ use jwt_simple::common::VerificationOptions;
 use jwt_simple::token::TokenMetadata;
 use serde_json::{Map, Value};
 
-use super::JwksError;
 use super::claims::{Claims, refusal};
 use super::config::{KeyFile, SignatureLibrary};
+use super::error::JwksError;
 use super::public_key::PublicKey;
 
 /// The largest JWKS document accepted from a URL or a file.

@@ -9,9 +9,10 @@ use files_core::ports::error_chain;
 use tokio::sync::{Mutex, oneshot};
 use tokio::time::Instant;
 
+use super::Inner;
 use super::config::{RefreshObserver, RefreshOutcome};
+use super::error::JwksError;
 use super::keys::{KeySet, MAX_JWKS_BYTES};
-use super::{Inner, JwksError};
 
 /// Why a fetch of the JWKS URL failed. Never quotes the URL.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::PostgresError;
+use super::errors::PostgresError;
 use crate::redact::redact_url;
 
 /// The default number of pooled connections.

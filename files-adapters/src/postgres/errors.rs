@@ -4,10 +4,25 @@
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use files_core::PortError;
+use files_core::{BoxError, PortError};
 use uuid::Uuid;
 
 use super::pool::ConnectError;
+
+/// Setting up the store or its schema failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresError {
+    /// The configuration cannot work.
+    #[error("invalid database configuration: {0}")]
+    Config(&'static str),
+    /// The database could not be reached.
+    #[error("cannot connect to the database")]
+    Connect(#[source] BoxError),
+    /// The migrations could not be applied.
+    #[error("database migration failed")]
+    Migrate(#[source] BoxError),
+}
 
 /// A row (or a record) that does not fit the other side.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 use files_core::BoxError;
 
-use super::PostgresError;
 use super::config::DEFAULT_CONNECT_TIMEOUT;
+use super::errors::PostgresError;
 use super::pool::establish;
 
 /// The schema, embedded in the binary.

@@ -38,6 +38,7 @@ mod rows;
 mod tests;
 
 pub use config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_QUERY_TIMEOUT, PostgresConfig};
+pub use errors::PostgresError;
 pub use migrations::{MIGRATIONS, run_migrations};
 
 use std::fmt;
@@ -49,28 +50,13 @@ use std::time::{Duration, Instant};
 use diesel::result::QueryResult;
 use diesel_async::pooled_connection::PoolableConnection as _;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
-use files_core::{BoxError, Metrics, PortError};
+use files_core::{Metrics, PortError};
 use secrecy::ExposeSecret as _;
 
 use errors::{Failure, translate};
 
 use crate::call::Calls;
 use pool::{LastError, Manager};
-
-/// Setting up the store or its schema failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PostgresError {
-    /// The configuration cannot work.
-    #[error("invalid database configuration: {0}")]
-    Config(&'static str),
-    /// The database could not be reached.
-    #[error("cannot connect to the database")]
-    Connect(#[source] BoxError),
-    /// The migrations could not be applied.
-    #[error("database migration failed")]
-    Migrate(#[source] BoxError),
-}
 
 /// The metadata store in PostgreSQL.
 pub struct PostgresStore {

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use bb8::{ErrorSink, ManageConnection};
 use bb8_redis::RedisConnectionManager;
+use bb8_redis::redis::Cmd;
+use bb8_redis::redis::{self as driver, ErrorKind, FromRedisValue, aio::MultiplexedConnection};
 use files_core::PortError;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::RedisError;
-use super::driver::Cmd;
-use super::driver::{self, ErrorKind, FromRedisValue, aio::MultiplexedConnection};
+use super::config::RedisError;
 
 /// A client of the same Redis speaking RESP3, the protocol that carries tracking pushes.
 pub(super) fn resp3_client(url: &SecretString) -> Result<driver::Client, RedisError> {

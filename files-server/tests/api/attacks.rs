@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use files_testkit::{AppOptions, eventually};
+use crate::app::AppOptions;
+use files_testkit::eventually;
 use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -15,7 +16,8 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 use crate::binary::{Running, command};
-use crate::helpers::{Harness, json_of, sha256_hex};
+use crate::helpers::{Harness, json_of};
+use files_testkit::sha256_hex;
 
 /// The route pattern of a device root's requests.
 const DEVICE_SCOPE: &str = "/v1/tenants/{tenant_id}/devices/{device_id}";

@@ -3,7 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Harness, json_of, sha256_hex};
+use crate::helpers::{Harness, json_of};
+use files_testkit::sha256_hex;
 
 const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -274,7 +275,7 @@ async fn bad_download_and_list_requests() {
 
 #[tokio::test]
 async fn oversized_bodies_and_sizes() {
-    let h = Harness::start_with(files_testkit::AppOptions::default().var("FILES_MAX_UPLOAD_SIZE", "1000")).await;
+    let h = Harness::start_with(crate::app::AppOptions::default().var("FILES_MAX_UPLOAD_SIZE", "1000")).await;
     let token = h.device_token();
     let huge = format!(
         r#"{{"file_name": "a", "sha256": "{SHA}", "pad": "{}"}}"#,

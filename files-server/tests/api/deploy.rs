@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::app::AppOptions;
 use files_server::Settings;
 use files_server::config::{PRODUCTION_VARIABLES, VARIABLES};
-use files_testkit::AppOptions;
 use files_testkit::eventually;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-use files_testkit::{AppOptions, eventually};
+use crate::app::AppOptions;
+use files_testkit::eventually;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Harness, json_of, sha256_hex};
+use crate::helpers::{Harness, json_of};
 use crate::real::{RedisRoute, stack_with};
+use files_testkit::sha256_hex;
 
 async fn expires_in_is_asked_bounded_and_enforced_by_the_store(h: &Harness) {
     let token = h.device_token();

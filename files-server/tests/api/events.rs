@@ -9,15 +9,17 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use crate::app::AppOptions;
 use files_core::FileUploaded;
 use files_testkit::amqp::{self, Received, TestIngestQueue, TestQueue};
+use files_testkit::eventually;
 use files_testkit::proxy::TcpProxy;
-use files_testkit::{AppOptions, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Harness, json_of, sha256_hex, tenant_scope};
+use crate::helpers::{Harness, json_of, tenant_scope};
 use crate::real::{RedisRoute, Stack, stack_with};
+use files_testkit::sha256_hex;
 
 const SECRET: &str = "events-test-secret";
 const EXCHANGE: &str = "files.events";
@@ -336,7 +338,7 @@ async fn two_instances_relay_one_outbox_and_lose_nothing() {
     // A second instance on the same database, Redis prefix, store and broker.
     let s3 = files_testkit::services::TestS3::from_env(test).await.unwrap();
     let options = second_instance(&s, &url, &s3);
-    let second = files_testkit::spawn_app(options).await.unwrap();
+    let second = crate::app::spawn_app(options).await.unwrap();
     let second_api = crate::helpers::Api::new(second.address.clone());
 
     let h = &s.h;

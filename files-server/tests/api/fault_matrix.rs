@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::app::AppOptions;
 use files_core::FileUploaded;
 use files_testkit::amqp::{self, TestQueue};
+use files_testkit::eventually;
 use files_testkit::proxy::TcpProxy;
-use files_testkit::{AppOptions, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::sync::Mutex;

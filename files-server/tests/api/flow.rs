@@ -4,7 +4,8 @@ use files_core::{DeviceId, TenantId};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Api, Harness, device_scope, sha256_hex};
+use crate::helpers::{Api, Harness, device_scope};
+use files_testkit::sha256_hex;
 
 /// The whole flow, including a PUT of other bytes that the store must refuse without storing.
 /// Used in process here and against the real binary in `binary.rs`.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use files_testkit::AppOptions;
+use crate::app::AppOptions;
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use crate::app::{AppOptions, TestApp, spawn_app};
 use files_core::{DeviceId, TenantId};
 use files_testkit::dsts::{Alg, FakeDsts, TokenClaims};
-use files_testkit::{AppOptions, TestApp, eventually, spawn_app};
+use files_testkit::{eventually, sha256_hex};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use sha2::Digest as _;
 use uuid::Uuid;
 
 pub fn new_tenant() -> TenantId {
@@ -16,10 +16,6 @@ pub fn new_tenant() -> TenantId {
 
 pub fn new_device() -> DeviceId {
     DeviceId::from_uuid(Uuid::new_v4())
-}
-
-pub fn sha256_hex(content: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(content))
 }
 
 pub fn device_scope(tenant: TenantId, device: DeviceId) -> String {

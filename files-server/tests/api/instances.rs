@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::app::{AppOptions, TestApp, spawn_app};
 use files_adapters::redis::{RedisCache, RedisConfig};
+use files_testkit::eventually;
 use files_testkit::postgres::TestDatabase;
 use files_testkit::services;
-use files_testkit::{AppOptions, TestApp, eventually, spawn_app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -12,8 +12,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::events::{events_stack, tenant_queue};
-use crate::helpers::{Harness, json_of, sha256_hex};
+use crate::helpers::{Harness, json_of};
 use crate::multipart::{content, objects_of, plan, ticket};
+use files_testkit::sha256_hex;
 
 const SMALL: &[(&str, &str)] = &[
     ("FILES_JANITOR_INTERVAL_SECS", "1"),
@@ -227,7 +228,7 @@ async fn janitor_two_instances_complete_eight_uploads_with_one_event_each() {
     for (name, value) in SMALL {
         options = options.var(name, *value);
     }
-    let _second = files_testkit::spawn_app(options).await.unwrap();
+    let _second = crate::app::spawn_app(options).await.unwrap();
 
     let h = &s.h;
     let mut queue = tenant_queue(&url, h).await;
@@ -263,7 +264,7 @@ async fn janitor_prunes_sent_outbox_rows_and_keeps_unsent_ones_on_a_running_serv
         return;
     };
     let (broker, proxied) = files_testkit::proxy::TcpProxy::for_url(&url).await.unwrap();
-    let options = files_testkit::AppOptions::default()
+    let options = crate::app::AppOptions::default()
         .var("FILES_DATABASE_URL", db.url())
         .var("FILES_AMQP_URL", proxied)
         .var("FILES_AMQP_TIMEOUT_MS", "1000")

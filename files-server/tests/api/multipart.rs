@@ -4,19 +4,18 @@
 
 use std::time::Duration;
 
+use crate::app::AppOptions;
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
-use files_core::{
-    NoSuchUpload, ObjectKey, ObjectStore as _, Owner, PartSpec, PortError, Sha256, TenantId, UrlSigner as _,
-};
+use files_core::{NoSuchUpload, ObjectKey, ObjectStore as _, Owner, PartSpec, PortError, TenantId, UrlSigner as _};
 use files_testkit::contract::objects::composite_sha256;
 use files_testkit::dsts::Alg;
 use files_testkit::proxy::TcpProxy;
 use files_testkit::services::TestS3;
-use files_testkit::{AppOptions, eventually};
+use files_testkit::{eventually, sha256_hex, sha256_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Harness, json_of, new_device, new_tenant, sha256_hex, tenant_scope};
+use crate::helpers::{Harness, json_of, new_device, new_tenant, tenant_scope};
 use crate::real::{RedisRoute, stack_with};
 
 #[path = "../../examples/device_upload/client.rs"]
@@ -35,11 +34,6 @@ pub(crate) fn content(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| u8::try_from((i * 31 + usize::from(seed) * 7 + i / 4096) % 251).unwrap_or(0))
         .collect()
-}
-
-fn sha256_of(bytes: &[u8]) -> Sha256 {
-    use sha2::Digest as _;
-    Sha256::from_bytes(sha2::Sha256::digest(bytes).into())
 }
 
 /// The upload request of `data` in parts of `part_size`.

@@ -10,7 +10,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Harness, json_of, sha256_hex};
+use crate::helpers::{Harness, json_of};
+use files_testkit::sha256_hex;
 
 const SECRET: &str = "openapi-test-secret";
 
@@ -226,7 +227,7 @@ fn the_schema_check_catches_what_it_claims() {
 
 #[tokio::test]
 async fn the_spec_matches_the_server() {
-    let h = Harness::start_with(files_testkit::AppOptions::default().var("FILES_EVENTS_SECRET", SECRET)).await;
+    let h = Harness::start_with(crate::app::AppOptions::default().var("FILES_EVENTS_SECRET", SECRET)).await;
     let token = h.service_token();
     let scope = h.scope();
     let file_id = h.api.upload(&scope, h.tenant, &token, "spec.txt", b"spec").await;

@@ -4,13 +4,14 @@
 
 use std::time::{Duration, Instant};
 
+use crate::app::AppOptions;
 use files_adapters::jwks::RemoteJwks;
 use files_adapters::redis::{RedisCache, RedisConfig};
 use files_core::ports::error_chain;
 use files_testkit::dsts::{Attack, FakeDsts};
 use files_testkit::proxy::TcpProxy;
 use files_testkit::services::TestS3;
-use files_testkit::{AppOptions, eventually, services};
+use files_testkit::{eventually, services};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;

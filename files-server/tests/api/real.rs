@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::app::AppOptions;
+use files_testkit::eventually;
 use files_testkit::postgres::TestDatabase;
 use files_testkit::proxy::TcpProxy;
 use files_testkit::services::{self, TestS3};
-use files_testkit::{AppOptions, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::app::AppOptions;
 use files_server::Overrides;
+use files_testkit::eventually;
 use files_testkit::fakes::RecordingNotifier;
-use files_testkit::{AppOptions, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

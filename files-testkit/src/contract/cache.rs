@@ -1,7 +1,7 @@
 //! The contract of the [`Cache`] port: what every cache, in memory or on Redis, must do.
 //!
-//! Each run of [`cache_contract`] uses fresh random tenants, so it can run any number of times,
-//! in parallel, on a shared cache. [`cache_clear_contract`] empties its cache, so it needs one
+//! Each run of [`run`] uses fresh random tenants, so it can run any number of times,
+//! in parallel, on a shared cache. [`run_clear`] empties its cache, so it needs one
 //! of its own. Both panic, naming the broken rule, on the first violation.
 
 use files_core::{
@@ -15,7 +15,7 @@ use uuid::Uuid;
 ///
 /// # Panics
 /// When the cache breaks a rule, or fails a call.
-pub async fn cache_contract(cache: &dyn Cache) {
+pub async fn run(cache: &dyn Cache) {
     absent_file_is_none(cache).await;
     records_round_trip_exactly(cache).await;
     put_file_replaces(cache).await;
@@ -34,7 +34,7 @@ pub async fn cache_contract(cache: &dyn Cache) {
 ///
 /// # Panics
 /// When the cache breaks a rule, or fails a call.
-pub async fn cache_clear_contract(cache: &dyn Cache, neighbour: &dyn Cache) {
+pub async fn run_clear(cache: &dyn Cache, neighbour: &dyn Cache) {
     ok(cache.clear().await, "clear of a cache that may be empty");
     ok(cache.clear().await, "clear of an empty cache");
 

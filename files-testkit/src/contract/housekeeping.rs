@@ -15,7 +15,7 @@ use super::metadata::{fresh_tenant, now_micros, ok, record, uploaded_event};
 ///
 /// # Panics
 /// When the store breaks a rule.
-pub async fn housekeeping_contract(store: &dyn JanitorStore) -> u64 {
+pub async fn run(store: &dyn JanitorStore) -> u64 {
     const RULE: &str = "housekeeping";
     let now = now_micros();
     let scope = Scope {

@@ -28,7 +28,7 @@ const LOOK_BATCH: usize = 500;
 ///
 /// # Panics
 /// When the store breaks a rule, or fails a call.
-pub async fn run_all(store: &dyn TransactionalStore) {
+pub async fn run(store: &dyn TransactionalStore) {
     records_round_trip_every_field(store).await;
     get_is_tenant_scoped(store).await;
     duplicate_ids_are_refused(store).await;

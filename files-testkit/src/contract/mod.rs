@@ -1,4 +1,6 @@
 //! Contract test suites, one per port: run against the in-memory fake and against the real adapter.
+//! Every suite module is entered the same way, by its `run`; a suite with several parts adds
+//! `run_*` entries for the parts that need their own setup (`cache::run_clear`, `objects::run_multipart`).
 
 pub mod cache;
 pub mod housekeeping;

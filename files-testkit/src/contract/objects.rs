@@ -19,6 +19,8 @@ use files_core::{
 };
 use sha2::Digest as _;
 
+use crate::sha256_of;
+
 use super::cache::{fresh_device, fresh_tenant};
 use crate::fakes::FakeObjectStore;
 
@@ -135,7 +137,7 @@ impl Transport for FakeTransport<'_> {
 ///
 /// # Panics
 /// When the pair breaks a rule, or a call fails.
-pub async fn object_store_contract(signer: &dyn UrlSigner, store: &dyn ObjectStore, transport: &dyn Transport) {
+pub async fn run(signer: &dyn UrlSigner, store: &dyn ObjectStore, transport: &dyn Transport) {
     let pair = Pair {
         signer,
         store,
@@ -215,12 +217,6 @@ pub fn fresh_key(device_owned: bool) -> ObjectKey {
         },
         file: FileId::new(),
     }
-}
-
-/// The SHA-256 of `bytes`.
-#[must_use]
-pub fn sha256_of(bytes: &[u8]) -> Sha256 {
-    Sha256::from_bytes(sha2::Sha256::digest(bytes).into())
 }
 
 fn len(body: &[u8]) -> u64 {
@@ -537,7 +533,7 @@ const MIB: usize = 1024 * 1024;
 ///
 /// # Panics
 /// When the pair breaks a rule, or a call fails.
-pub async fn multipart_contract(
+pub async fn run_multipart(
     signer: &dyn UrlSigner,
     store: &dyn ObjectStore,
     transport: &dyn Transport,

@@ -39,7 +39,7 @@ const DRAIN_BATCH: usize = 500;
 ///
 /// # Panics
 /// When the store breaks a rule, or fails a call.
-pub async fn outbox_contract(store: &dyn TransactionalStore) {
+pub async fn run(store: &dyn TransactionalStore) {
     claims_are_oldest_first_and_at_most_the_limit(store).await;
     events_round_trip_exactly(store).await;
     a_lease_hides_an_event_until_it_runs_out(store).await;

@@ -26,7 +26,7 @@ pub struct TokenSet {
 ///
 /// # Panics
 /// When the verifier breaks a rule.
-pub async fn token_verifier_contract(verifier: &dyn TokenVerifier, tokens: &TokenSet) {
+pub async fn run(verifier: &dyn TokenVerifier, tokens: &TokenSet) {
     a_device_token_is_that_device(verifier, tokens).await;
     a_service_token_is_that_tenant_service(verifier, tokens).await;
     the_refused_token_is_invalid(verifier, tokens).await;

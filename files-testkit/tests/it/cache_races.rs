@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::world::sha256_of;
+use files_testkit::sha256_of;
 
 /// Generous enough that a loaded test machine does not fail calls to a healthy Redis.
 const TIMEOUT: Duration = Duration::from_secs(2);

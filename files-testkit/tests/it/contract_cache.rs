@@ -9,15 +9,12 @@ use files_adapters::redis::{RedisCache, RedisConfig, driver};
 use files_core::{
     Cache, CacheOutcome, FileId, FileRecord, FileState, MetadataStore, Owner, PortError, Scope, WriteThrough,
 };
-use files_testkit::contract::cache::{
-    cache_clear_contract, cache_contract, fresh_device, fresh_tenant, name, sample_record,
-};
+use files_testkit::contract::cache::{self, fresh_device, fresh_tenant, name, sample_record};
 use files_testkit::contract::metadata::uploaded_event;
 use files_testkit::eventually;
 use files_testkit::fakes::{FakeCache, FakeMetadataStore};
 use files_testkit::proxy::TcpProxy;
 use files_testkit::services;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -150,7 +147,7 @@ impl TestRedis {
             Owner::Device(device) => device.to_string(),
             Owner::Tenant => "_tenant".to_owned(),
         };
-        let hash = hex(&Sha256::digest(file_name.as_bytes()));
+        let hash = files_testkit::sha256_hex(file_name.as_bytes());
         format!("{}:v1:latest:{}:{owner}:{hash}", self.config.key_prefix, scope.tenant)
     }
 
@@ -162,10 +159,6 @@ impl TestRedis {
         }
         assert!(self.keys().await.is_empty());
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Runs `call`, asserting it fails as unavailable and returns before [`FAST`].
@@ -197,12 +190,12 @@ async fn every_call_fails_fast(cache: &RedisCache) {
 
 #[tokio::test]
 async fn the_fake_cache_passes_the_contract() {
-    cache_contract(&FakeCache::default()).await;
+    cache::run(&FakeCache::default()).await;
 }
 
 #[tokio::test]
 async fn the_fake_cache_passes_the_clear_contract() {
-    cache_clear_contract(&FakeCache::default(), &FakeCache::default()).await;
+    cache::run_clear(&FakeCache::default(), &FakeCache::default()).await;
 }
 
 #[tokio::test]
@@ -212,9 +205,9 @@ async fn the_redis_cache_passes_the_contract() {
         return;
     };
     redis.cache.ping().await.unwrap();
-    cache_contract(&redis.cache).await;
+    cache::run(&redis.cache).await;
     // Twice on the same cache: the contract's fresh tenants keep runs apart.
-    cache_contract(&redis.cache).await;
+    cache::run(&redis.cache).await;
     redis.clean_up().await;
 }
 
@@ -260,7 +253,7 @@ async fn redis_keys_follow_the_layout_and_all_expire() {
     assert_eq!(id, record.id.to_string());
 
     // The whole contract's keys too: every key carries a TTL, none over the configured one.
-    cache_contract(&redis.cache).await;
+    cache::run(&redis.cache).await;
     let keys = redis.keys().await;
     assert!(keys.len() > 20, "expected the contract's keys, found {}", keys.len());
     for key in &keys {
@@ -289,7 +282,7 @@ async fn redis_clear_deletes_every_key_under_its_prefix_and_no_other() {
     else {
         return;
     };
-    cache_clear_contract(&redis.cache, &neighbour.cache).await;
+    cache::run_clear(&redis.cache, &neighbour.cache).await;
 
     // More keys than one SCAN batch looks at.
     let tenant = fresh_tenant();
@@ -445,7 +438,7 @@ async fn redis_cut_mid_run_fails_fast_then_recovers_without_rebuilding() {
         "the cache answers again after the restore: not within {RECONNECT:?}"
     );
     cache.ping().await.unwrap();
-    cache_contract(cache).await;
+    cache::run(cache).await;
 
     // A second outage heals the same way.
     assert!(

@@ -10,9 +10,8 @@ use files_adapters::postgres::{PostgresConfig, PostgresError, PostgresStore, run
 use files_core::{
     FileId, FileRecord, FileState, FileUploaded, MetadataStore, Outbox, OutboxStats, Owner, PortError, Sha256, TenantId,
 };
-use files_testkit::contract::housekeeping::housekeeping_contract;
-use files_testkit::contract::metadata::{now_micros, run_all, uploaded_event};
-use files_testkit::contract::outbox::outbox_contract;
+use files_testkit::contract::metadata::{self, now_micros, uploaded_event};
+use files_testkit::contract::{housekeeping, outbox};
 use files_testkit::eventually;
 use files_testkit::fakes::FakeMetadataStore;
 use files_testkit::postgres::TestDatabase;
@@ -103,7 +102,7 @@ async fn until_recovered(store: &PostgresStore, record: &FileRecord) {
 
 #[tokio::test]
 async fn the_fake_store_keeps_the_contract() {
-    run_all(&FakeMetadataStore::default()).await;
+    metadata::run(&FakeMetadataStore::default()).await;
 }
 
 #[tokio::test]
@@ -113,7 +112,7 @@ async fn the_postgres_store_keeps_the_contract() {
     };
     let store = db.store().await;
     store.ping().await.unwrap();
-    run_all(&store).await;
+    metadata::run(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,12 +121,12 @@ async fn the_postgres_store_keeps_the_contract_on_a_multi_thread_runtime() {
         return;
     };
     let store = db.store().await;
-    run_all(&store).await;
+    metadata::run(&store).await;
 }
 
 #[tokio::test]
 async fn the_fake_store_keeps_the_janitor_housekeeping_contract() {
-    housekeeping_contract(&FakeMetadataStore::default()).await;
+    housekeeping::run(&FakeMetadataStore::default()).await;
 }
 
 /// Must-show 6 of the janitor's issue: sent rows past the retention are removed, unsent ones
@@ -137,13 +136,13 @@ async fn the_postgres_store_keeps_the_janitor_housekeeping_contract() {
     let Some(db) = TestDatabase::create("the_postgres_store_keeps_the_janitor_housekeeping_contract").await else {
         return;
     };
-    let pruned = housekeeping_contract(&db.store().await).await;
+    let pruned = housekeeping::run(&db.store().await).await;
     assert_eq!(pruned, 1, "the one sent outbox row is removed");
 }
 
 #[tokio::test]
 async fn the_fake_store_keeps_the_outbox_contract() {
-    outbox_contract(&FakeMetadataStore::default()).await;
+    outbox::run(&FakeMetadataStore::default()).await;
 }
 
 #[tokio::test]
@@ -151,7 +150,7 @@ async fn the_postgres_store_keeps_the_outbox_contract() {
     let Some(db) = TestDatabase::create("the_postgres_store_keeps_the_outbox_contract").await else {
         return;
     };
-    outbox_contract(&db.store().await).await;
+    outbox::run(&db.store().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +159,7 @@ async fn the_postgres_store_keeps_the_outbox_contract_on_a_multi_thread_runtime(
     let Some(db) = TestDatabase::create(test).await else {
         return;
     };
-    outbox_contract(&db.store().await).await;
+    outbox::run(&db.store().await).await;
 }
 
 /// Plants an outbox row behind the store's back.

@@ -7,12 +7,10 @@ use std::time::Duration;
 use files_adapters::embedded_s3::{EmbeddedS3, EmbeddedS3Config};
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
 use files_core::{DownloadSpec, ObjectStore, PortError, PresignedRequest, SignError, UploadSpec, UrlSigner};
-use files_testkit::contract::objects::{
-    FakeTransport, HttpTransport, MultipartReports, Transport, fresh_key, multipart_contract, object_store_contract,
-    sha256_of,
-};
+use files_testkit::contract::objects::{self, FakeTransport, HttpTransport, MultipartReports, Transport, fresh_key};
 use files_testkit::fakes::FakeObjectStore;
 use files_testkit::services::TestS3;
+use files_testkit::sha256_of;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -39,17 +37,17 @@ async fn s3_pair_keeps_the_contract(config: &S3Config, multipart: MultipartRepor
     let signer = S3Signer::new(config).unwrap();
     let objects = S3Objects::new(config).unwrap();
     let transport = HttpTransport::new(HEALTHY_TIMEOUT);
-    object_store_contract(&signer, &objects, &transport).await;
+    objects::run(&signer, &objects, &transport).await;
     // Twice on the same store: the contract's fresh keys keep runs apart.
-    object_store_contract(&signer, &objects, &transport).await;
-    multipart_contract(&signer, &objects, &transport, multipart).await;
+    objects::run(&signer, &objects, &transport).await;
+    objects::run_multipart(&signer, &objects, &transport, multipart).await;
 }
 
 #[tokio::test]
 async fn the_fake_object_store_keeps_the_contract() {
     let store = FakeObjectStore::default();
-    object_store_contract(&store, &store, &FakeTransport(&store)).await;
-    multipart_contract(&store, &store, &FakeTransport(&store), MultipartReports::ALL).await;
+    objects::run(&store, &store, &FakeTransport(&store)).await;
+    objects::run_multipart(&store, &store, &FakeTransport(&store), MultipartReports::ALL).await;
 }
 
 /// A store that does not check what it is sent: it takes the body's own checksum and length.
@@ -75,14 +73,14 @@ impl Transport for CarelessTransport<'_> {
 #[should_panic(expected = "must be refused")]
 async fn the_contract_catches_a_store_that_takes_other_bytes() {
     let store = FakeObjectStore::default();
-    object_store_contract(&store, &store, &CarelessTransport(&store)).await;
+    objects::run(&store, &store, &CarelessTransport(&store)).await;
 }
 
 #[tokio::test]
 #[should_panic(expected = "a part of other bytes than signed (same length) must be refused")]
 async fn the_contract_catches_a_store_that_takes_other_part_bytes() {
     let store = FakeObjectStore::default();
-    multipart_contract(&store, &store, &CarelessTransport(&store), MultipartReports::ALL).await;
+    objects::run_multipart(&store, &store, &CarelessTransport(&store), MultipartReports::ALL).await;
 }
 
 /// A signer that forgets to sign the size.
@@ -109,7 +107,7 @@ impl UrlSigner for SizelessSigner {
 #[should_panic(expected = "content-length when a size is given")]
 async fn the_contract_catches_a_signer_that_leaves_out_the_size() {
     let signer = SizelessSigner(FakeObjectStore::default());
-    object_store_contract(&signer, &signer.0, &FakeTransport(&signer.0)).await;
+    objects::run(&signer, &signer.0, &FakeTransport(&signer.0)).await;
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use files_adapters::jwks::{DevClaims, DevKey, JwksVerifier, JwtConfig};
 use files_core::{DeviceId, Principal, TenantId, TokenError, TokenVerifier};
-use files_testkit::contract::tokens::{TokenSet, token_verifier_contract};
+use files_testkit::contract::tokens::{self, TokenSet};
 use files_testkit::dsts::{Alg, Attack, FakeDsts};
 use files_testkit::fakes::FakeTokenVerifier;
 use uuid::Uuid;
@@ -17,7 +17,7 @@ fn ids() -> (TenantId, DeviceId) {
 #[tokio::test]
 async fn the_fake_verifier_keeps_the_contract() {
     let (verifier, tokens) = fake_with_tokens();
-    token_verifier_contract(&verifier, &tokens).await;
+    tokens::run(&verifier, &tokens).await;
 }
 
 /// A fake verifier that knows a device token and a service token, and the set to check it with.
@@ -53,7 +53,7 @@ impl TokenVerifier for Confused {
 #[should_panic(expected = "must be Invalid, not Unavailable")]
 async fn the_contract_catches_a_verifier_that_calls_bad_tokens_unavailable() {
     let (verifier, tokens) = fake_with_tokens();
-    token_verifier_contract(&Confused(verifier), &tokens).await;
+    tokens::run(&Confused(verifier), &tokens).await;
 }
 
 #[tokio::test]
@@ -78,7 +78,7 @@ async fn the_jwks_verifier_keeps_the_contract_for_every_algorithm() {
                 service_token: dsts.service_token(alg, tenant),
                 refused_token: dsts.attack(attack, tenant, device),
             };
-            token_verifier_contract(verifier, &tokens).await;
+            tokens::run(verifier, &tokens).await;
         }
     }
     // Good tokens of another DSTS are refused too.
@@ -91,7 +91,7 @@ async fn the_jwks_verifier_keeps_the_contract_for_every_algorithm() {
         service_token: dsts.service_token(Alg::EdDsa, tenant),
         refused_token: other.device_token(Alg::Es256, tenant, device),
     };
-    token_verifier_contract(&from_url, &tokens).await;
+    tokens::run(&from_url, &tokens).await;
 }
 
 #[tokio::test]
@@ -138,6 +138,6 @@ async fn the_development_key_verifier_keeps_the_contract() {
             service_token: service_token.clone(),
             refused_token,
         };
-        token_verifier_contract(&verifier, &tokens).await;
+        tokens::run(&verifier, &tokens).await;
     }
 }

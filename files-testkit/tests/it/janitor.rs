@@ -15,7 +15,8 @@ use files_core::{FileId, FileRecord, FilesService, Principal, TenantId};
 use files_testkit::fakes::{FakeMetadataStore, FakeObjectStore};
 use time::OffsetDateTime;
 
-use crate::world::{MULTIPART, UPLOAD_URL, World, sha256_of};
+use crate::world::{MULTIPART, UPLOAD_URL, World};
+use files_testkit::sha256_of;
 
 const GRACE: Duration = Duration::from_secs(600);
 

@@ -20,7 +20,7 @@ use files_testkit::services::TestS3;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::world::sha256_of;
+use files_testkit::sha256_of;
 
 const MIB: usize = 1024 * 1024;
 const GRACE: Duration = Duration::from_secs(600);

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use files_core::{
     DeviceId, FileName, FileOperation, FilesService, InvalidToken, JanitorSettings, ObjectCreated, ObjectInfo, Owner,
-    Ports, Principal, Scope, Sha256, StorageEventOutcome, TenantId, TokenOutcome, UploadRequest,
+    Ports, Principal, Scope, StorageEventOutcome, TenantId, TokenOutcome, UploadRequest,
 };
 use files_testkit::eventually;
 use files_testkit::fakes::{
     FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, Recorded, RecordingMetrics, RecordingNotifier,
 };
+use files_testkit::sha256_of;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -55,11 +56,6 @@ fn embedded() -> Embedded {
     }
 }
 
-fn sha(content: &[u8]) -> Sha256 {
-    use sha2::Digest as _;
-    Sha256::from_bytes(sha2::Sha256::digest(content).into())
-}
-
 /// Upload URL, the object as a verified PUT would leave it, `complete`.
 async fn upload_and_complete(
     e: &Embedded,
@@ -70,7 +66,7 @@ async fn upload_and_complete(
 ) -> files_core::FileRecord {
     let request = UploadRequest {
         name: FileName::parse(name).unwrap(),
-        sha256: sha(content),
+        sha256: sha256_of(content),
         size: content.len() as u64,
         content_type: None,
         expires_in: None,
@@ -78,7 +74,7 @@ async fn upload_and_complete(
     let ticket = e.service.request_upload(principal, scope, request).await.unwrap();
     let info = ObjectInfo {
         size: content.len() as u64,
-        sha256: Some(sha(content)),
+        sha256: Some(sha256_of(content)),
         sha256_of_parts: None,
     };
     e.objects.put(&ticket.record.object_key(), info);
@@ -188,7 +184,7 @@ async fn the_janitor_and_notifications_count_janitor_actions_by_kind() {
     let upload = async |name: &str, content: &[u8]| {
         let request = UploadRequest {
             name: FileName::parse(name).unwrap(),
-            sha256: sha(content),
+            sha256: sha256_of(content),
             size: content.len() as u64,
             content_type: None,
             expires_in: None,
@@ -199,7 +195,7 @@ async fn the_janitor_and_notifications_count_janitor_actions_by_kind() {
     let stored = upload("stored.log", b"stored").await;
     let info = ObjectInfo {
         size: 6,
-        sha256: Some(sha(b"stored")),
+        sha256: Some(sha256_of(b"stored")),
         sha256_of_parts: None,
     };
     e.objects.put(&stored.record.object_key(), info);

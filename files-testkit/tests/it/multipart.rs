@@ -11,7 +11,8 @@ use files_core::{
 use files_testkit::contract::objects::composite_sha256;
 use files_testkit::fakes::FakeObjectStore;
 
-use crate::world::{World, sha256_of};
+use crate::world::World;
+use files_testkit::sha256_of;
 
 const MIB: usize = 1024 * 1024;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use files_adapters::redis::{NEAR_CACHE_PING_INTERVAL, RedisCache, RedisConfig, driver};
 use files_core::{Cache, FileRecord, Owner};
-use files_testkit::contract::cache::{cache_clear_contract, cache_contract, fresh_device, fresh_tenant, sample_record};
+use files_testkit::contract::cache::{self, fresh_device, fresh_tenant, sample_record};
 use files_testkit::eventually;
 use files_testkit::proxy::TcpProxy;
 use files_testkit::services;
@@ -86,9 +86,9 @@ async fn the_redis_cache_passes_the_contract_with_its_near_cache_on() {
     let Some((redis, _other)) = two_instances(test, None, TIMEOUT).await else {
         return;
     };
-    cache_contract(&redis.cache).await;
+    cache::run(&redis.cache).await;
     // Twice: the second pass reads entries the first left in the near cache.
-    cache_contract(&redis.cache).await;
+    cache::run(&redis.cache).await;
     assert!(hits(&redis.cache) > 0, "the contract's reads never hit the near cache");
     let Some(neighbour) = TestRedis::connect_with(
         test,
@@ -102,7 +102,7 @@ async fn the_redis_cache_passes_the_contract_with_its_near_cache_on() {
     else {
         return;
     };
-    cache_clear_contract(&redis.cache, &neighbour.cache).await;
+    cache::run_clear(&redis.cache, &neighbour.cache).await;
     redis.clean_up().await;
     neighbour.clean_up().await;
 }

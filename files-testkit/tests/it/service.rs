@@ -13,6 +13,7 @@ use files_core::{
 use files_testkit::fakes::{
     FakeCache, FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, RecordingNotifier,
 };
+use files_testkit::sha256_of;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -105,7 +106,7 @@ impl World {
     async fn upload(&self, name: &str, content: &[u8]) -> FileRecord {
         let request = UploadRequest {
             name: FileName::parse(name).unwrap_or_else(|e| panic!("{e}")),
-            sha256: sha(content),
+            sha256: sha256_of(content),
             size: content.len() as u64,
             content_type: None,
             expires_in: None,
@@ -122,7 +123,7 @@ impl World {
             &record.object_key(),
             ObjectInfo {
                 size: content.len() as u64,
-                sha256: Some(sha(content)),
+                sha256: Some(sha256_of(content)),
                 sha256_of_parts: None,
             },
         );
@@ -138,11 +139,6 @@ impl World {
     }
 }
 
-fn sha(content: &[u8]) -> Sha256 {
-    use sha2::Digest as _;
-    Sha256::from_bytes(sha2::Sha256::digest(content).into())
-}
-
 #[tokio::test]
 async fn complete_checks_the_store_and_publishes_exactly_once() {
     let w = World::new();
@@ -156,7 +152,7 @@ async fn complete_checks_the_store_and_publishes_exactly_once() {
         &record.object_key(),
         ObjectInfo {
             size: 5,
-            sha256: Some(sha(b"other")),
+            sha256: Some(sha256_of(b"other")),
             sha256_of_parts: None,
         },
     );
@@ -169,7 +165,7 @@ async fn complete_checks_the_store_and_publishes_exactly_once() {
         &record.object_key(),
         ObjectInfo {
             size: 4,
-            sha256: Some(sha(b"hello")),
+            sha256: Some(sha256_of(b"hello")),
             sha256_of_parts: None,
         },
     );
@@ -581,7 +577,7 @@ async fn dependency_failures_name_the_dependency() {
             w.scope(),
             UploadRequest {
                 name: FileName::parse("b").unwrap_or_else(|e| panic!("{e}")),
-                sha256: sha(b"b"),
+                sha256: sha256_of(b"b"),
                 size: 1,
                 content_type: None,
                 expires_in: None,
@@ -600,7 +596,7 @@ async fn dependency_failures_name_the_dependency() {
             w.scope(),
             UploadRequest {
                 name: FileName::parse("c").unwrap_or_else(|e| panic!("{e}")),
-                sha256: sha(b"c"),
+                sha256: sha256_of(b"c"),
                 size: 1,
                 content_type: None,
                 expires_in: None,
@@ -618,7 +614,7 @@ async fn size_over_the_limit_is_refused() {
     let w = World::new();
     let request = UploadRequest {
         name: FileName::parse("big").unwrap_or_else(|e| panic!("{e}")),
-        sha256: sha(b""),
+        sha256: sha256_of(b""),
         size: 1001,
         content_type: None,
         expires_in: None,
@@ -669,7 +665,7 @@ async fn an_object_of_another_size_than_declared_is_refused_and_deleted() {
         &record.object_key(),
         ObjectInfo {
             size: 5 * 1024 * 1024,
-            sha256: Some(sha(b"hello")),
+            sha256: Some(sha256_of(b"hello")),
             sha256_of_parts: None,
         },
     );
@@ -688,7 +684,7 @@ async fn an_object_of_another_size_than_declared_is_refused_and_deleted() {
         &other.object_key(),
         ObjectInfo {
             size: 4,
-            sha256: Some(sha(b"hello")),
+            sha256: Some(sha256_of(b"hello")),
             sha256_of_parts: None,
         },
     );
@@ -714,7 +710,7 @@ async fn a_notification_of_an_object_of_another_size_deletes_it() {
         &record.object_key(),
         ObjectInfo {
             size: 9,
-            sha256: Some(sha(b"hello")),
+            sha256: Some(sha256_of(b"hello")),
             sha256_of_parts: None,
         },
     );
@@ -743,7 +739,7 @@ async fn a_plan_of_one_part_must_give_the_files_own_sha256() {
     };
     let plan = PartsRequest {
         part_size: 5 * 1024 * 1024,
-        sha256: vec![sha(content)],
+        sha256: vec![sha256_of(content)],
     };
     let refused = w
         .service
@@ -762,7 +758,7 @@ async fn a_plan_of_one_part_must_give_the_files_own_sha256() {
     assert!(listed.is_empty(), "a refused plan left a record: {listed:?}");
     let accepted = w
         .service
-        .request_multipart_upload(&w.principal, w.scope, request(sha(content)), plan)
+        .request_multipart_upload(&w.principal, w.scope, request(sha256_of(content)), plan)
         .await;
     assert!(accepted.is_ok(), "{accepted:?}");
 }

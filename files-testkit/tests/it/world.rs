@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use files_core::{
     DeviceId, FileName, FileState, FileUploaded, FilesService, MultipartTicket, Owner, PartsRequest, Ports, Principal,
-    Scope, ServiceConfig, Sha256, TenantId, Ticket, UploadRequest,
+    Scope, ServiceConfig, TenantId, Ticket, UploadRequest,
 };
 use files_testkit::fakes::{FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, RecordingNotifier};
-use sha2::Digest as _;
+use files_testkit::sha256_of;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -26,10 +26,6 @@ pub struct World {
     /// A device, writing to its own root.
     pub principal: Principal,
     pub scope: Scope,
-}
-
-pub fn sha256_of(bytes: &[u8]) -> Sha256 {
-    Sha256::from_bytes(sha2::Sha256::digest(bytes).into())
 }
 
 impl World {

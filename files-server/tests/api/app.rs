@@ -1,6 +1,4 @@
-//! Starting the server for tests: on port 0, with a chosen set of adapters.
-
-use std::time::Duration;
+//! Starting the server in this test binary: on port 0, with a chosen set of adapters.
 
 use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
@@ -16,8 +14,6 @@ pub struct TestApp {
     pub port: u16,
     /// The port of `/metrics` when `FILES_METRICS_LISTEN` gives it its own.
     pub metrics_port: Option<u16>,
-    /// A client for the API and for the store's URLs.
-    pub client: reqwest::Client,
     handle: ServerHandle,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dev_dir: tempfile::TempDir,
@@ -47,7 +43,7 @@ impl AppOptions {
 /// # Errors
 /// When the configuration is refused or the server cannot start.
 pub async fn spawn_app(options: AppOptions) -> anyhow::Result<TestApp> {
-    crate::init_logging();
+    files_testkit::init_logging();
     let dev_dir = tempfile::tempdir().context("dev dir")?;
     let mut vars = vec![
         ("FILES_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
@@ -61,12 +57,10 @@ pub async fn spawn_app(options: AppOptions) -> anyhow::Result<TestApp> {
     let metrics_port = app.metrics_port();
     let handle = app.handle();
     let task = tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     Ok(TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         metrics_port,
-        client,
         handle,
         task: Some(task),
         _dev_dir: dev_dir,
@@ -79,21 +73,13 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
-
-    /// Stops the server and waits for it.
-    pub async fn stop(mut self) {
-        self.handle.stop(true).await;
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
             let handle = self.handle.clone();
-            // Stop without waiting: a test that ends without `stop` still frees its ports.
+            // Stop without waiting, so that a test's end frees its ports at once.
             drop(tokio::spawn(async move { handle.stop(false).await }));
             task.abort();
         }

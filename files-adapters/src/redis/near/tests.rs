@@ -1,0 +1,235 @@
+//! Tests of the near cache.
+
+#![allow(clippy::unwrap_used)]
+
+use files_core::multipart::{MultipartUpload, PartPlan};
+use files_core::{FileId, FileName, FileState, Owner, Sha256, TenantId};
+use time::OffsetDateTime;
+
+use super::*;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+fn live() -> NearCache {
+    live_with(100, MIB)
+}
+
+fn live_with(capacity: u64, max_bytes: u64) -> NearCache {
+    let near = NearCache::new(capacity, max_bytes, Duration::from_secs(60));
+    near.established();
+    near
+}
+
+/// A record sent in `parts` parts of 5 MiB, as a read from Redis would have kept it.
+fn record_with_parts(parts: u16) -> FileRecord {
+    let digests = (0..parts)
+        .map(|i| Sha256::from_bytes([u8::try_from(i % 251).unwrap(); 32]))
+        .collect();
+    let size = u64::from(parts) * 5 * MIB;
+    FileRecord {
+        id: FileId::new(),
+        tenant: TenantId::from_uuid(uuid::Uuid::now_v7()),
+        owner: Owner::Tenant,
+        name: FileName::parse("backup.tar").unwrap(),
+        sha256: Sha256::from_bytes([7; 32]),
+        size: Some(size),
+        content_type: None,
+        state: FileState::Available,
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        completed_at: Some(OffsetDateTime::UNIX_EPOCH),
+        multipart: Some(MultipartUpload {
+            upload_id: "an-upload-id-of-the-store".to_owned(),
+            plan: PartPlan::new(size, 5 * MIB, digests).unwrap(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        }),
+        upload_expires_at: Some(OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+/// Keeps `entry` under `key` as a read from Redis does.
+fn fill(near: &NearCache, key: String, entry: Entry) {
+    let ticket = near.ticket(&key).unwrap();
+    near.keep(key, entry, ticket);
+}
+
+/// What the entries held hold at least, counted apart from the weigher: each key and, for a
+/// record, the 32 bytes of each part's SHA-256.
+fn bytes_held_at_least(near: &NearCache) -> (u64, u64) {
+    near.entries.run_pending_tasks();
+    let (mut entries, mut bytes) = (0, 0);
+    for (key, entry) in &near.entries {
+        entries += 1;
+        bytes += key.len() as u64;
+        if let Entry::File(record) = entry {
+            bytes += record
+                .multipart
+                .as_ref()
+                .map_or(0, |upload| 32 * u64::from(upload.plan.part_count()));
+        }
+    }
+    (entries, bytes)
+}
+
+#[test]
+fn records_with_large_plans_are_bounded_by_the_byte_budget() {
+    // The default entry cap, a 2 MiB budget, and 400 records of 1,024 parts (32 KiB of
+    // SHA-256s each, 12.5 MiB in all): counted in entries, every one of them would be kept.
+    let budget = 2 * MIB;
+    let near = live_with(crate::redis::RedisConfig::DEFAULT_NEAR_CACHE_CAPACITY, budget);
+    let record = record_with_parts(1024);
+    for _ in 0..400 {
+        let key = format!("files:v2:file:{}:{}", record.tenant, FileId::new());
+        fill(&near, key, Entry::File(Box::new(record.clone())));
+    }
+    let (entries, bytes) = bytes_held_at_least(&near);
+    assert!(
+        bytes <= budget,
+        "{entries} entries hold at least {bytes} bytes, over the budget of {budget}"
+    );
+    assert!(entries > 0, "nothing was kept");
+    assert!(near.entries.weighted_size() <= budget);
+    let one = Entry::File(Box::new(record)).bytes("k") as u64;
+    assert!(
+        one > 32 * KIB && one < 34 * KIB,
+        "a 1,024-part record is weighed {one} bytes"
+    );
+}
+
+#[test]
+fn small_entries_are_bounded_by_the_entry_cap() {
+    let near = live_with(1_000, 64 * MIB);
+    for i in 0..3_000 {
+        fill(&near, format!("files:v1:latest:{i}"), Entry::Latest(FileId::new()));
+    }
+    let (entries, _) = bytes_held_at_least(&near);
+    assert!(entries <= 1_000, "{entries} entries kept over a cap of 1,000");
+    assert!(entries > 0, "nothing was kept");
+}
+
+#[test]
+fn nothing_is_served_or_kept_before_tracking_is_on() {
+    let near = NearCache::new(100, MIB, Duration::from_secs(60));
+    assert!(near.ticket("k").is_none());
+    near.entries.insert("k".to_owned(), Entry::Latest(FileId::new()));
+    assert!(near.get("k").is_none());
+    assert_eq!(near.hits(), 0);
+}
+
+#[test]
+fn a_read_keeps_its_value_only_when_nothing_changed_since_its_ticket() {
+    let near = live();
+    let ticket = near.ticket("k").unwrap();
+    near.keep("k".to_owned(), Entry::Latest(FileId::new()), ticket);
+    assert!(near.get("k").is_some());
+    assert_eq!(near.hits(), 1);
+
+    // The key changed while the read was in flight: its answer is not kept.
+    let ticket = near.ticket("k").unwrap();
+    near.invalidate("k");
+    assert!(near.get("k").is_none());
+    near.keep("k".to_owned(), Entry::Latest(FileId::new()), ticket);
+    assert!(near.get("k").is_none(), "a value overtaken by an invalidation was kept");
+
+    // Everything changed (FLUSHDB, or tracking lost and back).
+    let ticket = near.ticket("k").unwrap();
+    near.invalidate_all();
+    near.keep("k".to_owned(), Entry::Latest(FileId::new()), ticket);
+    assert!(near.get("k").is_none());
+}
+
+#[test]
+fn tracking_lost_drops_everything_and_stops_reads_in_flight_from_keeping_theirs() {
+    let near = live();
+    let ticket = near.ticket("a").unwrap();
+    near.keep("a".to_owned(), Entry::Latest(FileId::new()), ticket);
+    let in_flight = near.ticket("b").unwrap();
+    near.pushed(&PushInfo {
+        kind: PushKind::Disconnection,
+        data: Vec::new(),
+    });
+    assert!(!near.tracking());
+    assert!(near.get("a").is_none());
+    near.keep("b".to_owned(), Entry::Latest(FileId::new()), in_flight);
+    near.established();
+    assert!(near.get("a").is_none() && near.get("b").is_none());
+}
+
+/// What the near cache told its metrics.
+#[derive(Default)]
+struct Counted {
+    tracking: Mutex<Vec<bool>>,
+    losses: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Metrics for Counted {
+    fn near_cache_tracking(&self, on: bool) {
+        self.tracking.lock().unwrap().push(on);
+    }
+    fn near_cache_tracking_lost(&self) {
+        self.losses.fetch_add(1, Ordering::Relaxed);
+    }
+    fn near_cache_lookup(&self, outcome: CacheOutcome) {
+        match outcome {
+            CacheOutcome::Hit => self.hits.fetch_add(1, Ordering::Relaxed),
+            _ => self.misses.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+#[test]
+fn tracking_and_lookups_are_counted_and_a_loss_once() {
+    let near = NearCache::new(100, MIB, Duration::from_secs(60));
+    let counted = Arc::new(Counted::default());
+    near.count_in(counted.clone());
+    assert!(near.get("k").is_none(), "served before tracking");
+    near.established();
+    fill(&near, "k".to_owned(), Entry::Latest(FileId::new()));
+    assert!(near.get("k").is_some());
+    // The push and the tracking loop both see one loss.
+    near.pushed(&PushInfo {
+        kind: PushKind::Disconnection,
+        data: Vec::new(),
+    });
+    near.lost();
+    assert_eq!(*counted.tracking.lock().unwrap(), [false, true, false]);
+    assert_eq!(counted.losses.load(Ordering::Relaxed), 1);
+    assert_eq!(counted.hits.load(Ordering::Relaxed), 1);
+    assert_eq!(counted.misses.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn dropping_the_tracking_future_stops_serving() {
+    let near = Arc::new(NearCache::new(100, MIB, Duration::from_secs(60)));
+    let client = driver::Client::open("redis://127.0.0.1:1/?protocol=resp3").unwrap();
+    let first = tracking(&near, client.clone(), "p".to_owned(), Duration::from_millis(50)).unwrap();
+    assert!(tracking(&near, client, "p".to_owned(), Duration::from_millis(50)).is_none());
+    near.established();
+    let task = tokio::spawn(first.run());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    task.abort();
+    let _ = task.await;
+    assert!(!near.tracking(), "entries served with no tracking connection");
+}
+
+#[test]
+fn invalidation_pushes_drop_their_keys_and_a_null_drops_everything() {
+    let near = live();
+    for key in ["a", "b", "c"] {
+        let ticket = near.ticket(key).unwrap();
+        near.keep(key.to_owned(), Entry::Latest(FileId::new()), ticket);
+    }
+    near.pushed(&PushInfo {
+        kind: PushKind::Invalidate,
+        data: vec![Value::Array(vec![Value::BulkString(b"a".to_vec())])],
+    });
+    assert!(near.get("a").is_none());
+    assert!(near.get("b").is_some() && near.get("c").is_some());
+    near.pushed(&PushInfo {
+        kind: PushKind::Invalidate,
+        data: vec![Value::Nil],
+    });
+    assert!(near.get("b").is_none() && near.get("c").is_none());
+}
