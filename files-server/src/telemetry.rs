@@ -218,38 +218,13 @@ pub async fn observe(
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex, PoisonError};
+    use files_testkit::logs::CapturedLog;
 
     use super::EscapingFields;
 
-    /// Every line written, kept for the test to read.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-        }
-    }
-
     #[test]
     fn the_human_format_escapes_what_could_forge_a_line_or_drive_a_terminal() {
-        let captured = Captured::default();
+        let captured = CapturedLog::default();
         let writer = captured.clone();
         // The human format as `init` installs it, into a buffer.
         let subscriber = tracing_subscriber::fmt()

@@ -6,6 +6,7 @@ pub mod contract;
 pub mod dsts;
 pub mod fakes;
 pub mod gate;
+pub mod logs;
 pub mod postgres;
 pub mod proxy;
 pub mod redis;

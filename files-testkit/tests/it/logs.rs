@@ -1,30 +1,10 @@
 //! What the service logs of what callers send: escaped, whatever formatter the embedding
 //! program installs.
 
-use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use files_core::{NotificationRecord, ObjectCreated};
+use files_testkit::logs::CapturedLog;
 
 use crate::world::World;
-
-/// Every line written, kept for the test to read.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A notification's object key with a newline and terminal escapes (from a webhook or the AMQP
 /// ingest queue) is logged escaped even by tracing-subscriber's default human format, which
@@ -32,7 +12,7 @@ impl io::Write for Captured {
 #[tokio::test]
 async fn a_notified_object_key_is_logged_escaped() {
     let w = World::new();
-    let captured = Captured::default();
+    let captured = CapturedLog::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
@@ -51,7 +31,7 @@ async fn a_notified_object_key_is_logged_escaped() {
     let _guard = tracing_subscriber::util::SubscriberInitExt::set_default(subscriber);
     let ingested = w.service.ingest_records(records).await.unwrap();
     assert_eq!(ingested.skipped, 2);
-    let text = String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned();
+    let text = captured.text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "one line per skipped record: {text:?}");
     for line in lines {
