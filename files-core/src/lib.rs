@@ -15,6 +15,7 @@ pub mod ports;
 pub mod principal;
 pub mod relay;
 pub mod service;
+pub mod tenancy;
 pub mod values;
 
 pub use backoff::Backoff;

@@ -17,8 +17,13 @@ use crate::principal::{Principal, Scope};
 use crate::values::{ContentType, FileName, Sha256};
 
 mod housekeeping;
+mod tenancy;
 
 pub use housekeeping::{Housekeeping, JanitorStore};
+pub use tenancy::{
+    Admission, DailyUsage, DeviceUsage, DownloadCount, Limits, QuotaRefusal, SettingsStore, StoredSettings,
+    TenantUsage, UsageStore,
+};
 
 /// The cause of a port failure, kept for logs (never shown to callers).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

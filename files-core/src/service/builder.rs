@@ -3,7 +3,6 @@
 //! unpublished for want of a relay).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::cached::WriteThrough;
 use crate::metrics::{Metrics, NoMetrics};
@@ -11,45 +10,9 @@ use crate::ports::{
     Cache, Clock, MetadataStore, Notifier, ObjectStore, SystemClock, TokenVerifier, TransactionalStore, UrlSigner,
 };
 use crate::relay::{Relay, RelaySettings};
-use crate::service::FilesService;
 
-/// S3's longest pre-signed URL lifetime.
-pub const MAX_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Limits and lifetimes of the service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceConfig {
-    /// How long an upload URL is valid (default 15 minutes, at most 7 days).
-    pub upload_expiry: Duration,
-    /// How long a download URL is valid (default 5 minutes, at most 7 days).
-    pub download_expiry: Duration,
-    /// The largest declared upload size accepted, in bytes.
-    pub max_upload_size: u64,
-    /// The largest page a listing returns.
-    pub max_page_size: usize,
-    /// The longest upload URL lifetime a request may ask for with `expires_in` (default 24 h,
-    /// at most 7 days).
-    pub max_upload_expiry: Duration,
-    /// The longest download URL lifetime a request may ask for (default 24 h, at most 7 days).
-    pub max_download_expiry: Duration,
-    /// How long a multipart upload may take from its start to its completion (default 24 h);
-    /// each part URL lives as long as an upload URL.
-    pub multipart_expiry: Duration,
-}
-
-impl Default for ServiceConfig {
-    fn default() -> Self {
-        Self {
-            upload_expiry: Duration::from_secs(15 * 60),
-            download_expiry: Duration::from_secs(5 * 60),
-            max_upload_size: 5 * 1024 * 1024 * 1024,
-            max_page_size: 1000,
-            max_upload_expiry: Duration::from_secs(24 * 3600),
-            max_download_expiry: Duration::from_secs(24 * 3600),
-            multipart_expiry: Duration::from_secs(24 * 3600),
-        }
-    }
-}
+use super::config::ServiceConfig;
+use super::files_service::FilesService;
 
 /// The ports a service cannot do without.
 #[derive(Clone)]

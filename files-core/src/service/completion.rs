@@ -50,8 +50,8 @@ use crate::ports::{CompletedMultipart, NoSuchUpload, PortError, StoredPart};
 use crate::principal::{Access, Principal};
 use crate::values::Sha256;
 
-use super::FilesService;
 use super::errors::{CompleteError, DependencyError, LookupError, Mismatch, database, object_store};
+use super::files_service::FilesService;
 use super::ingest::{IngestOutcome, SkipReason};
 
 /// What [`FilesService::finish`] did with a file.

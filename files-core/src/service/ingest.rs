@@ -3,11 +3,11 @@
 //! completed the same way as [`FilesService::complete`], or the object deleted when no live
 //! record points to it), and every record is counted by outcome.
 
+use super::errors::DependencyError;
+use super::files_service::FilesService;
 use crate::file::ObjectKey;
 use crate::ids::FileId;
 use crate::metrics::StorageEventOutcome;
-use crate::service::FilesService;
-use crate::service::errors::DependencyError;
 
 /// A store notification that an object was created.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,7 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::completion::Finished;
-use super::{CompleteError, FilesService};
+use super::errors::CompleteError;
+use super::files_service::FilesService;
 use crate::background::{self, Next, Work};
 use crate::file::{FileRecord, FileState};
 use crate::metrics::{JanitorAction, Metrics};

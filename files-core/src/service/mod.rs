@@ -3,141 +3,37 @@
 
 mod builder;
 mod completion;
+mod config;
 mod errors;
+mod files_service;
 mod ingest;
 mod janitor;
 mod multipart;
-
-use std::sync::Arc;
-use std::time::Duration;
+mod requests;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use builder::{MAX_EXPIRY, Ports, ServiceBuilder, ServiceConfig};
+pub use builder::{Ports, ServiceBuilder};
+pub use config::{MAX_EXPIRY, ServiceConfig};
 pub use errors::{
     CompleteError, Dependency, DependencyError, DownloadError, ExpiryOutOfRange, LookupError, Mismatch, PartsError,
     UploadError,
 };
 use errors::{database, object_store};
+pub use files_service::FilesService;
 pub use ingest::{IngestOutcome, Ingested, NotificationRecord, ObjectCreated, SkipReason};
 pub use janitor::{Janitor, JanitorPass, JanitorSettings};
 pub use multipart::{MultipartTicket, PartStatus, PartTicket, PartsRequest, PartsStatus};
+use requests::lifetime;
+pub use requests::{DownloadRequest, DownloadTarget, Page, Ticket, UploadRequest};
 
 use crate::file::{FileRecord, FileState, ObjectKey};
 use crate::ids::{FileId, TenantId};
-use crate::metrics::{FileOperation, Metrics, TokenOutcome};
+use crate::metrics::{FileOperation, TokenOutcome};
 use crate::multipart::MAX_PART_SIZE;
-use crate::ports::{
-    Clock, DownloadSpec, MetadataStore, ObjectStore, PortError, PresignedRequest, TokenError, TokenVerifier,
-    UploadSpec, UrlSigner,
-};
+use crate::ports::{DownloadSpec, PortError, TokenError, UploadSpec};
 use crate::principal::{Access, Forbidden, Principal, Scope, authorize};
-use crate::values::{ContentType, FileName, Sha256};
-
-/// An upload request, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadRequest {
-    /// The caller's name for the file.
-    pub name: FileName,
-    /// The SHA-256 the bytes will have.
-    pub sha256: Sha256,
-    /// The exact size: signed as `content-length`, so the store refuses any other length.
-    pub size: u64,
-    /// The media type, when the caller declares it.
-    pub content_type: Option<ContentType>,
-    /// How long the URL should live, at most [`ServiceConfig::max_upload_expiry`]; the
-    /// configured default when `None`.
-    pub expires_in: Option<Duration>,
-}
-
-/// A pre-signed request plus the record it is for and when it expires.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ticket {
-    /// The file version.
-    pub record: FileRecord,
-    /// What the caller sends to the store.
-    pub request: PresignedRequest,
-    /// When the URL stops working.
-    pub expires_at: OffsetDateTime,
-    /// How long it lives from now.
-    pub expires_in: Duration,
-}
-
-/// Which version to download.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DownloadTarget {
-    /// The latest available version of a name.
-    Name(FileName),
-    /// One version.
-    Id(FileId),
-}
-
-/// A download request: which version, and how to sign its URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DownloadRequest {
-    /// Which version.
-    pub target: DownloadTarget,
-    /// How long the URL should live, at most [`ServiceConfig::max_download_expiry`]; the
-    /// configured default when `None`.
-    pub expires_in: Option<Duration>,
-    /// Sign `response-content-disposition: attachment` with the file's name, so a browser
-    /// saves it under that name.
-    pub attachment: bool,
-}
-
-impl From<DownloadTarget> for DownloadRequest {
-    fn from(target: DownloadTarget) -> Self {
-        Self {
-            target,
-            expires_in: None,
-            attachment: false,
-        }
-    }
-}
-
-/// `asked` when it is in 1 s..=`max`, else the error; `default` when nothing was asked.
-fn lifetime(asked: Option<Duration>, default: Duration, max: Duration) -> Result<Duration, ExpiryOutOfRange> {
-    match asked {
-        None => Ok(default),
-        Some(asked) if asked.is_zero() || asked > max => Err(ExpiryOutOfRange { asked, max }),
-        Some(asked) => Ok(asked),
-    }
-}
-
-/// A page of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    /// Newest first.
-    pub files: Vec<FileRecord>,
-    /// Pass as `before` to get the next page; `None` on the last one.
-    pub next: Option<FileId>,
-}
-
-/// The Files service: every use case, over its ports. Cheap to clone (the ports are shared).
-#[derive(Clone)]
-pub struct FilesService {
-    tokens: Arc<dyn TokenVerifier>,
-    /// The store, behind the write-through cache when there is one.
-    pub(crate) metadata: Arc<dyn MetadataStore>,
-    /// The store itself, never through the cache: read where the answer must be the record's
-    /// latest state, such as after a conditional change that changed nothing (the cache may
-    /// still hold the copy the change was decided on, or a copy another instance filled).
-    records: Arc<dyn MetadataStore>,
-    signer: Arc<dyn UrlSigner>,
-    objects: Arc<dyn ObjectStore>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) metrics: Arc<dyn Metrics>,
-    config: ServiceConfig,
-}
-
-impl std::fmt::Debug for FilesService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FilesService")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
 
 impl FilesService {
     /// Starts building a service over `ports`; [`ServiceBuilder::build`] hands out the service

@@ -16,7 +16,8 @@ use crate::values::Sha256;
 
 use super::completion::{matches, no_such_upload};
 use super::errors::{PartsError, UploadError, database, object_store};
-use super::{FilesService, UploadRequest, lifetime};
+use super::files_service::FilesService;
+use super::requests::{UploadRequest, lifetime};
 
 /// The part plan of an upload request: the part size and each part's SHA-256, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
