@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use files_core::{Metrics, PortError};
+use files_core::{Dependency, Metrics, PortError};
 
 /// A call that did not finish in time.
 #[derive(Debug, thiserror::Error)]
-#[error("{dependency} {operation} timed out after {timeout:?}")]
+#[error("{} {operation} timed out after {timeout:?}", dependency.label())]
 pub(crate) struct TimedOut {
-    /// `database`, `object_store`, `cache`, ...
-    pub dependency: &'static str,
+    /// Which dependency.
+    pub dependency: Dependency,
     /// Which call.
     pub operation: &'static str,
     /// The bound it passed.
@@ -22,7 +22,7 @@ pub(crate) struct TimedOut {
 /// How one adapter's calls are bounded and counted.
 #[derive(Clone)]
 pub(crate) struct Calls {
-    dependency: &'static str,
+    dependency: Dependency,
     timeout: Duration,
     metrics: Option<Arc<dyn Metrics>>,
 }
@@ -39,7 +39,7 @@ impl std::fmt::Debug for Calls {
 
 impl Calls {
     /// Calls to `dependency`, each bounded by `timeout`, not counted.
-    pub(crate) const fn new(dependency: &'static str, timeout: Duration) -> Self {
+    pub(crate) const fn new(dependency: Dependency, timeout: Duration) -> Self {
         Self {
             dependency,
             timeout,
@@ -88,10 +88,10 @@ mod tests {
     use super::*;
 
     #[derive(Default)]
-    struct Seen(Mutex<Vec<(&'static str, &'static str, bool)>>);
+    struct Seen(Mutex<Vec<(Dependency, &'static str, bool)>>);
 
     impl Metrics for Seen {
-        fn dependency_call(&self, dependency: &'static str, operation: &'static str, ok: bool, _: Duration) {
+        fn dependency_call(&self, dependency: Dependency, operation: &'static str, ok: bool, _: Duration) {
             self.0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -102,7 +102,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_call_is_unavailable_and_every_call_is_counted() {
         let seen = Arc::new(Seen::default());
-        let calls = Calls::new("database", Duration::from_millis(20)).with_metrics(seen.clone());
+        let calls = Calls::new(Dependency::Database, Duration::from_millis(20)).with_metrics(seen.clone());
         let fast = calls.run("get", async { Ok::<_, PortError>(1) }).await;
         assert!(matches!(fast, Ok(1)));
         let slow = calls
@@ -123,9 +123,9 @@ mod tests {
         assert_eq!(
             seen,
             [
-                ("database", "get", true),
-                ("database", "list", false),
-                ("database", "insert", false)
+                (Dependency::Database, "get", true),
+                (Dependency::Database, "list", false),
+                (Dependency::Database, "insert", false)
             ]
         );
     }

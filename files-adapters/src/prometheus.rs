@@ -10,7 +10,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use files_core::{
-    CacheOutcome, DeviceId, FileOperation, JanitorAction, Owner, StorageEventOutcome, TenantId, TokenOutcome,
+    CacheOperation, CacheOutcome, Dependency, DeviceId, FileOperation, JanitorAction, KeySetRefresh, LimitRefusal,
+    Owner, StorageEventOutcome, TenantId, TokenOutcome,
 };
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
@@ -33,6 +34,7 @@ pub struct Prometheus {
     token_cache_hits: IntCounter,
     token_cache_misses: IntCounter,
     file_operations_tenant: IntCounterVec,
+    limit_refusals: IntCounterVec,
     file_operations_device: IntCounterVec,
     cache_operations: IntCounterVec,
     cache_duration: HistogramVec,
@@ -112,6 +114,11 @@ impl Prometheus {
                 "files_token_verifications_total",
                 "Bearer token verifications by outcome",
                 &["outcome"],
+            )?,
+            limit_refusals: counter(
+                "files_limit_refusals_total",
+                "Requests refused by a tenant's limits, by tenant and reason (the error code)",
+                &["tenant_id", "reason"],
             )?,
             file_operations_tenant: counter(
                 "files_tenant_operations_total",
@@ -245,6 +252,12 @@ impl files_core::Metrics for Prometheus {
             .inc();
     }
 
+    fn limit_refusal(&self, tenant: TenantId, refusal: LimitRefusal) {
+        self.limit_refusals
+            .with_label_values(&[tenant.to_string().as_str(), refusal.label()])
+            .inc();
+    }
+
     fn token_verification(&self, outcome: TokenOutcome) {
         self.token_verifications.with_label_values(&[outcome.label()]).inc();
     }
@@ -256,23 +269,23 @@ impl files_core::Metrics for Prometheus {
         }
     }
 
-    fn key_set_refresh(&self, outcome: &'static str) {
-        self.key_set_refreshes.with_label_values(&[outcome]).inc();
+    fn key_set_refresh(&self, outcome: KeySetRefresh) {
+        self.key_set_refreshes.with_label_values(&[outcome.label()]).inc();
     }
 
-    fn cache_call(&self, operation: &'static str, outcome: CacheOutcome, elapsed: Duration) {
+    fn cache_call(&self, operation: CacheOperation, outcome: CacheOutcome, elapsed: Duration) {
         self.cache_operations
-            .with_label_values(&[operation, outcome.label()])
+            .with_label_values(&[operation.label(), outcome.label()])
             .inc();
         self.cache_duration
-            .with_label_values(&[operation])
+            .with_label_values(&[operation.label()])
             .observe(elapsed.as_secs_f64());
     }
 
-    fn dependency_call(&self, dependency: &'static str, operation: &'static str, ok: bool, elapsed: Duration) {
+    fn dependency_call(&self, dependency: Dependency, operation: &'static str, ok: bool, elapsed: Duration) {
         let outcome = if ok { "ok" } else { "error" };
         self.dependency_calls
-            .with_label_values(&[dependency, operation, outcome])
+            .with_label_values(&[dependency.label(), operation, outcome])
             .observe(elapsed.as_secs_f64());
     }
 
@@ -407,6 +420,35 @@ mod tests {
             text.contains("files_token_cache_lookups_total{outcome=\"miss\"} 1"),
             "{text}"
         );
+        Ok(())
+    }
+
+    /// The typed labels of key set refreshes, cache calls and dependency calls render as the
+    /// label values dashboards select on.
+    #[test]
+    fn key_set_cache_and_dependency_labels_render_as_dashboards_expect() -> Result<(), MetricsError> {
+        let metrics = Prometheus::new(2)?;
+        metrics.key_set_refresh(KeySetRefresh::Updated);
+        metrics.key_set_refresh(KeySetRefresh::Failed);
+        metrics.cache_call(CacheOperation::GetFile, CacheOutcome::Hit, Duration::from_millis(1));
+        metrics.cache_call(
+            CacheOperation::RemoveLatest,
+            CacheOutcome::Error,
+            Duration::from_millis(1),
+        );
+        metrics.dependency_call(Dependency::Database, "insert", true, Duration::from_millis(1));
+        metrics.dependency_call(Dependency::ObjectStore, "inspect", false, Duration::from_millis(1));
+        let text = metrics.render()?;
+        for series in [
+            "files_key_set_refreshes_total{outcome=\"updated\"} 1",
+            "files_key_set_refreshes_total{outcome=\"failed\"} 1",
+            "files_cache_operations_total{operation=\"get_file\",outcome=\"hit\"} 1",
+            "files_cache_operations_total{operation=\"remove_latest\",outcome=\"error\"} 1",
+            "files_dependency_call_duration_seconds_count{dependency=\"database\",operation=\"insert\",outcome=\"ok\"} 1",
+            "files_dependency_call_duration_seconds_count{dependency=\"object_store\",operation=\"inspect\",outcome=\"error\"} 1",
+        ] {
+            assert!(text.contains(series), "{series} not in {text}");
+        }
         Ok(())
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use files_core::{
-    CompletedMultipart, DownloadSpec, MAX_EXPIRY, Metrics, NoSuchUpload, ObjectInfo, ObjectKey, ObjectStore, PartSpec,
-    PortError, PresignedRequest, Sha256, SignError, StoredPart, UploadSpec, UrlSigner,
+    CompletedMultipart, Dependency, DownloadSpec, MAX_EXPIRY, Metrics, NoSuchUpload, ObjectInfo, ObjectKey,
+    ObjectStore, PartSpec, PortError, PresignedRequest, Sha256, SignError, StoredPart, UploadSpec, UrlSigner,
 };
 use reqwest::StatusCode;
 use rusty_s3::{Bucket, BucketError, Credentials, S3Action, UrlStyle};
@@ -250,7 +250,7 @@ impl S3Objects {
             bucket: bucket(&config.endpoint, config)?,
             credentials: Credentials::new(config.access_key.clone(), config.secret_key.expose_secret()),
             http,
-            calls: Calls::new("object_store", config.timeout),
+            calls: Calls::new(Dependency::ObjectStore, config.timeout),
         })
     }
 

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use files_core::{
-    CacheOutcome, DeviceId, DownloadSpec, FileId, FileName, FileOperation, FileRecord, FileState, FileUploaded,
-    FilesService, InvalidToken, MetadataStore, Metrics, Notifier, ObjectInfo, ObjectKey, ObjectStore, Outbox,
-    OutboxEntry, OutboxStats, Owner, PortError, Ports, PresignedRequest, Principal, Scope, Sha256, SignError, TenantId,
-    TokenError, TokenVerifier, UploadRequest, UploadSpec, UrlSigner,
+    Admission, CacheOperation, CacheOutcome, DeviceId, DownloadSpec, FileId, FileName, FileOperation, FileRecord,
+    FileState, FileUploaded, FilesService, InvalidToken, Limits, MetadataStore, Metrics, Notifier, ObjectInfo,
+    ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, Owner, PortError, Ports, PresignedRequest, Principal,
+    Scope, Sha256, SignError, TenantId, TokenError, TokenVerifier, UploadRequest, UploadSpec, UrlSigner,
 };
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -43,6 +43,14 @@ impl MetadataStore for MapStore {
     async fn insert(&self, record: &FileRecord) -> Result<(), PortError> {
         lock(&self.0).0.insert(record.id, record.clone());
         Ok(())
+    }
+
+    /// This store keeps no quotas: a service built without `.tenancy(..)` asks it for none.
+    async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {
+        if *limits != Limits::NONE {
+            return Err(PortError::failed("this store keeps no quotas"));
+        }
+        self.insert(record).await.map(|()| Admission::Admitted)
     }
 
     async fn get(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
@@ -216,7 +224,7 @@ impl Metrics for PrintedMetrics {
         println!("  metric: {} by {device} of tenant {tenant}", operation.label());
     }
 
-    fn cache_call(&self, _operation: &'static str, _outcome: CacheOutcome, _elapsed: Duration) {}
+    fn cache_call(&self, _operation: CacheOperation, _outcome: CacheOutcome, _elapsed: Duration) {}
 }
 
 fn sha256_of(bytes: &[u8]) -> Sha256 {

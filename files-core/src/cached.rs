@@ -31,8 +31,8 @@ use time::OffsetDateTime;
 use crate::event::FileUploaded;
 use crate::file::{FileRecord, FileState};
 use crate::ids::{FileId, TenantId};
-use crate::metrics::{CacheOutcome, Metrics};
-use crate::ports::{Cache, MetadataStore, PortError, error_chain};
+use crate::metrics::{CacheOperation, CacheOutcome, Metrics};
+use crate::ports::{Admission, Cache, Limits, MetadataStore, PortError, error_chain};
 use crate::principal::Scope;
 use crate::values::FileName;
 
@@ -251,7 +251,7 @@ impl WriteThrough {
     /// Runs a cache read, reporting hit, miss or error; an error reads as a miss.
     async fn read<T>(
         &self,
-        operation: &'static str,
+        operation: CacheOperation,
         call: impl Future<Output = Result<Option<T>, PortError>>,
     ) -> Option<T> {
         let started = Instant::now();
@@ -260,7 +260,7 @@ impl WriteThrough {
             Ok(Some(_)) => CacheOutcome::Hit,
             Ok(None) => CacheOutcome::Miss,
             Err(error) => {
-                tracing::warn!(operation, error = %error_chain(error), "cache read failed; using the store");
+                tracing::warn!(operation = operation.label(), error = %error_chain(error), "cache read failed; using the store");
                 CacheOutcome::Error
             }
         };
@@ -270,12 +270,12 @@ impl WriteThrough {
 
     /// Runs a cache write, reporting success or error; an error is only logged. Whether it
     /// succeeded.
-    async fn write(&self, operation: &'static str, call: impl Future<Output = Result<(), PortError>>) -> bool {
+    async fn write(&self, operation: CacheOperation, call: impl Future<Output = Result<(), PortError>>) -> bool {
         let started = Instant::now();
         let (outcome, written) = match call.await {
             Ok(()) => (CacheOutcome::Written, true),
             Err(error) => {
-                tracing::warn!(operation, error = %error_chain(&error), "cache write failed");
+                tracing::warn!(operation = operation.label(), error = %error_chain(&error), "cache write failed");
                 (CacheOutcome::Error, false)
             }
         };
@@ -295,7 +295,7 @@ impl WriteThrough {
         match self.dirty.plan() {
             None => {}
             Some(Plan::Clear { upto }) => {
-                if !self.write("clear", self.cache.clear()).await {
+                if !self.write(CacheOperation::Clear, self.cache.clear()).await {
                     return Repair::Failed;
                 }
                 tracing::info!("cache flushed: it had missed too many invalidations");
@@ -305,10 +305,11 @@ impl WriteThrough {
                 for (entry, mark) in batch {
                     let removed = match &entry {
                         Entry::File(tenant, id) => {
-                            self.write("remove_file", self.cache.remove_file(*tenant, *id)).await
+                            self.write(CacheOperation::RemoveFile, self.cache.remove_file(*tenant, *id))
+                                .await
                         }
                         Entry::Latest(scope, name) => {
-                            self.write("remove_latest", self.cache.remove_latest(*scope, name))
+                            self.write(CacheOperation::RemoveLatest, self.cache.remove_latest(*scope, name))
                                 .await
                         }
                     };
@@ -341,14 +342,17 @@ impl WriteThrough {
     /// remembered; once one write failed (or the repair did) the others are not tried.
     async fn changed(&self, record: &FileRecord, name_too: bool) {
         let mut failing = self.repair().await == Repair::Failed;
-        if failing || !self.write("put_file", self.cache.put_file(record)).await {
+        if failing || !self.write(CacheOperation::PutFile, self.cache.put_file(record)).await {
             self.dirty.mark(Entry::file(record));
             failing = true;
         }
         if name_too
             && (failing
                 || !self
-                    .write("remove_latest", self.cache.remove_latest(record.scope(), &record.name))
+                    .write(
+                        CacheOperation::RemoveLatest,
+                        self.cache.remove_latest(record.scope(), &record.name),
+                    )
                     .await)
         {
             self.dirty.mark(Entry::latest(record));
@@ -363,16 +367,24 @@ impl MetadataStore for WriteThrough {
         self.store.insert(record).await
     }
 
+    async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {
+        // As insert: nothing is cached under a new id.
+        self.store.admit(record, limits).await
+    }
+
     async fn get(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
         if !self.readable(&Entry::File(tenant, id)).await {
             return self.store.get(tenant, id).await;
         }
-        if let Some(record) = self.read("get_file", self.cache.get_file(tenant, id)).await {
+        if let Some(record) = self
+            .read(CacheOperation::GetFile, self.cache.get_file(tenant, id))
+            .await
+        {
             return Ok(Some(record));
         }
         let record = self.store.get(tenant, id).await?;
         if let Some(record) = &record {
-            self.write("put_file", self.cache.put_file(record)).await;
+            self.write(CacheOperation::PutFile, self.cache.put_file(record)).await;
         }
         Ok(record)
     }
@@ -384,7 +396,10 @@ impl MetadataStore for WriteThrough {
         if !self.readable(&Entry::Latest(scope, name.clone())).await {
             return self.store.latest(scope, name, state).await;
         }
-        if let Some(id) = self.read("get_latest", self.cache.get_latest(scope, name)).await {
+        if let Some(id) = self
+            .read(CacheOperation::GetLatest, self.cache.get_latest(scope, name))
+            .await
+        {
             // The index points at a version; trust it only while that version is still available.
             if let Some(record) = self.get(scope.tenant, id).await?
                 && record.state == FileState::Available
@@ -395,7 +410,7 @@ impl MetadataStore for WriteThrough {
         }
         let record = self.store.latest(scope, name, state).await?;
         if let Some(record) = &record {
-            self.write("put_latest", self.cache.put_latest(scope, name, record.id))
+            self.write(CacheOperation::PutLatest, self.cache.put_latest(scope, name, record.id))
                 .await;
         }
         Ok(record)

@@ -23,8 +23,15 @@ pub use cached::WriteThrough;
 pub use event::{FILE_UPLOADED, FileUploaded, PartsSummary, UploadedFile};
 pub use file::{FileRecord, FileState, ObjectKey};
 pub use ids::{DeviceId, FileId, InvalidId, TenantId};
-pub use metrics::{CacheOutcome, FileOperation, JanitorAction, Metrics, NoMetrics, StorageEventOutcome, TokenOutcome};
+pub use metrics::{
+    CacheOperation, CacheOutcome, FileOperation, JanitorAction, KeySetRefresh, LimitRefusal, Metrics, NoMetrics,
+    StorageEventOutcome, TokenOutcome,
+};
 pub use multipart::{Integrity, InvalidPlan, MultipartUpload, PartPlan};
+pub use ports::{
+    Admission, DailyUsage, DeviceUsage, DownloadCount, Limits, QuotaRefusal, ServerStore, SettingsStore,
+    StoredSettings, TenantUsage, UsageStore,
+};
 pub use ports::{
     BoxError, Cache, Clock, CompletedMultipart, DownloadSpec, Housekeeping, InvalidToken, JanitorStore, MetadataStore,
     MultipartUnsupported, NoSuchUpload, Notifier, ObjectInfo, ObjectStore, Outbox, OutboxEntry, OutboxStats, PartSpec,
@@ -38,5 +45,9 @@ pub use service::{
     FilesService, IngestOutcome, Ingested, Janitor, JanitorPass, JanitorSettings, LookupError, MAX_EXPIRY, Mismatch,
     MultipartTicket, NotificationRecord, ObjectCreated, Page, PartStatus, PartTicket, PartsError, PartsRequest,
     PartsStatus, Ports, ServiceBuilder, ServiceConfig, SkipReason, Ticket, UploadError, UploadRequest,
+};
+pub use service::{PENDING_RETRY_AFTER, QuotaExceeded, TenancyError, TenantUsageReport};
+pub use tenancy::{
+    Ceilings, InvalidSettings, Policy, QuotaSettings, RateLimitSettings, SettingsCache, TenantSettings, UsageFlusher,
 };
 pub use values::{ContentType, FileName, InvalidValue, Sha256};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::ids::TenantId;
 use crate::ports::InvalidToken;
 use crate::principal::Owner;
+use crate::service::Dependency;
 
 /// A file operation, counted per tenant and per device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +65,73 @@ impl CacheOutcome {
             Self::Miss => "miss",
             Self::Written => "written",
             Self::Error => "error",
+        }
+    }
+}
+
+/// A call of the cache in front of the metadata store: the [`Cache`](crate::ports::Cache) method
+/// it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheOperation {
+    /// [`Cache::get_file`](crate::ports::Cache::get_file).
+    GetFile,
+    /// [`Cache::put_file`](crate::ports::Cache::put_file).
+    PutFile,
+    /// [`Cache::get_latest`](crate::ports::Cache::get_latest).
+    GetLatest,
+    /// [`Cache::put_latest`](crate::ports::Cache::put_latest).
+    PutLatest,
+    /// [`Cache::remove_latest`](crate::ports::Cache::remove_latest).
+    RemoveLatest,
+    /// [`Cache::remove_file`](crate::ports::Cache::remove_file).
+    RemoveFile,
+    /// [`Cache::clear`](crate::ports::Cache::clear).
+    Clear,
+}
+
+impl CacheOperation {
+    /// Every operation.
+    pub const ALL: [Self; 7] = [
+        Self::GetFile,
+        Self::PutFile,
+        Self::GetLatest,
+        Self::PutLatest,
+        Self::RemoveLatest,
+        Self::RemoveFile,
+        Self::Clear,
+    ];
+
+    /// The stable label value: the method's name.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::GetFile => "get_file",
+            Self::PutFile => "put_file",
+            Self::GetLatest => "get_latest",
+            Self::PutLatest => "put_latest",
+            Self::RemoveLatest => "remove_latest",
+            Self::RemoveFile => "remove_file",
+            Self::Clear => "clear",
+        }
+    }
+}
+
+/// How one fetch of the token key set ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySetRefresh {
+    /// A key set was fetched and is in use.
+    Updated,
+    /// The fetch failed; the last good keys (if any) stay in use.
+    Failed,
+}
+
+impl KeySetRefresh {
+    /// The stable label value.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Updated => "updated",
+            Self::Failed => "failed",
         }
     }
 }
@@ -174,12 +242,55 @@ impl JanitorAction {
     }
 }
 
+/// Why a request was refused by a tenant's limits: the error code it was answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitRefusal {
+    /// Over the tenant's `max_file_size` (or the server's).
+    FileTooLarge,
+    /// Not one of the tenant's `allowed_content_types`.
+    ContentTypeNotAllowed,
+    /// Over the tenant's `bytes` or `files` quota.
+    QuotaExceeded,
+    /// Over the device's `device_bytes_per_day`.
+    DailyQuotaExceeded,
+    /// Over the device's `device_pending_uploads`.
+    TooManyPendingUploads,
+}
+
+impl LimitRefusal {
+    /// Every refusal.
+    pub const ALL: [Self; 5] = [
+        Self::FileTooLarge,
+        Self::ContentTypeNotAllowed,
+        Self::QuotaExceeded,
+        Self::DailyQuotaExceeded,
+        Self::TooManyPendingUploads,
+    ];
+
+    /// The stable label value: the error code of the answer.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::FileTooLarge => "file_too_large",
+            Self::ContentTypeNotAllowed => "content_type_not_allowed",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::DailyQuotaExceeded => "daily_quota_exceeded",
+            Self::TooManyPendingUploads => "too_many_pending_uploads",
+        }
+    }
+}
+
 /// Told of everything worth counting. Implementations must be cheap and must not fail: they are
 /// called on every request.
 pub trait Metrics: Send + Sync {
     /// A file operation succeeded for `owner` in `tenant`.
     fn file_operation(&self, tenant: TenantId, owner: Owner, operation: FileOperation) {
         let _ = (tenant, owner, operation);
+    }
+
+    /// A request of `tenant` was refused by one of its limits.
+    fn limit_refusal(&self, tenant: TenantId, refusal: LimitRefusal) {
+        let _ = (tenant, refusal);
     }
 
     /// A bearer token was checked, and how it ended.
@@ -193,19 +304,20 @@ pub trait Metrics: Send + Sync {
         let _ = outcome;
     }
 
-    /// The token key set was fetched: `updated` or `failed`.
-    fn key_set_refresh(&self, outcome: &'static str) {
+    /// The token key set was fetched, and how it ended.
+    fn key_set_refresh(&self, outcome: KeySetRefresh) {
         let _ = outcome;
     }
 
-    /// One cache call: which operation (`get_file`, `put_latest`, ...), how it ended, how long.
-    fn cache_call(&self, operation: &'static str, outcome: CacheOutcome, elapsed: Duration) {
+    /// One cache call: which operation, how it ended, how long.
+    fn cache_call(&self, operation: CacheOperation, outcome: CacheOutcome, elapsed: Duration) {
         let _ = (operation, outcome, elapsed);
     }
 
-    /// One call an adapter made to its dependency (`database`, `object_store`): which
-    /// operation, whether it succeeded, how long it took.
-    fn dependency_call(&self, dependency: &'static str, operation: &'static str, ok: bool, elapsed: Duration) {
+    /// One call an adapter made to its dependency ([`Dependency::Database`],
+    /// [`Dependency::ObjectStore`]): which operation (the adapter's name for the call, such as
+    /// `insert` or `inspect`), whether it succeeded, how long it took.
+    fn dependency_call(&self, dependency: Dependency, operation: &'static str, ok: bool, elapsed: Duration) {
         let _ = (dependency, operation, ok, elapsed);
     }
 
@@ -280,6 +392,17 @@ mod tests {
             ]
         );
         assert_eq!(JanitorAction::Skipped.label(), "skipped");
+        let refusals: Vec<_> = LimitRefusal::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(
+            refusals,
+            [
+                "file_too_large",
+                "content_type_not_allowed",
+                "quota_exceeded",
+                "daily_quota_exceeded",
+                "too_many_pending_uploads"
+            ]
+        );
         let tokens = [
             (TokenOutcome::Verified, "ok"),
             (TokenOutcome::Unavailable, "unavailable"),
@@ -301,6 +424,30 @@ mod tests {
         ];
         for (outcome, label) in storage {
             assert_eq!(outcome.label(), label);
+        }
+        let cache: Vec<_> = CacheOperation::ALL.iter().map(|o| o.label()).collect();
+        assert_eq!(
+            cache,
+            [
+                "get_file",
+                "put_file",
+                "get_latest",
+                "put_latest",
+                "remove_latest",
+                "remove_file",
+                "clear"
+            ]
+        );
+        assert_eq!(KeySetRefresh::Updated.label(), "updated");
+        assert_eq!(KeySetRefresh::Failed.label(), "failed");
+        let dependencies = [
+            (Dependency::Database, "database"),
+            (Dependency::ObjectStore, "object_store"),
+            (Dependency::Cache, "cache"),
+            (Dependency::KeySet, "key_set"),
+        ];
+        for (dependency, label) in dependencies {
+            assert_eq!(dependency.label(), label);
         }
     }
 }

@@ -21,14 +21,18 @@ pub enum Principal {
         /// The tenant it acts for.
         tenant: TenantId,
     },
+    /// The platform itself (no `device_id`, scope `files:platform`, its `tenant_id` ignored):
+    /// every tenant's settings and usage, and no file at all.
+    Platform,
 }
 
 impl Principal {
-    /// The tenant the principal belongs to.
+    /// The tenant the principal belongs to; none for the platform.
     #[must_use]
-    pub const fn tenant(&self) -> TenantId {
+    pub const fn tenant(&self) -> Option<TenantId> {
         match self {
-            Self::Device { tenant, .. } | Self::TenantService { tenant } => *tenant,
+            Self::Device { tenant, .. } | Self::TenantService { tenant } => Some(*tenant),
+            Self::Platform => None,
         }
     }
 
@@ -37,7 +41,7 @@ impl Principal {
     pub const fn device(&self) -> Option<DeviceId> {
         match self {
             Self::Device { device, .. } => Some(*device),
-            Self::TenantService { .. } => None,
+            Self::TenantService { .. } | Self::Platform => None,
         }
     }
 }
@@ -105,13 +109,15 @@ pub struct Forbidden {
 /// |---|---|---|---|---|
 /// | device | read + write | no | read | no |
 /// | tenant service | read + write | read + write | read + write | no |
+/// | platform | no | no | no | no |
 ///
 /// # Errors
 /// [`Forbidden`] for every "no" cell.
 pub fn authorize(principal: &Principal, scope: Scope, access: Access) -> Result<(), Forbidden> {
-    let allowed = principal.tenant() == scope.tenant
+    let allowed = principal.tenant() == Some(scope.tenant)
         && match (principal, scope.owner, access) {
             (Principal::TenantService { .. }, _, _) => true,
+            (Principal::Platform, _, _) => false,
             (Principal::Device { device, .. }, Owner::Device(owner), _) => *device == owner,
             (Principal::Device { .. }, Owner::Tenant, Access::Read) => true,
             (Principal::Device { .. }, Owner::Tenant, Access::Write) => false,
@@ -169,6 +175,8 @@ mod tests {
             (&service, tenant_root, true, true),
             (&service, other_tenant_device, false, false),
             (&service, other_tenant_root, false, false),
+            (&Principal::Platform, own, false, false),
+            (&Principal::Platform, tenant_root, false, false),
         ];
         for (principal, scope, read, write) in table {
             assert_eq!(

@@ -40,11 +40,14 @@ pub enum Command {
         #[arg(long)]
         tenant: TenantId,
         /// The device: a device token.
-        #[arg(long, required_unless_present = "service", conflicts_with = "service")]
+        #[arg(long, required_unless_present_any = ["service", "platform"], conflicts_with_all = ["service", "platform"])]
         device: Option<DeviceId>,
         /// A tenant-service token (scope files:admin) instead of a device token.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "platform")]
         service: bool,
+        /// A platform token (scope files:platform: every tenant's settings and usage, no files).
+        #[arg(long)]
+        platform: bool,
         /// Lifetime in seconds, at most `FILES_TOKEN_MAX_LIFETIME_SECS`.
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
@@ -64,6 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tenant,
             device,
             service,
+            platform,
             ttl_secs,
         } => dev_token(
             &settings,
@@ -71,6 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 tenant,
                 device,
                 admin: service,
+                platform,
             },
             Duration::from_secs(ttl_secs),
         ),

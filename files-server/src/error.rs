@@ -9,7 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use files_core::{
     CompleteError, DependencyError, DownloadError, InvalidId, InvalidPlan, InvalidToken, InvalidValue, LookupError,
-    Mismatch, PartsError, TokenError, UploadError,
+    Mismatch, PartsError, QuotaExceeded, QuotaRefusal, TenancyError, TokenError, UploadError,
 };
 use serde::Serialize;
 
@@ -19,12 +19,15 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    field: Option<String>,
+    field: Option<Box<str>>,
     /// Logged (with its whole chain) for 5xx answers, never shown.
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
     challenge: Option<&'static str>,
     /// The parts a `parts_missing` answer names.
     missing_parts: Option<Box<[u16]>>,
+    /// For a quota refusal: the quota it names (`error.quota`) and, when it has one, the
+    /// seconds of its `Retry-After` header.
+    quota: Option<Box<(&'static str, Option<u64>)>>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +43,8 @@ struct Inner<'a> {
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     missing_parts: Option<&'a [u16]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<&'a str>,
     /// The request's `x-request-id` (see `crate::request_id`), absent outside a request.
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
@@ -56,13 +61,14 @@ impl ApiError {
             cause: None,
             challenge: None,
             missing_parts: None,
+            quota: None,
         }
     }
 
     /// A 400 about one field.
     pub fn bad_field(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            field: Some(field.into()),
+            field: Some(field.into().into_boxed_str()),
             ..Self::new(StatusCode::BAD_REQUEST, code, message)
         }
     }
@@ -132,12 +138,16 @@ impl ResponseError for ApiError {
         if let Some(challenge) = self.challenge {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)));
         }
+        if let Some(seconds) = self.quota.as_ref().and_then(|quota| quota.1) {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
         response.json(Body {
             error: Inner {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
                 missing_parts: self.missing_parts.as_deref(),
+                quota: self.quota.as_ref().map(|quota| quota.0),
                 request_id: crate::request_id::current_request_id(),
             },
         })
@@ -220,7 +230,7 @@ impl From<UploadError> for ApiError {
         match error {
             UploadError::Forbidden(e) => e.into(),
             UploadError::TooLarge { .. } => Self {
-                field: Some("size".to_owned()),
+                field: Some("size".into()),
                 ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", error.to_string())
             },
             UploadError::NeedsMultipart { .. } => Self::bad_field("multipart_required", "size", error.to_string()),
@@ -237,7 +247,54 @@ impl From<UploadError> for ApiError {
             }
             UploadError::Sign(e) => e.into(),
             UploadError::Expiry(e) => e.into(),
+            UploadError::ContentTypeNotAllowed { .. } => Self {
+                field: Some("content_type".into()),
+                ..Self::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "content_type_not_allowed",
+                    error.to_string(),
+                )
+            },
+            UploadError::Quota(exceeded) => exceeded.into(),
             UploadError::Dependency(e) => e.into(),
+        }
+    }
+}
+
+/// The tenant's `bytes` and `files`: 413 `quota_exceeded` (only a delete frees room); a device's
+/// day: 429 `daily_quota_exceeded`; a device's pending uploads: 429 `too_many_pending_uploads`;
+/// `error.quota` names the quota, and `Retry-After` says when a device may ask again.
+impl From<QuotaExceeded> for ApiError {
+    fn from(exceeded: QuotaExceeded) -> Self {
+        let quota = exceeded.refusal.quota();
+        let (status, code) = match exceeded.refusal {
+            QuotaRefusal::Bytes | QuotaRefusal::Files => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
+            QuotaRefusal::DeviceBytesPerDay => (StatusCode::TOO_MANY_REQUESTS, "daily_quota_exceeded"),
+            QuotaRefusal::DevicePendingUploads => (StatusCode::TOO_MANY_REQUESTS, "too_many_pending_uploads"),
+        };
+        Self {
+            quota: Some(Box::new((
+                quota,
+                exceeded.retry_after.map(|after| after.as_secs().max(1)),
+            ))),
+            ..Self::new(
+                status,
+                code,
+                format!("the upload does not fit the tenant's {quota} quota"),
+            )
+        }
+    }
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(error: TenancyError) -> Self {
+        match error {
+            TenancyError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
+            TenancyError::Invalid(invalid) => {
+                Self::bad_field("invalid_settings", invalid.field.clone(), invalid.to_string())
+            }
+            TenancyError::NotKept => Self::internal(error),
+            TenancyError::Dependency(e) => e.into(),
         }
     }
 }
@@ -309,7 +366,7 @@ impl From<CompleteError> for ApiError {
                 "the store has no object for this file yet: PUT it to the upload URL first",
             ),
             CompleteError::Mismatch(Mismatch::OverLimit { .. }) => Self {
-                field: Some("size".to_owned()),
+                field: Some("size".into()),
                 ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", error.to_string())
             },
             CompleteError::Mismatch(m) => Self::new(

@@ -48,7 +48,9 @@ impl FromRequest for Authenticated {
             };
             let principal = service.authenticate(&token).await?;
             let span = tracing::Span::current();
-            span.record("tenant_id", tracing::field::display(principal.tenant()));
+            if let Some(tenant) = principal.tenant() {
+                span.record("tenant_id", tracing::field::display(tenant));
+            }
             if let Some(device) = principal.device() {
                 span.record("device_id", tracing::field::display(device));
             }

@@ -12,7 +12,7 @@ use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use files_adapters::amqp::AmqpIngest;
 use files_adapters::embedded_s3::{EmbeddedS3, StoredObject};
-use files_core::{FilesService, Housekeeping, Metrics, ObjectCreated, Ports};
+use files_core::{FilesService, Housekeeping, Metrics, ObjectCreated, Ports, SettingsStore, UsageStore};
 use tokio::sync::mpsc;
 
 use crate::config::{Settings, ShutdownSettings};
@@ -55,6 +55,10 @@ struct Embedded {
     _root: tempfile::TempDir,
 }
 
+/// How often the download URLs counted here are added to the usage store: the usage routes
+/// are at most this (and the flush) behind.
+const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Application {
     /// Builds everything from `settings`, with `overrides` taking the place of configured adapters.
     ///
@@ -77,6 +81,8 @@ impl Application {
             None => wiring::metadata_store(&settings, metrics.clone(), &mut profile).await?,
         };
         let housekeeping: Arc<dyn Housekeeping> = store.clone();
+        let settings_store: Arc<dyn SettingsStore> = store.clone();
+        let usage: Arc<dyn UsageStore> = store.clone();
         let cache = match overrides.cache {
             Some(cache) => cache,
             None => wiring::cache(&settings, metrics.clone(), &mut profile, &mut optional, &mut tasks)?,
@@ -95,12 +101,16 @@ impl Application {
         .cache(cache)
         .metrics(metrics)
         .config(settings.limits.clone())
+        .tenancy(settings_store, usage)
         .build();
         // The relay finishes its pass under way when told to stop, so it leaves no claim.
         tasks.spawn("outbox relay", |stop| relay.run_until(stop.cancelled_owned()));
         // Started after the relay, so stopped before it: a file it completes records its event
         // for the relay to publish.
         let janitor = service.janitor(housekeeping, settings.janitor);
+        if let Some(flusher) = service.usage_flusher(USAGE_FLUSH_INTERVAL) {
+            tasks.spawn("usage flusher", |stop| flusher.run_until(stop.cancelled_owned()));
+        }
         tasks.spawn("janitor", |stop| janitor.run_until(stop.cancelled_owned()));
         if let Some(amqp) = &settings.amqp
             && let Some(queue) = amqp.ingest_queue.clone()

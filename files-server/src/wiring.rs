@@ -14,7 +14,7 @@ use files_adapters::postgres::PostgresStore;
 use files_adapters::prometheus::Prometheus;
 use files_adapters::redis::RedisCache;
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
-use files_core::{Cache, JanitorStore, Metrics, Notifier, ObjectStore, PortError, TokenVerifier, UrlSigner};
+use files_core::{Cache, Metrics, Notifier, ObjectStore, PortError, ServerStore, TokenVerifier, UrlSigner};
 use secrecy::SecretString;
 use tokio::sync::mpsc;
 
@@ -25,8 +25,8 @@ use crate::tasks::Tasks;
 /// Adapters a caller (a test, an embedding program) supplies instead of the configured ones.
 #[derive(Default)]
 pub struct Overrides {
-    /// The metadata store with its outbox (default: in memory).
-    pub metadata: Option<Arc<dyn JanitorStore>>,
+    /// The metadata store with its outbox, tenant settings and usage (default: in memory).
+    pub metadata: Option<Arc<dyn ServerStore>>,
     /// The cache (default: in memory).
     pub cache: Option<Arc<dyn Cache>>,
     /// The notifier (default: log only).
@@ -210,7 +210,7 @@ pub async fn metadata_store(
     settings: &Settings,
     metrics: Arc<dyn Metrics>,
     profile: &mut Profile,
-) -> anyhow::Result<Arc<dyn JanitorStore>> {
+) -> anyhow::Result<Arc<dyn ServerStore>> {
     let Some(config) = &settings.database else {
         profile.say("metadata: in memory (lost on exit)");
         return Ok(Arc::new(MemoryMetadataStore::new()));

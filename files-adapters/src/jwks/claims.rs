@@ -47,27 +47,34 @@ fn claim(claims: &Claims, name: &str) -> Option<Value> {
 /// `tenant_id` or `scope`.
 pub(super) fn principal(config: &JwtConfig, claims: &Claims) -> Result<Principal, InvalidToken> {
     let names = &config.claims;
-    let tenant = match claim(claims, &names.tenant_id) {
-        Some(Value::String(s)) => s.parse::<TenantId>().map_err(|_| InvalidToken::Claim("tenant_id"))?,
-        _ => return Err(InvalidToken::Claim("tenant_id")),
-    };
     let device = match claim(claims, &names.device_id) {
         Some(Value::String(s)) => Some(s.parse::<DeviceId>().map_err(|_| InvalidToken::Claim("device_id"))?),
         Some(_) => return Err(InvalidToken::Claim("device_id")),
         None => None,
     };
-    let admin = match claim(claims, &names.scope) {
-        Some(Value::String(scopes)) => scopes.split_whitespace().any(|s| s == config.admin_scope),
-        Some(Value::Array(scopes)) => {
-            let mut admin = false;
-            for scope in &scopes {
-                admin |= scope.as_str().ok_or(InvalidToken::Claim("scope"))? == config.admin_scope;
+    let has = |wanted: &str| -> Result<bool, InvalidToken> {
+        match claim(claims, &names.scope) {
+            Some(Value::String(scopes)) => Ok(scopes.split_whitespace().any(|s| s == wanted)),
+            Some(Value::Array(scopes)) => {
+                let mut found = false;
+                for scope in &scopes {
+                    found |= scope.as_str().ok_or(InvalidToken::Claim("scope"))? == wanted;
+                }
+                Ok(found)
             }
-            admin
+            Some(_) => Err(InvalidToken::Claim("scope")),
+            None => Ok(false),
         }
-        Some(_) => return Err(InvalidToken::Claim("scope")),
-        None => false,
     };
+    // The platform belongs to no tenant: its `tenant_id`, if any, is not read.
+    if device.is_none() && has(&config.platform_scope)? {
+        return Ok(Principal::Platform);
+    }
+    let tenant = match claim(claims, &names.tenant_id) {
+        Some(Value::String(s)) => s.parse::<TenantId>().map_err(|_| InvalidToken::Claim("tenant_id"))?,
+        _ => return Err(InvalidToken::Claim("tenant_id")),
+    };
+    let admin = has(&config.admin_scope)?;
     match device {
         Some(device) => Ok(Principal::Device { tenant, device }),
         None if admin => Ok(Principal::TenantService { tenant }),
@@ -200,7 +207,8 @@ mod proptests {
 
     /// A scope claim that is absent, a string or an array of scopes, or any JSON.
     fn scope_claim() -> impl Strategy<Value = Option<Value>> {
-        let scope = || prop::sample::select(&["files:admin", "admin", "openid", "files:admin2", ""][..]);
+        let scope =
+            || prop::sample::select(&["files:admin", "admin", "openid", "files:admin2", "files:platform", ""][..]);
         prop_oneof![
             1 => Just(None),
             2 => prop::collection::vec(scope(), 0..5).prop_map(|s| Some(Value::String(s.join(" ")))),
@@ -210,27 +218,32 @@ mod proptests {
         ]
     }
 
-    /// The principal `config` must read from `claims`, as the token contract says: the
-    /// tenant's UUID is required; a device's UUID makes a device; otherwise the admin scope
-    /// makes a tenant service; a claim that is present (`null` included) must be valid.
+    /// The principal `config` must read from `claims`, as the token contract says: without a
+    /// device, the platform scope makes the platform whatever the tenant; else the tenant's UUID
+    /// is required; a device's UUID makes a device; otherwise the admin scope makes a tenant
+    /// service; a claim that is present (`null` included) must be valid.
     fn check(config: &JwtConfig, claims: &Claims) -> Result<(), TestCaseError> {
         let names = &config.claims;
         let tenant = uuid_claim(claims, &names.tenant_id).map(TenantId::from_uuid);
         let device = claim(claims, &names.device_id);
         let device_id = uuid_claim(claims, &names.device_id).map(DeviceId::from_uuid);
         let scope = claim(claims, &names.scope);
-        let (scope_valid, admin) = match &scope {
+        let has = |wanted: &str| match &scope {
             None => (true, false),
-            Some(Value::String(s)) => (true, s.split_whitespace().any(|s| s == config.admin_scope)),
+            Some(Value::String(s)) => (true, s.split_whitespace().any(|s| s == wanted)),
             Some(Value::Array(a)) => (
                 a.iter().all(Value::is_string),
-                a.iter().any(|s| s.as_str() == Some(config.admin_scope.as_str())),
+                a.iter().any(|s| s.as_str() == Some(wanted)),
             ),
             Some(_) => (false, false),
         };
+        let (scope_valid, admin) = has(&config.admin_scope);
+        let platform = has(&config.platform_scope).1;
         let expected = match (tenant, &device, device_id) {
+            (_, Some(_), None) => Err(InvalidToken::Claim("device_id")),
+            (_, None, _) if !scope_valid => Err(InvalidToken::Claim("scope")),
+            (_, None, _) if platform => Ok(Principal::Platform),
             (None, _, _) => Err(InvalidToken::Claim("tenant_id")),
-            (Some(_), Some(_), None) => Err(InvalidToken::Claim("device_id")),
             _ if !scope_valid => Err(InvalidToken::Claim("scope")),
             (Some(tenant), _, Some(device)) => Ok(Principal::Device { tenant, device }),
             (Some(tenant), None, None) if admin => Ok(Principal::TenantService { tenant }),

@@ -45,6 +45,8 @@ pub struct JwtConfig {
     pub claims: ClaimNames,
     /// The scope that makes a token without a device a tenant service. Default `files:admin`.
     pub admin_scope: String,
+    /// The scope that makes a token without a device the platform's. Default `files:platform`.
+    pub platform_scope: String,
     /// How many verified tokens are remembered (each until its `exp`, the key set emptying
     /// them when it changes), so that a device's next requests skip the signature check.
     /// 0 turns the cache off. Default [`DEFAULT_TOKEN_CACHE_CAPACITY`].
@@ -129,6 +131,7 @@ impl JwtConfig {
             leeway: Duration::from_secs(60),
             claims: ClaimNames::default(),
             admin_scope: "files:admin".to_owned(),
+            platform_scope: "files:platform".to_owned(),
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
             max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
             signature_library: SignatureLibrary::JwtSimple,

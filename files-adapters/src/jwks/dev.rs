@@ -19,7 +19,9 @@ use jwt_simple::algorithms::{ECDSAP256KeyPairLike, ES256KeyPair};
 use jwt_simple::claims::Claims;
 use serde_json::{Map, Value};
 
-use super::{JwksError, JwksVerifier, JwtConfig};
+use super::config::JwtConfig;
+use super::error::JwksError;
+use super::verifier::JwksVerifier;
 
 /// The longest validity [`DevKey::mint`] writes (about ten years).
 const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -33,6 +35,9 @@ pub struct DevClaims {
     pub device: Option<DeviceId>,
     /// Adds the `files:admin` scope: without a device, a tenant service principal.
     pub admin: bool,
+    /// Adds the `files:platform` scope: without a device, the platform principal (the tenant
+    /// is then not read).
+    pub platform: bool,
 }
 
 /// The development key could not be loaded, created or used.
@@ -204,8 +209,12 @@ impl DevKey {
         if let Some(device) = claims.device {
             custom.insert("device_id".to_owned(), Value::String(device.to_string()));
         }
-        if claims.admin {
-            custom.insert("scope".to_owned(), Value::String("files:admin".to_owned()));
+        let scopes: Vec<&str> = [(claims.admin, "files:admin"), (claims.platform, "files:platform")]
+            .into_iter()
+            .filter_map(|(wanted, scope)| wanted.then_some(scope))
+            .collect();
+        if !scopes.is_empty() {
+            custom.insert("scope".to_owned(), Value::String(scopes.join(" ")));
         }
         let subject = claims
             .device

@@ -1,22 +1,20 @@
-//! The JWKS URL source: fetching the key set, the periodic refresh and the refetch for an unknown
-//! `kid`, keeping the last good keys when a fetch fails.
+//! The JWKS URL source: its client, the bookkeeping of its fetches, and fetching the key set
+//! from it.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use files_core::Metrics;
-use files_core::ports::error_chain;
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::Inner;
-use super::config::{RefreshObserver, RefreshOutcome};
+use super::config::RefreshObserver;
 use super::error::JwksError;
 use super::keys::{KeySet, MAX_JWKS_BYTES};
 
 /// Why a fetch of the JWKS URL failed. Never quotes the URL.
 #[derive(Debug, thiserror::Error)]
-enum FetchError {
+pub(super) enum FetchError {
     #[error("request failed")]
     Http(#[source] reqwest::Error),
     #[error("answered a redirect (HTTP {0}), which is not followed")]
@@ -48,7 +46,7 @@ pub(super) struct Remote {
     pub(super) shown: String,
     pub(super) client: reqwest::Client,
     pub(super) min_refetch_interval: Duration,
-    /// The pace of [`refresher`].
+    /// The pace of [`refresher`](super::shared::refresher).
     pub(super) refresh_interval: Duration,
     pub(super) metrics: Arc<dyn Metrics>,
     pub(super) on_refresh: Option<RefreshObserver>,
@@ -58,7 +56,7 @@ pub(super) struct Remote {
 }
 
 impl Remote {
-    async fn fetch(&self) -> Result<KeySet, FetchError> {
+    pub(super) async fn fetch(&self) -> Result<KeySet, FetchError> {
         let mut response = self
             .client
             .get(self.url.clone())
@@ -104,81 +102,4 @@ pub(super) enum Trigger {
     Initial,
     Periodic,
     Token,
-}
-
-impl Inner {
-    /// Fetches the URL and installs the keys; keeps the old ones on failure. The caller holds
-    /// the fetch gate.
-    pub(super) async fn refresh(&self, remote: &Remote, trigger: Trigger) -> RefreshOutcome {
-        let outcome = match remote.fetch().await {
-            Ok(set) => {
-                let keys = set.len();
-                let mut current = self.keys.write().await;
-                let changed = current.as_ref().is_none_or(|old| !old.same_keys(&set));
-                *current = Some(Arc::new(set));
-                drop(current);
-                if changed {
-                    // After the new keys are in: a verification that read the old generation
-                    // may still be running on the old keys, and its entry must not count.
-                    self.verified.key_set_changed();
-                }
-                tracing::debug!(url = %remote.shown, ?trigger, keys, "JWKS fetched");
-                RefreshOutcome::Updated { keys }
-            }
-            Err(error) => {
-                let kept = self.keys.read().await.as_ref().map_or(0, |set| set.len());
-                tracing::warn!(
-                    url = %remote.shown,
-                    ?trigger,
-                    error = %error_chain(&error),
-                    kept_keys = kept,
-                    "JWKS fetch failed; keeping the last good keys"
-                );
-                RefreshOutcome::Failed
-            }
-        };
-        remote.metrics.key_set_refresh(outcome.label());
-        if let Some(observer) = &remote.on_refresh {
-            observer(outcome);
-        }
-        outcome
-    }
-
-    /// A fetch caused by a token whose key is not in the set: at most one per
-    /// `min_refetch_interval`.
-    pub(super) async fn refetch_for_token(&self, remote: &Remote, kid: Option<&str>) {
-        let mut last = remote.fetch_gate.lock().await;
-        // Another request may have fetched the key while this one waited for the gate.
-        if let Some(keys) = self.current_keys().await
-            && keys.lookup(kid).is_some()
-        {
-            return;
-        }
-        if last.is_some_and(|at| at.elapsed() < remote.min_refetch_interval) {
-            return;
-        }
-        *last = Some(Instant::now());
-        self.refresh(remote, Trigger::Token).await;
-    }
-}
-
-/// Refreshes the keys every `period` (every `retry` while none was ever obtained) until the
-/// verifier is gone.
-pub(super) async fn refresher(inner: Weak<Inner>, mut stop: oneshot::Receiver<()>, period: Duration, retry: Duration) {
-    loop {
-        let delay = match inner.upgrade() {
-            Some(inner) if inner.current_keys().await.is_some() => period,
-            Some(_) => retry,
-            None => return,
-        };
-        tokio::select! {
-            _ = &mut stop => return,
-            () = tokio::time::sleep(delay) => {}
-        }
-        let Some(inner) = inner.upgrade() else { return };
-        if let Some(remote) = &inner.remote {
-            let _gate = remote.fetch_gate.lock().await;
-            inner.refresh(remote, Trigger::Periodic).await;
-        }
-    }
 }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -16,6 +17,7 @@ use jwt_simple::prelude::{Clock, Duration as JwtDuration};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::keys::KeySet;
 use super::*;
 
 pub(super) const ISSUER: &str = "https://dsts.test";
@@ -1128,6 +1130,7 @@ async fn dev_key_mints_tokens_its_verifier_accepts() {
                 tenant: tenant(),
                 device: Some(device()),
                 admin: false,
+                platform: false,
             },
             ISSUER,
             AUDIENCE,
@@ -1147,6 +1150,7 @@ async fn dev_key_mints_tokens_its_verifier_accepts() {
                 tenant: tenant(),
                 device: None,
                 admin: true,
+                platform: false,
             },
             ISSUER,
             AUDIENCE,
@@ -1172,6 +1176,7 @@ async fn dev_key_mints_tokens_its_verifier_accepts() {
                 tenant: tenant(),
                 device: None,
                 admin: false,
+                platform: false,
             },
             ISSUER,
             AUDIENCE,
@@ -1185,6 +1190,7 @@ async fn dev_key_mints_tokens_its_verifier_accepts() {
                 tenant: tenant(),
                 device: Some(device()),
                 admin: false,
+                platform: false,
             },
             "https://other.test",
             AUDIENCE,
@@ -1200,6 +1206,7 @@ async fn dev_key_mints_tokens_its_verifier_accepts() {
                 tenant: tenant(),
                 device: Some(device()),
                 admin: false,
+                platform: false,
             },
             ISSUER,
             AUDIENCE,

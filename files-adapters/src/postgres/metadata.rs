@@ -7,7 +7,8 @@ use diesel::sql_types::{Text, Timestamptz};
 use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, SelectableHelper as _};
 use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
 use files_core::{
-    FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Owner, PortError, Scope, TenantId,
+    Admission, FileId, FileName, FileRecord, FileState, FileUploaded, Limits, MetadataStore, Owner, PortError, Scope,
+    TenantId,
 };
 use time::OffsetDateTime;
 
@@ -44,6 +45,14 @@ impl MetadataStore for PostgresStore {
         })
         .await
         .map(drop)
+    }
+
+    async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {
+        if *limits == Limits::NONE {
+            // No quota to check: the plain INSERT (the usage trigger counts it all the same).
+            return self.insert(record).await.map(|()| Admission::Admitted);
+        }
+        self.admit_record(record, limits).await
     }
 
     async fn get(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {

@@ -34,6 +34,7 @@ mod migrations;
 mod outbox;
 mod pool;
 mod rows;
+mod tenancy;
 #[cfg(test)]
 mod tests;
 
@@ -50,7 +51,7 @@ use std::time::{Duration, Instant};
 use diesel::result::QueryResult;
 use diesel_async::pooled_connection::PoolableConnection as _;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
-use files_core::{Metrics, PortError};
+use files_core::{Dependency, Metrics, PortError};
 use secrecy::ExposeSecret as _;
 
 use errors::{Failure, translate};
@@ -109,7 +110,7 @@ impl PostgresStore {
         // Each phase of a call bounds itself (see `attempt`); this outer bound only adds the
         // metric and a backstop.
         let calls = Calls::new(
-            "database",
+            Dependency::Database,
             config.connect_timeout + config.query_timeout + Duration::from_secs(1),
         );
         Ok(Self {

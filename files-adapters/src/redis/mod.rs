@@ -34,7 +34,7 @@ use bb8::{Pool, RunError};
 use bb8_redis::RedisConnectionManager;
 use driver::{Cmd, FromRedisValue};
 use files_core::file::TENANT_ROOT_SEGMENT;
-use files_core::{Cache, FileId, FileName, FileRecord, Metrics, Owner, PortError, Scope, TenantId};
+use files_core::{Cache, Dependency, FileId, FileName, FileRecord, Metrics, Owner, PortError, Scope, TenantId};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -169,7 +169,7 @@ impl RedisCache {
             pool,
             prefix: config.key_prefix.into(),
             ttl_seconds: config.ttl.as_secs(),
-            calls: Calls::new("cache", config.timeout),
+            calls: Calls::new(Dependency::Cache, config.timeout),
             attempts: config.pool_size.saturating_add(1),
             connect_errors,
             near,

@@ -5,7 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{PortError, TransactionalStore};
+use super::error::PortError;
+use super::outbox::TransactionalStore;
 use crate::file::FileRecord;
 use crate::ids::{FileId, TenantId};
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
-use super::PortError;
+use super::error::PortError;
 use crate::ids::{DeviceId, TenantId};
 use crate::tenancy::TenantSettings;
 

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use crate::cached::WriteThrough;
 use crate::metrics::{Metrics, NoMetrics};
 use crate::ports::{
-    Cache, Clock, MetadataStore, Notifier, ObjectStore, SystemClock, TokenVerifier, TransactionalStore, UrlSigner,
+    Cache, Clock, MetadataStore, Notifier, ObjectStore, SettingsStore, SystemClock, TokenVerifier, TransactionalStore,
+    UrlSigner, UsageStore,
 };
 use crate::relay::{Relay, RelaySettings};
 
 use super::config::ServiceConfig;
-use super::files_service::FilesService;
+use super::files_service::{FilesService, Tenancy};
+use crate::tenancy::{DownloadTally, SettingsCache};
 
 /// The ports a service cannot do without.
 #[derive(Clone)]
@@ -46,6 +48,7 @@ pub struct ServiceBuilder {
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     relay: RelaySettings,
+    tenancy: Option<(Arc<dyn SettingsStore>, Arc<dyn UsageStore>)>,
 }
 
 impl std::fmt::Debug for ServiceBuilder {
@@ -66,6 +69,7 @@ impl ServiceBuilder {
             clock: Arc::new(SystemClock),
             config: ServiceConfig::default(),
             relay: RelaySettings::default(),
+            tenancy: None,
         }
     }
 
@@ -100,6 +104,14 @@ impl ServiceBuilder {
         self
     }
 
+    /// Per-tenant settings (policy and quotas) and usage counts (none by default: every tenant
+    /// gets the configured defaults, and no quota applies). `settings` is read through a copy
+    /// per tenant that lives [`ServiceConfig::settings_ttl`].
+    pub fn tenancy(mut self, settings: Arc<dyn SettingsStore>, usage: Arc<dyn UsageStore>) -> Self {
+        self.tenancy = Some((settings, usage));
+        self
+    }
+
     /// The service, and the relay that publishes its events: spawn [`Relay::run`] on a task.
     pub fn build(self) -> (FilesService, Relay) {
         let Ports {
@@ -120,6 +132,15 @@ impl ServiceBuilder {
             metrics: self.metrics.clone(),
             settings: self.relay,
         };
+        let tenancy = self.tenancy.map(|(settings, usage)| Tenancy {
+            settings: Arc::new(SettingsCache::new(
+                settings,
+                self.clock.clone(),
+                self.config.settings_ttl,
+            )),
+            usage,
+            downloads: Arc::new(DownloadTally::default()),
+        });
         let service = FilesService {
             tokens,
             records: store.clone(),
@@ -129,6 +150,7 @@ impl ServiceBuilder {
             clock: self.clock,
             metrics: self.metrics,
             config: self.config,
+            tenancy,
         };
         (service, relay)
     }

@@ -24,6 +24,9 @@ pub struct ServiceConfig {
     /// How long a multipart upload may take from its start to its completion (default 24 h);
     /// each part URL lives as long as an upload URL.
     pub multipart_expiry: Duration,
+    /// How long an instance applies its copy of a tenant's settings before reading them again
+    /// (default 2 s): a change applies everywhere within this.
+    pub settings_ttl: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -36,6 +39,7 @@ impl Default for ServiceConfig {
             max_upload_expiry: Duration::from_secs(24 * 3600),
             max_download_expiry: Duration::from_secs(24 * 3600),
             multipart_expiry: Duration::from_secs(24 * 3600),
+            settings_ttl: Duration::from_secs(2),
         }
     }
 }

@@ -1,7 +1,11 @@
 //! The use cases' errors: one enum per use case, and the dependency failure they share.
 
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
 use crate::multipart::InvalidPlan;
-use crate::ports::{PortError, SignError};
+use crate::ports::{PortError, QuotaRefusal, SignError};
 use crate::principal::Forbidden;
 
 /// Which dependency failed, for an error that names it.
@@ -11,6 +15,8 @@ pub enum Dependency {
     Database,
     /// The object store.
     ObjectStore,
+    /// The cache in front of the metadata store.
+    Cache,
     /// The token key set.
     KeySet,
 }
@@ -22,7 +28,20 @@ impl Dependency {
         match self {
             Self::Database => "database",
             Self::ObjectStore => "object store",
+            Self::Cache => "cache",
             Self::KeySet => "token key set",
+        }
+    }
+
+    /// The stable label value of its calls in metrics
+    /// ([`Metrics::dependency_call`](crate::Metrics::dependency_call)).
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::ObjectStore => "object_store",
+            Self::Cache => "cache",
+            Self::KeySet => "key_set",
         }
     }
 }
@@ -78,7 +97,7 @@ pub enum UploadError {
     /// The principal may not write there.
     #[error(transparent)]
     Forbidden(#[from] Forbidden),
-    /// The declared size is over the limit.
+    /// The declared size is over the tenant's limit (or the server's).
     #[error("size {size} is over the limit of {max} bytes")]
     TooLarge {
         /// Declared.
@@ -103,6 +122,15 @@ pub enum UploadError {
     /// The asked lifetime is out of range.
     #[error(transparent)]
     Expiry(#[from] ExpiryOutOfRange),
+    /// The tenant admits only some content types, and not this one (or none declared).
+    #[error("content type {} is not allowed for this tenant", content_type.as_ref().map_or("(none)", |c| c.as_str()))]
+    ContentTypeNotAllowed {
+        /// Declared.
+        content_type: Option<crate::values::ContentType>,
+    },
+    /// The upload does not fit one of the quotas.
+    #[error("the upload does not fit the {} quota", .0.refusal.quota())]
+    Quota(QuotaExceeded),
     /// A dependency failed.
     #[error(transparent)]
     Dependency(#[from] DependencyError),
@@ -251,4 +279,61 @@ fn numbers(parts: &[u16]) -> String {
         text.push_str(&format!(" and {} more", parts.len() - 20));
     }
     text
+}
+
+/// Which quota an upload does not fit, and when to ask again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    /// The quota.
+    pub refusal: QuotaRefusal,
+    /// For a device quota, when asking again may succeed: the next 00:00 UTC for the daily
+    /// bytes, [`PENDING_RETRY_AFTER`] for pending uploads. `None` for the tenant's quotas, which
+    /// only a delete frees.
+    pub retry_after: Option<Duration>,
+}
+
+/// How long a device over its pending uploads is told to wait: about the time an upload takes
+/// to complete or be given up.
+pub const PENDING_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Seconds from `now` to the next 00:00 UTC (at least 1).
+fn until_midnight(now: OffsetDateTime) -> Duration {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let elapsed = u64::from(now.hour()) * 3600 + u64::from(now.minute()) * 60 + u64::from(now.second());
+    Duration::from_secs((86_400 - elapsed).max(1))
+}
+
+impl QuotaExceeded {
+    pub(crate) fn new(refusal: QuotaRefusal, now: OffsetDateTime) -> Self {
+        let retry_after = match refusal {
+            QuotaRefusal::Bytes | QuotaRefusal::Files => None,
+            QuotaRefusal::DeviceBytesPerDay => Some(until_midnight(now)),
+            QuotaRefusal::DevicePendingUploads => Some(PENDING_RETRY_AFTER),
+        };
+        Self { refusal, retry_after }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn the_daily_quota_resets_at_midnight_utc() {
+        assert_eq!(
+            until_midnight(datetime!(2026-12-07 23:59:30 UTC)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            until_midnight(datetime!(2026-12-07 01:00:00 +02:00)),
+            Duration::from_secs(3600),
+            "23:00 UTC"
+        );
+        assert_eq!(
+            until_midnight(datetime!(2026-12-07 00:00:00 UTC)),
+            Duration::from_secs(86_400)
+        );
+    }
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::config::ServiceConfig;
 use crate::metrics::Metrics;
-use crate::ports::{Clock, MetadataStore, ObjectStore, TokenVerifier, UrlSigner};
+use crate::ports::{Clock, MetadataStore, ObjectStore, TokenVerifier, UrlSigner, UsageStore};
+use crate::tenancy::{DownloadTally, SettingsCache};
 
 /// The Files service: every use case, over its ports. Cheap to clone (the ports are shared).
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct FilesService {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Arc<dyn Metrics>,
     pub(super) config: ServiceConfig,
+    /// The tenant settings and usage, when the service was built with them.
+    pub(super) tenancy: Option<Tenancy>,
 }
 
 impl std::fmt::Debug for FilesService {
@@ -30,4 +33,12 @@ impl std::fmt::Debug for FilesService {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// The tenancy ports of a service, with the in-process state over them.
+#[derive(Clone)]
+pub(crate) struct Tenancy {
+    pub(crate) settings: Arc<SettingsCache>,
+    pub(crate) usage: Arc<dyn UsageStore>,
+    pub(crate) downloads: Arc<DownloadTally>,
 }

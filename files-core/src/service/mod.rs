@@ -10,6 +10,7 @@ mod ingest;
 mod janitor;
 mod multipart;
 mod requests;
+mod tenancy;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -17,8 +18,8 @@ use uuid::Uuid;
 pub use builder::{Ports, ServiceBuilder};
 pub use config::{MAX_EXPIRY, ServiceConfig};
 pub use errors::{
-    CompleteError, Dependency, DependencyError, DownloadError, ExpiryOutOfRange, LookupError, Mismatch, PartsError,
-    UploadError,
+    CompleteError, Dependency, DependencyError, DownloadError, ExpiryOutOfRange, LookupError, Mismatch,
+    PENDING_RETRY_AFTER, PartsError, QuotaExceeded, UploadError,
 };
 use errors::{database, object_store};
 pub use files_service::FilesService;
@@ -27,13 +28,15 @@ pub use janitor::{Janitor, JanitorPass, JanitorSettings};
 pub use multipart::{MultipartTicket, PartStatus, PartTicket, PartsRequest, PartsStatus};
 use requests::lifetime;
 pub use requests::{DownloadRequest, DownloadTarget, Page, Ticket, UploadRequest};
+pub use tenancy::{TenancyError, TenantUsageReport};
 
 use crate::file::{FileRecord, FileState, ObjectKey};
 use crate::ids::{FileId, TenantId};
-use crate::metrics::{FileOperation, TokenOutcome};
+use crate::metrics::{FileOperation, LimitRefusal, TokenOutcome};
 use crate::multipart::MAX_PART_SIZE;
 use crate::ports::{DownloadSpec, PortError, TokenError, UploadSpec};
 use crate::principal::{Access, Forbidden, Principal, Scope, authorize};
+use crate::tenancy::Policy;
 
 impl FilesService {
     /// Starts building a service over `ports`; [`ServiceBuilder::build`] hands out the service
@@ -105,18 +108,14 @@ impl FilesService {
         request: UploadRequest,
     ) -> Result<Ticket, UploadError> {
         authorize(principal, scope, Access::Write)?;
-        self.check_size(request.size)?;
+        let policy = self.upload_policy(scope, &request).await?;
         if request.size > MAX_PART_SIZE {
             return Err(UploadError::NeedsMultipart {
                 size: request.size,
                 max: MAX_PART_SIZE,
             });
         }
-        let expires_in = lifetime(
-            request.expires_in,
-            self.config.upload_expiry,
-            self.config.max_upload_expiry,
-        )?;
+        let expires_in = lifetime(request.expires_in, policy.upload_expiry, policy.max_upload_expiry)?;
         let now = self.clock.now();
         let record = self.pending_record(scope, request, now, now + expires_in);
         let spec = UploadSpec {
@@ -128,7 +127,7 @@ impl FilesService {
         };
         // Sign first: a URL that cannot be signed must not leave a pending record behind.
         let request = self.signer.sign_upload(&spec)?;
-        self.metadata.insert(&record).await.map_err(database)?;
+        self.admit(&record, &policy).await?.map_err(UploadError::Quota)?;
         self.count(scope.tenant, scope.owner, FileOperation::UploadUrl);
         Ok(Ticket {
             record,
@@ -138,15 +137,25 @@ impl FilesService {
         })
     }
 
-    /// The configured maximum holds for every upload, single or in parts.
-    const fn check_size(&self, size: u64) -> Result<(), UploadError> {
-        if size > self.config.max_upload_size {
+    /// The tenant's policy, once the upload was checked against its size and content-type
+    /// rules (for every upload, single or in parts).
+    async fn upload_policy(&self, scope: Scope, request: &UploadRequest) -> Result<Policy, UploadError> {
+        let policy = self.policy(scope.tenant).await?;
+        if request.size > policy.max_file_size {
+            self.metrics.limit_refusal(scope.tenant, LimitRefusal::FileTooLarge);
             return Err(UploadError::TooLarge {
-                size,
-                max: self.config.max_upload_size,
+                size: request.size,
+                max: policy.max_file_size,
             });
         }
-        Ok(())
+        if !policy.admits_content_type(request.content_type.as_ref()) {
+            self.metrics
+                .limit_refusal(scope.tenant, LimitRefusal::ContentTypeNotAllowed);
+            return Err(UploadError::ContentTypeNotAllowed {
+                content_type: request.content_type.clone(),
+            });
+        }
+        Ok(policy)
     }
 
     /// A new pending version from a validated request.
@@ -186,11 +195,8 @@ impl FilesService {
     ) -> Result<Ticket, DownloadError> {
         let request = request.into();
         authorize(principal, scope, Access::Read)?;
-        let expires_in = lifetime(
-            request.expires_in,
-            self.config.download_expiry,
-            self.config.max_download_expiry,
-        )?;
+        let policy = self.policy(scope.tenant).await?;
+        let expires_in = lifetime(request.expires_in, policy.download_expiry, policy.max_download_expiry)?;
         let metadata = &self.metadata;
         let record = match request.target {
             DownloadTarget::Name(name) => {
@@ -235,6 +241,7 @@ impl FilesService {
         })?;
         let expires_at = self.clock.now() + expires_in;
         self.count(scope.tenant, scope.owner, FileOperation::DownloadUrl);
+        self.count_download(scope);
         Ok(Ticket {
             record,
             request,
@@ -313,7 +320,7 @@ impl FilesService {
             tenant,
             owner: crate::principal::Owner::Tenant,
         };
-        if principal.tenant() != tenant {
+        if principal.tenant() != Some(tenant) {
             return Err(Forbidden {
                 scope: tenant_scope,
                 access,

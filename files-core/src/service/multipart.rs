@@ -15,7 +15,7 @@ use crate::principal::{Access, Principal, Scope, authorize};
 use crate::values::Sha256;
 
 use super::completion::{matches, no_such_upload};
-use super::errors::{PartsError, UploadError, database, object_store};
+use super::errors::{PartsError, UploadError, object_store};
 use super::files_service::FilesService;
 use super::requests::{UploadRequest, lifetime};
 
@@ -103,14 +103,10 @@ impl FilesService {
         parts: PartsRequest,
     ) -> Result<MultipartTicket, UploadError> {
         authorize(principal, scope, Access::Write)?;
-        self.check_size(request.size)?;
+        let policy = self.upload_policy(scope, &request).await?;
         let plan = PartPlan::new(request.size, parts.part_size, parts.sha256)?;
         plan.check_file_sha256(request.sha256)?;
-        let part_lifetime = lifetime(
-            request.expires_in,
-            self.config.upload_expiry,
-            self.config.max_upload_expiry,
-        )?;
+        let part_lifetime = lifetime(request.expires_in, policy.upload_expiry, policy.max_upload_expiry)?;
         let now = self.clock.now();
         let expires_at = now + self.config.multipart_expiry;
         let count = plan.part_count();
@@ -130,9 +126,16 @@ impl FilesService {
                 return Err(error.into());
             }
         };
-        if let Err(error) = self.metadata.insert(&record).await {
-            self.abort(&record).await;
-            return Err(database(error).into());
+        match self.admit(&record, &policy).await {
+            Ok(Ok(())) => {}
+            Ok(Err(exceeded)) => {
+                self.abort(&record).await;
+                return Err(UploadError::Quota(exceeded));
+            }
+            Err(error) => {
+                self.abort(&record).await;
+                return Err(error.into());
+            }
         }
         self.count(scope.tenant, scope.owner, FileOperation::UploadUrl);
         Ok(MultipartTicket {
@@ -184,7 +187,8 @@ impl FilesService {
         if now >= upload.expires_at {
             return Err(PartsError::Expired);
         }
-        let lifetime = lifetime(expires_in, self.config.upload_expiry, self.config.max_upload_expiry)?;
+        let policy = self.policy(tenant).await?;
+        let lifetime = lifetime(expires_in, policy.upload_expiry, policy.max_upload_expiry)?;
         let tickets = self.sign_parts(&record, &numbers, lifetime, now)?;
         self.count(tenant, record.owner, FileOperation::UploadUrl);
         Ok(tickets)

@@ -22,6 +22,16 @@ pub struct Ceilings {
 /// The largest count or size any setting may hold: what a signed 64-bit database column keeps.
 pub const MAX_SETTING: u64 = i64::MAX as u64;
 
+impl Ceilings {
+    /// No ceiling but [`MAX_SETTING`]: for reading back a document that was admitted when it
+    /// was set (the policy caps each value by the ceilings in force).
+    pub const NONE: Self = Self {
+        max_file_size: MAX_SETTING,
+        upload_url_max_expiry_secs: MAX_SETTING,
+        download_url_max_expiry_secs: MAX_SETTING,
+    };
+}
+
 /// A tenant's quotas; each `None` is unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct QuotaSettings {

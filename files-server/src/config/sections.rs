@@ -2,8 +2,22 @@
 
 #![allow(clippy::wildcard_imports)]
 
+use std::path::PathBuf;
+
+use files_adapters::amqp::AmqpConfig;
+use files_adapters::jwks::{ClaimNames, JwtConfig, RemoteJwks, SignatureLibrary};
+use files_adapters::postgres::PostgresConfig;
+use files_adapters::redis::RedisConfig;
+use files_adapters::s3::S3Config;
+use files_core::{JanitorSettings, ServiceConfig};
+use url::Url;
+
+use super::error::ConfigError;
+use super::settings::{
+    AmqpSettings, DEV_AUDIENCE, DEV_ISSUER, KeySource, LogSettings, ShutdownSettings, StoreSettings, TokenSettings,
+};
 use super::tables;
-use super::*;
+use super::vars::Vars;
 
 pub(super) fn log(vars: &Vars) -> Result<LogSettings, ConfigError> {
     use tables::log::{FILTER, FORMAT};

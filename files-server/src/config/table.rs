@@ -111,17 +111,14 @@ impl Var {
     }
 }
 
-/// Declares one concern's table: a module holding a constant per variable and `ALL`, every
-/// variable of the concern in the documentation's order.
+/// Declares one concern's table in the module it is invoked in (a module per concern, which
+/// imports what the entries name): a constant per variable and `ALL`, every variable of the
+/// concern in the documentation's order, so adding a variable is one entry.
 macro_rules! table {
-    ($(#[$doc:meta])* $concern:ident { $($(#[$vdoc:meta])* $name:ident = $var:expr;)+ }) => {
-        $(#[$doc])*
-        pub(crate) mod $concern {
-            use super::*;
-            $( $(#[$vdoc])* pub(crate) const $name: Var = $var; )+
-            /// Every variable of this concern.
-            pub(crate) const ALL: &[Var] = &[$($name),+];
-        }
+    ($($(#[$vdoc:meta])* $name:ident = $var:expr;)+) => {
+        $( $(#[$vdoc])* pub(crate) const $name: Var = $var; )+
+        /// Every variable of this concern.
+        pub(crate) const ALL: &[Var] = &[$($name),+];
     };
 }
 pub(super) use table;

@@ -44,16 +44,20 @@ fn secs(duration: Duration) -> String {
     duration.as_secs().to_string()
 }
 
-table! {
-    /// The config file.
-    config {
+/// The config file.
+pub(crate) mod config {
+    use super::*;
+
+    table! {
         FILE = Var::new("FILES_CONFIG", "a TOML file of settings, overridden by variables");
     }
 }
 
-table! {
-    /// The HTTP server.
-    server {
+/// The HTTP server.
+pub(crate) mod server {
+    use super::*;
+
+    table! {
         LISTEN = Var::new("FILES_LISTEN", "address:port of the HTTP API").default(Value::Text("127.0.0.1:8080"));
         METRICS_LISTEN = Var::new("FILES_METRICS_LISTEN", "address:port where /metrics is served alone");
         BODY_TIMEOUT = Var::new("FILES_BODY_TIMEOUT_SECS", "how long a request body may take to arrive")
@@ -63,17 +67,21 @@ table! {
     }
 }
 
-table! {
-    /// Logging.
-    log {
+/// Logging.
+pub(crate) mod log {
+    use super::*;
+
+    table! {
         FILTER = Var::new("FILES_LOG", "a tracing filter; unset, RUST_LOG or info");
         FORMAT = Var::new("FILES_LOG_FORMAT", "human or json").default(Value::Text("human"));
     }
 }
 
-table! {
-    /// Stopping on SIGTERM or SIGINT.
-    shutdown {
+/// Stopping on SIGTERM or SIGINT.
+pub(crate) mod shutdown {
+    use super::*;
+
+    table! {
         DELAY = Var::new("FILES_SHUTDOWN_DELAY_SECS", "how long /readyz answers 503 before the listener closes")
             .default(Value::Duration(Duration::ZERO))
             .bounds(0..=300);
@@ -83,9 +91,11 @@ table! {
     }
 }
 
-table! {
-    /// The object store: S3 with `FILES_S3_ENDPOINT`, else the embedded store.
-    store {
+/// The object store: S3 with `FILES_S3_ENDPOINT`, else the embedded store.
+pub(crate) mod store {
+    use super::*;
+
+    table! {
         ENDPOINT = Var::new("FILES_S3_ENDPOINT", "the store's endpoint; unset, the embedded store");
         PUBLIC_ENDPOINT = Var::new("FILES_S3_PUBLIC_ENDPOINT", "the endpoint devices reach, URLs are signed for");
         REGION = Var::new("FILES_S3_REGION", "the region signed for").default(Value::Text(S3Config::DEFAULT_REGION));
@@ -102,9 +112,11 @@ table! {
     }
 }
 
-table! {
-    /// Token verification and the key source.
-    tokens {
+/// Token verification and the key source.
+pub(crate) mod tokens {
+    use super::*;
+
+    table! {
         JWKS_URL = Var::new("FILES_JWKS_URL", "the DSTS's JWKS URL; unset, the development key");
         JWKS_ALLOW_HTTP = Var::new("FILES_JWKS_ALLOW_HTTP", "accept a plain http:// JWKS URL")
             .default(Value::Flag(false));
@@ -136,9 +148,11 @@ table! {
     }
 }
 
-table! {
-    /// Limits and URL lifetimes.
-    limits {
+/// Limits and URL lifetimes.
+pub(crate) mod limits {
+    use super::*;
+
+    table! {
         UPLOAD_URL_EXPIRY = Var::new("FILES_UPLOAD_URL_EXPIRY_SECS", "lifetime of an upload URL by default")
             .default(Value::Of(|| secs(ServiceConfig::default().upload_expiry)))
             .bounds(1..=SEVEN_DAYS);
@@ -159,16 +173,20 @@ table! {
     }
 }
 
-table! {
-    /// The storage-events webhook.
-    events {
+/// The storage-events webhook.
+pub(crate) mod events {
+    use super::*;
+
+    table! {
         SECRET = Var::new("FILES_EVENTS_SECRET", "the webhook's shared secret; unset, the webhook is off").secret();
     }
 }
 
-table! {
-    /// The janitor's pace.
-    janitor {
+/// The janitor's pace.
+pub(crate) mod janitor {
+    use super::*;
+
+    table! {
         INTERVAL = Var::new("FILES_JANITOR_INTERVAL_SECS", "seconds between the janitor's passes")
             .default(Value::Of(|| secs(JanitorSettings::default().interval)))
             .bounds(1..=DAY);
@@ -184,17 +202,21 @@ table! {
     }
 }
 
-table! {
-    /// Metrics.
-    metrics {
+/// Metrics.
+pub(crate) mod metrics {
+    use super::*;
+
+    table! {
         MAX_DEVICES = Var::new("FILES_METRICS_MAX_DEVICES", "distinct devices with their own metric series")
             .default(Value::Number(1000));
     }
 }
 
-table! {
-    /// Metadata and the outbox in PostgreSQL (in memory without `FILES_DATABASE_URL`).
-    database {
+/// Metadata and the outbox in PostgreSQL (in memory without `FILES_DATABASE_URL`).
+pub(crate) mod database {
+    use super::*;
+
+    table! {
         URL = Var::new("FILES_DATABASE_URL", "postgres:// URL; unset, metadata in memory").secret();
         POOL_SIZE = Var::new("FILES_DATABASE_POOL_SIZE", "pooled connections")
             .default(Value::Number(DEFAULT_POOL_SIZE as u64));
@@ -207,9 +229,11 @@ table! {
     }
 }
 
-table! {
-    /// The cache in Redis (in memory without `FILES_REDIS_URL`).
-    redis {
+/// The cache in Redis (in memory without `FILES_REDIS_URL`).
+pub(crate) mod redis {
+    use super::*;
+
+    table! {
         URL = Var::new("FILES_REDIS_URL", "redis:// URL; unset, the cache in memory").secret();
         PREFIX = Var::new("FILES_REDIS_PREFIX", "every key starts with {prefix}:")
             .default(Value::Text(RedisConfig::DEFAULT_KEY_PREFIX));
@@ -228,9 +252,11 @@ table! {
     }
 }
 
-table! {
-    /// Events to RabbitMQ (only logged without `FILES_AMQP_URL`), and the bucket-notification ingest.
-    amqp {
+/// Events to RabbitMQ (only logged without `FILES_AMQP_URL`), and the bucket-notification ingest.
+pub(crate) mod amqp {
+    use super::*;
+
+    table! {
         URL = Var::new("FILES_AMQP_URL", "amqp:// or amqps:// URL; unset, events are only logged").secret();
         EXCHANGE = Var::new("FILES_AMQP_EXCHANGE", "the topic exchange events are published to")
             .default(Value::Text(AmqpConfig::DEFAULT_EXCHANGE));

@@ -1,6 +1,15 @@
 //! The configuration's tests: reading, bounds, the config file, secrets, and the tables against
 //! what is read and what docs/configuration.md documents.
 
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use files_adapters::redis::RedisConfig;
+
+use super::vars::Vars;
 use super::*;
 
 fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {

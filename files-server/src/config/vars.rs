@@ -1,13 +1,19 @@
 //! Reading the variables: the environment over the config file, each value parsed and bounded,
 //! every name checked against [`VARIABLES`](super::VARIABLES).
 
-#![allow(clippy::wildcard_imports)]
-
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
 
+use secrecy::SecretString;
+use url::Url;
+
+use super::error::ConfigError;
 use super::table::Var;
 use super::tables;
-use super::*;
+use super::variables::{VARIABLES, variables};
 
 /// The merged settings: the config file's, then the environment's on top. Remembers which
 /// variables were read (so a test can hold [`VARIABLES`] to what is read) and where each value
@@ -149,7 +155,7 @@ impl Vars {
 /// The variable a config file's key stands for: `max_upload_size` is `FILES_MAX_UPLOAD_SIZE`.
 /// `FILES_CONFIG` has no key: the file cannot name another file.
 pub(super) fn variable_of(key: &str) -> Option<&'static str> {
-    super::variables()
+    variables()
         .find(|var| var.name != tables::config::FILE.name && var.key() == key)
         .map(|var| var.name)
 }

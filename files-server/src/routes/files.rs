@@ -15,7 +15,10 @@ use time::OffsetDateTime;
 use crate::error::ApiError;
 use crate::extract::{Authenticated, JsonBody};
 
-fn segment<T: std::str::FromStr<Err = files_core::InvalidId>>(req: &HttpRequest, name: &str) -> Result<T, ApiError> {
+pub(super) fn segment<T: std::str::FromStr<Err = files_core::InvalidId>>(
+    req: &HttpRequest,
+    name: &str,
+) -> Result<T, ApiError> {
     let value = req
         .match_info()
         .get(name)
@@ -33,7 +36,7 @@ fn scope(req: &HttpRequest) -> Result<Scope, ApiError> {
     Ok(Scope { tenant, owner })
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
+pub(super) fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| at.to_string())
 }

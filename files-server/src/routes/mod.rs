@@ -6,6 +6,7 @@ mod files;
 mod health;
 pub mod resource;
 mod storage_events;
+mod tenants;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -68,6 +69,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 (M::POST, web::to(files::part_tickets)),
                 (M::GET, web::to(files::stored_parts)),
             ],
+        ))
+        // Tenants: settings and usage.
+        .service(resource(
+            "/v1/tenants/{tenant_id}/settings",
+            [
+                (M::PUT, web::to(tenants::put_settings)),
+                (M::GET, web::to(tenants::get_settings)),
+            ],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/usage",
+            [(M::GET, web::to(tenants::tenant_usage))],
+        ))
+        .service(resource(
+            "/v1/tenants/{tenant_id}/devices/{device_id}/usage",
+            [(M::GET, web::to(tenants::device_usage))],
         ));
 }
 

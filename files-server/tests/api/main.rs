@@ -25,5 +25,6 @@ mod permissions;
 mod real;
 mod storage_events;
 mod structure;
+mod tenants;
 mod tokens;
 mod versions;

@@ -275,10 +275,14 @@ async fn the_spec_matches_the_server() {
             }
             (t, "POST") if t.ends_with("download-url") => Some(json!({"file_name": "spec.txt"})),
             ("/v1/storage/events", "POST") => Some(json!({"Records": []})),
+            (t, "PUT") if t.ends_with("/settings") => Some(json!({"max_file_size": 1_000_000})),
             _ => None,
         };
         let auth = if template == "/v1/storage/events" {
             format!("Bearer {SECRET}")
+        } else if method == Method::PUT && template.ends_with("/settings") {
+            // Only the platform sets a tenant's settings.
+            format!("Bearer {}", crate::tenants::platform_token(&h))
         } else {
             format!("Bearer {token}")
         };

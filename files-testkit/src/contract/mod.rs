@@ -7,4 +7,5 @@ pub mod housekeeping;
 pub mod metadata;
 pub mod objects;
 pub mod outbox;
+pub mod tenancy;
 pub mod tokens;

@@ -9,7 +9,7 @@ use jwt_simple::prelude::{Clock, Duration};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Alg, FakeDsts, RSA_PEM, TokenClaims, signed};
+use super::server::{Alg, FakeDsts, RSA_PEM, TokenClaims, signed};
 
 /// A token that must be refused, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,10 +6,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use files_adapters::memory::MemoryMetadataStore;
 use files_core::{
-    FileId, FileName, FileRecord, FileState, FileUploaded, Housekeeping, MetadataStore, Outbox, OutboxEntry,
-    OutboxStats, PortError, Scope, TenantId,
+    Admission, DeviceId, DeviceUsage, DownloadCount, FileId, FileName, FileRecord, FileState, FileUploaded,
+    Housekeeping, Limits, MetadataStore, Outbox, OutboxEntry, OutboxStats, PortError, Scope, SettingsStore,
+    StoredSettings, TenantId, TenantSettings, TenantUsage, UsageStore,
 };
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::Switch;
@@ -36,6 +37,11 @@ impl MetadataStore for FakeMetadataStore {
     async fn insert(&self, record: &FileRecord) -> Result<(), PortError> {
         self.switch.check()?;
         self.inner.insert(record).await
+    }
+
+    async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {
+        self.switch.check()?;
+        self.inner.admit(record, limits).await
     }
 
     async fn get(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
@@ -131,5 +137,41 @@ impl Outbox for FakeMetadataStore {
     async fn stats(&self) -> Result<OutboxStats, PortError> {
         self.switch.check()?;
         self.inner.stats().await
+    }
+}
+
+#[async_trait]
+impl SettingsStore for FakeMetadataStore {
+    async fn get_settings(&self, tenant: TenantId) -> Result<Option<StoredSettings>, PortError> {
+        self.switch.check()?;
+        self.inner.get_settings(tenant).await
+    }
+
+    async fn put_settings(
+        &self,
+        tenant: TenantId,
+        settings: &TenantSettings,
+        at: OffsetDateTime,
+    ) -> Result<StoredSettings, PortError> {
+        self.switch.check()?;
+        self.inner.put_settings(tenant, settings, at).await
+    }
+}
+
+#[async_trait]
+impl UsageStore for FakeMetadataStore {
+    async fn tenant_usage(&self, tenant: TenantId) -> Result<TenantUsage, PortError> {
+        self.switch.check()?;
+        self.inner.tenant_usage(tenant).await
+    }
+
+    async fn device_usage(&self, tenant: TenantId, device: DeviceId, date: Date) -> Result<DeviceUsage, PortError> {
+        self.switch.check()?;
+        self.inner.device_usage(tenant, device, date).await
+    }
+
+    async fn add_downloads(&self, counts: &[DownloadCount]) -> Result<(), PortError> {
+        self.switch.check()?;
+        self.inner.add_downloads(counts).await
     }
 }

@@ -3,7 +3,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use files_core::{CacheOutcome, FileOperation, JanitorAction, Owner, StorageEventOutcome, TenantId, TokenOutcome};
+use files_core::{
+    CacheOperation, CacheOutcome, FileOperation, JanitorAction, Owner, StorageEventOutcome, TenantId, TokenOutcome,
+};
 
 use super::lock;
 
@@ -19,7 +21,7 @@ pub enum Recorded {
     /// [`files_core::Metrics::janitor_action`]: the action and its count.
     Janitor(JanitorAction, u64),
     /// [`files_core::Metrics::cache_call`] (latency left out).
-    Cache(&'static str, CacheOutcome),
+    Cache(CacheOperation, CacheOutcome),
     /// [`files_core::Metrics::outbox_published`].
     Published(u64),
     /// [`files_core::Metrics::outbox_publish_failed`].
@@ -53,7 +55,7 @@ impl files_core::Metrics for RecordingMetrics {
         self.push(Recorded::Token(outcome));
     }
 
-    fn cache_call(&self, operation: &'static str, outcome: CacheOutcome, _: Duration) {
+    fn cache_call(&self, operation: CacheOperation, outcome: CacheOutcome, _: Duration) {
         self.push(Recorded::Cache(operation, outcome));
     }
 

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use files_adapters::postgres::PostgresStore;
 use files_adapters::redis::{RedisCache, RedisConfig};
 use files_core::{
-    Cache, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, FilesService, MetadataStore, NoMetrics,
-    Owner, PortError, Ports, Principal, Scope, TenantId, UploadRequest, WriteThrough,
+    Admission, Cache, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, FilesService, Limits,
+    MetadataStore, NoMetrics, Owner, PortError, Ports, Principal, Scope, TenantId, UploadRequest, WriteThrough,
 };
 use files_testkit::contract::cache::sample_record;
 use files_testkit::contract::metadata::uploaded_event;
@@ -92,6 +92,10 @@ struct HeldReads {
 impl MetadataStore for HeldReads {
     async fn insert(&self, record: &FileRecord) -> Result<(), PortError> {
         self.inner.insert(record).await
+    }
+
+    async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {
+        self.inner.admit(record, limits).await
     }
 
     async fn get(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {

@@ -503,8 +503,8 @@ impl Outcomes {
 }
 
 impl files_core::Metrics for Outcomes {
-    fn cache_call(&self, operation: &'static str, outcome: CacheOutcome, _: Duration) {
-        self.0.lock().unwrap().push((operation, outcome));
+    fn cache_call(&self, operation: files_core::CacheOperation, outcome: CacheOutcome, _: Duration) {
+        self.0.lock().unwrap().push((operation.label(), outcome));
     }
 }
 

@@ -11,7 +11,7 @@ use files_core::{
     FileId, FileRecord, FileState, FileUploaded, MetadataStore, Outbox, OutboxStats, Owner, PortError, Sha256, TenantId,
 };
 use files_testkit::contract::metadata::{self, now_micros, uploaded_event};
-use files_testkit::contract::{housekeeping, outbox};
+use files_testkit::contract::{housekeeping, outbox, tenancy};
 use files_testkit::eventually;
 use files_testkit::fakes::FakeMetadataStore;
 use files_testkit::postgres::TestDatabase;
@@ -481,4 +481,83 @@ async fn a_database_that_goes_away_is_unavailable_and_the_store_recovers_when_it
     proxy.restore();
     until_recovered(&store, &record).await;
     store.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_store_keeps_the_tenancy_contract() {
+    tenancy::run(std::sync::Arc::new(FakeMetadataStore::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_keeps_the_tenancy_contract() {
+    let Some(db) = TestDatabase::create("the_postgres_store_keeps_the_tenancy_contract").await else {
+        return;
+    };
+    tenancy::run(std::sync::Arc::new(db.store().await)).await;
+}
+
+/// The counters live beside the records and are written by their trigger in the same
+/// transaction; should they ever disagree (a manual edit of `files`, say),
+/// `files_recount_usage` rebuilds them from the records. The test breaks them first and checks
+/// the break was seen.
+#[tokio::test]
+async fn the_postgres_usage_counts_are_rebuilt_from_the_records() {
+    use files_core::{DeviceId, Limits, UsageStore};
+    let Some(db) = TestDatabase::create("the_postgres_usage_counts_are_rebuilt_from_the_records").await else {
+        return;
+    };
+    let store = db.store().await;
+    let tenant = TenantId::from_uuid(Uuid::new_v4());
+    let device = DeviceId::from_uuid(Uuid::new_v4());
+    let mut ids = Vec::new();
+    for (i, size) in [10_u64, 20, 30].into_iter().enumerate() {
+        let record = FileRecord {
+            id: FileId::new(),
+            tenant,
+            owner: Owner::Device(device),
+            name: files_core::FileName::parse(format!("f{i}.bin")).unwrap(),
+            sha256: Sha256::from_bytes([1; 32]),
+            size: Some(size),
+            content_type: None,
+            state: FileState::Pending,
+            created_at: now_micros(),
+            completed_at: None,
+            multipart: None,
+            upload_expires_at: None,
+        };
+        store.admit(&record, &Limits::NONE).await.unwrap();
+        ids.push(record);
+    }
+    let now = now_micros();
+    store
+        .mark_available(tenant, ids[0].id, 10, now, &uploaded_event(&ids[0], 10, now))
+        .await
+        .unwrap();
+    let today = now.date();
+    let tenant_usage = store.tenant_usage(tenant).await.unwrap();
+    let device_usage = store.device_usage(tenant, device, today).await.unwrap();
+    assert_eq!(
+        (
+            tenant_usage.files,
+            tenant_usage.bytes,
+            tenant_usage.pending_uploads,
+            tenant_usage.pending_bytes
+        ),
+        (1, 10, 2, 50)
+    );
+
+    db.execute("UPDATE tenant_usage SET bytes = 999, pending_uploads = 0; DELETE FROM device_usage; UPDATE device_daily SET upload_urls = 0")
+        .await;
+    assert_ne!(
+        store.tenant_usage(tenant).await.unwrap(),
+        tenant_usage,
+        "the counts were broken"
+    );
+    db.execute(&format!("SELECT files_recount_usage('{tenant}')")).await;
+    assert_eq!(store.tenant_usage(tenant).await.unwrap(), tenant_usage, "rebuilt");
+    assert_eq!(
+        store.device_usage(tenant, device, today).await.unwrap(),
+        device_usage,
+        "rebuilt, the device's day too"
+    );
 }

@@ -105,11 +105,13 @@ async fn the_development_key_verifier_keeps_the_contract() {
         tenant,
         device: Some(device),
         admin: false,
+        platform: false,
     };
     let service_claims = DevClaims {
         tenant,
         device: None,
         admin: true,
+        platform: false,
     };
     let device_token = key.mint(&device_claims, issuer, audience, ttl).unwrap();
     let service_token = key.mint(&service_claims, issuer, audience, ttl).unwrap();
@@ -122,6 +124,7 @@ async fn the_development_key_verifier_keeps_the_contract() {
         key.mint(
             &DevClaims {
                 admin: false,
+                platform: false,
                 ..service_claims
             },
             issuer,

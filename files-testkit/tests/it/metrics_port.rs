@@ -1,102 +1,37 @@
 //! The core's metrics port: the use cases and the relay count through it, so a service that
 //! embeds `files-core` gets the same per-tenant and per-device counts as the server.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use files_core::{
-    DeviceId, FileName, FileOperation, FilesService, InvalidToken, JanitorSettings, ObjectCreated, ObjectInfo, Owner,
-    Ports, Principal, Scope, StorageEventOutcome, TenantId, TokenOutcome, UploadRequest,
+    FileOperation, InvalidToken, JanitorSettings, ObjectCreated, Owner, Principal, Scope, ServiceConfig,
+    StorageEventOutcome, TenantId, TokenOutcome,
 };
 use files_testkit::eventually;
-use files_testkit::fakes::{
-    FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, Recorded, RecordingMetrics, RecordingNotifier,
-};
-use files_testkit::sha256_of;
+use files_testkit::fakes::{Recorded, RecordingMetrics};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-struct Embedded {
-    service: FilesService,
-    relay: Option<files_core::Relay>,
-    metrics: Arc<RecordingMetrics>,
-    notifier: Arc<RecordingNotifier>,
-    objects: Arc<FakeObjectStore>,
-    tokens: Arc<FakeTokenVerifier>,
-    store: Arc<FakeMetadataStore>,
-    clock: Arc<FakeClock>,
-}
+use crate::world::World;
 
-fn embedded() -> Embedded {
-    let metrics = Arc::new(RecordingMetrics::default());
-    let notifier = Arc::new(RecordingNotifier::default());
-    let objects = Arc::new(FakeObjectStore::default());
-    let tokens = Arc::new(FakeTokenVerifier::default());
-    let store = Arc::new(FakeMetadataStore::default());
-    let clock = Arc::new(FakeClock::at(OffsetDateTime::now_utc()));
-    let (service, relay) = FilesService::builder(Ports {
-        tokens: tokens.clone(),
-        store: store.clone(),
-        signer: objects.clone(),
-        objects: objects.clone(),
-        notifier: notifier.clone(),
-    })
-    .metrics(metrics.clone())
-    .clock(clock.clone())
-    .build();
-    Embedded {
-        service,
-        relay: Some(relay),
-        metrics,
-        notifier,
-        objects,
-        tokens,
-        store,
-        clock,
-    }
-}
-
-/// Upload URL, the object as a verified PUT would leave it, `complete`.
-async fn upload_and_complete(
-    e: &Embedded,
-    principal: &Principal,
-    scope: Scope,
-    name: &str,
-    content: &[u8],
-) -> files_core::FileRecord {
-    let request = UploadRequest {
-        name: FileName::parse(name).unwrap(),
-        sha256: sha256_of(content),
-        size: content.len() as u64,
-        content_type: None,
-        expires_in: None,
-    };
-    let ticket = e.service.request_upload(principal, scope, request).await.unwrap();
-    let info = ObjectInfo {
-        size: content.len() as u64,
-        sha256: Some(sha256_of(content)),
-        sha256_of_parts: None,
-    };
-    e.objects.put(&ticket.record.object_key(), info);
-    e.service
-        .complete(principal, scope.tenant, ticket.record.id)
-        .await
-        .unwrap()
+/// A service as a program embedding `files-core` builds it: the default config, its metrics
+/// recorded, its clock at the real time.
+fn embedded() -> World<RecordingMetrics> {
+    World::builder()
+        .config(ServiceConfig::default())
+        .metrics(RecordingMetrics::default())
+        .clock_at(OffsetDateTime::now_utc())
+        .build()
 }
 
 #[tokio::test]
 async fn the_use_cases_count_tokens_and_file_operations_per_tenant_and_device() {
     let e = embedded();
-    let tenant = TenantId::from_uuid(Uuid::new_v4());
-    let device = DeviceId::from_uuid(Uuid::new_v4());
-    e.tokens.insert("good", Principal::Device { tenant, device });
+    let (tenant, device) = (e.tenant, e.device);
+    e.tokens.insert("good", e.principal.clone());
     let principal = e.service.authenticate("good").await.unwrap();
     assert!(e.service.authenticate("bad").await.is_err());
-    let scope = Scope {
-        tenant,
-        owner: Owner::Device(device),
-    };
-    upload_and_complete(&e, &principal, scope, "log.txt", b"log").await;
+    e.upload_and_complete_as(&principal, e.scope, "log.txt", b"log").await;
     // A refused operation is not counted.
     let other = Scope {
         tenant: TenantId::from_uuid(Uuid::new_v4()),
@@ -160,7 +95,9 @@ async fn the_relay_from_the_builder_publishes_completed_uploads_and_counts_them(
         tenant,
         owner: Owner::Tenant,
     };
-    let record = upload_and_complete(&e, &principal, scope, "bundle.bin", b"bundle").await;
+    let record = e
+        .upload_and_complete_as(&principal, scope, "bundle.bin", b"bundle")
+        .await;
     // Nothing is published until the relay runs.
     assert!(e.notifier.events().is_empty());
     let relay = tokio::spawn(e.relay.take().unwrap().run());
@@ -174,32 +111,11 @@ async fn the_relay_from_the_builder_publishes_completed_uploads_and_counts_them(
 #[tokio::test]
 async fn the_janitor_and_notifications_count_janitor_actions_by_kind() {
     let e = embedded();
-    let tenant = TenantId::from_uuid(Uuid::new_v4());
-    let device = DeviceId::from_uuid(Uuid::new_v4());
-    let principal = Principal::Device { tenant, device };
-    let scope = Scope {
-        tenant,
-        owner: Owner::Device(device),
-    };
-    let upload = async |name: &str, content: &[u8]| {
-        let request = UploadRequest {
-            name: FileName::parse(name).unwrap(),
-            sha256: sha256_of(content),
-            size: content.len() as u64,
-            content_type: None,
-            expires_in: None,
-        };
-        e.service.request_upload(&principal, scope, request).await.unwrap()
-    };
+    let (tenant, device) = (e.tenant, e.device);
     // One upload stored but never completed, one never sent.
-    let stored = upload("stored.log", b"stored").await;
-    let info = ObjectInfo {
-        size: 6,
-        sha256: Some(sha256_of(b"stored")),
-        sha256_of_parts: None,
-    };
-    e.objects.put(&stored.record.object_key(), info);
-    upload("never.log", b"never").await;
+    let stored = e.upload("stored.log", b"stored").await;
+    e.store_object(&stored.record, b"stored");
+    e.upload("never.log", b"never").await;
     e.clock.advance(Duration::from_secs(2 * 24 * 3600));
     let pass = e
         .service

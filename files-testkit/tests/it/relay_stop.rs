@@ -7,9 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use files_core::{
     DeviceId, FileName, FileUploaded, FilesService, Notifier, ObjectInfo, Outbox as _, Owner, PortError, Ports,
-    Principal, Scope, Sha256, TenantId, UploadRequest,
+    Principal, Scope, TenantId, UploadRequest,
 };
 use files_testkit::fakes::{FakeMetadataStore, FakeObjectStore, FakeTokenVerifier};
+use files_testkit::sha256_of;
 use tokio::sync::{Notify, Semaphore, oneshot};
 use uuid::Uuid;
 
@@ -60,7 +61,7 @@ async fn a_stop_during_a_pass_waits_for_it_and_leaves_no_claim() {
     let (tenant, device) = (TenantId::from_uuid(Uuid::new_v4()), DeviceId::from_uuid(Uuid::new_v4()));
     let principal = Principal::Device { tenant, device };
     let content = b"relayed before the stop";
-    let sha = Sha256::from_bytes(<sha2::Sha256 as sha2::Digest>::digest(content).into());
+    let sha = sha256_of(content);
     let ticket = service
         .request_upload(
             &principal,

@@ -1,22 +1,19 @@
 //! The use cases of `FilesService` over the fakes: completion, ingest, versions, paging,
 //! write-through coherence and dependency failures.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use files_core::{
-    CacheOutcome, CompleteError, Dependency, DeviceId, DownloadError, DownloadTarget, FileId, FileName, FileRecord,
-    FileState, FilesService, IngestOutcome, LookupError, MetadataStore, Mismatch, ObjectCreated, ObjectInfo, Owner,
-    Ports, Principal, Scope, ServiceConfig, Sha256, SkipReason, TenantId, UploadError, UploadRequest,
-};
-use files_testkit::fakes::{
-    FakeCache, FakeClock, FakeMetadataStore, FakeObjectStore, FakeTokenVerifier, RecordingNotifier,
+    CacheOperation, CacheOutcome, CompleteError, Dependency, DownloadError, DownloadTarget, FileId, FileName,
+    FileRecord, FileState, IngestOutcome, LookupError, MetadataStore, Mismatch, ObjectCreated, ObjectInfo,
+    ServiceConfig, Sha256, SkipReason, UploadError, UploadRequest,
 };
 use files_testkit::sha256_of;
-use time::OffsetDateTime;
-use uuid::Uuid;
 
+use crate::world::World;
+
+/// Counts the cache calls the service reports: failures, hits and flushes.
 #[derive(Default)]
 struct CountingObserver {
     errors: AtomicUsize,
@@ -25,127 +22,36 @@ struct CountingObserver {
 }
 
 impl files_core::Metrics for CountingObserver {
-    fn cache_call(&self, operation: &'static str, outcome: CacheOutcome, _: Duration) {
+    fn cache_call(&self, operation: CacheOperation, outcome: CacheOutcome, _: Duration) {
         match outcome {
             CacheOutcome::Error => self.errors.fetch_add(1, Ordering::SeqCst),
             CacheOutcome::Hit => self.hits.fetch_add(1, Ordering::SeqCst),
-            CacheOutcome::Written if operation == "clear" => self.clears.fetch_add(1, Ordering::SeqCst),
+            CacheOutcome::Written if operation == CacheOperation::Clear => self.clears.fetch_add(1, Ordering::SeqCst),
             _ => 0,
         };
     }
 }
 
-struct World {
-    service: FilesService,
-    store: Arc<FakeMetadataStore>,
-    cache: Arc<FakeCache>,
-    objects: Arc<FakeObjectStore>,
-    notifier: Arc<RecordingNotifier>,
-    observer: Arc<CountingObserver>,
-    tenant: TenantId,
-    device: DeviceId,
-}
-
-impl World {
-    fn new() -> Self {
-        let store = Arc::new(FakeMetadataStore::default());
-        let cache = Arc::new(FakeCache::default());
-        let objects = Arc::new(FakeObjectStore::default());
-        let notifier = Arc::new(RecordingNotifier::default());
-        let observer = Arc::new(CountingObserver::default());
-        let (service, _relay) = FilesService::builder(Ports {
-            tokens: Arc::new(FakeTokenVerifier::default()),
-            store: store.clone(),
-            signer: objects.clone(),
-            objects: objects.clone(),
-            notifier: notifier.clone(),
-        })
-        .cache(cache.clone())
-        .metrics(observer.clone())
-        .clock(Arc::new(FakeClock::at(
-            OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        )))
+/// The world of these tests: a cache in front of the store, uploads of at most 1000 bytes, and
+/// the cache calls counted.
+fn world() -> World<CountingObserver> {
+    World::builder()
         .config(ServiceConfig {
             max_upload_size: 1000,
             ..ServiceConfig::default()
         })
-        .build();
-        Self {
-            service,
-            store,
-            cache,
-            objects,
-            notifier,
-            observer,
-            tenant: TenantId::from_uuid(Uuid::new_v4()),
-            device: DeviceId::from_uuid(Uuid::new_v4()),
-        }
-    }
-
-    /// Runs the outbox relay once and returns every event published so far.
-    async fn relay(&self) -> Vec<files_core::FileUploaded> {
-        let pass = files_core::relay_once(&*self.store, &*self.notifier, 100, Duration::from_secs(30)).await;
-        assert!(matches!(&pass, Ok(p) if p.publish_error.is_none()), "{pass:?}");
-        self.notifier.events()
-    }
-
-    fn device(&self) -> Principal {
-        Principal::Device {
-            tenant: self.tenant,
-            device: self.device,
-        }
-    }
-
-    fn scope(&self) -> Scope {
-        Scope {
-            tenant: self.tenant,
-            owner: Owner::Device(self.device),
-        }
-    }
-
-    async fn upload(&self, name: &str, content: &[u8]) -> FileRecord {
-        let request = UploadRequest {
-            name: FileName::parse(name).unwrap_or_else(|e| panic!("{e}")),
-            sha256: sha256_of(content),
-            size: content.len() as u64,
-            content_type: None,
-            expires_in: None,
-        };
-        match self.service.request_upload(&self.device(), self.scope(), request).await {
-            Ok(ticket) => ticket.record,
-            Err(e) => panic!("upload request failed: {e}"),
-        }
-    }
-
-    /// What the store holds after a verified PUT of `content`.
-    fn store_object(&self, record: &FileRecord, content: &[u8]) {
-        self.objects.put(
-            &record.object_key(),
-            ObjectInfo {
-                size: content.len() as u64,
-                sha256: Some(sha256_of(content)),
-                sha256_of_parts: None,
-            },
-        );
-    }
-
-    async fn upload_and_complete(&self, name: &str, content: &[u8]) -> FileRecord {
-        let record = self.upload(name, content).await;
-        self.store_object(&record, content);
-        match self.service.complete(&self.device(), self.tenant, record.id).await {
-            Ok(record) => record,
-            Err(e) => panic!("complete failed: {e}"),
-        }
-    }
+        .cached()
+        .metrics(CountingObserver::default())
+        .build()
 }
 
 #[tokio::test]
 async fn complete_checks_the_store_and_publishes_exactly_once() {
-    let w = World::new();
-    let record = w.upload("log.txt", b"hello").await;
+    let w = world();
+    let record = w.upload("log.txt", b"hello").await.record;
     assert_eq!(record.state, FileState::Pending);
 
-    let early = w.service.complete(&w.device(), w.tenant, record.id).await;
+    let early = w.service.complete(&w.principal, w.tenant, record.id).await;
     assert!(matches!(early, Err(CompleteError::NotUploaded)), "{early:?}");
 
     w.objects.put(
@@ -156,7 +62,7 @@ async fn complete_checks_the_store_and_publishes_exactly_once() {
             sha256_of_parts: None,
         },
     );
-    let wrong = w.service.complete(&w.device(), w.tenant, record.id).await;
+    let wrong = w.service.complete(&w.principal, w.tenant, record.id).await;
     assert!(
         matches!(wrong, Err(CompleteError::Mismatch(Mismatch::Sha256))),
         "{wrong:?}"
@@ -169,7 +75,7 @@ async fn complete_checks_the_store_and_publishes_exactly_once() {
             sha256_of_parts: None,
         },
     );
-    let short = w.service.complete(&w.device(), w.tenant, record.id).await;
+    let short = w.service.complete(&w.principal, w.tenant, record.id).await;
     assert!(
         matches!(
             short,
@@ -185,16 +91,16 @@ async fn complete_checks_the_store_and_publishes_exactly_once() {
             sha256_of_parts: None,
         },
     );
-    let unverified = w.service.complete(&w.device(), w.tenant, record.id).await;
+    let unverified = w.service.complete(&w.principal, w.tenant, record.id).await;
     assert!(
         matches!(unverified, Err(CompleteError::Mismatch(Mismatch::Sha256))),
         "{unverified:?}"
     );
-    assert!(w.relay().await.is_empty());
+    assert!(w.events().await.is_empty());
 
     w.store_object(&record, b"hello");
     for _ in 0..3 {
-        let done = w.service.complete(&w.device(), w.tenant, record.id).await;
+        let done = w.service.complete(&w.principal, w.tenant, record.id).await;
         assert!(
             matches!(&done, Ok(r) if r.state == FileState::Available && r.size == Some(5)),
             "{done:?}"
@@ -206,7 +112,7 @@ async fn complete_checks_the_store_and_publishes_exactly_once() {
         "{duplicate:?}"
     );
 
-    let events = w.relay().await;
+    let events = w.events().await;
     assert_eq!(events.len(), 1, "exactly one event");
     let event = &events[0];
     assert_eq!(event.file.file_id, record.id);
@@ -215,7 +121,7 @@ async fn complete_checks_the_store_and_publishes_exactly_once() {
     assert_eq!(event.routing_key(), format!("file.uploaded.{}.{}", w.tenant, w.device));
 }
 
-fn created(w: &World, record: &FileRecord, size: Option<u64>) -> ObjectCreated {
+fn created(w: &World<CountingObserver>, record: &FileRecord, size: Option<u64>) -> ObjectCreated {
     ObjectCreated {
         bucket: w.service.bucket().to_owned(),
         key: record.object_key().to_string(),
@@ -225,8 +131,8 @@ fn created(w: &World, record: &FileRecord, size: Option<u64>) -> ObjectCreated {
 
 #[tokio::test]
 async fn ingest_skips_what_is_not_a_pending_file_of_ours() {
-    let w = World::new();
-    let record = w.upload("a.bin", b"abc").await;
+    let w = world();
+    let record = w.upload("a.bin", b"abc").await.record;
     w.store_object(&record, b"abc");
     let cases = [
         (
@@ -258,40 +164,40 @@ async fn ingest_skips_what_is_not_a_pending_file_of_ours() {
             Some(IngestOutcome::Skipped(reason))
         );
     }
-    assert!(w.relay().await.is_empty());
+    assert!(w.events().await.is_empty());
     assert_eq!(
         w.service.ingest(&created(&w, &record, Some(3))).await.ok(),
         Some(IngestOutcome::Completed(record.id))
     );
-    assert_eq!(w.relay().await.len(), 1);
+    assert_eq!(w.events().await.len(), 1);
 }
 
 #[tokio::test]
 async fn versions_latest_by_name_and_pending_not_downloadable() {
-    let w = World::new();
+    let w = world();
     let first = w.upload_and_complete("fw.bin", b"v1").await;
     let second = w.upload_and_complete("fw.bin", b"v2").await;
     assert_ne!(first.id, second.id);
     let by_name = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Name(first.name.clone()))
+        .request_download(&w.principal, w.scope, DownloadTarget::Name(first.name.clone()))
         .await;
     assert_eq!(by_name.map(|t| t.record.id).ok(), Some(second.id));
     let by_id = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Id(first.id))
+        .request_download(&w.principal, w.scope, DownloadTarget::Id(first.id))
         .await;
     assert_eq!(by_id.map(|t| t.record.id).ok(), Some(first.id));
 
-    let pending = w.upload("fw.bin", b"v3").await;
+    let pending = w.upload("fw.bin", b"v3").await.record;
     let by_id = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Id(pending.id))
+        .request_download(&w.principal, w.scope, DownloadTarget::Id(pending.id))
         .await;
     assert!(matches!(by_id, Err(DownloadError::NotCompleted)), "{by_id:?}");
     let by_name = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Name(first.name.clone()))
+        .request_download(&w.principal, w.scope, DownloadTarget::Name(first.name.clone()))
         .await;
     assert_eq!(
         by_name.map(|t| t.record.id).ok(),
@@ -299,17 +205,17 @@ async fn versions_latest_by_name_and_pending_not_downloadable() {
         "a pending version does not hide the latest"
     );
 
-    let only_pending = w.upload("new.bin", b"x").await;
+    let only_pending = w.upload("new.bin", b"x").await.record;
     let by_name = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Name(only_pending.name))
+        .request_download(&w.principal, w.scope, DownloadTarget::Name(only_pending.name))
         .await;
     assert!(matches!(by_name, Err(DownloadError::NotCompleted)), "{by_name:?}");
     let missing = w
         .service
         .request_download(
-            &w.device(),
-            w.scope(),
+            &w.principal,
+            w.scope,
             DownloadTarget::Name(FileName::parse("nope").unwrap_or_else(|e| panic!("{e}"))),
         )
         .await;
@@ -318,7 +224,7 @@ async fn versions_latest_by_name_and_pending_not_downloadable() {
 
 #[tokio::test]
 async fn listing_pages_newest_first() {
-    let w = World::new();
+    let w = world();
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(
@@ -332,7 +238,7 @@ async fn listing_pages_newest_first() {
     let mut seen = Vec::new();
     let mut before = None;
     loop {
-        let page = match w.service.list(&w.device(), w.scope(), before, 2).await {
+        let page = match w.service.list(&w.principal, w.scope, before, 2).await {
             Ok(page) => page,
             Err(e) => panic!("{e}"),
         };
@@ -348,13 +254,13 @@ async fn listing_pages_newest_first() {
 
 #[tokio::test]
 async fn write_through_keeps_the_cache_equal_to_the_store() {
-    let w = World::new();
+    let w = world();
     let old = w.upload_and_complete("cfg.json", b"{}").await;
     // Read through the cache so that it holds the name's latest version.
     let name = old.name.clone();
     let latest = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Name(name.clone()))
+        .request_download(&w.principal, w.scope, DownloadTarget::Name(name.clone()))
         .await;
     assert_eq!(latest.map(|t| t.record.id).ok(), Some(old.id));
 
@@ -362,7 +268,7 @@ async fn write_through_keeps_the_cache_equal_to_the_store() {
     assert_cache_matches_store(&w, new.id).await;
     let latest = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Name(name.clone()))
+        .request_download(&w.principal, w.scope, DownloadTarget::Name(name.clone()))
         .await;
     assert_eq!(
         latest.map(|t| t.record.id).ok(),
@@ -370,78 +276,78 @@ async fn write_through_keeps_the_cache_equal_to_the_store() {
         "a new version replaces the cached latest"
     );
 
-    let deleted = w.service.delete(&w.device(), w.tenant, new.id).await;
+    let deleted = w.service.delete(&w.principal, w.tenant, new.id).await;
     assert!(deleted.is_ok(), "{deleted:?}");
     assert_cache_matches_store(&w, new.id).await;
     assert!(!w.objects.contains(&new.object_key()));
     let latest = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Name(name))
+        .request_download(&w.principal, w.scope, DownloadTarget::Name(name))
         .await;
     assert_eq!(
         latest.map(|t| t.record.id).ok(),
         Some(old.id),
         "after a delete the older version is the latest"
     );
-    let gone = w.service.get(&w.device(), w.tenant, new.id).await;
+    let gone = w.service.get(&w.principal, w.tenant, new.id).await;
     assert!(matches!(gone, Err(LookupError::NotFound)), "{gone:?}");
     assert!(
-        w.observer.hits.load(Ordering::SeqCst) > 0,
+        w.metrics.hits.load(Ordering::SeqCst) > 0,
         "reads went through the cache"
     );
 }
 
 #[tokio::test]
 async fn a_failing_cache_fails_no_request_and_is_counted() {
-    let w = World::new();
-    w.cache.switch.fail();
+    let w = world();
+    w.cache().switch.fail();
     let record = w.upload_and_complete("a", b"a").await;
-    let got = w.service.get(&w.device(), w.tenant, record.id).await;
+    let got = w.service.get(&w.principal, w.tenant, record.id).await;
     assert!(got.is_ok(), "{got:?}");
     let by_name = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Name(record.name.clone()))
+        .request_download(&w.principal, w.scope, DownloadTarget::Name(record.name.clone()))
         .await;
     assert!(by_name.is_ok(), "{by_name:?}");
-    assert!(w.observer.errors.load(Ordering::SeqCst) >= 4);
+    assert!(w.metrics.errors.load(Ordering::SeqCst) >= 4);
 }
 
 #[tokio::test]
 async fn a_file_completed_while_the_cache_was_down_reads_available_once_it_is_back() {
-    let w = World::new();
-    let record = w.upload("report.txt", b"report").await;
+    let w = world();
+    let record = w.upload("report.txt", b"report").await.record;
     // The cache holds the pending record.
-    let pending = w.service.get(&w.device(), w.tenant, record.id).await;
+    let pending = w.service.get(&w.principal, w.tenant, record.id).await;
     assert!(
         matches!(&pending, Ok(r) if r.state == FileState::Pending),
         "{pending:?}"
     );
     w.store_object(&record, b"report");
 
-    w.cache.switch.fail();
-    let done = w.service.complete(&w.device(), w.tenant, record.id).await;
+    w.cache().switch.fail();
+    let done = w.service.complete(&w.principal, w.tenant, record.id).await;
     assert!(matches!(&done, Ok(r) if r.state == FileState::Available), "{done:?}");
-    w.cache.switch.recover();
+    w.cache().switch.recover();
 
-    let got = w.service.get(&w.device(), w.tenant, record.id).await;
+    let got = w.service.get(&w.principal, w.tenant, record.id).await;
     assert!(
         matches!(&got, Ok(r) if r.state == FileState::Available),
         "the cache still holds the pending record: {got:?}"
     );
-    let again = w.service.complete(&w.device(), w.tenant, record.id).await;
+    let again = w.service.complete(&w.principal, w.tenant, record.id).await;
     assert!(
         matches!(&again, Ok(r) if r.state == FileState::Available),
         "a second complete: {again:?}"
     );
     let by_name = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Name(record.name.clone()))
+        .request_download(&w.principal, w.scope, DownloadTarget::Name(record.name.clone()))
         .await;
     assert_eq!(by_name.map(|t| t.record.id).ok(), Some(record.id));
     assert_cache_matches_store(&w, record.id).await;
-    assert_eq!(w.relay().await.len(), 1, "exactly one event");
+    assert_eq!(w.events().await.len(), 1, "exactly one event");
     assert_eq!(
-        w.observer.clears.load(Ordering::SeqCst),
+        w.metrics.clears.load(Ordering::SeqCst),
         0,
         "a few entries need no flush"
     );
@@ -449,29 +355,29 @@ async fn a_file_completed_while_the_cache_was_down_reads_available_once_it_is_ba
 
 #[tokio::test]
 async fn a_version_deleted_while_the_cache_was_down_is_not_served_once_it_is_back() {
-    let w = World::new();
+    let w = world();
     let old = w.upload_and_complete("fw.bin", b"v1").await;
     let new = w.upload_and_complete("fw.bin", b"v2").await;
     // The cache holds the new version as the name's latest, and its record.
     let latest = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Name(new.name.clone()))
+        .request_download(&w.principal, w.scope, DownloadTarget::Name(new.name.clone()))
         .await;
     assert_eq!(latest.map(|t| t.record.id).ok(), Some(new.id));
     let by_id = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Id(new.id))
+        .request_download(&w.principal, w.scope, DownloadTarget::Id(new.id))
         .await;
     assert_eq!(by_id.map(|t| t.record.id).ok(), Some(new.id));
 
-    w.cache.switch.fail();
-    let deleted = w.service.delete(&w.device(), w.tenant, new.id).await;
+    w.cache().switch.fail();
+    let deleted = w.service.delete(&w.principal, w.tenant, new.id).await;
     assert!(deleted.is_ok(), "{deleted:?}");
-    w.cache.switch.recover();
+    w.cache().switch.recover();
 
     let latest = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Name(new.name.clone()))
+        .request_download(&w.principal, w.scope, DownloadTarget::Name(new.name.clone()))
         .await;
     assert_eq!(
         latest.map(|t| t.record.id).ok(),
@@ -480,37 +386,37 @@ async fn a_version_deleted_while_the_cache_was_down_is_not_served_once_it_is_bac
     );
     let by_id = w
         .service
-        .request_download(&w.device(), w.scope(), DownloadTarget::Id(new.id))
+        .request_download(&w.principal, w.scope, DownloadTarget::Id(new.id))
         .await;
     assert!(matches!(by_id, Err(DownloadError::NotFound)), "{by_id:?}");
-    let gone = w.service.get(&w.device(), w.tenant, new.id).await;
+    let gone = w.service.get(&w.principal, w.tenant, new.id).await;
     assert!(matches!(gone, Err(LookupError::NotFound)), "{gone:?}");
     assert_cache_matches_store(&w, new.id).await;
 }
 
 #[tokio::test]
 async fn a_new_record_is_cached_by_its_first_read_not_when_it_is_created() {
-    let w = World::new();
-    let record = w.upload("log.txt", b"log").await;
-    let cached = files_core::Cache::get_file(&*w.cache, w.tenant, record.id).await;
+    let w = world();
+    let record = w.upload("log.txt", b"log").await.record;
+    let cached = files_core::Cache::get_file(w.cache(), w.tenant, record.id).await;
     assert!(
         matches!(cached, Ok(None)),
         "upload-url wrote the new record to the cache: {cached:?}"
     );
-    let read = w.service.get(&w.device(), w.tenant, record.id).await;
+    let read = w.service.get(&w.principal, w.tenant, record.id).await;
     assert!(read.is_ok(), "{read:?}");
     assert_cache_matches_store(&w, record.id).await;
     w.store_object(&record, b"log");
-    let done = w.service.complete(&w.device(), w.tenant, record.id).await;
+    let done = w.service.complete(&w.principal, w.tenant, record.id).await;
     assert!(matches!(&done, Ok(r) if r.state == FileState::Available), "{done:?}");
     assert_cache_matches_store(&w, record.id).await;
 }
 
 #[tokio::test]
 async fn past_its_bound_what_the_cache_missed_is_flushed_whole() {
-    let w = World::new();
-    let record = w.upload("late.bin", b"late").await;
-    let pending = w.service.get(&w.device(), w.tenant, record.id).await;
+    let w = world();
+    let record = w.upload("late.bin", b"late").await.record;
+    let pending = w.service.get(&w.principal, w.tenant, record.id).await;
     assert!(pending.is_ok(), "{pending:?}");
     w.store_object(&record, b"late");
     // An entry the service never wrote: only a flush of the whole cache removes it.
@@ -518,53 +424,49 @@ async fn past_its_bound_what_the_cache_missed_is_flushed_whole() {
         id: FileId::new(),
         ..record.clone()
     };
-    assert!(files_core::Cache::put_file(&*w.cache, &planted).await.is_ok());
+    assert!(files_core::Cache::put_file(w.cache(), &planted).await.is_ok());
     // Files to delete while the cache fails: each leaves two entries (the record and its
     // name's latest version) the service could not invalidate.
     let mut doomed = Vec::new();
     for n in 0..=files_core::WriteThrough::DEFAULT_MAX_DIRTY / 2 {
-        doomed.push(w.upload(&format!("f{n}"), b"x").await);
+        doomed.push(w.upload(&format!("f{n}"), b"x").await.record);
     }
 
-    w.cache.switch.fail();
-    let done = w.service.complete(&w.device(), w.tenant, record.id).await;
+    w.cache().switch.fail();
+    let done = w.service.complete(&w.principal, w.tenant, record.id).await;
     assert!(done.is_ok(), "{done:?}");
     // More entries than the service remembers.
     for file in &doomed {
-        let deleted = w.service.delete(&w.device(), w.tenant, file.id).await;
+        let deleted = w.service.delete(&w.principal, w.tenant, file.id).await;
         assert!(deleted.is_ok(), "{deleted:?}");
     }
-    w.cache.switch.recover();
-    assert_eq!(w.observer.clears.load(Ordering::SeqCst), 0);
+    w.cache().switch.recover();
+    assert_eq!(w.metrics.clears.load(Ordering::SeqCst), 0);
 
-    let got = w.service.get(&w.device(), w.tenant, record.id).await;
+    let got = w.service.get(&w.principal, w.tenant, record.id).await;
     assert!(
         matches!(&got, Ok(r) if r.state == FileState::Available),
         "the cache still holds the pending record: {got:?}"
     );
-    assert_eq!(
-        w.observer.clears.load(Ordering::SeqCst),
-        1,
-        "the cache was flushed once"
-    );
-    let cached = files_core::Cache::get_file(&*w.cache, w.tenant, planted.id).await;
+    assert_eq!(w.metrics.clears.load(Ordering::SeqCst), 1, "the cache was flushed once");
+    let cached = files_core::Cache::get_file(w.cache(), w.tenant, planted.id).await;
     assert!(matches!(cached, Ok(None)), "{cached:?}");
     // Trusted again: the next read is a hit, and nothing is flushed again.
-    let hits = w.observer.hits.load(Ordering::SeqCst);
-    let got = w.service.get(&w.device(), w.tenant, record.id).await;
+    let hits = w.metrics.hits.load(Ordering::SeqCst);
+    let got = w.service.get(&w.principal, w.tenant, record.id).await;
     assert!(matches!(&got, Ok(r) if r.state == FileState::Available), "{got:?}");
-    assert_eq!(w.observer.hits.load(Ordering::SeqCst), hits + 1);
-    assert_eq!(w.observer.clears.load(Ordering::SeqCst), 1);
+    assert_eq!(w.metrics.hits.load(Ordering::SeqCst), hits + 1);
+    assert_eq!(w.metrics.clears.load(Ordering::SeqCst), 1);
     assert_cache_matches_store(&w, record.id).await;
 }
 
 #[tokio::test]
 async fn dependency_failures_name_the_dependency() {
-    let w = World::new();
-    let record = w.upload("a", b"a").await;
+    let w = world();
+    let record = w.upload("a", b"a").await.record;
     w.store_object(&record, b"a");
     w.objects.switch.fail();
-    let complete = w.service.complete(&w.device(), w.tenant, record.id).await;
+    let complete = w.service.complete(&w.principal, w.tenant, record.id).await;
     assert!(
         matches!(&complete, Err(CompleteError::Dependency(u)) if u.dependency == Dependency::ObjectStore),
         "{complete:?}"
@@ -573,8 +475,8 @@ async fn dependency_failures_name_the_dependency() {
     let signed = w
         .service
         .request_upload(
-            &w.device(),
-            w.scope(),
+            &w.principal,
+            w.scope,
             UploadRequest {
                 name: FileName::parse("b").unwrap_or_else(|e| panic!("{e}")),
                 sha256: sha256_of(b"b"),
@@ -588,12 +490,12 @@ async fn dependency_failures_name_the_dependency() {
     w.objects.switch.recover();
 
     w.store.switch.fail();
-    w.cache.switch.fail();
+    w.cache().switch.fail();
     let upload = w
         .service
         .request_upload(
-            &w.device(),
-            w.scope(),
+            &w.principal,
+            w.scope,
             UploadRequest {
                 name: FileName::parse("c").unwrap_or_else(|e| panic!("{e}")),
                 sha256: sha256_of(b"c"),
@@ -611,7 +513,7 @@ async fn dependency_failures_name_the_dependency() {
 
 #[tokio::test]
 async fn size_over_the_limit_is_refused() {
-    let w = World::new();
+    let w = world();
     let request = UploadRequest {
         name: FileName::parse("big").unwrap_or_else(|e| panic!("{e}")),
         sha256: sha256_of(b""),
@@ -619,15 +521,15 @@ async fn size_over_the_limit_is_refused() {
         content_type: None,
         expires_in: None,
     };
-    let result = w.service.request_upload(&w.device(), w.scope(), request).await;
+    let result = w.service.request_upload(&w.principal, w.scope, request).await;
     assert!(
         matches!(result, Err(UploadError::TooLarge { size: 1001, max: 1000 })),
         "{result:?}"
     );
 }
 
-async fn assert_cache_matches_store(w: &World, id: FileId) {
-    let cached = files_core::Cache::get_file(&*w.cache, w.tenant, id)
+async fn assert_cache_matches_store(w: &World<CountingObserver>, id: FileId) {
+    let cached = files_core::Cache::get_file(w.cache(), w.tenant, id)
         .await
         .ok()
         .flatten();
@@ -638,7 +540,7 @@ async fn assert_cache_matches_store(w: &World, id: FileId) {
 
 #[tokio::test]
 async fn the_relay_publishes_in_order_and_retries_after_a_broker_failure() {
-    let w = World::new();
+    let w = world();
     let first = w.upload_and_complete("1", b"1").await;
     w.notifier.switch.fail();
     let pass = files_core::relay_once(&*w.store, &*w.notifier, 100, Duration::from_secs(30)).await;
@@ -649,18 +551,18 @@ async fn the_relay_publishes_in_order_and_retries_after_a_broker_failure() {
     let second = w.upload_and_complete("2", b"2").await;
     w.notifier.switch.recover();
     // The failed event was released, not left leased: the next pass publishes both, in order.
-    let events = w.relay().await;
+    let events = w.events().await;
     let ids: Vec<FileId> = events.iter().map(|e| e.file.file_id).collect();
     assert_eq!(ids, vec![first.id, second.id]);
-    assert!(w.relay().await.len() == 2, "nothing is published twice");
+    assert!(w.events().await.len() == 2, "nothing is published twice");
 }
 
 #[tokio::test]
 async fn an_object_of_another_size_than_declared_is_refused_and_deleted() {
     // Neither `complete` nor the ingest may make such an object available, and it must not stay
     // in the store.
-    let w = World::new();
-    let record = w.upload("sized", b"hello").await;
+    let w = world();
+    let record = w.upload("sized", b"hello").await.record;
     w.objects.put(
         &record.object_key(),
         ObjectInfo {
@@ -669,7 +571,7 @@ async fn an_object_of_another_size_than_declared_is_refused_and_deleted() {
             sha256_of_parts: None,
         },
     );
-    let completed = w.service.complete(&w.device(), w.tenant, record.id).await;
+    let completed = w.service.complete(&w.principal, w.tenant, record.id).await;
     assert!(
         matches!(
             completed,
@@ -679,7 +581,7 @@ async fn an_object_of_another_size_than_declared_is_refused_and_deleted() {
     );
     assert!(!w.objects.contains(&record.object_key()), "the object was kept");
 
-    let other = w.upload("sized-too", b"hello").await;
+    let other = w.upload("sized-too", b"hello").await.record;
     w.objects.put(
         &other.object_key(),
         ObjectInfo {
@@ -699,13 +601,13 @@ async fn an_object_of_another_size_than_declared_is_refused_and_deleted() {
         let state = w.store.get(w.tenant, id).await.unwrap().map(|r| r.state);
         assert_eq!(state, Some(FileState::Pending));
     }
-    assert!(w.relay().await.is_empty());
+    assert!(w.events().await.is_empty());
 }
 
 #[tokio::test]
 async fn a_notification_of_an_object_of_another_size_deletes_it() {
-    let w = World::new();
-    let record = w.upload("notified", b"hello").await;
+    let w = world();
+    let record = w.upload("notified", b"hello").await.record;
     w.objects.put(
         &record.object_key(),
         ObjectInfo {
@@ -728,7 +630,7 @@ async fn a_notification_of_an_object_of_another_size_deletes_it() {
 #[tokio::test]
 async fn a_plan_of_one_part_must_give_the_files_own_sha256() {
     use files_core::{InvalidPlan, PartsRequest};
-    let w = crate::world::World::new();
+    let w = World::new();
     let content = b"one small part";
     let request = |sha256| UploadRequest {
         name: FileName::parse("one-part.bin").unwrap(),

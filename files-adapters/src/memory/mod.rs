@@ -6,12 +6,15 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use files_core::ports::{Admission, Limits, StoredSettings};
 use files_core::{
-    Cache, FileId, FileName, FileRecord, FileState, FileUploaded, Housekeeping, MetadataStore, Outbox, OutboxEntry,
-    OutboxStats, PortError, Scope, TenantId,
+    Cache, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, Housekeeping, MetadataStore, Outbox,
+    OutboxEntry, OutboxStats, PortError, Scope, TenantId,
 };
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
+
+mod tenancy;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a map half-written (every update is one
@@ -27,6 +30,10 @@ pub struct MemoryMetadataStore {
     outbox: Mutex<MemoryOutbox>,
     /// The janitor's leases, by file.
     leases: Mutex<HashMap<FileId, Instant>>,
+    /// Tenant settings, by tenant.
+    settings: Mutex<HashMap<TenantId, StoredSettings>>,
+    /// Download URLs issued, by tenant, device and day.
+    downloads: Mutex<HashMap<(TenantId, DeviceId, Date), u64>>,
 }
 
 #[derive(Debug, Default)]
@@ -83,6 +90,10 @@ impl MetadataStore for MemoryMetadataStore {
         }
         files.insert(record.id, record.clone());
         Ok(())
+    }
+
+    async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {
+        self.admit_record(record, limits)
     }
 
     async fn get(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {

@@ -1,0 +1,12 @@
+DROP TRIGGER files_usage_change ON files;
+DROP TRIGGER files_usage ON files;
+DROP FUNCTION files_recount_usage(uuid);
+DROP FUNCTION files_admit(uuid, uuid, smallint, bigint, date, bigint, bigint, bigint, bigint);
+DROP FUNCTION files_usage_trigger();
+DROP FUNCTION files_count_day(uuid, uuid, date, integer, bigint, integer);
+DROP FUNCTION files_count(files, integer);
+DROP FUNCTION files_usage_shard(uuid, uuid);
+DROP TABLE device_daily;
+DROP TABLE device_usage;
+DROP TABLE tenant_usage;
+DROP TABLE tenant_settings;

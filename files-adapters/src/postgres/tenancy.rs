@@ -1,0 +1,306 @@
+//! The tenancy statements: [`SettingsStore`] and [`UsageStore`] over the tables of the tenancy
+//! migration, and the admission of a record under quotas (`files_admit`, in the same statement
+//! as its INSERT). The counts themselves are kept by the `files_usage` trigger.
+
+use async_trait::async_trait;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{Array, BigInt, Bytea, Date as SqlDate, Nullable, Text, Timestamptz};
+use diesel::{OptionalExtension as _, QueryableByName};
+use diesel_async::RunQueryDsl as _;
+use files_core::ports::{
+    Admission, DailyUsage, DeviceUsage, DownloadCount, Limits, QuotaRefusal, SettingsStore, StoredSettings,
+    TenantUsage, UsageStore,
+};
+use files_core::tenancy::{Ceilings, TenantSettings};
+use files_core::{DeviceId, FileRecord, PortError, TenantId};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use super::PostgresStore;
+use super::errors::{BadRow, translate};
+use super::rows::FileRow;
+
+/// Records `$1`..`$15` (the columns of [`FileRow`]) when `files_admit` admits it under the
+/// quotas `$16`..`$19` (tenant bytes, tenant files, device pending uploads, device bytes per
+/// day; NULL: none). A refusal raises, naming the quota after [`REFUSAL`].
+const ADMIT: &str = "INSERT INTO files (id, tenant_id, device_id, name, sha256, size, content_type, state, \
+         created_at, completed_at, upload_id, part_size, part_sha256, multipart_expires_at, upload_expires_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
+     WHERE files_admit($2, $3, files_usage_shard($3, $1), coalesce($6, 0), ($9 AT TIME ZONE 'UTC')::date, \
+         $16, $17, $18, $19)";
+
+/// How `files_admit` begins the message of a refusal; the quota's name follows.
+const REFUSAL: &str = "quota exceeded: ";
+
+const GET_SETTINGS: &str = "SELECT settings::text AS settings, updated_at FROM tenant_settings WHERE tenant_id = $1";
+
+const PUT_SETTINGS: &str = "INSERT INTO tenant_settings (tenant_id, settings, updated_at) \
+     VALUES ($1, CAST($2 AS jsonb), $3) \
+     ON CONFLICT (tenant_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at";
+
+const TENANT_USAGE: &str = "SELECT coalesce(sum(files), 0)::int8 AS files, coalesce(sum(bytes), 0)::int8 AS bytes, \
+         coalesce(sum(pending_uploads), 0)::int8 AS pending_uploads, \
+         coalesce(sum(pending_bytes), 0)::int8 AS pending_bytes \
+     FROM tenant_usage WHERE tenant_id = $1";
+
+const DEVICE_USAGE: &str = "SELECT coalesce(u.files, 0) AS files, coalesce(u.bytes, 0) AS bytes, \
+         coalesce(u.pending_uploads, 0) AS pending_uploads, \
+         coalesce(d.upload_urls, 0) AS upload_urls, coalesce(d.upload_bytes, 0) AS upload_bytes, \
+         coalesce(d.uploads_completed, 0) AS uploads_completed, coalesce(d.download_urls, 0) AS download_urls \
+     FROM (SELECT $1::uuid AS tenant_id, $2::uuid AS device_id) AS k \
+     LEFT JOIN device_usage u ON u.tenant_id = k.tenant_id AND u.device_id = k.device_id \
+     LEFT JOIN device_daily d ON d.tenant_id = k.tenant_id AND d.device_id = k.device_id AND d.day = $3";
+
+/// Adds download counts, one row per (tenant, device, day) in the arrays.
+const ADD_DOWNLOADS: &str = "INSERT INTO device_daily AS d (tenant_id, device_id, day, download_urls) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[]) \
+     ON CONFLICT (tenant_id, device_id, day) DO UPDATE SET download_urls = d.download_urls + excluded.download_urls";
+
+#[derive(QueryableByName)]
+struct SettingsRow {
+    #[diesel(sql_type = Text)]
+    settings: String,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: OffsetDateTime,
+}
+
+#[derive(QueryableByName)]
+struct TenantUsageRow {
+    #[diesel(sql_type = BigInt)]
+    files: i64,
+    #[diesel(sql_type = BigInt)]
+    bytes: i64,
+    #[diesel(sql_type = BigInt)]
+    pending_uploads: i64,
+    #[diesel(sql_type = BigInt)]
+    pending_bytes: i64,
+}
+
+#[derive(QueryableByName)]
+struct DeviceUsageRow {
+    #[diesel(sql_type = BigInt)]
+    files: i64,
+    #[diesel(sql_type = BigInt)]
+    bytes: i64,
+    #[diesel(sql_type = BigInt)]
+    pending_uploads: i64,
+    #[diesel(sql_type = BigInt)]
+    upload_urls: i64,
+    #[diesel(sql_type = BigInt)]
+    upload_bytes: i64,
+    #[diesel(sql_type = BigInt)]
+    uploads_completed: i64,
+    #[diesel(sql_type = BigInt)]
+    download_urls: i64,
+}
+
+/// A count as stored; counts are never negative, and one that is reads as 0.
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A quota as the database keeps it; settings are validated to fit.
+fn quota(value: Option<u64>) -> Option<i64> {
+    value.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// The quota a refusal of `files_admit` names.
+fn refusal(error: &DieselError) -> Option<QuotaRefusal> {
+    let DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) = error else {
+        return None;
+    };
+    match info.message().strip_prefix(REFUSAL)? {
+        "bytes" => Some(QuotaRefusal::Bytes),
+        "files" => Some(QuotaRefusal::Files),
+        "device_pending_uploads" => Some(QuotaRefusal::DevicePendingUploads),
+        "device_bytes_per_day" => Some(QuotaRefusal::DeviceBytesPerDay),
+        _ => None,
+    }
+}
+
+impl PostgresStore {
+    /// Records `record` if it fits `limits`, in one statement.
+    pub(super) async fn admit_record(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {
+        const OP: &str = "admit";
+        let row = FileRow::from_record(record).map_err(|e| translate(OP, e.into()))?;
+        let quotas = [
+            quota(limits.tenant_bytes),
+            quota(limits.tenant_files),
+            quota(limits.device_pending_uploads),
+            quota(limits.device_bytes_per_day),
+        ];
+        self.run(OP, move |conn| {
+            Box::pin(async move {
+                let inserted = diesel::sql_query(ADMIT)
+                    .bind::<diesel::sql_types::Uuid, _>(row.id)
+                    .bind::<diesel::sql_types::Uuid, _>(row.tenant_id)
+                    .bind::<Nullable<diesel::sql_types::Uuid>, _>(row.device_id)
+                    .bind::<Text, _>(row.name)
+                    .bind::<Bytea, _>(row.sha256)
+                    .bind::<Nullable<BigInt>, _>(row.size)
+                    .bind::<Nullable<Text>, _>(row.content_type)
+                    .bind::<Text, _>(row.state)
+                    .bind::<Timestamptz, _>(row.created_at)
+                    .bind::<Nullable<Timestamptz>, _>(row.completed_at)
+                    .bind::<Nullable<Text>, _>(row.upload_id)
+                    .bind::<Nullable<BigInt>, _>(row.part_size)
+                    .bind::<Nullable<Bytea>, _>(row.part_sha256)
+                    .bind::<Nullable<Timestamptz>, _>(row.multipart_expires_at)
+                    .bind::<Nullable<Timestamptz>, _>(row.upload_expires_at)
+                    .bind::<Nullable<BigInt>, _>(quotas[0])
+                    .bind::<Nullable<BigInt>, _>(quotas[1])
+                    .bind::<Nullable<BigInt>, _>(quotas[2])
+                    .bind::<Nullable<BigInt>, _>(quotas[3])
+                    .execute(conn)
+                    .await;
+                match inserted {
+                    Ok(_) => Ok(Admission::Admitted),
+                    Err(error) => refusal(&error).map(Admission::Refused).ok_or(error),
+                }
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SettingsStore for PostgresStore {
+    async fn get_settings(&self, tenant: TenantId) -> Result<Option<StoredSettings>, PortError> {
+        const OP: &str = "get_settings";
+        let id = *tenant.as_uuid();
+        let row = self
+            .run(OP, move |conn| {
+                Box::pin(async move {
+                    diesel::sql_query(GET_SETTINGS)
+                        .bind::<diesel::sql_types::Uuid, _>(id)
+                        .get_result::<SettingsRow>(conn)
+                        .await
+                        .optional()
+                })
+            })
+            .await?;
+        row.map(|row| {
+            let bad = |problem: String| translate(OP, BadRow { id, problem }.into());
+            let document: serde_json::Value =
+                serde_json::from_str(&row.settings).map_err(|e| bad(format!("settings: {e}")))?;
+            // Read without the ceilings: those in force when it was set admitted it, and the
+            // policy caps every value by today's.
+            let settings = TenantSettings::from_json(&document, &Ceilings::NONE).map_err(|e| bad(e.to_string()))?;
+            Ok(StoredSettings {
+                settings,
+                updated_at: row.updated_at,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_settings(
+        &self,
+        tenant: TenantId,
+        settings: &TenantSettings,
+        at: OffsetDateTime,
+    ) -> Result<StoredSettings, PortError> {
+        const OP: &str = "put_settings";
+        let id = *tenant.as_uuid();
+        let document = serde_json::to_string(settings).map_err(|e| {
+            translate(
+                OP,
+                BadRow {
+                    id,
+                    problem: format!("settings: {e}"),
+                }
+                .into(),
+            )
+        })?;
+        self.run(OP, move |conn| {
+            Box::pin(
+                diesel::sql_query(PUT_SETTINGS)
+                    .bind::<diesel::sql_types::Uuid, _>(id)
+                    .bind::<Text, _>(document)
+                    .bind::<Timestamptz, _>(at)
+                    .execute(conn),
+            )
+        })
+        .await?;
+        Ok(StoredSettings {
+            settings: settings.clone(),
+            updated_at: at,
+        })
+    }
+}
+
+#[async_trait]
+impl UsageStore for PostgresStore {
+    async fn tenant_usage(&self, tenant: TenantId) -> Result<TenantUsage, PortError> {
+        let id = *tenant.as_uuid();
+        let row = self
+            .run("tenant_usage", move |conn| {
+                Box::pin(async move {
+                    diesel::sql_query(TENANT_USAGE)
+                        .bind::<diesel::sql_types::Uuid, _>(id)
+                        .get_result::<TenantUsageRow>(conn)
+                        .await
+                })
+            })
+            .await?;
+        Ok(TenantUsage {
+            files: count(row.files),
+            bytes: count(row.bytes),
+            pending_uploads: count(row.pending_uploads),
+            pending_bytes: count(row.pending_bytes),
+        })
+    }
+
+    async fn device_usage(&self, tenant: TenantId, device: DeviceId, date: Date) -> Result<DeviceUsage, PortError> {
+        let (tenant, device) = (*tenant.as_uuid(), *device.as_uuid());
+        let row = self
+            .run("device_usage", move |conn| {
+                Box::pin(async move {
+                    diesel::sql_query(DEVICE_USAGE)
+                        .bind::<diesel::sql_types::Uuid, _>(tenant)
+                        .bind::<diesel::sql_types::Uuid, _>(device)
+                        .bind::<SqlDate, _>(date)
+                        .get_result::<DeviceUsageRow>(conn)
+                        .await
+                })
+            })
+            .await?;
+        Ok(DeviceUsage {
+            files: count(row.files),
+            bytes: count(row.bytes),
+            pending_uploads: count(row.pending_uploads),
+            today: DailyUsage {
+                date,
+                upload_urls: count(row.upload_urls),
+                upload_bytes: count(row.upload_bytes),
+                uploads_completed: count(row.uploads_completed),
+                download_urls: count(row.download_urls),
+            },
+        })
+    }
+
+    async fn add_downloads(&self, counts: &[DownloadCount]) -> Result<(), PortError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let tenants: Vec<Uuid> = counts.iter().map(|c| *c.tenant.as_uuid()).collect();
+        let devices: Vec<Uuid> = counts.iter().map(|c| *c.device.as_uuid()).collect();
+        let days: Vec<Date> = counts.iter().map(|c| c.date).collect();
+        let added: Vec<i64> = counts
+            .iter()
+            .map(|c| i64::try_from(c.count).unwrap_or(i64::MAX))
+            .collect();
+        self.run("add_downloads", move |conn| {
+            Box::pin(
+                diesel::sql_query(ADD_DOWNLOADS)
+                    .bind::<Array<diesel::sql_types::Uuid>, _>(tenants)
+                    .bind::<Array<diesel::sql_types::Uuid>, _>(devices)
+                    .bind::<Array<SqlDate>, _>(days)
+                    .bind::<Array<BigInt>, _>(added)
+                    .execute(conn),
+            )
+        })
+        .await
+        .map(drop)
+    }
+}
