@@ -158,6 +158,7 @@ pub(super) fn limits(vars: &Vars) -> Result<ServiceConfig, ConfigError> {
         max_upload_expiry: vars.duration(&UPLOAD_URL_MAX_EXPIRY)?,
         max_download_expiry: vars.duration(&DOWNLOAD_URL_MAX_EXPIRY)?,
         multipart_expiry: vars.duration(&MULTIPART_EXPIRY)?,
+        settings_ttl: vars.duration(&TENANT_SETTINGS_TTL)?,
         ..ServiceConfig::default()
     };
     for (var, default, max) in [

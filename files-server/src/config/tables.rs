@@ -170,6 +170,9 @@ pub(crate) mod limits {
             .bounds(1..=SEVEN_DAYS);
         MAX_UPLOAD_SIZE = Var::new("FILES_MAX_UPLOAD_SIZE", "largest upload, in bytes")
             .default(Value::Of(|| ServiceConfig::default().max_upload_size.to_string()));
+        TENANT_SETTINGS_TTL = Var::new("FILES_TENANT_SETTINGS_TTL_SECS", "how long an instance applies its copy of a tenant's settings")
+            .default(Value::Of(|| secs(ServiceConfig::default().settings_ttl)))
+            .bounds(1..=5);
     }
 }
 

@@ -279,6 +279,29 @@ async fn the_tenant_policy_holds_uploads_to_its_size_types_and_expiries() {
         "{body}"
     );
 
+    // A multipart upload is held to the same policy.
+    let multipart = |size: usize, content_type: &str| {
+        let content = vec![b'm'; size];
+        json!({"file_name": "parts.bin", "sha256": sha256_hex(&content), "size": size,
+               "content_type": content_type,
+               "parts": {"size": size, "sha256": [sha256_hex(&content)]}})
+    };
+    let path = format!("{scope}/files/upload-url");
+    let (status, body) = json_of(h.api.post(&path, &token, &multipart(1001, "text/plain")).await).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+        "{body}"
+    );
+    let (status, body) = json_of(h.api.post(&path, &token, &multipart(1000, "image/png")).await).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type_not_allowed"),
+        "{body}"
+    );
+    let (status, body) = json_of(h.api.post(&path, &token, &multipart(1000, "text/plain")).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
     // Another tenant keeps the server's defaults.
     let (other, device) = (new_tenant(), new_device());
     let other_token = h.dsts.device_token(Alg::Es256, other, device);
@@ -294,7 +317,7 @@ async fn the_tenant_policy_holds_uploads_to_its_size_types_and_expiries() {
     let refusals = h.metrics_text().await;
     assert!(
         refusals.contains(&format!(
-            r#"files_limit_refusals_total{{reason="content_type_not_allowed",tenant_id="{}"}} 2"#,
+            r#"files_limit_refusals_total{{reason="content_type_not_allowed",tenant_id="{}"}} 3"#,
             h.tenant
         )),
         "{refusals}"
