@@ -8,7 +8,8 @@
 --   DELAY_MS   pause of each connection between two requests (a fixed rate below the peak)
 --
 -- Prints one line for scripts/bench:
---   RESULT requests=N duration_us=N errors=N p50_us=N p99_us=N p999_us=N
+--   RESULT requests=N duration_us=N errors=N p50_us=N p99_us=N p999_us=N status_errors=N
+-- (errors: socket errors, timeouts and answers of 400 or more; status_errors: the last alone)
 
 local operation, rows, requests, position, pause = nil, {}, {}, 0, 0
 
@@ -68,7 +69,7 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    "RESULT requests=%d duration_us=%d errors=%d p50_us=%d p99_us=%d p999_us=%d\n",
+    "RESULT requests=%d duration_us=%d errors=%d p50_us=%d p99_us=%d p999_us=%d status_errors=%d\n",
     summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), e.status))
 end

@@ -241,7 +241,7 @@ impl FilesService {
         })?;
         let expires_at = self.clock.now() + expires_in;
         self.count(scope.tenant, scope.owner, FileOperation::DownloadUrl);
-        self.count_download(scope);
+        self.count_download(principal);
         Ok(Ticket {
             record,
             request,

@@ -10,7 +10,7 @@ use super::files_service::{FilesService, Tenancy};
 use crate::ids::{DeviceId, TenantId};
 use crate::metrics::LimitRefusal;
 use crate::ports::{Admission, DeviceUsage, QuotaRefusal, StoredSettings, TenantUsage};
-use crate::principal::{Owner, Principal, Scope};
+use crate::principal::Principal;
 use crate::tenancy::{Ceilings, Defaults, InvalidSettings, Policy, UsageFlusher};
 
 /// Why a tenancy call was refused.
@@ -191,11 +191,11 @@ impl FilesService {
         })
     }
 
-    /// Counts a download URL given to a device root.
-    pub(super) fn count_download(&self, scope: Scope) {
-        if let (Some(tenancy), Owner::Device(device)) = (&self.tenancy, scope.owner) {
+    /// Counts a download URL signed for a device (from its own root or the tenant's).
+    pub(super) fn count_download(&self, principal: &Principal) {
+        if let (Some(tenancy), Principal::Device { tenant, device }) = (&self.tenancy, principal) {
             let today = self.clock.now().to_offset(time::UtcOffset::UTC).date();
-            tenancy.downloads.add(scope.tenant, device, today);
+            tenancy.downloads.add(*tenant, *device, today);
         }
     }
 
