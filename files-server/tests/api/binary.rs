@@ -111,6 +111,34 @@ async fn embedded_default_serves_the_flow_with_a_dev_token() {
         .to_owned();
     let status = api.get(&format!("/v1/tenants/{tenant}/files"), &service).await.status();
     assert_eq!(status, reqwest::StatusCode::OK);
+
+    // And a platform token: it sets the tenant's settings, and reads no file.
+    let output = command(dev_dir.path(), &[])
+        .args(["dev-token", "--tenant", &tenant.to_string(), "--platform"])
+        .output()
+        .unwrap();
+    let platform = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let settings = serde_json::json!({"max_file_size": 1000});
+    let response = api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/tenants/{tenant}/settings"),
+            &platform,
+            Some(&settings),
+        )
+        .await;
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let status = api
+        .get(&format!("/v1/tenants/{tenant}/files"), &platform)
+        .await
+        .status();
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
     drop(running);
 }
 
