@@ -135,6 +135,7 @@ fn dev_token(settings: &Settings, claims: DevClaims, ttl: Duration) -> anyhow::R
     let key = DevKey::load_or_create(&path).with_context(|| format!("FILES_DEV_DIR: {}", path.display()))?;
     let kind = match claims.device {
         Some(device) => format!("device {device}"),
+        None if claims.platform => "the platform (files:platform; the tenant is not read)".to_owned(),
         None => "the tenant service (files:admin)".to_owned(),
     };
     let token = key.mint(&claims, &settings.tokens.jwt.issuer, &settings.tokens.jwt.audience, ttl)?;
