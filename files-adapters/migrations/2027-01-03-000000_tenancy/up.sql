@@ -262,17 +262,4 @@ BEGIN
 END $$;
 
 -- Counts of the records already there.
-INSERT INTO tenant_usage (tenant_id, shard, files, bytes, pending_uploads, pending_bytes)
-    SELECT tenant_id, files_usage_shard(device_id, id),
-           count(*) FILTER (WHERE state = 'available'),
-           coalesce(sum(size) FILTER (WHERE state = 'available'), 0),
-           count(*) FILTER (WHERE state = 'pending'),
-           coalesce(sum(size) FILTER (WHERE state = 'pending'), 0)
-      FROM files GROUP BY 1, 2;
-INSERT INTO device_usage (tenant_id, device_id, files, bytes, pending_uploads, pending_bytes)
-    SELECT tenant_id, device_id,
-           count(*) FILTER (WHERE state = 'available'),
-           coalesce(sum(size) FILTER (WHERE state = 'available'), 0),
-           count(*) FILTER (WHERE state = 'pending'),
-           coalesce(sum(size) FILTER (WHERE state = 'pending'), 0)
-      FROM files WHERE device_id IS NOT NULL GROUP BY 1, 2;
+SELECT files_recount_usage(tenant_id) FROM (SELECT DISTINCT tenant_id FROM files) AS tenants;

@@ -98,32 +98,20 @@ async fn embedded_default_serves_the_flow_with_a_dev_token() {
     device_flow(&api, tenant, device, &token).await;
 
     // A tenant-service token from dev-token works too.
-    let output = command(dev_dir.path(), &[])
-        .args(["dev-token", "--tenant", &tenant.to_string(), "--service"])
-        .output()
-        .unwrap();
-    let service = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let dev_token = |kind: &str| {
+        let output = command(dev_dir.path(), &[])
+            .args(["dev-token", "--tenant", &tenant.to_string(), kind])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        stdout.lines().last().unwrap().trim().to_owned()
+    };
+    let service = dev_token("--service");
     let status = api.get(&format!("/v1/tenants/{tenant}/files"), &service).await.status();
     assert_eq!(status, reqwest::StatusCode::OK);
 
     // And a platform token: it sets the tenant's settings, and reads no file.
-    let output = command(dev_dir.path(), &[])
-        .args(["dev-token", "--tenant", &tenant.to_string(), "--platform"])
-        .output()
-        .unwrap();
-    let platform = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let platform = dev_token("--platform");
     let settings = serde_json::json!({"max_file_size": 1000});
     let response = api
         .send(
