@@ -110,6 +110,15 @@ impl FakeObjectStore {
     /// The bucket of the fake's URLs.
     pub const BUCKET: &'static str = "fake-bucket";
 
+    /// How many multipart uploads are in progress (created, neither completed nor aborted).
+    #[must_use]
+    pub fn multipart_uploads_in_progress(&self) -> usize {
+        self.uploads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
     /// Stores an object as the store would after a verified PUT (its description only: a
     /// download of it finds no bytes).
     pub fn put(&self, key: &ObjectKey, info: ObjectInfo) {

@@ -249,3 +249,43 @@ async fn multipart_delete_aborts_the_upload_and_tickets_end_with_the_upload() {
         .await;
     assert!(matches!(refused, Err(PartsError::NotMultipart)), "{refused:?}");
 }
+
+/// An upload in parts that does not fit the tenant's quota is refused after the store's
+/// multipart upload was created: it is aborted, and nothing is recorded.
+#[tokio::test]
+async fn multipart_over_the_quota_is_refused_and_its_upload_aborted() {
+    use files_core::{Principal, QuotaRefusal, UploadError, UsageStore as _};
+    let w = World::new();
+    let set_bytes = async |bytes: usize| {
+        let document = serde_json::json!({"quota": {"bytes": bytes}});
+        w.service
+            .set_tenant_settings(&Principal::Platform, w.tenant, &document)
+            .await
+            .unwrap();
+    };
+    set_bytes(10 * MIB).await;
+    let (request, plan, _) = eleven_mib();
+    let refused = w
+        .service
+        .request_multipart_upload(&w.principal, w.scope, request, plan)
+        .await;
+    match refused {
+        Err(UploadError::Quota(exceeded)) => assert_eq!(exceeded.refusal, QuotaRefusal::Bytes),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        w.objects.multipart_uploads_in_progress(),
+        0,
+        "the store's upload was aborted"
+    );
+    let usage = w.store.tenant_usage(w.tenant).await.unwrap();
+    assert_eq!(usage.pending_uploads, 0, "nothing recorded");
+
+    // Within the quota, the same upload is admitted and stays in progress.
+    set_bytes(11 * MIB).await;
+    let (request, plan, _) = eleven_mib();
+    w.multipart(request, plan).await;
+    assert_eq!(w.objects.multipart_uploads_in_progress(), 1);
+    let usage = w.store.tenant_usage(w.tenant).await.unwrap();
+    assert_eq!((usage.pending_uploads, usage.pending_bytes), (1, 11 * MIB as u64));
+}

@@ -121,6 +121,7 @@ impl<M: Metrics + 'static> WorldBuilder<M> {
             builder = builder.cache(cache.clone());
         }
         let (service, relay) = builder
+            .tenancy(store.clone(), store.clone())
             .metrics(self.metrics.clone())
             .clock(clock.clone())
             .config(self.config)
