@@ -393,8 +393,8 @@ fn metric_names_are_found_in_expressions() {
     );
 }
 
-/// Must show 2: a scripted run (a device's whole upload and download, a refused token, a
-/// bucket notification, an unknown route), then every metric that the dashboard and the alert
+/// Must show 2: a scripted run (a device's whole upload and download, a refused token, an
+/// upload over the tenant's limit, a bucket notification, an unknown route), then every metric that the dashboard and the alert
 /// rules name is in `/metrics`.
 #[tokio::test]
 async fn every_metric_of_the_dashboard_and_the_alerts_is_served() {
@@ -430,6 +430,21 @@ async fn every_metric_of_the_dashboard_and_the_alerts_is_served() {
     assert_eq!(status, StatusCode::OK);
     let refused = h.api.get(&format!("{scope}/files"), "not-a-token").await.status();
     assert_eq!(refused, StatusCode::UNAUTHORIZED);
+    // An upload over the tenant's own size limit: a limit refusal.
+    let platform = crate::tenants::platform_token(&h);
+    let limited = h
+        .api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/tenants/{}/settings", h.tenant),
+            &platform,
+            Some(&json!({"max_file_size": 2})),
+        )
+        .await
+        .status();
+    assert_eq!(limited, StatusCode::OK);
+    let (too_large, _) = h.api.upload_url(&scope, &token, "big.log", b"three").await;
+    assert_eq!(too_large, StatusCode::PAYLOAD_TOO_LARGE);
     let notified = h
         .api
         .client
