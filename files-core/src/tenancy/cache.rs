@@ -21,6 +21,10 @@ const MAX_TENANTS: usize = 100_000;
 /// When a failed read is retried while the last known copy applies.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
+/// How long one request's read again holds the others to the old copy: past it (the request
+/// was dropped mid-read, say), the next request reads again.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One tenant's copy.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -28,8 +32,8 @@ struct Entry {
     settings: Option<Arc<StoredSettings>>,
     /// When the copy should be read again.
     refresh_at: OffsetDateTime,
-    /// A request is reading it again.
-    refreshing: bool,
+    /// Since when a request is reading it again.
+    refreshing_since: Option<OffsetDateTime>,
 }
 
 /// Tenant settings with a short-lived in-process copy; see the module documentation.
@@ -82,9 +86,16 @@ impl SettingsCache {
         let found = {
             let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             match entries.get_mut(&tenant) {
-                Some(entry) if entry.refresh_at > now || entry.refreshing => Found::Fresh(entry.settings.clone()),
+                Some(entry)
+                    if entry.refresh_at > now
+                        || entry
+                            .refreshing_since
+                            .is_some_and(|since| now < since + REFRESH_TIMEOUT) =>
+                {
+                    Found::Fresh(entry.settings.clone())
+                }
                 Some(entry) => {
-                    entry.refreshing = true;
+                    entry.refreshing_since = Some(now);
                     Found::Refresh(entry.settings.clone())
                 }
                 None => Found::Missing,
@@ -130,7 +141,7 @@ impl SettingsCache {
             Entry {
                 settings,
                 refresh_at,
-                refreshing: false,
+                refreshing_since: None,
             },
         );
     }
@@ -151,12 +162,17 @@ mod tests {
         settings: Mutex<Option<StoredSettings>>,
         reads: AtomicUsize,
         down: AtomicBool,
+        /// Reads never answer while on.
+        hold: AtomicBool,
     }
 
     #[async_trait]
     impl SettingsStore for Store {
         async fn get_settings(&self, _: TenantId) -> Result<Option<StoredSettings>, PortError> {
             self.reads.fetch_add(1, Ordering::SeqCst);
+            if self.hold.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             if self.down.load(Ordering::SeqCst) {
                 return Err(PortError::unavailable("down"));
             }
@@ -201,6 +217,7 @@ mod tests {
             settings: Mutex::new(None),
             reads: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            hold: AtomicBool::new(false),
         });
         let clock = Arc::new(FixedClock(Mutex::new(OffsetDateTime::UNIX_EPOCH)));
         let cache = SettingsCache::new(store.clone(), clock.clone(), Duration::from_secs(2));
@@ -231,6 +248,38 @@ mod tests {
         cache.forget(tenant);
         store.put_settings(tenant, &sized(30), clock.now()).await?;
         assert_eq!(max(cache.get(tenant).await?), Some(30), "forgotten: read at once");
+        Ok(())
+    }
+
+    /// A read again that never finishes (its request dropped) holds the others to the old copy
+    /// for [`REFRESH_TIMEOUT`] at most.
+    #[tokio::test]
+    async fn a_dropped_read_again_is_taken_over() -> Result<(), PortError> {
+        let store = Arc::new(Store {
+            settings: Mutex::new(None),
+            reads: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            hold: AtomicBool::new(false),
+        });
+        let clock = Arc::new(FixedClock(Mutex::new(OffsetDateTime::UNIX_EPOCH)));
+        let cache = SettingsCache::new(store.clone(), clock.clone(), Duration::from_secs(2));
+        let tenant = TenantId::from_uuid(Uuid::from_u128(1));
+        let max = |s: Option<Arc<StoredSettings>>| s.and_then(|s| s.settings.max_file_size);
+        store.put_settings(tenant, &sized(10), clock.now()).await?;
+        assert_eq!(max(cache.get(tenant).await?), Some(10));
+        store.put_settings(tenant, &sized(20), clock.now()).await?;
+        *clock.0.lock().unwrap_or_else(PoisonError::into_inner) += Duration::from_secs(2);
+        store.hold.store(true, Ordering::SeqCst);
+        {
+            // The read again starts, and its request goes away before the store answers.
+            let dropped = std::pin::pin!(cache.get(tenant));
+            let waker = std::task::Waker::noop();
+            let _ = dropped.poll(&mut std::task::Context::from_waker(waker));
+        }
+        assert_eq!(max(cache.get(tenant).await?), Some(10), "another read is under way");
+        store.hold.store(false, Ordering::SeqCst);
+        *clock.0.lock().unwrap_or_else(PoisonError::into_inner) += REFRESH_TIMEOUT;
+        assert_eq!(max(cache.get(tenant).await?), Some(20), "taken over");
         Ok(())
     }
 }
