@@ -10,7 +10,7 @@ CREATE TABLE tenant_settings (
     updated_at timestamptz NOT NULL
 );
 
--- A tenant's counts, in 16 shards: a device's files count in the shard of its device id, a
+-- A tenant's counts, in 64 shards: a device's files count in the shard of its device id, a
 -- tenant-root file in the shard of its file id. Uploads of different devices touch different
 -- rows, so a tenant is not one hot row.
 --
@@ -22,7 +22,7 @@ CREATE TABLE tenant_settings (
 -- tenant, checks the total, and shares out what is left.
 CREATE TABLE tenant_usage (
     tenant_id       uuid     NOT NULL,
-    shard           smallint NOT NULL CHECK (shard BETWEEN 0 AND 15),
+    shard           smallint NOT NULL CHECK (shard BETWEEN 0 AND 63),
     files           bigint   NOT NULL DEFAULT 0,
     bytes           bigint   NOT NULL DEFAULT 0,
     pending_uploads bigint   NOT NULL DEFAULT 0,
@@ -60,7 +60,7 @@ CREATE TABLE device_daily (
 -- The shard a record counts in.
 CREATE FUNCTION files_usage_shard(device_id uuid, id uuid) RETURNS smallint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN get_byte(uuid_send(coalesce(device_id, id)), 15) % 16;
+    RETURN get_byte(uuid_send(coalesce(device_id, id)), 15) % 64;
 
 -- Adds a record's contribution to the counts, `sign` 1 or -1: an available file counts in
 -- `files` and `bytes`, a pending one in `pending_uploads` and `pending_bytes` (at its declared
@@ -178,7 +178,7 @@ BEGIN
             -- The slow way: one admission at a time per tenant takes every shard, in order.
             PERFORM pg_advisory_xact_lock(hashtextextended('files_admit:' || p_tenant::text, 0));
             INSERT INTO tenant_usage (tenant_id, shard)
-                SELECT p_tenant, s FROM generate_series(0, 15) AS s
+                SELECT p_tenant, s FROM generate_series(0, 63) AS s
                 ON CONFLICT (tenant_id, shard) DO NOTHING;
             PERFORM 1 FROM tenant_usage u WHERE u.tenant_id = p_tenant ORDER BY u.shard FOR UPDATE;
             SELECT sum(u.bytes + u.pending_bytes), sum(u.files + u.pending_uploads)
@@ -192,8 +192,8 @@ BEGIN
             END IF;
             -- What is left after this upload, in equal shares; this upload's shard gets its size
             -- on top.
-            left_bytes := coalesce(q_bytes - used_bytes - p_size, 0) / 16;
-            left_files := coalesce(q_files - used_files - 1, 0) / 16;
+            left_bytes := coalesce(q_bytes - used_bytes - p_size, 0) / 64;
+            left_files := coalesce(q_files - used_files - 1, 0) / 64;
             UPDATE tenant_usage u SET
                 quota_bytes = q_bytes,
                 quota_files = q_files,
