@@ -84,12 +84,7 @@ impl MemoryMetadataStore {
 #[async_trait]
 impl MetadataStore for MemoryMetadataStore {
     async fn insert(&self, record: &FileRecord) -> Result<(), PortError> {
-        let mut files = lock(&self.files);
-        if files.contains_key(&record.id) {
-            return Err(PortError::failed(format!("file {} already exists", record.id)));
-        }
-        files.insert(record.id, record.clone());
-        Ok(())
+        self.admit_record(record, &Limits::NONE).map(drop)
     }
 
     async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {

@@ -127,7 +127,7 @@ impl FilesService {
         };
         // Sign first: a URL that cannot be signed must not leave a pending record behind.
         let request = self.signer.sign_upload(&spec)?;
-        self.admit(&record, &policy).await?.map_err(UploadError::Quota)?;
+        self.admit(&record, &policy).await?;
         self.count(scope.tenant, scope.owner, FileOperation::UploadUrl);
         Ok(Ticket {
             record,

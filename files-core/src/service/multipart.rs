@@ -126,16 +126,9 @@ impl FilesService {
                 return Err(error.into());
             }
         };
-        match self.admit(&record, &policy).await {
-            Ok(Ok(())) => {}
-            Ok(Err(exceeded)) => {
-                self.abort(&record).await;
-                return Err(UploadError::Quota(exceeded));
-            }
-            Err(error) => {
-                self.abort(&record).await;
-                return Err(error.into());
-            }
+        if let Err(error) = self.admit(&record, &policy).await {
+            self.abort(&record).await;
+            return Err(error);
         }
         self.count(scope.tenant, scope.owner, FileOperation::UploadUrl);
         Ok(MultipartTicket {

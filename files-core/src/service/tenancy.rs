@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::errors::{DependencyError, QuotaExceeded, database};
+use super::errors::{DependencyError, QuotaExceeded, UploadError, database};
 use super::files_service::{FilesService, Tenancy};
 use crate::ids::{DeviceId, TenantId};
 use crate::metrics::LimitRefusal;
@@ -49,6 +49,11 @@ fn reads_tenant(principal: &Principal, tenant: TenantId) -> bool {
 }
 
 impl FilesService {
+    /// The current UTC day: the day of the usage counts.
+    fn today(&self) -> time::Date {
+        self.clock.now().to_offset(time::UtcOffset::UTC).date()
+    }
+
     fn tenancy(&self) -> Result<&Tenancy, TenancyError> {
         self.tenancy.as_ref().ok_or(TenancyError::NotKept)
     }
@@ -167,7 +172,7 @@ impl FilesService {
             return Err(TenancyError::Forbidden("read this device's usage"));
         }
         let tenancy = self.tenancy()?;
-        let today = self.clock.now().to_offset(time::UtcOffset::UTC).date();
+        let today = self.today();
         let mut usage = tenancy
             .usage
             .device_usage(tenant, device, today)
@@ -194,31 +199,27 @@ impl FilesService {
     /// Counts a download URL signed for a device (from its own root or the tenant's).
     pub(super) fn count_download(&self, principal: &Principal) {
         if let (Some(tenancy), Principal::Device { tenant, device }) = (&self.tenancy, principal) {
-            let today = self.clock.now().to_offset(time::UtcOffset::UTC).date();
+            let today = self.today();
             tenancy.downloads.add(*tenant, *device, today);
         }
     }
 
-    /// Records `record` under `policy`'s quotas.
-    pub(super) async fn admit(
-        &self,
-        record: &crate::file::FileRecord,
-        policy: &Policy,
-    ) -> Result<Result<(), QuotaExceeded>, DependencyError> {
+    /// Records `record` under `policy`'s quotas; a refusal is counted and answered
+    /// [`UploadError::Quota`].
+    pub(super) async fn admit(&self, record: &crate::file::FileRecord, policy: &Policy) -> Result<(), UploadError> {
         let limits = policy.limits(record.owner);
-        match self.metadata.admit(record, &limits).await.map_err(database)? {
-            Admission::Admitted => Ok(Ok(())),
-            Admission::Refused(refusal) => {
-                self.metrics.limit_refusal(
-                    record.tenant,
-                    match refusal {
-                        QuotaRefusal::Bytes | QuotaRefusal::Files => LimitRefusal::QuotaExceeded,
-                        QuotaRefusal::DeviceBytesPerDay => LimitRefusal::DailyQuotaExceeded,
-                        QuotaRefusal::DevicePendingUploads => LimitRefusal::TooManyPendingUploads,
-                    },
-                );
-                Ok(Err(QuotaExceeded::new(refusal, self.clock.now())))
-            }
-        }
+        let refusal = match self.metadata.admit(record, &limits).await.map_err(database)? {
+            Admission::Admitted => return Ok(()),
+            Admission::Refused(refusal) => refusal,
+        };
+        self.metrics.limit_refusal(
+            record.tenant,
+            match refusal {
+                QuotaRefusal::Bytes | QuotaRefusal::Files => LimitRefusal::QuotaExceeded,
+                QuotaRefusal::DeviceBytesPerDay => LimitRefusal::DailyQuotaExceeded,
+                QuotaRefusal::DevicePendingUploads => LimitRefusal::TooManyPendingUploads,
+            },
+        );
+        Err(UploadError::Quota(QuotaExceeded::new(refusal, self.clock.now())))
     }
 }

@@ -204,6 +204,24 @@ mod tests {
         async fn sleep(&self, _: Duration) {}
     }
 
+    /// An empty store, a clock at the epoch, and a cache with a 2 s time to live over them.
+    fn fixture() -> (Arc<Store>, Arc<FixedClock>, SettingsCache) {
+        let store = Arc::new(Store {
+            settings: Mutex::new(None),
+            reads: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            hold: AtomicBool::new(false),
+        });
+        let clock = Arc::new(FixedClock(Mutex::new(OffsetDateTime::UNIX_EPOCH)));
+        let cache = SettingsCache::new(store.clone(), clock.clone(), Duration::from_secs(2));
+        (store, clock, cache)
+    }
+
+    /// The `max_file_size` of a copy.
+    fn max(settings: Option<Arc<StoredSettings>>) -> Option<u64> {
+        settings.and_then(|s| s.settings.max_file_size)
+    }
+
     fn sized(max: u64) -> TenantSettings {
         TenantSettings {
             max_file_size: Some(max),
@@ -213,16 +231,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_copy_is_read_again_after_its_time_and_kept_while_the_store_is_down() -> Result<(), PortError> {
-        let store = Arc::new(Store {
-            settings: Mutex::new(None),
-            reads: AtomicUsize::new(0),
-            down: AtomicBool::new(false),
-            hold: AtomicBool::new(false),
-        });
-        let clock = Arc::new(FixedClock(Mutex::new(OffsetDateTime::UNIX_EPOCH)));
-        let cache = SettingsCache::new(store.clone(), clock.clone(), Duration::from_secs(2));
+        let (store, clock, cache) = fixture();
         let tenant = TenantId::from_uuid(Uuid::from_u128(1));
-        let max = |s: Option<Arc<StoredSettings>>| s.and_then(|s| s.settings.max_file_size);
 
         assert_eq!(max(cache.get(tenant).await?), None);
         store.put_settings(tenant, &sized(10), clock.now()).await?;
@@ -255,16 +265,8 @@ mod tests {
     /// for [`REFRESH_TIMEOUT`] at most.
     #[tokio::test]
     async fn a_dropped_read_again_is_taken_over() -> Result<(), PortError> {
-        let store = Arc::new(Store {
-            settings: Mutex::new(None),
-            reads: AtomicUsize::new(0),
-            down: AtomicBool::new(false),
-            hold: AtomicBool::new(false),
-        });
-        let clock = Arc::new(FixedClock(Mutex::new(OffsetDateTime::UNIX_EPOCH)));
-        let cache = SettingsCache::new(store.clone(), clock.clone(), Duration::from_secs(2));
+        let (store, clock, cache) = fixture();
         let tenant = TenantId::from_uuid(Uuid::from_u128(1));
-        let max = |s: Option<Arc<StoredSettings>>| s.and_then(|s| s.settings.max_file_size);
         store.put_settings(tenant, &sized(10), clock.now()).await?;
         assert_eq!(max(cache.get(tenant).await?), Some(10));
         store.put_settings(tenant, &sized(20), clock.now()).await?;

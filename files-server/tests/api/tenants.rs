@@ -615,8 +615,7 @@ async fn usage_equals_the_records_after_a_mixed_run_on_two_instances() {
     assert_eq!(status, StatusCode::CREATED, "{pending}");
     let (status, expiring) = upload_url(apis[1], &scope, &token, 55, json!({"expires_in": 1})).await;
     assert_eq!(status, StatusCode::CREATED, "{expiring}");
-    let root = a
-        .api
+    a.api
         .upload(
             &tenant_scope(tenant),
             tenant,
@@ -685,5 +684,4 @@ async fn usage_equals_the_records_after_a_mixed_run_on_two_instances() {
     assert_eq!(status, StatusCode::FORBIDDEN, "another device: {body}");
     let (status, body) = json_of(a.api.get(&format!("/v1/tenants/{tenant}/usage"), &token).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a device reads no tenant usage: {body}");
-    let _ = root;
 }
