@@ -1,5 +1,7 @@
 -- wrk script of scripts/bench: one operation of the API, each request for the next device of
 -- the data file (round robin from a random start, so the connections spread over the devices).
+-- Each wrk thread takes its own share of the devices (every BENCH_WRK_THREADS-th), so that,
+-- as in a fleet, a device has one request in flight at a time, not two from two threads.
 --
 -- wrk ... -s scripts/bench.lua URL -- OPERATION DATA_FILE
 -- wrk ... -s scripts/bench-paced.lua URL -- OPERATION DATA_FILE DELAY_MS
@@ -12,17 +14,32 @@
 -- (errors: socket errors, timeouts and answers of 400 or more; status_errors: the last alone)
 
 local operation, rows, requests, position, pause = nil, {}, {}, 0, 0
+local threads_set_up = 0
+
+-- Runs in wrk's main state once per thread, before that thread's init.
+function setup(thread)
+  thread:set("thread_index", threads_set_up)
+  threads_set_up = threads_set_up + 1
+end
 
 function init(args)
   operation = args[1]
+  local all = {}
   for line in io.lines(args[2]) do
     local tenant, device, token, file = line:match("^(%S+) (%S+) (%S+) (%S+)$")
     if tenant then
-      rows[#rows + 1] = { tenant = tenant, device = device, token = token, file = file }
+      all[#all + 1] = { tenant = tenant, device = device, token = token, file = file }
     end
   end
-  if #rows == 0 then
+  if #all == 0 then
     error("no devices in " .. args[2])
+  end
+  local threads = tonumber(os.getenv("BENCH_WRK_THREADS") or "1") or 1
+  local index = thread_index or 0
+  for i, row in ipairs(all) do
+    if threads <= 1 or #all < threads or (i - 1) % threads == index then
+      rows[#rows + 1] = row
+    end
   end
   -- Every request is built once here: the load generator shares the cores with the server
   -- and the databases, and must spend as little of them as it can (pgbench's prepared

@@ -55,8 +55,8 @@ struct Embedded {
     _root: tempfile::TempDir,
 }
 
-/// How often the download URLs counted here are added to the usage store: the usage routes
-/// are at most this (and the flush) behind.
+/// How often the download URLs counted here are added to the usage store (the usage routes
+/// are at most this, and the flush, behind for downloads) and the store's usage deltas folded.
 const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Application {

@@ -1,9 +1,13 @@
 //! The tenancy statements: [`SettingsStore`] and [`UsageStore`] over the tables of the tenancy
-//! migration, and the admission of a record under quotas (`files_admit`, in the same statement
-//! as its INSERT). The counts themselves are kept by the `files_usage` trigger.
+//! migrations, and the admission of a record under quotas (`files_admit`, in the same statement
+//! as its INSERT). The counts themselves are appended by the `files_usage` trigger to
+//! `usage_delta` and folded into the counters by [`UsageStore::settle`]; reads add the deltas
+//! not folded yet.
 
 use async_trait::async_trait;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::result::{DatabaseErrorKind, Error as DieselError, QueryResult};
 use diesel::sql_types::{Array, BigInt, Bytea, Date as SqlDate, Nullable, Text, Timestamptz};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::RunQueryDsl as _;
@@ -22,12 +26,74 @@ use super::rows::FileRow;
 
 /// Records `$1`..`$15` (the columns of [`FileRow`]) when `files_admit` admits it under the
 /// quotas `$16`..`$19` (tenant bytes, tenant files, device pending uploads, device bytes per
-/// day; NULL: none). A refusal raises, naming the quota after [`REFUSAL`].
-const ADMIT: &str = "INSERT INTO files (id, tenant_id, device_id, name, sha256, size, content_type, state, \
+/// day; NULL: none). A refusal raises, naming the quota after [`REFUSAL`]. In three parts:
+/// diesel writes each parameter's `$n` as it binds it ([`Admit`]).
+const ADMIT: [&str; 3] = [
+    "INSERT INTO files (id, tenant_id, device_id, name, sha256, size, content_type, state, \
          created_at, completed_at, upload_id, part_size, part_sha256, multipart_expires_at, upload_expires_at) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
-     WHERE files_admit($2, $3, files_usage_shard($3, $1), coalesce($6, 0), ($9 AT TIME ZONE 'UTC')::date, \
-         $16, $17, $18, $19)";
+     SELECT ",
+    " WHERE files_admit($2, $3, files_usage_shard($3, $1), coalesce($6, 0), ($9 AT TIME ZONE 'UTC')::date, ",
+    ")",
+];
+
+/// [`ADMIT`] with its parameters. A query type of its own, with a static [`QueryId`], so that
+/// diesel-async prepares it once per connection and keeps it (a `sql_query` is parsed and
+/// planned anew at every call: about 0.7x the rate, docs/performance.md).
+pub(super) struct Admit {
+    pub(super) row: FileRow,
+    pub(super) quotas: [Option<i64>; 4],
+}
+
+impl QueryId for Admit {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for Admit {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::Uuid as SqlUuid;
+        let row = &self.row;
+        out.push_sql(ADMIT[0]);
+        out.push_bind_param::<SqlUuid, _>(&row.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<SqlUuid, _>(&row.tenant_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<SqlUuid>, _>(&row.device_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&row.name)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Bytea, _>(&row.sha256)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.size)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.content_type)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&row.state)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamptz, _>(&row.created_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Timestamptz>, _>(&row.completed_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.upload_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.part_size)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Bytea>, _>(&row.part_sha256)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Timestamptz>, _>(&row.multipart_expires_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Timestamptz>, _>(&row.upload_expires_at)?;
+        out.push_sql(ADMIT[1]);
+        for (i, quota) in self.quotas.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_bind_param::<Nullable<BigInt>, _>(quota)?;
+        }
+        out.push_sql(ADMIT[2]);
+        Ok(())
+    }
+}
 
 /// How `files_admit` begins the message of a refusal; the quota's name follows.
 const REFUSAL: &str = "quota exceeded: ";
@@ -38,23 +104,51 @@ const PUT_SETTINGS: &str = "INSERT INTO tenant_settings (tenant_id, settings, up
      VALUES ($1, CAST($2 AS jsonb), $3) \
      ON CONFLICT (tenant_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at";
 
+/// A tenant's counts: the counters plus the deltas not folded into them yet, in one snapshot.
 const TENANT_USAGE: &str = "SELECT coalesce(sum(files), 0)::int8 AS files, coalesce(sum(bytes), 0)::int8 AS bytes, \
          coalesce(sum(pending_uploads), 0)::int8 AS pending_uploads, \
          coalesce(sum(pending_bytes), 0)::int8 AS pending_bytes \
-     FROM tenant_usage WHERE tenant_id = $1";
+     FROM (SELECT files, bytes, pending_uploads, pending_bytes FROM tenant_usage WHERE tenant_id = $1 \
+           UNION ALL \
+           SELECT files, bytes, pending_uploads, pending_bytes FROM usage_delta WHERE tenant_id = $1) AS counts";
 
-const DEVICE_USAGE: &str = "SELECT coalesce(u.files, 0) AS files, coalesce(u.bytes, 0) AS bytes, \
-         coalesce(u.pending_uploads, 0) AS pending_uploads, \
-         coalesce(d.upload_urls, 0) AS upload_urls, coalesce(d.upload_bytes, 0) AS upload_bytes, \
-         coalesce(d.uploads_completed, 0) AS uploads_completed, coalesce(d.download_urls, 0) AS download_urls \
-     FROM (SELECT $1::uuid AS tenant_id, $2::uuid AS device_id) AS k \
-     LEFT JOIN device_usage u ON u.tenant_id = k.tenant_id AND u.device_id = k.device_id \
-     LEFT JOIN device_daily d ON d.tenant_id = k.tenant_id AND d.device_id = k.device_id AND d.day = $3";
+/// A device's counts and its day `$3`, deltas not folded yet included (found by the device's
+/// shard, which is its id's).
+const DEVICE_USAGE: &str = "SELECT coalesce(u.files, 0) + coalesce(x.files, 0) AS files, \
+         coalesce(u.bytes, 0) + coalesce(x.bytes, 0) AS bytes, \
+         coalesce(u.pending_uploads, 0) + coalesce(x.pending_uploads, 0) AS pending_uploads, \
+         coalesce(d.upload_urls, 0) + coalesce(x.upload_urls, 0) AS upload_urls, \
+         coalesce(d.upload_bytes, 0) + coalesce(x.upload_bytes, 0) AS upload_bytes, \
+         coalesce(d.uploads_completed, 0) + coalesce(x.uploads_completed, 0) AS uploads_completed, \
+         coalesce(d.download_urls, 0) AS download_urls \
+     FROM (SELECT sum(files)::int8 AS files, sum(bytes)::int8 AS bytes, sum(pending_uploads)::int8 AS pending_uploads, \
+                  sum(upload_urls) FILTER (WHERE day = $3)::int8 AS upload_urls, \
+                  sum(upload_bytes) FILTER (WHERE day = $3)::int8 AS upload_bytes, \
+                  sum(uploads_completed) FILTER (WHERE day = $3)::int8 AS uploads_completed \
+             FROM usage_delta \
+            WHERE tenant_id = $1 AND shard = files_usage_shard($2, $2) AND device_id = $2) AS x \
+     LEFT JOIN device_usage u ON u.tenant_id = $1 AND u.device_id = $2 \
+     LEFT JOIN device_daily d ON d.tenant_id = $1 AND d.device_id = $2 AND d.day = $3";
 
-/// Adds download counts, one row per (tenant, device, day) in the arrays.
+/// Adds download counts, one row per (tenant, device, day) in the arrays; rows are locked in
+/// key order, as `files_fold_usage` locks them, so the two never deadlock.
 const ADD_DOWNLOADS: &str = "INSERT INTO device_daily AS d (tenant_id, device_id, day, download_urls) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[]) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[]) AS c (tenant_id, device_id, day, n) \
+     ORDER BY 1, 2, 3 \
      ON CONFLICT (tenant_id, device_id, day) DO UPDATE SET download_urls = d.download_urls + excluded.download_urls";
+
+/// Folds deltas into the counters (one instance at a time; another folds nothing).
+const FOLD: &str = "SELECT files_fold_usage($1) AS folded";
+
+/// The most deltas one fold moves: one second of uploads at several times the rate measured
+/// on one instance (docs/performance.md), so a fold keeps up and no transaction grows large.
+const FOLD_BATCH: i32 = 50_000;
+
+#[derive(QueryableByName)]
+struct Folded {
+    #[diesel(sql_type = BigInt)]
+    folded: i64,
+}
 
 #[derive(QueryableByName)]
 struct SettingsRow {
@@ -129,30 +223,10 @@ impl PostgresStore {
             quota(limits.device_pending_uploads),
             quota(limits.device_bytes_per_day),
         ];
+        let admit = Admit { row, quotas };
         self.run(OP, move |conn| {
             Box::pin(async move {
-                let inserted = diesel::sql_query(ADMIT)
-                    .bind::<diesel::sql_types::Uuid, _>(row.id)
-                    .bind::<diesel::sql_types::Uuid, _>(row.tenant_id)
-                    .bind::<Nullable<diesel::sql_types::Uuid>, _>(row.device_id)
-                    .bind::<Text, _>(row.name)
-                    .bind::<Bytea, _>(row.sha256)
-                    .bind::<Nullable<BigInt>, _>(row.size)
-                    .bind::<Nullable<Text>, _>(row.content_type)
-                    .bind::<Text, _>(row.state)
-                    .bind::<Timestamptz, _>(row.created_at)
-                    .bind::<Nullable<Timestamptz>, _>(row.completed_at)
-                    .bind::<Nullable<Text>, _>(row.upload_id)
-                    .bind::<Nullable<BigInt>, _>(row.part_size)
-                    .bind::<Nullable<Bytea>, _>(row.part_sha256)
-                    .bind::<Nullable<Timestamptz>, _>(row.multipart_expires_at)
-                    .bind::<Nullable<Timestamptz>, _>(row.upload_expires_at)
-                    .bind::<Nullable<BigInt>, _>(quotas[0])
-                    .bind::<Nullable<BigInt>, _>(quotas[1])
-                    .bind::<Nullable<BigInt>, _>(quotas[2])
-                    .bind::<Nullable<BigInt>, _>(quotas[3])
-                    .execute(conn)
-                    .await;
+                let inserted = admit.execute(conn).await;
                 match inserted {
                     Ok(_) => Ok(Admission::Admitted),
                     Err(error) => refusal(&error).map(Admission::Refused).ok_or(error),
@@ -302,5 +376,19 @@ impl UsageStore for PostgresStore {
         })
         .await
         .map(drop)
+    }
+
+    async fn settle(&self) -> Result<u64, PortError> {
+        let row = self
+            .run("settle", move |conn| {
+                Box::pin(async move {
+                    diesel::sql_query(FOLD)
+                        .bind::<diesel::sql_types::Integer, _>(FOLD_BATCH)
+                        .get_result::<Folded>(conn)
+                        .await
+                })
+            })
+            .await?;
+        Ok(count(row.folded))
     }
 }

@@ -148,6 +148,30 @@ fn the_insert_is_one_statement_prepared_once_per_connection() {
 }
 
 #[test]
+fn the_admission_is_one_statement_prepared_once_per_connection() {
+    use diesel::pg::Pg;
+    use diesel::query_builder::QueryFragment as _;
+
+    let admit = super::tenancy::Admit {
+        row: row(),
+        quotas: [Some(1), None, Some(3), None],
+    };
+    assert_eq!(
+        admit.is_safe_to_cache_prepared(&Pg).ok(),
+        Some(true),
+        "cached, not parsed per call"
+    );
+    let sql = diesel::debug_query::<Pg, _>(&admit).to_string();
+    let sql = sql.split(" -- ").next().unwrap_or_default();
+    let values: Vec<String> = (1..=15).map(|n| format!("${n}")).collect();
+    assert!(sql.contains(&format!("SELECT {} WHERE", values.join(", "))), "{sql}");
+    assert!(
+        sql.ends_with("($9 AT TIME ZONE 'UTC')::date, $16, $17, $18, $19)"),
+        "the quotas after the record's columns: {sql}"
+    );
+}
+
+#[test]
 fn rows_stored_before_the_naming_rules_still_read_as_stored() {
     // A decomposed (NFD) name, and names with a format character or a line separator: all
     // accepted before names were normalized and those characters refused.

@@ -170,6 +170,8 @@ pub struct DownloadCount {
 
 /// The usage counts: kept exact by the store that keeps the records (every admission and every
 /// state change counted in the same transaction), plus the download URLs the service reports.
+/// A store may count a change as a delta first and fold the deltas into its totals later
+/// ([`UsageStore::settle`]); its reads include the deltas either way.
 #[async_trait]
 pub trait UsageStore: Send + Sync {
     /// A tenant's files and pending uploads.
@@ -189,4 +191,14 @@ pub trait UsageStore: Send + Sync {
     /// # Errors
     /// [`PortError`] when the store fails; then none of them was added.
     async fn add_downloads(&self, counts: &[DownloadCount]) -> Result<(), PortError>;
+
+    /// Folds the changes counted as deltas into the totals; returns how many it folded. Reads
+    /// are exact before and after: this keeps them cheap. Called every second by the service's
+    /// [`crate::UsageFlusher`]; a store that counts in place has nothing to fold.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails; then nothing was folded.
+    async fn settle(&self) -> Result<u64, PortError> {
+        Ok(0)
+    }
 }

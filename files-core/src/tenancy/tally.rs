@@ -88,22 +88,21 @@ impl std::fmt::Debug for UsageFlusher {
 }
 
 impl UsageFlusher {
-    /// Adds what the tally holds to the store; on failure the counts stay in the tally.
+    /// Adds what the tally holds to the store (on failure the counts stay in the tally), then
+    /// has the store fold its deltas ([`UsageStore::settle`]).
     ///
     /// # Errors
     /// The store's error.
     pub async fn flush(&self) -> Result<usize, crate::ports::PortError> {
         let counts = self.tally.take();
-        if counts.is_empty() {
-            return Ok(0);
+        if !counts.is_empty()
+            && let Err(error) = self.usage.add_downloads(&counts).await
+        {
+            self.tally.restore(&counts);
+            return Err(error);
         }
-        match self.usage.add_downloads(&counts).await {
-            Ok(()) => Ok(counts.len()),
-            Err(error) => {
-                self.tally.restore(&counts);
-                Err(error)
-            }
-        }
+        self.usage.settle().await?;
+        Ok(counts.len())
     }
 
     /// Flushes every interval until `stop` completes, then once more.
@@ -120,7 +119,7 @@ impl UsageFlusher {
         )
         .await;
         if let Err(error) = flusher.flush().await {
-            tracing::warn!(error = %error_chain(&error), "download counts could not be added at stop; they are lost");
+            tracing::warn!(error = %error_chain(&error), "usage could not be flushed at stop: download counts not yet added are lost (usage deltas are folded by the next pass of any instance)");
         }
     }
 }
@@ -139,7 +138,7 @@ impl Work for Running {
             }
             Err(error) => {
                 let delay = self.backoff.next_delay().max(self.flusher.interval);
-                tracing::warn!(error = %error_chain(&error), retry_in_ms = delay.as_millis(), "download counts could not be added; will retry");
+                tracing::warn!(error = %error_chain(&error), retry_in_ms = delay.as_millis(), "usage could not be flushed (download counts kept for the next pass); will retry");
                 Next::After(delay)
             }
         }

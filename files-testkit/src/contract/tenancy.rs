@@ -204,6 +204,12 @@ pub async fn releases_and_usage_follow_the_records(store: &dyn ServerStore) {
         (1, 30, 1, 10),
         "{RULE}: the completed file at its stored size, the pending one at its declared size"
     );
+    ok(RULE, store.settle().await);
+    assert_eq!(
+        ok(RULE, store.tenant_usage(tenant).await),
+        usage,
+        "{RULE}: the same once the store has folded what it counted"
+    );
     assert_eq!(
         ok(RULE, store.admit(&sized(device, 60), &quota).await),
         Admission::Admitted,
@@ -243,7 +249,9 @@ pub async fn releases_and_usage_follow_the_records(store: &dyn ServerStore) {
     assert_eq!(tomorrow.today.upload_urls, 0, "{RULE}: another day");
 }
 
-/// Forty concurrent admissions of 10 bytes against 200 bytes: exactly 20 admitted.
+/// Forty concurrent admissions of 10 bytes against 200 bytes, with the store folding its
+/// counts meanwhile: exactly 20 admitted. Ten concurrent admissions of one device against
+/// `device_pending_uploads` 3: exactly 3.
 pub async fn concurrent_admissions_never_pass_the_quota(store: Arc<dyn ServerStore>) {
     const RULE: &str = "concurrent admissions";
     let tenant = fresh_tenant();
@@ -252,6 +260,12 @@ pub async fn concurrent_admissions_never_pass_the_quota(store: Arc<dyn ServerSto
         tenant_files: Some(1000),
         ..Limits::NONE
     };
+    let folds: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.settle().await })
+        })
+        .collect();
     let tasks: Vec<_> = (0..40)
         .map(|_| {
             let store = store.clone();
@@ -266,6 +280,9 @@ pub async fn concurrent_admissions_never_pass_the_quota(store: Arc<dyn ServerSto
             other => panic!("{RULE}: {other:?}"),
         }
     }
+    for fold in folds {
+        assert!(matches!(fold.await, Ok(Ok(_))), "{RULE}: a fold failed");
+    }
     assert_eq!(admitted, 20, "{RULE}");
     let usage = ok(RULE, store.tenant_usage(tenant).await);
     assert_eq!(
@@ -273,4 +290,31 @@ pub async fn concurrent_admissions_never_pass_the_quota(store: Arc<dyn ServerSto
         (20, 200),
         "{RULE}: counted"
     );
+
+    let device = device_root(tenant);
+    let Owner::Device(device_id) = device.owner else {
+        unreachable!("a device root")
+    };
+    let pending = Limits {
+        device_pending_uploads: Some(3),
+        ..Limits::NONE
+    };
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.admit(&sized(device, 1), &pending).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(Admission::Admitted)) => admitted += 1,
+            Ok(Ok(Admission::Refused(QuotaRefusal::DevicePendingUploads))) => {}
+            other => panic!("{RULE}: {other:?}"),
+        }
+    }
+    assert_eq!(admitted, 3, "{RULE}: one device's pending uploads");
+    let today = now_micros().date();
+    let usage = ok(RULE, store.device_usage(tenant, device_id, today).await);
+    assert_eq!(usage.pending_uploads, 3, "{RULE}: the device's pending uploads counted");
 }

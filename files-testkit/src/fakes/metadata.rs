@@ -174,4 +174,9 @@ impl UsageStore for FakeMetadataStore {
         self.switch.check()?;
         self.inner.add_downloads(counts).await
     }
+
+    async fn settle(&self) -> Result<u64, PortError> {
+        self.switch.check()?;
+        self.inner.settle().await
+    }
 }

@@ -496,10 +496,10 @@ async fn the_postgres_store_keeps_the_tenancy_contract() {
     tenancy::run(std::sync::Arc::new(db.store().await)).await;
 }
 
-/// The counters live beside the records and are written by their trigger in the same
-/// transaction; should they ever disagree (a manual edit of `files`, say),
-/// `files_recount_usage` rebuilds them from the records. The test breaks them first and checks
-/// the break was seen.
+/// The counts are appended by the records' trigger in the same transaction and folded into the
+/// counters by `settle`; should the counters ever disagree with the records (a manual edit of
+/// `files`, say), `files_recount_usage` rebuilds them. The test folds, breaks the counters,
+/// checks the break was seen, and rebuilds.
 #[tokio::test]
 async fn the_postgres_usage_counts_are_rebuilt_from_the_records() {
     use files_core::{DeviceId, Limits, UsageStore};
@@ -544,6 +544,17 @@ async fn the_postgres_usage_counts_are_rebuilt_from_the_records() {
             tenant_usage.pending_bytes
         ),
         (1, 10, 2, 50)
+    );
+    assert!(store.settle().await.unwrap() >= 4, "the four changes folded");
+    assert_eq!(
+        store.tenant_usage(tenant).await.unwrap(),
+        tenant_usage,
+        "the same folded"
+    );
+    assert_eq!(
+        store.device_usage(tenant, device, today).await.unwrap(),
+        device_usage,
+        "the device's the same folded"
     );
 
     db.execute("UPDATE tenant_usage SET bytes = 999, pending_uploads = 0; DELETE FROM device_usage; UPDATE device_daily SET upload_urls = 0")
