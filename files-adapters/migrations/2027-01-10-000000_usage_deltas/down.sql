@@ -1,6 +1,7 @@
 -- Back to counters written by the trigger: the deltas are folded in first, then the
 -- functions of 2027-01-03-000000_tenancy are restored. Run it with the service stopped.
 SELECT files_fold_usage(2147483647);
+DROP FUNCTION files_admit(uuid, uuid, uuid, smallint, bigint, date, bigint, bigint, bigint, bigint);
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM usage_delta) THEN
@@ -70,7 +71,7 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION files_admit(
+CREATE FUNCTION files_admit(
     p_tenant uuid, p_device uuid, p_shard smallint, p_size bigint, p_day date,
     q_bytes bigint, q_files bigint, q_pending bigint, q_daily bigint
 ) RETURNS boolean
@@ -189,5 +190,5 @@ END $$;
 
 DROP FUNCTION files_fold_usage(integer);
 DROP FUNCTION files_fold_key();
-DROP FUNCTION files_lock_key(uuid, text);
+DROP FUNCTION files_admit_key(uuid);
 DROP TABLE usage_delta;

@@ -5,10 +5,10 @@
 -- second by one instance at a time, moves the deltas into the counters in one transaction, and
 -- every read adds the deltas not folded yet to the counters, so reads stay exact.
 --
--- Quotas serialize on advisory locks instead of the counter rows: an admission under the
--- tenant's quotas holds its tenant's lock shared and its shard's exclusively, under the device
--- quotas its device's, until its transaction ends. Admissions of different shards and devices
--- do not wait for each other, and uploads without quotas wait for nothing.
+-- An upload under quotas is the exception: `files_admit` counts it in place, in the counter
+-- rows its check read, which must stay locked until it commits for the quotas to be exact
+-- across instances. Admissions of different shards and devices do not wait for each other,
+-- and uploads without quotas wait for nothing.
 
 -- One change of a record's counts: the record's tenant, shard and device; `day` is the UTC day
 -- its daily counts (`upload_*`, `uploads_completed`) belong to.
@@ -30,10 +30,10 @@ CREATE INDEX usage_delta_shard ON usage_delta (tenant_id, shard);
 -- A queue: rows come and go every second, so vacuum it by rows, not by its size.
 ALTER TABLE usage_delta SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);
 
--- The lock keys of the admission: a tenant, one of its shards, one of its devices.
-CREATE FUNCTION files_lock_key(tenant uuid, part text) RETURNS bigint
+-- The lock of a tenant's slow admissions (the key 2027-01-03-000000_tenancy used).
+CREATE FUNCTION files_admit_key(tenant uuid) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN hashtextextended('files_admit:' || tenant::text || ':' || part, 0);
+    RETURN hashtextextended('files_admit:' || tenant::text, 0);
 
 -- The lock of `files_fold_usage` (and of `files_recount_usage`, which must not race it).
 CREATE FUNCTION files_fold_key() RETURNS bigint
@@ -53,6 +53,10 @@ DECLARE
     d_url_bytes bigint  := 0;
     d_completed integer := 0;
 BEGIN
+    -- An INSERT admitted by `files_admit` is counted there already.
+    IF TG_OP = 'INSERT' AND current_setting('files.counted', true) = NEW.id::text THEN
+        RETURN NULL;
+    END IF;
     -- An available file counts in `files` and `bytes`, a pending one in `pending_uploads` and
     -- `pending_bytes` (at its declared size), anything else not at all.
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
@@ -145,22 +149,27 @@ BEGIN
     RETURN moved;
 END $$;
 
--- MetadataStore::admit: whether a new record of `size` bytes fits the quotas given (NULL: no
--- such quota). It holds, until the transaction ends, the locks that make the next admission
--- of the same shard or device wait for this one's record: the INSERT that follows in the same
--- statement appends its delta, which that admission then reads. Refusals raise SQLSTATE
--- 'FQ001' with the quota's name as the message. Locks in one order: the tenant, its shard,
--- the device.
+-- MetadataStore::admit: whether a new record `p_id` of `size` bytes fits the quotas given
+-- (NULL: no such quota). An admitted record is counted here, in place, in the rows the check
+-- read (its tenant's shard, its device's usage and day), which stay locked until the
+-- transaction commits: the INSERT follows in the same statement, and the next admission of
+-- the same shard or device waits for this one, then sees it counted. Two instances cannot
+-- both see the same room. The trigger does not count this INSERT again (`files.counted`).
+-- Refusals raise SQLSTATE 'FQ001' with the quota's name as the message. Rows are locked in
+-- one order: the tenant's shards, then the device's rows (as `files_fold_usage`).
 --
 -- The tenant's `bytes` and `files` quotas are split among its 64 shards (escrow): a shard's
 -- `allowed_*` is the share it may fill without looking at the others, computed for the quota
 -- in `quota_*`. The shares add up to at most the quota and a shard never holds more than its
--- share, so the tenant never holds more than its quota. An upload that does not fit its
--- shard's share (or finds the share computed for another quota) takes the tenant's lock
--- exclusively, which waits for every admission of the tenant in flight, checks the total, and
--- shares out what is left.
-CREATE OR REPLACE FUNCTION files_admit(
-    p_tenant uuid, p_device uuid, p_shard smallint, p_size bigint, p_day date,
+-- share, so the tenant never holds more than its quota. The fast way reads the shard's
+-- counters without the deltas not folded yet: completions (no change to a total when the
+-- stored size is the declared one), deletions and expiries (releases), and records written
+-- without the quota (by an instance that has not read it yet), so near its share it sees
+-- less room than there is, never more. An upload that does not fit its shard's share (or
+-- finds the share computed for another quota) takes the slow way, which is exact.
+DROP FUNCTION files_admit(uuid, uuid, smallint, bigint, date, bigint, bigint, bigint, bigint);
+CREATE FUNCTION files_admit(
+    p_id uuid, p_tenant uuid, p_device uuid, p_shard smallint, p_size bigint, p_day date,
     q_bytes bigint, q_files bigint, q_pending bigint, q_daily bigint
 ) RETURNS boolean
     LANGUAGE plpgsql AS $$
@@ -174,23 +183,19 @@ DECLARE
     fast       boolean;
 BEGIN
     IF q_bytes IS NOT NULL OR q_files IS NOT NULL THEN
-        -- The fast way: the shard's share has room. It runs in a subtransaction, rolled back
-        -- when the share has no room: that releases its locks, and the slow way must hold
-        -- none of the tenant's when it asks for the tenant's lock exclusively.
+        -- The fast way: the shard's share has room; it is counted there at once. It runs in
+        -- a subtransaction, rolled back when the share has no room: an UPDATE that waited for
+        -- a concurrent change of the row and then found it no longer matching keeps the row
+        -- locked, and a failed fast way must hold no row when it takes the slow one (which
+        -- locks every shard: a deadlock otherwise).
         BEGIN
-            PERFORM pg_advisory_xact_lock_shared(files_lock_key(p_tenant, ''));
-            PERFORM pg_advisory_xact_lock(files_lock_key(p_tenant, p_shard::text));
-            -- A new statement, so a new snapshot: it sees the deltas of the admissions this
-            -- one waited for.
-            PERFORM 1 FROM tenant_usage u,
-                   LATERAL (SELECT coalesce(sum(d.bytes + d.pending_bytes), 0) AS bytes,
-                                   coalesce(sum(d.files + d.pending_uploads), 0) AS files
-                              FROM usage_delta d WHERE d.tenant_id = p_tenant AND d.shard = p_shard) x
+            UPDATE tenant_usage AS u
+               SET pending_uploads = u.pending_uploads + 1, pending_bytes = u.pending_bytes + p_size
              WHERE u.tenant_id = p_tenant AND u.shard = p_shard
                AND u.quota_bytes IS NOT DISTINCT FROM q_bytes
                AND u.quota_files IS NOT DISTINCT FROM q_files
-               AND (q_bytes IS NULL OR u.bytes + u.pending_bytes + x.bytes + p_size <= u.allowed_bytes)
-               AND (q_files IS NULL OR u.files + u.pending_uploads + x.files + 1 <= u.allowed_files);
+               AND (q_bytes IS NULL OR u.bytes + u.pending_bytes + p_size <= u.allowed_bytes)
+               AND (q_files IS NULL OR u.files + u.pending_uploads + 1 <= u.allowed_files);
             IF NOT FOUND THEN
                 RAISE EXCEPTION 'no room in the shard' USING ERRCODE = 'FQ002';
             END IF;
@@ -199,7 +204,9 @@ BEGIN
             fast := false;
         END;
         IF NOT fast THEN
-            PERFORM pg_advisory_xact_lock(files_lock_key(p_tenant, ''));
+            -- The slow way: one admission at a time per tenant takes every shard, in order,
+            -- and checks the exact total (the counters and the deltas not folded yet).
+            PERFORM pg_advisory_xact_lock(files_admit_key(p_tenant));
             INSERT INTO tenant_usage (tenant_id, shard)
                 SELECT p_tenant, s FROM generate_series(0, 63) AS s
                 ON CONFLICT (tenant_id, shard) DO NOTHING;
@@ -216,13 +223,15 @@ BEGIN
             IF q_files IS NOT NULL AND used_files + 1 > q_files THEN
                 RAISE EXCEPTION 'quota exceeded: files' USING ERRCODE = 'FQ001';
             END IF;
-            -- What is left after this upload, in equal shares; this upload's shard gets its size
-            -- on top.
+            -- What is left after this upload, in equal shares; this upload's shard gets its
+            -- size on top, and counts it.
             left_bytes := coalesce(q_bytes - used_bytes - p_size, 0) / 64;
             left_files := coalesce(q_files - used_files - 1, 0) / 64;
             UPDATE tenant_usage u SET
                 quota_bytes = q_bytes,
                 quota_files = q_files,
+                pending_uploads = u.pending_uploads + CASE WHEN u.shard = p_shard THEN 1 ELSE 0 END,
+                pending_bytes = u.pending_bytes + CASE WHEN u.shard = p_shard THEN p_size ELSE 0 END,
                 allowed_bytes = u.bytes + u.pending_bytes + coalesce(d.bytes, 0) + left_bytes
                     + CASE WHEN u.shard = p_shard THEN p_size ELSE 0 END,
                 allowed_files = u.files + u.pending_uploads + coalesce(d.files, 0) + left_files
@@ -234,27 +243,45 @@ BEGIN
                 ON d.shard = s.shard
              WHERE u.tenant_id = p_tenant AND u.shard = s.shard;
         END IF;
+    ELSE
+        -- No tenant quota: counted in its shard all the same.
+        INSERT INTO tenant_usage AS u (tenant_id, shard, pending_uploads, pending_bytes)
+        VALUES (p_tenant, p_shard, 1, p_size)
+        ON CONFLICT (tenant_id, shard) DO UPDATE SET
+            pending_uploads = u.pending_uploads + 1, pending_bytes = u.pending_bytes + p_size;
     END IF;
-    IF p_device IS NOT NULL AND (q_pending IS NOT NULL OR q_daily IS NOT NULL) THEN
-        PERFORM pg_advisory_xact_lock(files_lock_key(p_tenant, p_device::text));
-        SELECT coalesce(u.pending_uploads, 0) + coalesce(x.pending, 0),
-               coalesce(d.upload_bytes, 0) + coalesce(x.declared, 0)
-          INTO v_pending, v_declared
-          FROM (SELECT sum(y.pending_uploads) AS pending,
-                       sum(y.upload_bytes) FILTER (WHERE y.day = p_day) AS declared
-                  FROM usage_delta y
-                 WHERE y.tenant_id = p_tenant AND y.shard = p_shard AND y.device_id = p_device) x
-          LEFT JOIN device_usage u ON u.tenant_id = p_tenant AND u.device_id = p_device
-          LEFT JOIN device_daily d ON d.tenant_id = p_tenant AND d.device_id = p_device AND d.day = p_day;
-        IF q_pending IS NOT NULL AND v_pending + 1 > q_pending THEN
-            RAISE EXCEPTION 'quota exceeded: device_pending_uploads' USING ERRCODE = 'FQ001';
-        END IF;
-        IF q_daily IS NOT NULL AND v_declared + p_size > q_daily THEN
-            RAISE EXCEPTION 'quota exceeded: device_bytes_per_day' USING ERRCODE = 'FQ001';
+    -- The device's rows: counted, then checked; over a quota, exactly, with the device's
+    -- deltas not folded yet (completions and expiries release).
+    IF p_device IS NOT NULL THEN
+        INSERT INTO device_usage AS u (tenant_id, device_id, pending_uploads, pending_bytes)
+        VALUES (p_tenant, p_device, 1, p_size)
+        ON CONFLICT (tenant_id, device_id) DO UPDATE SET
+            pending_uploads = u.pending_uploads + 1, pending_bytes = u.pending_bytes + p_size
+        RETURNING u.pending_uploads INTO v_pending;
+        INSERT INTO device_daily AS d (tenant_id, device_id, day, upload_urls, upload_bytes)
+        VALUES (p_tenant, p_device, p_day, 1, p_size)
+        ON CONFLICT (tenant_id, device_id, day) DO UPDATE SET
+            upload_urls = d.upload_urls + 1, upload_bytes = d.upload_bytes + p_size
+        RETURNING d.upload_bytes INTO v_declared;
+        IF (q_pending IS NOT NULL AND v_pending > q_pending) OR (q_daily IS NOT NULL AND v_declared > q_daily) THEN
+            SELECT v_pending + coalesce(sum(y.pending_uploads), 0),
+                   v_declared + coalesce(sum(y.upload_bytes) FILTER (WHERE y.day = p_day), 0)
+              INTO v_pending, v_declared
+              FROM usage_delta y
+             WHERE y.tenant_id = p_tenant AND y.shard = p_shard AND y.device_id = p_device;
+            IF q_pending IS NOT NULL AND v_pending > q_pending THEN
+                RAISE EXCEPTION 'quota exceeded: device_pending_uploads' USING ERRCODE = 'FQ001';
+            END IF;
+            IF q_daily IS NOT NULL AND v_declared > q_daily THEN
+                RAISE EXCEPTION 'quota exceeded: device_bytes_per_day' USING ERRCODE = 'FQ001';
+            END IF;
         END IF;
     END IF;
+    -- The trigger counts every change but this INSERT, counted here.
+    PERFORM set_config('files.counted', p_id::text, true);
     RETURN true;
 END $$;
+
 
 -- Rebuilds the counts of one tenant from its records (the downloads of `device_daily`, which
 -- no record keeps, stay as they are). Its deltas are dropped in the same snapshot as the
@@ -264,7 +291,7 @@ CREATE OR REPLACE FUNCTION files_recount_usage(tenant uuid) RETURNS void
     LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(files_fold_key());
-    PERFORM pg_advisory_xact_lock(files_lock_key(tenant, ''));
+    PERFORM pg_advisory_xact_lock(files_admit_key(tenant));
     PERFORM 1 FROM tenant_usage u WHERE u.tenant_id = tenant ORDER BY u.shard FOR UPDATE;
     PERFORM 1 FROM device_usage u WHERE u.tenant_id = tenant ORDER BY u.device_id FOR UPDATE;
     PERFORM 1 FROM device_daily d WHERE d.tenant_id = tenant ORDER BY d.device_id, d.day FOR UPDATE;

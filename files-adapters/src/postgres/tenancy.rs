@@ -32,7 +32,7 @@ const ADMIT: [&str; 3] = [
     "INSERT INTO files (id, tenant_id, device_id, name, sha256, size, content_type, state, \
          created_at, completed_at, upload_id, part_size, part_sha256, multipart_expires_at, upload_expires_at) \
      SELECT ",
-    " WHERE files_admit($2, $3, files_usage_shard($3, $1), coalesce($6, 0), ($9 AT TIME ZONE 'UTC')::date, ",
+    " WHERE files_admit($1, $2, $3, files_usage_shard($3, $1), coalesce($6, 0), ($9 AT TIME ZONE 'UTC')::date, ",
     ")",
 ];
 
