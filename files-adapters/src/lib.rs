@@ -5,6 +5,9 @@ pub mod memory;
 
 pub mod log_notifier;
 
+#[cfg(feature = "rate")]
+pub mod rate;
+
 #[cfg(any(
     feature = "postgres",
     feature = "redis",

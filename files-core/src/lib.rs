@@ -29,8 +29,8 @@ pub use metrics::{
 };
 pub use multipart::{Integrity, InvalidPlan, MultipartUpload, PartPlan};
 pub use ports::{
-    Admission, DailyUsage, DeviceUsage, DownloadCount, Limits, QuotaRefusal, ServerStore, SettingsStore,
-    StoredSettings, TenantUsage, UsageStore,
+    Admission, DailyUsage, DeviceUsage, DownloadCount, Limits, QuotaRefusal, RateDecision, RateKey, RateLimit,
+    RateLimiter, ServerStore, SettingsStore, StoredSettings, TenantUsage, UsageStore,
 };
 pub use ports::{
     BoxError, Cache, Clock, CompletedMultipart, DownloadSpec, Housekeeping, InvalidToken, JanitorStore, MetadataStore,
@@ -46,7 +46,7 @@ pub use service::{
     MultipartTicket, NotificationRecord, ObjectCreated, Page, PartStatus, PartTicket, PartsError, PartsRequest,
     PartsStatus, Ports, ServiceBuilder, ServiceConfig, SkipReason, Ticket, UploadError, UploadRequest,
 };
-pub use service::{PENDING_RETRY_AFTER, QuotaExceeded, TenancyError, TenantUsageReport};
+pub use service::{PENDING_RETRY_AFTER, QuotaExceeded, RateLimited, TenancyError, TenantUsageReport};
 pub use tenancy::{
     Ceilings, InvalidSettings, Policy, QuotaSettings, RateLimitSettings, SettingsCache, TenantSettings, UsageFlusher,
 };

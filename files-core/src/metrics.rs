@@ -255,16 +255,20 @@ pub enum LimitRefusal {
     DailyQuotaExceeded,
     /// Over the device's `device_pending_uploads`.
     TooManyPendingUploads,
+    /// Over the device's `device_requests_per_minute` or the tenant's
+    /// `tenant_requests_per_second`.
+    RateLimited,
 }
 
 impl LimitRefusal {
     /// Every refusal.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::FileTooLarge,
         Self::ContentTypeNotAllowed,
         Self::QuotaExceeded,
         Self::DailyQuotaExceeded,
         Self::TooManyPendingUploads,
+        Self::RateLimited,
     ];
 
     /// The stable label value: the error code of the answer.
@@ -276,6 +280,7 @@ impl LimitRefusal {
             Self::QuotaExceeded => "quota_exceeded",
             Self::DailyQuotaExceeded => "daily_quota_exceeded",
             Self::TooManyPendingUploads => "too_many_pending_uploads",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -400,7 +405,8 @@ mod tests {
                 "content_type_not_allowed",
                 "quota_exceeded",
                 "daily_quota_exceeded",
-                "too_many_pending_uploads"
+                "too_many_pending_uploads",
+                "rate_limited"
             ]
         );
         let tokens = [

@@ -9,7 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use files_core::{
     CompleteError, DependencyError, DownloadError, InvalidId, InvalidPlan, InvalidToken, InvalidValue, LookupError,
-    Mismatch, PartsError, QuotaExceeded, QuotaRefusal, TenancyError, TokenError, UploadError,
+    Mismatch, PartsError, QuotaExceeded, QuotaRefusal, RateLimited, TenancyError, TokenError, UploadError,
 };
 use serde::Serialize;
 
@@ -25,9 +25,9 @@ pub struct ApiError {
     challenge: Option<&'static str>,
     /// The parts a `parts_missing` answer names.
     missing_parts: Option<Box<[u16]>>,
-    /// For a quota refusal: the quota it names (`error.quota`) and, when it has one, the
-    /// seconds of its `Retry-After` header.
-    quota: Option<Box<(&'static str, Option<u64>)>>,
+    /// For a limit's refusal: the quota it names (`error.quota`), if a quota, and, when it has
+    /// one, the seconds of its `Retry-After` header.
+    quota: Option<Box<(Option<&'static str>, Option<u64>)>>,
 }
 
 #[derive(Serialize)]
@@ -147,7 +147,7 @@ impl ResponseError for ApiError {
                 message: &self.message,
                 field: self.field.as_deref(),
                 missing_parts: self.missing_parts.as_deref(),
-                quota: self.quota.as_ref().map(|quota| quota.0),
+                quota: self.quota.as_ref().and_then(|quota| quota.0),
                 request_id: crate::request_id::current_request_id(),
             },
         })
@@ -274,13 +274,27 @@ impl From<QuotaExceeded> for ApiError {
         };
         Self {
             quota: Some(Box::new((
-                quota,
+                Some(quota),
                 exceeded.retry_after.map(|after| after.as_secs().max(1)),
             ))),
             ..Self::new(
                 status,
                 code,
                 format!("the upload does not fit the tenant's {quota} quota"),
+            )
+        }
+    }
+}
+
+/// Over a device's or a tenant's request rate: 429 `rate_limited` with `Retry-After`.
+impl From<RateLimited> for ApiError {
+    fn from(limited: RateLimited) -> Self {
+        Self {
+            quota: Some(Box::new((None, Some(limited.retry_after_secs)))),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests for this device or tenant; retry after Retry-After seconds",
             )
         }
     }

@@ -47,6 +47,9 @@ impl FromRequest for Authenticated {
                 return Err(ApiError::missing_token());
             };
             let principal = service.authenticate(&token).await?;
+            // Every request of a principal counts against its tenant's rate limits, before it
+            // does anything else.
+            service.admit_request(&principal).await?;
             let span = tracing::Span::current();
             if let Some(tenant) = principal.tenant() {
                 span.record("tenant_id", tracing::field::display(tenant));

@@ -12,7 +12,8 @@ use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use files_adapters::amqp::AmqpIngest;
 use files_adapters::embedded_s3::{EmbeddedS3, StoredObject};
-use files_core::{FilesService, Housekeeping, Metrics, ObjectCreated, Ports, SettingsStore, UsageStore};
+use files_adapters::rate::LocalRateLimiter;
+use files_core::{FilesService, Housekeeping, Metrics, ObjectCreated, Ports, RateLimiter, SettingsStore, UsageStore};
 use tokio::sync::mpsc;
 
 use crate::config::{Settings, ShutdownSettings};
@@ -83,8 +84,8 @@ impl Application {
         let housekeeping: Arc<dyn Housekeeping> = store.clone();
         let settings_store: Arc<dyn SettingsStore> = store.clone();
         let usage: Arc<dyn UsageStore> = store.clone();
-        let cache = match overrides.cache {
-            Some(cache) => cache,
+        let (cache, rate_limiter) = match overrides.cache {
+            Some(cache) => (cache, Arc::new(LocalRateLimiter::default()) as Arc<dyn RateLimiter>),
             None => wiring::cache(&settings, metrics.clone(), &mut profile, &mut optional, &mut tasks)?,
         };
         let notifier = match overrides.notifier {
@@ -102,6 +103,7 @@ impl Application {
         .metrics(metrics)
         .config(settings.limits.clone())
         .tenancy(settings_store, usage)
+        .rate_limiter(rate_limiter)
         .build();
         // The relay finishes its pass under way when told to stop, so it leaves no claim.
         tasks.spawn("outbox relay", |stop| relay.run_until(stop.cancelled_owned()));

@@ -12,9 +12,12 @@ use files_adapters::log_notifier::LogNotifier;
 use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_adapters::postgres::PostgresStore;
 use files_adapters::prometheus::Prometheus;
+use files_adapters::rate::{FallbackRateLimiter, LocalRateLimiter};
 use files_adapters::redis::RedisCache;
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
-use files_core::{Cache, Metrics, Notifier, ObjectStore, PortError, ServerStore, TokenVerifier, UrlSigner};
+use files_core::{
+    Cache, Metrics, Notifier, ObjectStore, PortError, RateLimiter, ServerStore, TokenVerifier, UrlSigner,
+};
 use secrecy::SecretString;
 use tokio::sync::mpsc;
 
@@ -228,8 +231,9 @@ pub async fn metadata_store(
     Ok(Arc::new(store))
 }
 
-/// The cache: Redis, or in memory. Redis is reported by readiness; its near cache counts in
-/// `metrics`, and keeps its key tracking in `tasks`.
+/// The cache and the rate limiter: Redis (the limiter shared by every instance, with this
+/// instance's own count while Redis fails), or both in memory. Redis is reported by
+/// readiness; its near cache counts in `metrics`, and keeps its key tracking in `tasks`.
 ///
 /// # Errors
 /// When the Redis configuration is unusable.
@@ -239,12 +243,15 @@ pub fn cache(
     profile: &mut Profile,
     optional: &mut OptionalDependencies,
     tasks: &mut Tasks,
-) -> anyhow::Result<Arc<dyn Cache>> {
+) -> anyhow::Result<(Arc<dyn Cache>, Arc<dyn RateLimiter>)> {
     let Some(config) = &settings.redis else {
-        profile.say("cache: in memory");
-        return Ok(Arc::new(MemoryCache::new()));
+        profile.say("cache and rate limits: in memory");
+        return Ok((Arc::new(MemoryCache::new()), Arc::new(LocalRateLimiter::default())));
     };
-    profile.say(format!("cache: Redis, keys under {}:", config.key_prefix));
+    profile.say(format!(
+        "cache and rate limits: Redis, keys under {}:",
+        config.key_prefix
+    ));
     let cache = Arc::new(
         RedisCache::new(config.clone())
             .context("FILES_REDIS_URL")?
@@ -254,7 +261,8 @@ pub fn cache(
         tasks.spawn_until_stopped("near cache tracking", tracking);
     }
     optional.0.push(("cache", cache.clone()));
-    Ok(cache)
+    let limiter = FallbackRateLimiter::new(cache.clone(), LocalRateLimiter::default());
+    Ok((cache, Arc::new(limiter)))
 }
 
 /// The notifier: RabbitMQ, or the log. The broker is reported by readiness.

@@ -44,6 +44,7 @@ use crate::call::Calls;
 mod config;
 mod near;
 mod pool;
+mod rate;
 
 pub use config::{RedisConfig, RedisError};
 use driver::Client;

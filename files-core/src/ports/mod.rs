@@ -11,6 +11,7 @@ mod metadata;
 mod notifier;
 mod objects;
 mod outbox;
+mod rate;
 mod server;
 mod signer;
 mod tenancy;
@@ -24,6 +25,7 @@ pub use metadata::MetadataStore;
 pub use notifier::Notifier;
 pub use objects::{CompletedMultipart, MultipartUnsupported, NoSuchUpload, ObjectInfo, ObjectStore, StoredPart};
 pub use outbox::{Outbox, OutboxEntry, OutboxStats, TransactionalStore};
+pub use rate::{RateDecision, RateKey, RateLimit, RateLimiter};
 pub use server::ServerStore;
 pub use signer::{DownloadSpec, PartSpec, PresignedRequest, SignError, UploadSpec, UrlSigner};
 pub use tenancy::{

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::cached::WriteThrough;
 use crate::metrics::{Metrics, NoMetrics};
 use crate::ports::{
-    Cache, Clock, MetadataStore, Notifier, ObjectStore, SettingsStore, SystemClock, TokenVerifier, TransactionalStore,
-    UrlSigner, UsageStore,
+    Cache, Clock, MetadataStore, Notifier, ObjectStore, RateLimiter, SettingsStore, SystemClock, TokenVerifier,
+    TransactionalStore, UrlSigner, UsageStore,
 };
 use crate::relay::{Relay, RelaySettings};
 
@@ -49,6 +49,7 @@ pub struct ServiceBuilder {
     config: ServiceConfig,
     relay: RelaySettings,
     tenancy: Option<(Arc<dyn SettingsStore>, Arc<dyn UsageStore>)>,
+    rate_limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl std::fmt::Debug for ServiceBuilder {
@@ -70,6 +71,7 @@ impl ServiceBuilder {
             config: ServiceConfig::default(),
             relay: RelaySettings::default(),
             tenancy: None,
+            rate_limiter: None,
         }
     }
 
@@ -112,6 +114,14 @@ impl ServiceBuilder {
         self
     }
 
+    /// Where requests are counted against the tenants' `rate_limit` settings (nowhere by
+    /// default: no request is limited). Limits come from the tenant settings, so this takes
+    /// effect with [`Self::tenancy`].
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.rate_limiter = Some(limiter);
+        self
+    }
+
     /// The service, and the relay that publishes its events: spawn [`Relay::run`] on a task.
     pub fn build(self) -> (FilesService, Relay) {
         let Ports {
@@ -151,6 +161,7 @@ impl ServiceBuilder {
             metrics: self.metrics,
             config: self.config,
             tenancy,
+            rate_limiter: self.rate_limiter,
         };
         (service, relay)
     }

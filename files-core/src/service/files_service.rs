@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::config::ServiceConfig;
 use crate::metrics::Metrics;
-use crate::ports::{Clock, MetadataStore, ObjectStore, TokenVerifier, UrlSigner, UsageStore};
+use crate::ports::{Clock, MetadataStore, ObjectStore, RateLimiter, TokenVerifier, UrlSigner, UsageStore};
 use crate::tenancy::{DownloadTally, SettingsCache};
 
 /// The Files service: every use case, over its ports. Cheap to clone (the ports are shared).
@@ -25,6 +25,7 @@ pub struct FilesService {
     pub(super) config: ServiceConfig,
     /// The tenant settings and usage, when the service was built with them.
     pub(super) tenancy: Option<Tenancy>,
+    pub(super) rate_limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl std::fmt::Debug for FilesService {

@@ -9,6 +9,7 @@ mod files_service;
 mod ingest;
 mod janitor;
 mod multipart;
+mod rate;
 mod requests;
 mod tenancy;
 
@@ -26,6 +27,7 @@ pub use files_service::FilesService;
 pub use ingest::{IngestOutcome, Ingested, NotificationRecord, ObjectCreated, SkipReason};
 pub use janitor::{Janitor, JanitorPass, JanitorSettings};
 pub use multipart::{MultipartTicket, PartStatus, PartTicket, PartsRequest, PartsStatus};
+pub use rate::RateLimited;
 use requests::lifetime;
 pub use requests::{DownloadRequest, DownloadTarget, Page, Ticket, UploadRequest};
 pub use tenancy::{TenancyError, TenantUsageReport};

@@ -22,6 +22,7 @@ mod multipart;
 mod openapi;
 mod outages;
 mod permissions;
+mod rate_limits;
 mod real;
 mod storage_events;
 mod structure;

@@ -50,7 +50,7 @@ async fn put_settings(h: &Harness, tenant: TenantId, document: &Value) -> (Statu
     .await
 }
 
-async fn set(h: &Harness, tenant: TenantId, document: Value) {
+pub async fn set(h: &Harness, tenant: TenantId, document: Value) {
     let (status, body) = put_settings(h, tenant, &document).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
