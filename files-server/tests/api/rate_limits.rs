@@ -70,6 +70,25 @@ async fn burst(apis: &[&Api], s: &Stack, tenant: TenantId, devices: &[DeviceId],
     admitted
 }
 
+/// Redis round trips of the rate limiter that succeeded, on the instance of `text`.
+fn round_trips(text: &str) -> f64 {
+    counter_or_zero(
+        text,
+        r#"files_dependency_call_duration_seconds_count{dependency="cache",operation="rate_limit",outcome="ok"}"#,
+    )
+}
+
+async fn metrics_of(api: &Api) -> String {
+    api.client
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn refusals(tenant: TenantId) -> String {
     format!(r#"files_limit_refusals_total{{reason="rate_limited",tenant_id="{tenant}"}}"#)
 }
@@ -193,4 +212,14 @@ async fn a_tenant_without_limits_is_never_limited() {
     };
     let admitted = burst(&[&s.h.api], &s, s.h.tenant, &[s.h.device], 40).await;
     assert_eq!(admitted, 40);
+    let text = metrics_of(&s.h.api).await;
+    assert!(
+        text.contains(r#"operation="get_file""#) || text.contains("files_http_requests_total"),
+        "the metrics are there to read"
+    );
+    assert_eq!(
+        round_trips(&text),
+        0.0,
+        "no Redis round trip for a tenant without limits"
+    );
 }
