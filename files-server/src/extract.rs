@@ -47,9 +47,6 @@ impl FromRequest for Authenticated {
                 return Err(ApiError::missing_token());
             };
             let principal = service.authenticate(&token).await?;
-            // Every request of a principal counts against its tenant's rate limits, before it
-            // does anything else.
-            service.admit_request(&principal).await?;
             let span = tracing::Span::current();
             if let Some(tenant) = principal.tenant() {
                 span.record("tenant_id", tracing::field::display(tenant));
@@ -57,6 +54,9 @@ impl FromRequest for Authenticated {
             if let Some(device) = principal.device() {
                 span.record("device_id", tracing::field::display(device));
             }
+            // Every request of a principal counts against its tenant's rate limits, before it
+            // does anything else (and after the log knows whose it is).
+            service.admit_request(&principal).await?;
             Ok(Self(principal))
         })
     }
