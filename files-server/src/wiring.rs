@@ -13,7 +13,7 @@ use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_adapters::postgres::PostgresStore;
 use files_adapters::prometheus::Prometheus;
 use files_adapters::rate::{FallbackRateLimiter, LocalRateLimiter};
-use files_adapters::redis::RedisCache;
+use files_adapters::redis::{RedisCache, RedisRateLimiter};
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
 use files_core::{
     Cache, Metrics, Notifier, ObjectStore, PortError, RateLimiter, ServerStore, TokenVerifier, UrlSigner,
@@ -261,7 +261,8 @@ pub fn cache(
         tasks.spawn_until_stopped("near cache tracking", tracking);
     }
     optional.0.push(("cache", cache.clone()));
-    let limiter = FallbackRateLimiter::new(cache.clone(), LocalRateLimiter::default());
+    let shared = RedisRateLimiter::new(RedisCache::clone(&cache));
+    let limiter = FallbackRateLimiter::new(Arc::new(shared), LocalRateLimiter::default());
     Ok((cache, Arc::new(limiter)))
 }
 

@@ -51,6 +51,7 @@ use driver::Client;
 pub use near::PING_INTERVAL as NEAR_CACHE_PING_INTERVAL;
 use near::{Entry, NearCache};
 use pool::{CallError, LastConnectError, Manager, command_error, resp3_client};
+pub use rate::{LEASE_LIFETIME, RedisRateLimiter, lease_size};
 
 /// The Redis driver (the `redis` crate, as re-exported by `bb8-redis`), for tools and tests
 /// that need raw access to the keys this adapter writes.
@@ -180,10 +181,11 @@ impl RedisCache {
     /// Counts the near cache's state (tracking on or off, each loss) and its lookups (hits and
     /// misses) in `metrics`; nowhere by default. Applies to every clone; the first call wins.
     #[must_use]
-    pub fn with_metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
         if let Some((near, _)) = &self.near {
-            near.count_in(metrics);
+            near.count_in(metrics.clone());
         }
+        self.calls = self.calls.with_metrics(metrics);
         self
     }
 
