@@ -171,51 +171,54 @@ impl RedisRateLimiter {
 impl RateLimiter for RedisRateLimiter {
     async fn acquire(&self, limits: &[RateLimit]) -> Result<RateDecision, PortError> {
         let leases: Vec<_> = limits.iter().map(|limit| self.lease(limit)).collect();
+        // Spend from every lease this instance holds; when they cover every limit, no round
+        // trip. Otherwise Redis is asked for the others, and what was spent here is given back
+        // if it refuses (a refused request counts toward no limit).
         let now = Instant::now();
-        let held: Vec<bool> = leases
+        let spent: Vec<bool> = leases
             .iter()
-            .map(|lease| lease.lock().unwrap_or_else(PoisonError::into_inner).holds(now))
+            .map(|lease| lease.lock().unwrap_or_else(PoisonError::into_inner).spend(now))
             .collect();
-        if !held.contains(&false) {
-            // Every limit leased here: no round trip. A lease spent meanwhile by a concurrent
-            // request only sends this one to Redis after all.
-            if leases
-                .iter()
-                .all(|lease| lease.lock().unwrap_or_else(PoisonError::into_inner).spend(now))
-            {
-                return Ok(RateDecision::Admitted);
-            }
+        if !spent.contains(&false) {
+            return Ok(RateDecision::Admitted);
         }
         let mut command = driver::cmd("EVAL");
         command.arg(ACQUIRE_SCRIPT).arg(limits.len());
         for limit in limits {
             command.arg(self.key(limit.key));
         }
-        for (limit, held) in limits.iter().zip(&held) {
+        for (limit, spent) in limits.iter().zip(&spent) {
             let (interval, tolerance) = cell(limit);
-            let want = if *held { 0 } else { lease_size(limit) };
+            let want = if *spent { 0 } else { lease_size(limit) };
             command.arg(interval).arg(tolerance).arg(want);
         }
-        let answer: Vec<i64> = self.redis.run("rate_limit", &command).await?;
-        let wait = answer.first().copied().unwrap_or(0);
+        let answer = self.redis.run::<Vec<i64>>("rate_limit", &command).await;
+        let wait = answer.as_ref().map_or(0, |answer| answer.first().copied().unwrap_or(0));
+        if answer.is_err() || wait > 0 {
+            for (lease, spent) in leases.iter().zip(&spent) {
+                if *spent {
+                    lease.lock().unwrap_or_else(PoisonError::into_inner).left += 1;
+                }
+            }
+        }
+        let answer = answer?;
         if wait > 0 {
             return Ok(RateDecision::Refused {
                 retry_after: Duration::from_micros(u64::try_from(wait).unwrap_or(0)),
             });
         }
         let now = Instant::now();
-        for (lease, taken) in leases.iter().zip(answer.iter().skip(1)) {
-            let mut lease = lease.lock().unwrap_or_else(PoisonError::into_inner);
-            let taken = u64::try_from(*taken).unwrap_or(0);
-            if taken > 0 {
-                if !lease.holds(now) {
-                    lease.left = 0;
-                }
-                lease.left += taken;
-                lease.until = Some(now + LEASE_LIFETIME);
+        for ((lease, taken), spent) in leases.iter().zip(answer.iter().skip(1)).zip(&spent) {
+            if *spent {
+                continue;
             }
-            // This request's own share: from what was just taken, or from the lease it held.
-            lease.left = lease.left.saturating_sub(1);
+            let mut lease = lease.lock().unwrap_or_else(PoisonError::into_inner);
+            if !lease.holds(now) {
+                lease.left = 0;
+            }
+            // What was taken, less this request's own.
+            lease.left += u64::try_from(*taken).unwrap_or(0).saturating_sub(1);
+            lease.until = Some(now + LEASE_LIFETIME);
         }
         Ok(RateDecision::Admitted)
     }

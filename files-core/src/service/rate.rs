@@ -55,20 +55,22 @@ impl FilesService {
     /// # Errors
     /// [`RateLimited`] when over a limit (counted in `files_limit_refusals_total`).
     pub async fn admit_request(&self, principal: &Principal) -> Result<(), RateLimited> {
-        let (Some(limiter), Some(tenant)) = (&self.rate_limiter, principal.tenant()) else {
+        let (Some(limiter), Some(tenant), Some(tenancy)) = (&self.rate_limiter, principal.tenant(), &self.tenancy)
+        else {
             return Ok(());
         };
-        if self.tenancy.is_none() {
-            return Ok(());
-        }
-        let policy = match self.policy(tenant).await {
-            Ok(policy) => policy,
+        // The settings alone, not the whole policy: this runs on every request.
+        let stored = match tenancy.settings.get(tenant).await {
+            Ok(stored) => stored,
             Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "tenant settings unreadable; request not rate limited");
                 return Ok(());
             }
         };
-        let limits = limits_of(principal, &policy.rate_limit);
+        let Some(settings) = stored.as_ref().and_then(|s| s.settings.rate_limit.as_ref()) else {
+            return Ok(());
+        };
+        let limits = limits_of(principal, settings);
         if limits.is_empty() {
             return Ok(());
         }
