@@ -1,12 +1,15 @@
-//! A consumer of `file.uploaded` events, as a subscribing service would write one.
+//! A consumer of `file.uploaded` and `file.deleted` events, as a subscribing service would
+//! write one.
 //!
 //! ```text
-//! cargo run --example consume_uploads -- --tenant UUID [--device UUID | --tenant-root] [--amqp-url URL]
+//! cargo run --example consume_uploads -- --tenant UUID [--device UUID | --tenant-root]
+//!     [--events all|uploaded|deleted] [--amqp-url URL]
 //! ```
 //!
 //! Declares an exclusive queue (it goes away with the program) bound to the events exchange with
-//! `file.uploaded.{tenant}.{device}`, `file.uploaded.{tenant}.tenant` or `file.uploaded.{tenant}.*`,
-//! prints each event as pretty JSON with its routing key and `message_id`, and acknowledges it.
+//! `file.{kind}.{tenant}.{device}`, `file.{kind}.{tenant}.tenant` or `file.{kind}.{tenant}.*`,
+//! where `{kind}` is `*` (both events), `uploaded` or `deleted`; prints each event as pretty
+//! JSON with its routing key and `message_id`, and acknowledges it.
 //! A real consumer would bind a durable queue of its own instead, so no event is missed while it
 //! is down.
 
@@ -14,8 +17,8 @@
 
 use std::collections::HashSet;
 
-use clap::Parser;
-use files_core::FileUploaded;
+use clap::{Parser, ValueEnum};
+use files_core::FileEvent;
 use futures::StreamExt as _;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -24,18 +27,22 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use uuid::Uuid;
 
-/// Prints the `file.uploaded` events of one tenant, one device, or one tenant's root.
+/// Prints the `file.uploaded` and `file.deleted` events of one tenant, one device, or one
+/// tenant's root.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The tenant whose uploads to follow.
+    /// The tenant whose files to follow.
     #[arg(long)]
     tenant: Uuid,
-    /// Only this device's uploads.
+    /// Only this device's files.
     #[arg(long, conflicts_with = "tenant_root")]
     device: Option<Uuid>,
     /// Only the files of the tenant root (uploaded by tenant services).
     #[arg(long)]
     tenant_root: bool,
+    /// Which events: both, or only uploads or deletions.
+    #[arg(long, value_enum, default_value_t = Kinds::All)]
+    events: Kinds,
     /// The broker.
     #[arg(
         long,
@@ -49,13 +56,30 @@ struct Args {
     exchange: String,
 }
 
+/// The events to follow.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Kinds {
+    /// `file.uploaded` and `file.deleted`.
+    All,
+    /// `file.uploaded` only.
+    Uploaded,
+    /// `file.deleted` only.
+    Deleted,
+}
+
 impl Args {
-    /// The binding pattern: `*` matches one word of the routing key, a device id or `tenant`.
+    /// The binding pattern: `*` matches one word of the routing key (the event's kind, a
+    /// device id or `tenant`).
     fn pattern(&self) -> String {
+        let kind = match self.events {
+            Kinds::All => "*",
+            Kinds::Uploaded => "uploaded",
+            Kinds::Deleted => "deleted",
+        };
         match (self.device, self.tenant_root) {
-            (Some(device), _) => format!("file.uploaded.{}.{device}", self.tenant),
-            (None, true) => format!("file.uploaded.{}.tenant", self.tenant),
-            (None, false) => format!("file.uploaded.{}.*", self.tenant),
+            (Some(device), _) => format!("file.{kind}.{}.{device}", self.tenant),
+            (None, true) => format!("file.{kind}.{}.tenant", self.tenant),
+            (None, false) => format!("file.{kind}.{}.*", self.tenant),
         }
     }
 }
@@ -122,9 +146,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 None => break,
             },
         };
-        match serde_json::from_slice::<FileUploaded>(&delivery.data) {
-            Ok(event) if !seen.insert(event.event_id) => {
-                println!("duplicate of event {}, skipped", event.event_id);
+        match serde_json::from_slice::<FileEvent>(&delivery.data) {
+            Ok(event) if !seen.insert(event.event_id()) => {
+                println!("duplicate of event {}, skipped", event.event_id());
             }
             Ok(event) => {
                 let message_id = delivery
@@ -132,22 +156,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .message_id()
                     .as_ref()
                     .map_or_else(|| "(none)".to_owned(), ToString::to_string);
+                println!("{}", event.event_type());
                 println!("routing key: {}", delivery.routing_key);
                 println!("message id:  {message_id}");
-                // `integrity` says what the store verified: the whole object's SHA-256 (one PUT),
-                // or each part's and their composite (a multipart upload, `parts`).
-                match &event.file.parts {
-                    Some(parts) => println!(
-                        "integrity:   parts ({} of {} bytes, composite {})",
-                        parts.count, parts.size, parts.sha256_of_parts
-                    ),
-                    None => println!("integrity:   object (sha256 {})", event.file.sha256),
+                match &event {
+                    // `integrity` says what the store verified: the whole object's SHA-256 (one
+                    // PUT), or each part's and their composite (a multipart upload, `parts`).
+                    FileEvent::Uploaded(uploaded) => match &uploaded.file.parts {
+                        Some(parts) => println!(
+                            "integrity:   parts ({} of {} bytes, composite {})",
+                            parts.count, parts.size, parts.sha256_of_parts
+                        ),
+                        None => println!("integrity:   object (sha256 {})", uploaded.file.sha256),
+                    },
+                    // A consumer that indexed the file drops it here.
+                    FileEvent::Deleted(deleted) => println!("reason:      {}", deleted.reason.as_str()),
                 }
                 println!("{}", serde_json::to_string_pretty(&event)?);
             }
             // Not ours to fix: print it and move on rather than redeliver it forever.
             Err(error) => println!(
-                "not a file.uploaded event ({error}): {}",
+                "not a file event ({error}): {}",
                 String::from_utf8_lossy(&delivery.data)
             ),
         }

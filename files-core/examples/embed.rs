@@ -1,12 +1,13 @@
 //! A Rust service that embeds `files-core` with adapters of its own, and runs one upload from
-//! URL to event:
+//! URL to event, then deletes the file (a second event):
 //!
 //! ```sh
 //! cargo run -p files-core --example embed
 //! ```
 //!
 //! The adapters here are deliberately small: records in a map (with the outbox beside them,
-//! under the same lock, so marking a file available and recording its event are one step), a
+//! under the same lock, so marking a file available, or deleting it, and recording its event
+//! are one step), a
 //! signer that writes `memory://` URLs, an object store that a "device" writes into directly,
 //! one accepted token, and a notifier that prints the event. A real embedding swaps them for
 //! its own database, its S3 client and its broker (or takes them from `files-adapters`).
@@ -19,10 +20,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use files_core::{
-    Admission, CacheOperation, CacheOutcome, DeviceId, DownloadSpec, FileId, FileName, FileOperation, FileRecord,
-    FileState, FileUploaded, FilesService, InvalidToken, Limits, MetadataStore, Metrics, Notifier, ObjectInfo,
-    ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, Owner, PortError, Ports, PresignedRequest, Principal,
-    Scope, Sha256, SignError, TenantId, TokenError, TokenVerifier, UploadRequest, UploadSpec, UrlSigner,
+    Admission, CacheOperation, CacheOutcome, Deletion, DeviceId, DownloadSpec, FileEvent, FileId, FileName,
+    FileOperation, FileRecord, FileState, FileUploaded, FilesService, InvalidToken, Limits, MetadataStore, Metrics,
+    Notifier, ObjectInfo, ObjectKey, ObjectStore, Outbox, OutboxEntry, OutboxStats, Owner, PortError, Ports,
+    PresignedRequest, Principal, Scope, Sha256, SignError, TenantId, TokenError, TokenVerifier, UploadRequest,
+    UploadSpec, UrlSigner,
 };
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -36,7 +38,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Default)]
 struct MapStore(Mutex<Tables>);
 
-type Tables = (BTreeMap<FileId, FileRecord>, Vec<(FileUploaded, bool)>);
+type Tables = (BTreeMap<FileId, FileRecord>, Vec<(FileEvent, bool)>);
 
 #[async_trait]
 impl MetadataStore for MapStore {
@@ -101,16 +103,28 @@ impl MetadataStore for MapStore {
         record.size = Some(size);
         record.completed_at = Some(at);
         let record = record.clone();
-        store.1.push((event.clone(), false));
+        store.1.push((FileEvent::Uploaded(event.clone()), false));
         Ok(Some(record))
     }
 
-    async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+    /// Deleting an available file records its `file.deleted` event, under the same lock.
+    async fn mark_deleted(
+        &self,
+        tenant: TenantId,
+        id: FileId,
+        deletion: &Deletion,
+    ) -> Result<Option<FileRecord>, PortError> {
         let mut store = lock(&self.0);
-        Ok(store.0.get_mut(&id).filter(|r| r.tenant == tenant).map(|record| {
-            record.state = FileState::Deleted;
-            record.clone()
-        }))
+        let Some(record) = store.0.get_mut(&id).filter(|r| r.tenant == tenant) else {
+            return Ok(None);
+        };
+        let event = deletion.event_for(record);
+        record.state = FileState::Deleted;
+        let record = record.clone();
+        if let Some(event) = event {
+            store.1.push((FileEvent::Deleted(event), false));
+        }
+        Ok(Some(record))
     }
 }
 
@@ -124,14 +138,14 @@ impl Outbox for MapStore {
             .take(limit)
             .map(|(event, _)| OutboxEntry {
                 event: event.clone(),
-                recorded_at: event.occurred_at,
+                recorded_at: event.occurred_at(),
             })
             .collect())
     }
 
     async fn mark_sent(&self, event_ids: &[Uuid]) -> Result<(), PortError> {
         for (event, sent) in &mut lock(&self.0).1 {
-            *sent |= event_ids.contains(&event.event_id);
+            *sent |= event_ids.contains(&event.event_id());
         }
         Ok(())
     }
@@ -145,7 +159,7 @@ impl Outbox for MapStore {
         let unsent: Vec<_> = store.1.iter().filter(|(_, sent)| !sent).collect();
         Ok(OutboxStats {
             depth: unsent.len() as u64,
-            oldest: unsent.first().map(|(event, _)| event.occurred_at),
+            oldest: unsent.first().map(|(event, _)| event.occurred_at()),
         })
     }
 }
@@ -204,11 +218,11 @@ impl TokenVerifier for OneToken {
 }
 
 /// Hands each event to the service's own consumer.
-struct ChannelNotifier(mpsc::UnboundedSender<FileUploaded>);
+struct ChannelNotifier(mpsc::UnboundedSender<FileEvent>);
 
 #[async_trait]
 impl Notifier for ChannelNotifier {
-    async fn publish(&self, event: &FileUploaded) -> Result<(), PortError> {
+    async fn publish(&self, event: &FileEvent) -> Result<(), PortError> {
         self.0.send(event.clone()).map_err(PortError::unavailable)
     }
 }
@@ -291,6 +305,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("   file {} is {}", record.id, record.state.as_str());
 
     println!("5. the relay publishes the file.uploaded event");
+    let event = tokio::time::timeout(Duration::from_secs(5), received.recv())
+        .await?
+        .ok_or("the relay stopped")?;
+    println!("{}", serde_json::to_string_pretty(&event)?);
+
+    println!("6. the device deletes it; the relay publishes the file.deleted event");
+    service.delete(&principal, tenant, record.id).await?;
     let event = tokio::time::timeout(Duration::from_secs(5), received.recv())
         .await?
         .ok_or("the relay stopped")?;

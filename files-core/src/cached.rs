@@ -28,7 +28,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::event::FileUploaded;
+use crate::event::{Deletion, FileUploaded};
 use crate::file::{FileRecord, FileState};
 use crate::ids::{FileId, TenantId};
 use crate::metrics::{CacheOperation, CacheOutcome, Metrics};
@@ -441,8 +441,13 @@ impl MetadataStore for WriteThrough {
         Ok(record)
     }
 
-    async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
-        let record = self.store.mark_deleted(tenant, id).await?;
+    async fn mark_deleted(
+        &self,
+        tenant: TenantId,
+        id: FileId,
+        deletion: &Deletion,
+    ) -> Result<Option<FileRecord>, PortError> {
+        let record = self.store.mark_deleted(tenant, id, deletion).await?;
         if let Some(record) = &record {
             self.changed(record, true).await;
         }

@@ -1,5 +1,5 @@
 //! The domain of the Files service: identifiers, validated values, principals and the
-//! permission rule, file records, the `file.uploaded` event, the ports, and the use cases in
+//! permission rule, file records, the `file.uploaded` and `file.deleted` events, the ports, and the use cases in
 //! [`FilesService`]. No I/O crate is a dependency of this crate.
 
 mod background;
@@ -20,7 +20,10 @@ pub mod values;
 
 pub use backoff::Backoff;
 pub use cached::WriteThrough;
-pub use event::{FILE_UPLOADED, FileUploaded, PartsSummary, UploadedFile};
+pub use event::{
+    Deletion, DeletionReason, FILE_DELETED, FILE_UPLOADED, FileDeleted, FileEvent, FileUploaded, PartsSummary,
+    UploadedFile,
+};
 pub use file::{FileRecord, FileState, ObjectKey};
 pub use ids::{DeviceId, FileId, InvalidId, TenantId};
 pub use metrics::{

@@ -48,14 +48,14 @@ pub async fn relay_once(
     let mut unsent: Vec<Uuid> = Vec::new();
     for entry in &entries {
         if pass.publish_error.is_some() {
-            unsent.push(entry.event.event_id);
+            unsent.push(entry.event.event_id());
             continue;
         }
         match notifier.publish(&entry.event).await {
-            Ok(()) => sent.push(entry.event.event_id),
+            Ok(()) => sent.push(entry.event.event_id()),
             Err(error) => {
                 pass.publish_error = Some(error_chain(&error));
-                unsent.push(entry.event.event_id);
+                unsent.push(entry.event.event_id());
             }
         }
     }
@@ -99,7 +99,7 @@ impl Default for RelaySettings {
     }
 }
 
-/// The outbox relay: publishes recorded `file.uploaded` events, in order, with back-off while
+/// The outbox relay: publishes recorded events (`file.uploaded` and `file.deleted`), in order, with back-off while
 /// the broker (or the outbox) is down. Built with its service by
 /// [`crate::FilesService::builder`]; run it on a task with [`Relay::run`]. Several instances may
 /// relay one outbox: its leases keep them from publishing the same event at once.
@@ -181,7 +181,7 @@ impl Work for Running {
             Ok(pass) => {
                 if let Some(error) = &pass.publish_error {
                     let delay = self.backoff.next_delay();
-                    tracing::warn!(%error, retry_in_ms = delay.as_millis(), "publishing file.uploaded failed; will retry");
+                    tracing::warn!(%error, retry_in_ms = delay.as_millis(), "publishing an event failed; will retry");
                     Next::After(delay)
                 } else {
                     self.backoff.reset();

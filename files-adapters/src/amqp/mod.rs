@@ -1,9 +1,10 @@
-//! RabbitMQ (AMQP 0-9-1, through lapin): the [`Notifier`](files_core::Notifier) that publishes `file.uploaded`
-//! events, and the consumer of the store's bucket notifications.
+//! RabbitMQ (AMQP 0-9-1, through lapin): the [`Notifier`](files_core::Notifier) that publishes
+//! `file.uploaded` and `file.deleted` events, and the consumer of the store's bucket
+//! notifications.
 //!
 //! [`AmqpPublisher`] publishes each event to a durable topic exchange (`files.events` by
-//! default) with the routing key `file.uploaded.{tenant_id}.{device_id}` (or
-//! `file.uploaded.{tenant_id}.tenant`), as a persistent JSON message, and waits for the
+//! default) with the routing key `{event_type}.{tenant_id}.{device_id}` (or
+//! `{event_type}.{tenant_id}.tenant`), as a persistent JSON message, and waits for the
 //! broker's publisher confirm. It connects on first use, and after any failure it drops its
 //! connection, so the next publish connects again: a broker that went away and came back heals
 //! without a restart. Delivery is at-least-once (the outbox republishes what was not confirmed):

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use files_core::{FileUploaded, Notifier, PortError};
+use files_core::{FileEvent, Notifier, PortError};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
@@ -159,15 +159,15 @@ impl AmqpPublisher {
 }
 
 /// The properties of an event's message.
-fn properties(event: &FileUploaded) -> BasicProperties {
+fn properties(event: &FileEvent) -> BasicProperties {
     let properties = BasicProperties::default()
         .with_delivery_mode(PERSISTENT)
         .with_content_type("application/json".into())
-        .with_message_id(event.event_id.to_string().into())
-        .with_type(event.event_type.as_str().into())
+        .with_message_id(event.event_id().to_string().into())
+        .with_type(event.event_type().into())
         .with_app_id(APP_ID.into());
     // AMQP timestamps are unsigned seconds: an instant before 1970 is left out.
-    match u64::try_from(event.occurred_at.unix_timestamp()) {
+    match u64::try_from(event.occurred_at().unix_timestamp()) {
         Ok(seconds) => properties.with_timestamp(seconds),
         Err(_) => properties,
     }
@@ -175,8 +175,8 @@ fn properties(event: &FileUploaded) -> BasicProperties {
 
 #[async_trait]
 impl Notifier for AmqpPublisher {
-    /// Publishes the event and waits for the broker's confirm, all within the configured
-    /// timeout.
+    /// Publishes the event with its routing key (`file.uploaded.…` or `file.deleted.…`) and
+    /// waits for the broker's confirm, all within the configured timeout.
     ///
     /// # Errors
     /// [`PortError::Unavailable`] when the broker cannot be reached, the connection or channel
@@ -184,7 +184,7 @@ impl Notifier for AmqpPublisher {
     /// the message (a nack, or a return of a `mandatory` message no queue is bound for), or the
     /// URL is not an AMQP URL. After any error the connection is dropped and the next call
     /// reconnects.
-    async fn publish(&self, event: &FileUploaded) -> Result<(), PortError> {
+    async fn publish(&self, event: &FileEvent) -> Result<(), PortError> {
         let body = serde_json::to_vec(event).map_err(PortError::failed)?;
         let routing_key = event.routing_key();
         let mut generation = None;

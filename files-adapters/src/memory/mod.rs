@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use files_core::ports::{Admission, Limits, StoredSettings};
 use files_core::{
-    Cache, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, Housekeeping, MetadataStore, Outbox,
-    OutboxEntry, OutboxStats, PortError, Scope, TenantId,
+    Cache, Deletion, DeviceId, FileEvent, FileId, FileName, FileRecord, FileState, FileUploaded, Housekeeping,
+    MetadataStore, Outbox, OutboxEntry, OutboxStats, PortError, Scope, TenantId,
 };
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -23,7 +23,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A metadata store in a map, ordered by file id (UUIDv7, so by creation), with its outbox
-/// under the same lock (so marking a file available and recording its event are atomic).
+/// taken under the files' lock (so marking a file available, or deleting an available one, and
+/// recording its event are atomic).
 #[derive(Debug, Default)]
 pub struct MemoryMetadataStore {
     files: Mutex<BTreeMap<FileId, FileRecord>>,
@@ -50,10 +51,22 @@ struct Pending {
 }
 
 impl MemoryOutbox {
+    fn record(&mut self, event: FileEvent, recorded_at: OffsetDateTime) {
+        let seq = self.next;
+        self.next += 1;
+        self.pending.insert(
+            seq,
+            Pending {
+                entry: OutboxEntry { event, recorded_at },
+                leased_until: None,
+            },
+        );
+    }
+
     fn find(&self, event_id: Uuid) -> Option<u64> {
         self.pending
             .iter()
-            .find(|(_, p)| p.entry.event.event_id == event_id)
+            .find(|(_, p)| p.entry.event.event_id() == event_id)
             .map(|(seq, _)| *seq)
     }
 }
@@ -145,28 +158,29 @@ impl MetadataStore for MemoryMetadataStore {
             pending
         });
         if record.is_some() {
-            let mut outbox = lock(&self.outbox);
-            let seq = outbox.next;
-            outbox.next += 1;
-            outbox.pending.insert(
-                seq,
-                Pending {
-                    entry: OutboxEntry {
-                        event: event.clone(),
-                        recorded_at: at,
-                    },
-                    leased_until: None,
-                },
-            );
+            lock(&self.outbox).record(FileEvent::Uploaded(event.clone()), at);
         }
         Ok(record)
     }
 
-    async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
-        Ok(self.update(tenant, id, |r| {
+    async fn mark_deleted(
+        &self,
+        tenant: TenantId,
+        id: FileId,
+        deletion: &Deletion,
+    ) -> Result<Option<FileRecord>, PortError> {
+        // As in `mark_available`: both locks, files first, one atomic change.
+        let mut files = lock(&self.files);
+        let mut event = None;
+        let record = Self::change(&mut files, tenant, id, |r| {
+            event = deletion.event_for(r);
             r.state = FileState::Deleted;
             true
-        }))
+        });
+        if let Some(event) = event {
+            lock(&self.outbox).record(FileEvent::Deleted(event), deletion.at);
+        }
+        Ok(record)
     }
 
     async fn mark_expired(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {

@@ -1,5 +1,6 @@
 //! The [`MetadataStore`] implementation: one statement per call, each through
-//! `PostgresStore::run`; `mark_available` records its event in the same transaction.
+//! `PostgresStore::run`; `mark_available` and `mark_deleted` record their events in the same
+//! transaction.
 
 use async_trait::async_trait;
 use diesel::result::Error as DieselError;
@@ -7,8 +8,8 @@ use diesel::sql_types::{Text, Timestamptz};
 use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, SelectableHelper as _};
 use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
 use files_core::{
-    Admission, FileId, FileName, FileRecord, FileState, FileUploaded, Limits, MetadataStore, Owner, PortError, Scope,
-    TenantId,
+    Admission, Deletion, FileId, FileName, FileRecord, FileState, FileUploaded, Limits, MetadataStore, Owner,
+    PortError, Scope, TenantId,
 };
 use time::OffsetDateTime;
 
@@ -200,14 +201,63 @@ impl MetadataStore for PostgresStore {
         .await
     }
 
-    async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
-        const ANY: [FileState; 4] = [
-            FileState::Pending,
-            FileState::Available,
-            FileState::Expired,
-            FileState::Deleted,
-        ];
-        self.move_to("mark_deleted", tenant, id, &ANY, FileState::Deleted).await
+    async fn mark_deleted(
+        &self,
+        tenant: TenantId,
+        id: FileId,
+        deletion: &Deletion,
+    ) -> Result<Option<FileRecord>, PortError> {
+        const OP: &str = "mark_deleted";
+        let (tenant, id) = (*tenant.as_uuid(), *id.as_uuid());
+        let deletion = deletion.clone();
+        // One transaction: lock the row, see what it was, move it, and record the event only
+        // when it was available. A concurrent caller waits on the row lock and then reads the
+        // tombstone this one committed: it records nothing.
+        self.run(OP, move |conn| {
+            Box::pin(conn.transaction::<_, DieselError, _>(async move |conn| {
+                let before = files::table
+                    .filter(files::id.eq(id))
+                    .filter(files::tenant_id.eq(tenant))
+                    .select(FileRow::as_select())
+                    .for_update()
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                let Some(before) = before else {
+                    return Ok(None);
+                };
+                let before = FileRecord::try_from(before).map_err(|e| DieselError::DeserializationError(e.into()))?;
+                if before.state == FileState::Deleted {
+                    return Ok(Some(before));
+                }
+                let row = diesel::update(files::table)
+                    .filter(files::id.eq(id))
+                    .set(files::state.eq(FileState::Deleted.as_str()))
+                    .returning(FileRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                let record = FileRecord::try_from(row).map_err(|e| DieselError::DeserializationError(e.into()))?;
+                if let Some(event) = deletion.event_for(&before) {
+                    let payload = serde_json::to_string(&event).map_err(|e| {
+                        DieselError::SerializationError(
+                            BadEvent {
+                                event_id: event.event_id,
+                                problem: format!("cannot be written as JSON: {e}"),
+                            }
+                            .into(),
+                        )
+                    })?;
+                    diesel::sql_query(RECORD_EVENT)
+                        .bind::<diesel::sql_types::Uuid, _>(event.event_id)
+                        .bind::<Text, _>(payload)
+                        .bind::<Timestamptz, _>(deletion.at)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(Some(record))
+            }))
+        })
+        .await
     }
 
     async fn mark_expired(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {

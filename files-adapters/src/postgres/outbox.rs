@@ -8,7 +8,7 @@ use diesel::pg::data_types::PgInterval;
 use diesel::sql_types::{BigInt, Interval, Text, Timestamptz};
 use diesel::{ExpressionMethods as _, QueryDsl as _, QueryableByName};
 use diesel_async::RunQueryDsl as _;
-use files_core::{FileUploaded, Outbox, OutboxEntry, OutboxStats, PortError};
+use files_core::{FileEvent, Outbox, OutboxEntry, OutboxStats, PortError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -17,8 +17,8 @@ use super::errors::{BadEvent, translate};
 use super::rows::outbox;
 
 /// Records one event: `$2` is its JSON as text (diesel is built without `serde_json`), cast to
-/// `jsonb`; `$3`, its recording time, is the time the file became available (as in the
-/// in-memory store).
+/// `jsonb`; `$3`, its recording time, is the event's `occurred_at`: the time the file became
+/// available, or was deleted (as in the in-memory store).
 pub(super) const RECORD_EVENT: &str =
     "INSERT INTO outbox (event_id, payload, recorded_at) VALUES ($1, CAST($2 AS jsonb), $3)";
 
@@ -52,15 +52,15 @@ impl TryFrom<ClaimedRow> for OutboxEntry {
 
     fn try_from(row: ClaimedRow) -> Result<Self, BadEvent> {
         let event_id = row.event_id;
-        let event: FileUploaded = serde_json::from_str(&row.payload).map_err(|e| BadEvent {
+        let event: FileEvent = serde_json::from_str(&row.payload).map_err(|e| BadEvent {
             event_id,
             problem: format!("unreadable payload: {e}"),
         })?;
         // Events are marked sent by the row's id: a payload naming another would never be.
-        if event.event_id != event_id {
+        if event.event_id() != event_id {
             return Err(BadEvent {
                 event_id,
-                problem: format!("the payload is event {}", event.event_id),
+                problem: format!("the payload is event {}", event.event_id()),
             });
         }
         Ok(Self {

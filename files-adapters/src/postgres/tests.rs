@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use diesel::pg::data_types::PgInterval;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use files_core::{DeviceId, FileRecord, FileUploaded, OutboxEntry, Owner, PortError};
+use files_core::{
+    Deletion, DeletionReason, DeviceId, FileEvent, FileRecord, FileState, FileUploaded, OutboxEntry, Owner, PortError,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -192,7 +194,7 @@ fn rows_stored_before_the_naming_rules_still_read_as_stored() {
             recorded_at: OffsetDateTime::UNIX_EPOCH,
         };
         let entry = OutboxEntry::try_from(row).map_err(|e| e.to_string());
-        assert_eq!(entry.map(|e| e.event), Ok(event), "{name:?}");
+        assert_eq!(entry.map(|e| e.event), Ok(FileEvent::Uploaded(event)), "{name:?}");
     }
 }
 
@@ -246,7 +248,19 @@ fn outbox_rows_read_back_as_their_event_and_bad_ones_are_failures() {
         recorded_at: OffsetDateTime::UNIX_EPOCH,
     };
     let entry = OutboxEntry::try_from(claimed(event.event_id, &payload)).map_err(|e| e.to_string());
-    assert_eq!(entry.map(|e| e.event), Ok(event.clone()));
+    assert_eq!(entry.map(|e| e.event), Ok(FileEvent::Uploaded(event.clone())));
+    let deleted = Deletion::new(DeletionReason::Deleted, OffsetDateTime::UNIX_EPOCH, "files")
+        .event_for(&FileRecord {
+            state: FileState::Available,
+            ..record.clone()
+        })
+        .map(FileEvent::Deleted);
+    let Some(deleted) = deleted else {
+        panic!("an available file's deletion has an event");
+    };
+    let deleted_payload = serde_json::to_string(&deleted).unwrap_or_default();
+    let entry = OutboxEntry::try_from(claimed(deleted.event_id(), &deleted_payload)).map_err(|e| e.to_string());
+    assert_eq!(entry.map(|e| e.event), Ok(deleted));
     for bad in [
         claimed(event.event_id, "{}"),
         claimed(event.event_id, "null"),

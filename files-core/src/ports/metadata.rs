@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::error::PortError;
 use super::tenancy::{Admission, Limits};
-use crate::event::FileUploaded;
+use crate::event::{Deletion, FileUploaded};
 use crate::file::{FileRecord, FileState};
 use crate::ids::{FileId, TenantId};
 use crate::principal::Scope;
@@ -73,12 +73,21 @@ pub trait MetadataStore: Send + Sync {
         event: &FileUploaded,
     ) -> Result<Option<FileRecord>, PortError>;
 
-    /// Marks a version deleted (a tombstone that is never served); returns the updated record,
-    /// or `None` when there is no such version.
+    /// Marks a version deleted (a tombstone that is never served), whatever its state; returns
+    /// the updated record, or `None` when there is no such version. When the version was
+    /// available, records in the same transaction the `file.deleted` event of `deletion`,
+    /// built from the row as it was ([`Deletion::event_for`]); a pending, expired or already
+    /// deleted version gets none. Of several concurrent callers on one available version,
+    /// exactly one records its event.
     ///
     /// # Errors
-    /// [`PortError`] when the database fails.
-    async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError>;
+    /// [`PortError`] when the database fails; then neither change happened.
+    async fn mark_deleted(
+        &self,
+        tenant: TenantId,
+        id: FileId,
+        deletion: &Deletion,
+    ) -> Result<Option<FileRecord>, PortError>;
 
     /// Moves a pending version to expired (an abandoned upload); returns the updated record, or
     /// `None` when it was not pending. The default refuses: a store without a janitor need not

@@ -1,16 +1,17 @@
-//! The notification port: telling interested services that an upload landed.
+//! The notification port: telling interested services that a file was uploaded or deleted.
 
 use async_trait::async_trait;
 
 use super::error::PortError;
-use crate::event::FileUploaded;
+use crate::event::FileEvent;
 
-/// Tells interested services that an upload landed.
+/// Tells interested services that a file was uploaded or deleted.
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Publishes one event.
+    /// Publishes one event, with its routing key ([`FileEvent::routing_key`]) where the
+    /// transport has one.
     ///
     /// # Errors
     /// [`PortError`] when the event could not be handed over.
-    async fn publish(&self, event: &FileUploaded) -> Result<(), PortError>;
+    async fn publish(&self, event: &FileEvent) -> Result<(), PortError>;
 }

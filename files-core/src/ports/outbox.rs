@@ -8,13 +8,13 @@ use uuid::Uuid;
 
 use super::error::PortError;
 use super::metadata::MetadataStore;
-use crate::event::FileUploaded;
+use crate::event::FileEvent;
 
 /// An event waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
     /// The event to publish.
-    pub event: FileUploaded,
+    pub event: FileEvent,
     /// When it was recorded.
     pub recorded_at: OffsetDateTime,
 }
@@ -28,8 +28,8 @@ pub struct OutboxStats {
     pub oldest: Option<OffsetDateTime>,
 }
 
-/// The transactional outbox: events recorded by [`MetadataStore::mark_available`], waiting to
-/// be published. Safe with several relays on one store: a claimed event is not handed to
+/// The transactional outbox: events recorded by [`MetadataStore::mark_available`] and
+/// [`MetadataStore::mark_deleted`], waiting to be published. Safe with several relays on one store: a claimed event is not handed to
 /// another claimer until its lease runs out or it is released or marked sent.
 #[async_trait]
 pub trait Outbox: Send + Sync {
@@ -58,8 +58,8 @@ pub trait Outbox: Send + Sync {
     async fn stats(&self) -> Result<OutboxStats, PortError>;
 }
 
-/// A metadata store whose outbox lives in the same database (so that marking a file available
-/// and recording its event are one transaction).
+/// A metadata store whose outbox lives in the same database (so that marking a file available,
+/// or deleting an available one, and recording its event are one transaction).
 pub trait TransactionalStore: MetadataStore + Outbox {}
 
 impl<T: MetadataStore + Outbox> TransactionalStore for T {}

@@ -32,6 +32,7 @@ use requests::lifetime;
 pub use requests::{DownloadRequest, DownloadTarget, Page, Ticket, UploadRequest};
 pub use tenancy::{TenancyError, TenantUsageReport};
 
+use crate::event::{Deletion, DeletionReason};
 use crate::file::{FileRecord, FileState, ObjectKey};
 use crate::ids::{FileId, TenantId};
 use crate::metrics::{FileOperation, LimitRefusal, TokenOutcome};
@@ -295,14 +296,22 @@ impl FilesService {
     }
 
     /// Deletes a version: its metadata becomes a tombstone, then its object is deleted; returns
-    /// the record as it was. Deleting again retries the object deletion and succeeds.
+    /// the record as it was. Deleting again retries the object deletion and succeeds. Deleting
+    /// an available version records its `file.deleted` event (reason `deleted`) in the outbox,
+    /// with the tombstone: the relay publishes it.
     ///
     /// # Errors
     /// [`LookupError`]: forbidden, not found, or the database or the object store is down.
     pub async fn delete(&self, principal: &Principal, tenant: TenantId, id: FileId) -> Result<FileRecord, LookupError> {
         let record = self.find(principal, tenant, id, Access::Write).await?;
         if record.state != FileState::Deleted {
-            self.metadata.mark_deleted(tenant, id).await.map_err(database)?;
+            // The store decides from the row it moves whether there is an event: this call's
+            // copy of the record may be older than a concurrent `complete` or delete.
+            let deletion = Deletion::new(DeletionReason::Deleted, self.clock.now(), self.bucket());
+            self.metadata
+                .mark_deleted(tenant, id, &deletion)
+                .await
+                .map_err(database)?;
         }
         self.clear_store(&record).await.map_err(object_store)?;
         self.count(tenant, record.owner, FileOperation::Delete);

@@ -6,6 +6,7 @@ mod app;
 mod attacks;
 mod bad_input;
 mod binary;
+mod deletion_events;
 mod dependency_errors;
 mod deploy;
 mod docs;

@@ -132,7 +132,7 @@ pub async fn run(store: &dyn JanitorStore) -> u64 {
     let claimed = ok(RULE, store.claim(100, lease).await);
     let ids: Vec<_> = claimed
         .iter()
-        .map(|e| e.event.event_id)
+        .map(|e| e.event.event_id())
         .filter(|id| *id == sent_event.event_id)
         .collect();
     ok(RULE, store.mark_sent(&ids).await);
@@ -145,11 +145,11 @@ pub async fn run(store: &dyn JanitorStore) -> u64 {
     let pruned = ok(RULE, store.prune_sent(now + Duration::hours(1), 1000).await);
     let left = ok(RULE, store.claim(100, lease).await);
     assert!(
-        left.iter().any(|e| e.event.event_id == unsent_event.event_id),
+        left.iter().any(|e| e.event.event_id() == unsent_event.event_id),
         "{RULE}: prune_sent must never remove an unsent event"
     );
     assert!(
-        !left.iter().any(|e| e.event.event_id == sent_event.event_id),
+        !left.iter().any(|e| e.event.event_id() == sent_event.event_id),
         "{RULE}: a sent event is not handed out again"
     );
     pruned

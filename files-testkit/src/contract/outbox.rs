@@ -1,5 +1,6 @@
 //! The contract of the [`Outbox`] port: what every outbox, in memory or in PostgreSQL, must
-//! do with the events [`MetadataStore::mark_available`] records.
+//! do with the events [`MetadataStore::mark_available`] and [`MetadataStore::mark_deleted`]
+//! record (the rules record both kinds, interleaved).
 //!
 //! Unlike the other suites, this one needs the outbox to itself (a fresh store, or one nobody
 //! else records into or claims from while it runs): its rules are about order and counts. Each
@@ -10,12 +11,14 @@
 //!
 //! [`Outbox`]: files_core::Outbox
 //! [`MetadataStore::mark_available`]: files_core::MetadataStore::mark_available
+//! [`MetadataStore::mark_deleted`]: files_core::MetadataStore::mark_deleted
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use files_core::{
-    ContentType, FileRecord, FileState, FileUploaded, OutboxEntry, OutboxStats, Sha256, TransactionalStore,
+    ContentType, Deletion, DeletionReason, FileEvent, FileRecord, FileState, FileUploaded, OutboxEntry, OutboxStats,
+    Sha256, TransactionalStore,
 };
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -77,9 +80,10 @@ pub async fn drain(store: &dyn TransactionalStore, rule: &str) {
     );
 }
 
-/// Records `count` events: a new pending version each (alternately in a device root and the
-/// tenant root), marked available one after another, each a millisecond later than the last.
-async fn record_events(store: &dyn TransactionalStore, rule: &str, count: usize) -> Vec<FileUploaded> {
+/// Records `count` events, each a millisecond later than the last: a new pending version each
+/// (alternately in a device root and the tenant root) marked available, and every third one
+/// deleted instead (a `file.deleted` event, the version marked available without recording).
+async fn record_events(store: &dyn TransactionalStore, rule: &str, count: usize) -> Vec<FileEvent> {
     let tenant = fresh_tenant();
     let start = now_micros();
     let mut events = Vec::with_capacity(count);
@@ -89,13 +93,42 @@ async fn record_events(store: &dyn TransactionalStore, rule: &str, count: usize)
         } else {
             tenant_root(tenant)
         };
-        let file = record(scope, &format!("event-{i}.bin"), FileState::Pending);
-        insert(store, rule, &file).await;
         let at = start + time::Duration::milliseconds(i64::try_from(i).unwrap_or(i64::MAX));
         let size = u64::try_from(i).unwrap_or(u64::MAX);
-        events.push(mark(store, rule, &file, size, at, uploaded_event(&file, size, at)).await);
+        if i % 3 == 2 {
+            let file = FileRecord {
+                size: Some(size),
+                completed_at: Some(at),
+                ..record(scope, &format!("event-{i}.bin"), FileState::Available)
+            };
+            insert(store, rule, &file).await;
+            events.push(delete(store, rule, &file, at).await.into());
+        } else {
+            let file = record(scope, &format!("event-{i}.bin"), FileState::Pending);
+            insert(store, rule, &file).await;
+            events.push(
+                mark(store, rule, &file, size, at, uploaded_event(&file, size, at))
+                    .await
+                    .into(),
+            );
+        }
     }
     events
+}
+
+/// Deletes the available `file` at `at`, which must record its event; returns the event.
+async fn delete(
+    store: &dyn TransactionalStore,
+    rule: &str,
+    file: &FileRecord,
+    at: OffsetDateTime,
+) -> files_core::FileDeleted {
+    let deletion = Deletion::new(DeletionReason::Retention, at, "bucket");
+    let deleted = ok(rule, store.mark_deleted(file.tenant, file.id, &deletion).await);
+    assert!(deleted.is_some(), "{rule}: an available version was not deleted");
+    deletion
+        .event_for(file)
+        .unwrap_or_else(|| panic!("{rule}: an available version's deletion has an event"))
 }
 
 /// Marks `file` available with `event`, which must be recorded; returns the event.
@@ -113,15 +146,15 @@ async fn mark(
 }
 
 fn event_ids(entries: &[OutboxEntry]) -> Vec<Uuid> {
-    entries.iter().map(|e| e.event.event_id).collect()
+    entries.iter().map(|e| e.event.event_id()).collect()
 }
 
-fn events(entries: Vec<OutboxEntry>) -> Vec<FileUploaded> {
+fn events(entries: Vec<OutboxEntry>) -> Vec<FileEvent> {
     entries.into_iter().map(|e| e.event).collect()
 }
 
-fn ids_of(events: &[FileUploaded]) -> Vec<Uuid> {
-    events.iter().map(|e| e.event_id).collect()
+fn ids_of(events: &[FileEvent]) -> Vec<Uuid> {
+    events.iter().map(FileEvent::event_id).collect()
 }
 
 /// Claims (with `lease`) until a claim hands something out, for at most [`PATIENCE`].
@@ -210,7 +243,7 @@ pub async fn events_round_trip_exactly(store: &dyn TransactionalStore) {
         // An event time with nanoseconds, and a bucket name that needs escaping in JSON.
         let occurred_at = OffsetDateTime::now_utc().replace_nanosecond(123_456_789).unwrap_or(at);
         let event = FileUploaded::new(Uuid::new_v4(), file, size, "bucket \"b\" \\ é", occurred_at);
-        recorded.push(mark(store, RULE, file, size, at, event).await);
+        recorded.push(mark(store, RULE, file, size, at, event).await.into());
     }
     assert_eq!(events(ok(RULE, store.claim(10, LONG_LEASE).await)), recorded, "{RULE}");
     ok(RULE, store.mark_sent(&ids_of(&recorded)).await);
@@ -275,7 +308,7 @@ pub async fn released_events_come_back_at_once(store: &dyn TransactionalStore) {
     ok(
         RULE,
         store
-            .release(&[recorded[2].event_id, Uuid::new_v4(), recorded[1].event_id])
+            .release(&[recorded[2].event_id(), Uuid::new_v4(), recorded[1].event_id()])
             .await,
     );
     assert_eq!(
@@ -283,8 +316,8 @@ pub async fn released_events_come_back_at_once(store: &dyn TransactionalStore) {
         recorded[1..],
         "{RULE}: the released ones, in order"
     );
-    ok(RULE, store.mark_sent(&[recorded[0].event_id]).await);
-    ok(RULE, store.release(&[recorded[0].event_id]).await);
+    ok(RULE, store.mark_sent(&[recorded[0].event_id()]).await);
+    ok(RULE, store.release(&[recorded[0].event_id()]).await);
     assert!(
         ok(RULE, store.claim(10, LONG_LEASE).await).is_empty(),
         "{RULE}: releasing a sent event does not bring it back"
@@ -308,18 +341,18 @@ pub async fn sent_events_never_come_back(store: &dyn TransactionalStore) {
         recorded[..2],
         "{RULE}: claimed"
     );
-    ok(RULE, store.mark_sent(&[sent.event_id, Uuid::new_v4()]).await);
-    ok(RULE, store.mark_sent(&[unclaimed.event_id]).await);
+    ok(RULE, store.mark_sent(&[sent.event_id(), Uuid::new_v4()]).await);
+    ok(RULE, store.mark_sent(&[unclaimed.event_id()]).await);
     ok(RULE, store.mark_sent(&[]).await);
-    ok(RULE, store.release(&[sent.event_id, unclaimed.event_id]).await);
+    ok(RULE, store.release(&[sent.event_id(), unclaimed.event_id()]).await);
     // The unsent one's lease runs out; the sent one's ran out too by then.
     assert_eq!(
         events(claim_when_free(store, RULE, LONG_LEASE).await),
         std::slice::from_ref(unsent),
         "{RULE}: only the unsent one comes back"
     );
-    ok(RULE, store.mark_sent(&[unsent.event_id]).await);
-    ok(RULE, store.mark_sent(&[unsent.event_id]).await);
+    ok(RULE, store.mark_sent(&[unsent.event_id()]).await);
+    ok(RULE, store.mark_sent(&[unsent.event_id()]).await);
     assert!(
         ok(RULE, store.claim(10, LONG_LEASE).await).is_empty(),
         "{RULE}: nothing left"
@@ -352,7 +385,7 @@ pub async fn stats_count_the_unsent_events_and_the_oldest(store: &dyn Transactio
         },
         "{RULE}: leased events still wait"
     );
-    ok(RULE, store.mark_sent(&[recorded[0].event_id]).await);
+    ok(RULE, store.mark_sent(&[recorded[0].event_id()]).await);
     assert_eq!(
         ok(RULE, store.stats().await),
         OutboxStats {

@@ -10,7 +10,7 @@ use files_core::{
 };
 use time::Duration;
 
-use super::metadata::{device_root, fresh_tenant, now_micros, ok, record, tenant_root, uploaded_event};
+use super::metadata::{deletion, device_root, fresh_tenant, now_micros, ok, record, tenant_root, uploaded_event};
 
 /// A pending record of `size` bytes in `scope`.
 fn sized(scope: files_core::Scope, size: u64) -> FileRecord {
@@ -195,7 +195,7 @@ pub async fn releases_and_usage_follow_the_records(store: &dyn ServerStore) {
             .mark_available(tenant, done.id, 30, now, &uploaded_event(&done, 30, now))
             .await,
     );
-    ok(RULE, store.mark_deleted(tenant, gone.id).await);
+    ok(RULE, store.mark_deleted(tenant, gone.id, &deletion(now)).await);
     ok(RULE, store.mark_expired(tenant, lapsed.id).await);
 
     let usage = ok(RULE, store.tenant_usage(tenant).await);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use files_adapters::memory::MemoryMetadataStore;
 use files_core::{
-    Admission, DeviceId, DeviceUsage, DownloadCount, FileId, FileName, FileRecord, FileState, FileUploaded,
+    Admission, Deletion, DeviceId, DeviceUsage, DownloadCount, FileId, FileName, FileRecord, FileState, FileUploaded,
     Housekeeping, Limits, MetadataStore, Outbox, OutboxEntry, OutboxStats, PortError, Scope, SettingsStore,
     StoredSettings, TenantId, TenantSettings, TenantUsage, UsageStore,
 };
@@ -78,9 +78,14 @@ impl MetadataStore for FakeMetadataStore {
         self.inner.mark_available(tenant, id, size, at, event).await
     }
 
-    async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
+    async fn mark_deleted(
+        &self,
+        tenant: TenantId,
+        id: FileId,
+        deletion: &Deletion,
+    ) -> Result<Option<FileRecord>, PortError> {
         self.switch.check()?;
-        self.inner.mark_deleted(tenant, id).await
+        self.inner.mark_deleted(tenant, id, deletion).await
     }
 
     async fn mark_expired(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use files_adapters::amqp::{AmqpConfig, AmqpIngest, AmqpPublisher, Disposition, IngestHandler};
 use files_core::{
-    ContentType, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, Notifier, Owner, PortError, Sha256,
-    TenantId,
+    ContentType, Deletion, DeletionReason, DeviceId, FileEvent, FileId, FileName, FileRecord, FileState, FileUploaded,
+    Notifier, Owner, PortError, Sha256, TenantId,
 };
 use files_testkit::amqp::{TestIngestQueue, TestQueue, available};
 use files_testkit::eventually;
@@ -52,9 +52,24 @@ fn fresh_device() -> DeviceId {
 }
 
 /// The event of a freshly uploaded file in `owner`'s root of `tenant`.
-fn uploaded(tenant: TenantId, owner: Owner) -> FileUploaded {
+fn uploaded(tenant: TenantId, owner: Owner) -> FileEvent {
     let now = OffsetDateTime::now_utc();
-    let record = FileRecord {
+    let record = available_file(tenant, owner);
+    FileUploaded::new(Uuid::new_v4(), &record, 1234, "files-test", now).into()
+}
+
+/// The event of deleting a freshly uploaded file in `owner`'s root of `tenant`.
+fn deleted(tenant: TenantId, owner: Owner) -> FileEvent {
+    let deletion = Deletion::new(DeletionReason::Deleted, OffsetDateTime::now_utc(), "files-test");
+    deletion
+        .event_for(&available_file(tenant, owner))
+        .expect("an available file's deletion has an event")
+        .into()
+}
+
+fn available_file(tenant: TenantId, owner: Owner) -> FileRecord {
+    let now = OffsetDateTime::now_utc();
+    FileRecord {
         id: FileId::new(),
         tenant,
         owner,
@@ -67,8 +82,7 @@ fn uploaded(tenant: TenantId, owner: Owner) -> FileUploaded {
         completed_at: Some(now),
         multipart: None,
         upload_expires_at: None,
-    };
-    FileUploaded::new(Uuid::new_v4(), &record, 1234, "files-test", now)
+    }
 }
 
 fn publisher(url: &str) -> AmqpPublisher {
@@ -94,19 +108,19 @@ async fn the_message_has_the_briefs_body_and_properties() {
 
     let message = queue.next(ARRIVE).await.expect("no message");
     assert_eq!(message.routing_key, format!("file.uploaded.{tenant}.{device}"));
-    assert_eq!(message.json::<FileUploaded>().unwrap(), event);
+    assert_eq!(message.json::<FileEvent>().unwrap(), event);
     let body: serde_json::Value = message.json().unwrap();
     assert_eq!(body["event_type"], "file.uploaded");
     assert_eq!(body["schema_version"], 1);
     assert_eq!(body["file"]["device_id"], device.to_string());
     assert_eq!(message.delivery_mode, Some(2), "persistent");
     assert_eq!(message.content_type.as_deref(), Some("application/json"));
-    assert_eq!(message.message_id, Some(event.event_id.to_string()));
+    assert_eq!(message.message_id, Some(event.event_id().to_string()));
     assert_eq!(message.kind.as_deref(), Some("file.uploaded"));
     assert_eq!(message.app_id.as_deref(), Some("files-service"));
     assert_eq!(
         message.timestamp,
-        Some(u64::try_from(event.occurred_at.unix_timestamp()).unwrap())
+        Some(u64::try_from(event.occurred_at().unix_timestamp()).unwrap())
     );
 }
 
@@ -138,7 +152,7 @@ async fn routing_keys_let_consumers_bind_to_a_tenant_a_device_or_the_tenant_root
     let ids = |messages: Vec<files_testkit::amqp::Received>| -> Vec<Uuid> {
         messages
             .iter()
-            .map(|m| m.json::<FileUploaded>().unwrap().event_id)
+            .map(|m| m.json::<FileEvent>().unwrap().event_id())
             .collect()
     };
     let all = whole_tenant.collect(3, ARRIVE).await;
@@ -153,10 +167,10 @@ async fn routing_keys_let_consumers_bind_to_a_tenant_a_device_or_the_tenant_root
     );
     assert_eq!(
         ids(all),
-        [on_device.event_id, on_root.event_id, on_another_device.event_id]
+        [on_device.event_id(), on_root.event_id(), on_another_device.event_id()]
     );
-    assert_eq!(ids(one_device.collect(1, ARRIVE).await), [on_device.event_id]);
-    assert_eq!(ids(tenant_root.collect(1, ARRIVE).await), [on_root.event_id]);
+    assert_eq!(ids(one_device.collect(1, ARRIVE).await), [on_device.event_id()]);
+    assert_eq!(ids(tenant_root.collect(1, ARRIVE).await), [on_root.event_id()]);
     assert_next_is_the_marker(
         &url,
         &mut one_device,
@@ -176,6 +190,58 @@ async fn routing_keys_let_consumers_bind_to_a_tenant_a_device_or_the_tenant_root
         &mut other_tenant,
         &format!("file.uploaded.{another_tenant}.tenant"),
         "another tenant's queue got an event",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deletions_have_their_own_routing_keys_type_and_message_id() {
+    let Some(url) = available("deletions_have_their_own_routing_keys_type_and_message_id").await else {
+        return;
+    };
+    let (tenant, device) = (fresh_tenant(), fresh_device());
+    let bind = |pattern: String| {
+        let url = url.clone();
+        async move { TestQueue::bind(&url, EXCHANGE, &pattern).await.unwrap() }
+    };
+    let mut deletions = bind(format!("file.deleted.{tenant}.*")).await;
+    let mut uploads = bind(format!("file.uploaded.{tenant}.*")).await;
+    let mut both = bind(format!("file.*.{tenant}.*")).await;
+    let upload = uploaded(tenant, Owner::Device(device));
+    let on_device = deleted(tenant, Owner::Device(device));
+    let on_root = deleted(tenant, Owner::Tenant);
+    let publisher = publisher(&url);
+    for event in [&upload, &on_device, &on_root] {
+        publisher.publish(event).await.unwrap();
+    }
+
+    let received = deletions.collect(2, ARRIVE).await;
+    let keys: Vec<_> = received.iter().map(|m| m.routing_key.clone()).collect();
+    assert_eq!(
+        keys,
+        [
+            format!("file.deleted.{tenant}.{device}"),
+            format!("file.deleted.{tenant}.tenant")
+        ]
+    );
+    for (message, event) in received.iter().zip([&on_device, &on_root]) {
+        assert_eq!(&message.json::<FileEvent>().unwrap(), event);
+        assert_eq!(message.json::<serde_json::Value>().unwrap()["reason"], "deleted");
+        assert_eq!(message.message_id, Some(event.event_id().to_string()));
+        assert_eq!(message.kind.as_deref(), Some("file.deleted"));
+        assert_eq!(message.delivery_mode, Some(2), "persistent");
+    }
+    let kinds: Vec<_> = both.collect(3, ARRIVE).await.into_iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds,
+        [Some("file.uploaded"), Some("file.deleted"), Some("file.deleted")].map(|k| k.map(str::to_owned))
+    );
+    assert_eq!(uploads.next(ARRIVE).await.unwrap().json::<FileEvent>().unwrap(), upload);
+    assert_next_is_the_marker(
+        &url,
+        &mut uploads,
+        &format!("file.uploaded.{tenant}.{device}"),
+        "a queue bound to uploads got a deletion",
     )
     .await;
 }
@@ -201,11 +267,11 @@ async fn a_mandatory_event_no_queue_is_bound_for_fails() {
     let event = uploaded(tenant, Owner::Tenant);
     publisher.publish(&event).await.unwrap();
     let message = queue.next(ARRIVE).await.expect("no message");
-    assert_eq!(message.json::<FileUploaded>().unwrap(), event);
+    assert_eq!(message.json::<FileEvent>().unwrap(), event);
 }
 
 /// Publishes, asserting it fails as unavailable within the publisher's timeout (plus slack).
-async fn assert_publish_unavailable(publisher: &AmqpPublisher, event: &FileUploaded) {
+async fn assert_publish_unavailable(publisher: &AmqpPublisher, event: &FileEvent) {
     let started = Instant::now();
     let result = tokio::time::timeout(TIMEOUT * 3, publisher.publish(event))
         .await
@@ -236,10 +302,7 @@ async fn the_publisher_heals_by_itself_after_the_broker_goes_away() {
 
     let before = uploaded(tenant, Owner::Tenant);
     publisher.publish(&before).await.unwrap();
-    assert_eq!(
-        queue.next(ARRIVE).await.unwrap().json::<FileUploaded>().unwrap(),
-        before
-    );
+    assert_eq!(queue.next(ARRIVE).await.unwrap().json::<FileEvent>().unwrap(), before);
 
     assert!(proxy.cut_and_wait(ARRIVE).await);
     let during = uploaded(tenant, Owner::Tenant);
@@ -251,7 +314,7 @@ async fn the_publisher_heals_by_itself_after_the_broker_goes_away() {
     let after = uploaded(tenant, Owner::Tenant);
     publisher.publish(&after).await.unwrap();
     let message = queue.next(ARRIVE).await.expect("no message after the restore");
-    assert_eq!(message.json::<FileUploaded>().unwrap(), after);
+    assert_eq!(message.json::<FileEvent>().unwrap(), after);
     assert_next_is_the_marker(
         &url,
         &mut queue,
@@ -315,7 +378,7 @@ async fn a_publisher_made_while_the_broker_is_unreachable_works_once_it_is_back(
     proxy.restore();
     let event = uploaded(tenant, Owner::Device(fresh_device()));
     publisher.publish(&event).await.unwrap();
-    assert_eq!(queue.next(ARRIVE).await.unwrap().json::<FileUploaded>().unwrap(), event);
+    assert_eq!(queue.next(ARRIVE).await.unwrap().json::<FileEvent>().unwrap(), event);
 }
 
 #[tokio::test]

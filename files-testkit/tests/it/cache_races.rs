@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use files_adapters::postgres::PostgresStore;
 use files_adapters::redis::{RedisCache, RedisConfig};
 use files_core::{
-    Admission, Cache, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, FilesService, Limits,
+    Admission, Cache, Deletion, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, FilesService, Limits,
     MetadataStore, NoMetrics, Owner, PortError, Ports, Principal, Scope, TenantId, UploadRequest, WriteThrough,
 };
 use files_testkit::contract::cache::sample_record;
@@ -130,8 +130,13 @@ impl MetadataStore for HeldReads {
         self.inner.mark_available(tenant, id, size, at, event).await
     }
 
-    async fn mark_deleted(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
-        self.inner.mark_deleted(tenant, id).await
+    async fn mark_deleted(
+        &self,
+        tenant: TenantId,
+        id: FileId,
+        deletion: &Deletion,
+    ) -> Result<Option<FileRecord>, PortError> {
+        self.inner.mark_deleted(tenant, id, deletion).await
     }
 }
 

@@ -10,7 +10,7 @@ use files_core::{
     Cache, CacheOutcome, FileId, FileRecord, FileState, MetadataStore, Owner, PortError, Scope, WriteThrough,
 };
 use files_testkit::contract::cache::{self, fresh_device, fresh_tenant, name, sample_record};
-use files_testkit::contract::metadata::uploaded_event;
+use files_testkit::contract::metadata::{deletion, uploaded_event};
 use files_testkit::eventually;
 use files_testkit::fakes::{FakeCache, FakeMetadataStore};
 use files_testkit::proxy::TcpProxy;
@@ -558,7 +558,11 @@ async fn with_redis_down_every_metadata_call_is_served_by_the_store() {
         metadata.list(scope, FileState::Available, None, 10).await.unwrap(),
         vec![available.clone()]
     );
-    let deleted = metadata.mark_deleted(record.tenant, record.id).await.unwrap().unwrap();
+    let deleted = metadata
+        .mark_deleted(record.tenant, record.id, &deletion(OffsetDateTime::now_utc()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(deleted.state, FileState::Deleted);
     assert_eq!(metadata.get(record.tenant, record.id).await.unwrap(), Some(deleted));
     assert_eq!(
@@ -651,7 +655,11 @@ async fn a_redis_outage_leaves_no_stale_entry_once_redis_is_back() {
         proxy.cut_and_wait(CLOSE).await,
         "the proxy did not close its connections in time"
     );
-    let deleted = metadata.mark_deleted(tenant, v2.id).await.unwrap().unwrap();
+    let deleted = metadata
+        .mark_deleted(tenant, v2.id, &deletion(OffsetDateTime::now_utc()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(deleted.state, FileState::Deleted);
     let completed = complete(&metadata, &late).await;
     // Meanwhile the store answers.
@@ -721,8 +729,16 @@ async fn past_its_bound_a_redis_outage_flushes_the_prefix_once_redis_is_back() {
     );
     // Two entries (v1 and its name), then two more (another file and its name): one more
     // than remembered.
-    let deleted = metadata.mark_deleted(tenant, v1.id).await.unwrap().unwrap();
-    metadata.mark_deleted(tenant, other.id).await.unwrap().unwrap();
+    let deleted = metadata
+        .mark_deleted(tenant, v1.id, &deletion(OffsetDateTime::now_utc()))
+        .await
+        .unwrap()
+        .unwrap();
+    metadata
+        .mark_deleted(tenant, other.id, &deletion(OffsetDateTime::now_utc()))
+        .await
+        .unwrap()
+        .unwrap();
     proxy.restore();
     assert!(
         eventually(RECONNECT, async || redis.cache.ping().await.is_ok()).await,

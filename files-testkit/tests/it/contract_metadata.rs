@@ -8,9 +8,9 @@ use std::time::Duration;
 use diesel_async::SimpleAsyncConnection as _;
 use files_adapters::postgres::{PostgresConfig, PostgresError, PostgresStore, run_migrations};
 use files_core::{
-    FileId, FileRecord, FileState, FileUploaded, MetadataStore, Outbox, OutboxStats, Owner, PortError, Sha256, TenantId,
+    FileEvent, FileId, FileRecord, FileState, MetadataStore, Outbox, OutboxStats, Owner, PortError, Sha256, TenantId,
 };
-use files_testkit::contract::metadata::{self, now_micros, uploaded_event};
+use files_testkit::contract::metadata::{self, deletion, now_micros, uploaded_event};
 use files_testkit::contract::{housekeeping, outbox, tenancy};
 use files_testkit::eventually;
 use files_testkit::fakes::FakeMetadataStore;
@@ -172,6 +172,7 @@ async fn plant_event(db: &TestDatabase, event_id: Uuid, payload: &str) {
 
 #[tokio::test]
 async fn a_file_and_its_event_change_in_one_transaction() {
+    // Made available, then deleted: each change and its event commit together or not at all.
     let Some(db) = TestDatabase::create("a_file_and_its_event_change_in_one_transaction").await else {
         return;
     };
@@ -202,7 +203,30 @@ async fn a_file_and_its_event_change_in_one_transaction() {
     db.execute(&format!("DELETE FROM outbox WHERE event_id = '{}'", taken.event_id))
         .await;
     let claimed = store.claim(10, Duration::from_secs(30)).await.unwrap();
-    assert_eq!(claimed.into_iter().map(|e| e.event).collect::<Vec<_>>(), [event]);
+    assert_eq!(
+        claimed.into_iter().map(|e| e.event).collect::<Vec<_>>(),
+        [event.clone().into()]
+    );
+    store.mark_sent(&[event.event_id]).await.unwrap();
+
+    // The same for a deletion of the available file and its file.deleted event.
+    let taken = deletion(at);
+    plant_event(&db, taken.event_id, "{}").await;
+    let refused = store.mark_deleted(record.tenant, record.id, &taken).await;
+    assert!(matches!(refused, Err(PortError::Failed(_))), "{refused:?}");
+    let available = store.get(record.tenant, record.id).await.unwrap();
+    assert_eq!(available.as_ref().map(|r| r.state), Some(FileState::Available));
+    db.execute(&format!("DELETE FROM outbox WHERE event_id = '{}'", taken.event_id))
+        .await;
+    let asked = deletion(at);
+    let deleted = store.mark_deleted(record.tenant, record.id, &asked).await.unwrap();
+    assert_eq!(deleted.map(|r| r.state), Some(FileState::Deleted));
+    let claimed = store.claim(10, Duration::from_secs(30)).await.unwrap();
+    let expected = available.and_then(|file| asked.event_for(&file)).unwrap();
+    assert_eq!(
+        claimed.into_iter().map(|e| e.event).collect::<Vec<_>>(),
+        [expected.into()]
+    );
 }
 
 #[tokio::test]
@@ -227,8 +251,8 @@ async fn unreadable_events_are_failures_not_panics() {
     plant_event(&db, other.event_id, &other_json).await;
     let claimed = store.claim(10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(
-        claimed.into_iter().map(|e| e.event).collect::<Vec<FileUploaded>>(),
-        [other]
+        claimed.into_iter().map(|e| e.event).collect::<Vec<_>>(),
+        [FileEvent::Uploaded(other)]
     );
 }
 

@@ -8,6 +8,7 @@ mod contract_cache;
 mod contract_metadata;
 mod contract_objects;
 mod contract_tokens;
+mod deletion_events;
 mod janitor;
 mod janitor_race;
 mod jwks;

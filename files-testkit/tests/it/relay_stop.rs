@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use files_core::{
-    DeviceId, FileName, FileUploaded, FilesService, Notifier, ObjectInfo, Outbox as _, Owner, PortError, Ports,
-    Principal, Scope, TenantId, UploadRequest,
+    DeviceId, FileEvent, FileName, FilesService, Notifier, ObjectInfo, Outbox as _, Owner, PortError, Ports, Principal,
+    Scope, TenantId, UploadRequest,
 };
 use files_testkit::fakes::{FakeMetadataStore, FakeObjectStore, FakeTokenVerifier};
 use files_testkit::sha256_of;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 struct Gate {
     entered: Notify,
     open: Semaphore,
-    published: Mutex<Vec<FileUploaded>>,
+    published: Mutex<Vec<FileEvent>>,
 }
 
 impl Default for Gate {
@@ -33,7 +33,7 @@ impl Default for Gate {
 
 #[async_trait]
 impl Notifier for Gate {
-    async fn publish(&self, event: &FileUploaded) -> Result<(), PortError> {
+    async fn publish(&self, event: &FileEvent) -> Result<(), PortError> {
         self.entered.notify_one();
         self.open
             .acquire()

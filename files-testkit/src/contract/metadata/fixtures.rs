@@ -3,8 +3,8 @@
 //! naming the rule, when the store fails.
 
 use files_core::{
-    DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Owner, PortError, Scope, Sha256,
-    TenantId,
+    Deletion, DeletionReason, DeviceId, FileId, FileName, FileRecord, FileState, FileUploaded, MetadataStore, Owner,
+    PortError, Scope, Sha256, TenantId,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -21,6 +21,13 @@ pub fn now_micros() -> OffsetDateTime {
 #[must_use]
 pub fn uploaded_event(record: &FileRecord, size: u64, at: OffsetDateTime) -> FileUploaded {
     FileUploaded::new(Uuid::new_v4(), record, size, "bucket", at)
+}
+
+/// A deletion by a caller (reason `deleted`) at `at`, with a new event id (in bucket
+/// `bucket`): what to pass to [`MetadataStore::mark_deleted`].
+#[must_use]
+pub fn deletion(at: OffsetDateTime) -> Deletion {
+    Deletion::new(DeletionReason::Deleted, at, "bucket")
 }
 
 /// A tenant no other run uses.

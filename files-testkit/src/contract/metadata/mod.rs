@@ -1,5 +1,6 @@
 //! The contract of the [`MetadataStore`] port: what every metadata store, in memory or in
-//! PostgreSQL, must do, including recording one outbox event per file made available (seen
+//! PostgreSQL, must do, including recording one outbox event per file made available and per
+//! available file deleted (seen
 //! through [`files_core::Outbox::claim`]; the outbox itself has its own suite,
 //! [`super::outbox`]).
 //!
@@ -10,10 +11,12 @@
 //!
 //! The rules are grouped by what they are about: `records` (what is stored and found by id),
 //! `listing` (`latest` and `list`), `states` (`mark_available` and `mark_deleted`, with the
-//! events they record). `fixtures` makes the records they use, for the other suites too.
+//! `file.uploaded` events), `deletions` (the `file.deleted` events of `mark_deleted`).
+//! `fixtures` makes the records they use, for the other suites too.
 //!
 //! [`MetadataStore`]: files_core::MetadataStore
 
+mod deletions;
 mod fixtures;
 mod listing;
 mod recorded;
@@ -22,8 +25,9 @@ mod states;
 
 use files_core::TransactionalStore;
 
+pub use deletions::{concurrent_mark_deleted_records_one_event, mark_deleted_records_an_event_only_for_available};
+pub use fixtures::{deletion, fresh_tenant, now_micros, uploaded_event};
 pub(crate) use fixtures::{device_root, insert, ok, record, tenant_root};
-pub use fixtures::{fresh_tenant, now_micros, uploaded_event};
 pub use listing::{latest_is_per_scope_name_and_state, list_pages_newest_first_by_state};
 pub use records::{duplicate_ids_are_refused, get_is_tenant_scoped, records_round_trip_every_field};
 pub use states::{
@@ -43,4 +47,6 @@ pub async fn run(store: &dyn TransactionalStore) {
     mark_available_moves_only_pending(store).await;
     concurrent_mark_available_has_one_winner(store).await;
     mark_deleted_leaves_a_tombstone(store).await;
+    mark_deleted_records_an_event_only_for_available(store).await;
+    concurrent_mark_deleted_records_one_event(store).await;
 }

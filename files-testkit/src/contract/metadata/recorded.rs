@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use files_core::{FileId, FileUploaded, TransactionalStore};
+use files_core::{FileEvent, FileId, TransactionalStore};
 use uuid::Uuid;
 
 use super::fixtures::ok;
@@ -23,7 +23,7 @@ pub(super) async fn recorded_events(
     rule: &str,
     files: &[FileId],
     expected: usize,
-) -> Vec<FileUploaded> {
+) -> Vec<FileEvent> {
     let files: HashSet<FileId> = files.iter().copied().collect();
     let deadline = tokio::time::Instant::now() + OUTBOX_PATIENCE;
     loop {
@@ -35,18 +35,18 @@ pub(super) async fn recorded_events(
                 break;
             }
             for entry in batch {
-                let id = entry.event.event_id;
+                let id = entry.event.event_id();
                 // Also what stops the loop when leases do not hold.
                 assert!(seen.insert(id), "{rule}: event {id} was claimed again while leased");
                 claimed.push(entry);
             }
         }
-        let ids: Vec<Uuid> = claimed.iter().map(|e| e.event.event_id).collect();
+        let ids: Vec<Uuid> = claimed.iter().map(|e| e.event.event_id()).collect();
         ok(rule, store.release(&ids).await);
-        let found: Vec<FileUploaded> = claimed
+        let found: Vec<FileEvent> = claimed
             .into_iter()
             .map(|e| e.event)
-            .filter(|e| files.contains(&e.file.file_id))
+            .filter(|e| files.contains(&e.file().file_id))
             .collect();
         if found.len() >= expected || tokio::time::Instant::now() >= deadline {
             return found;

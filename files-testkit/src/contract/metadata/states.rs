@@ -1,11 +1,12 @@
 //! The rules about moving a version between states: `mark_available` (once, with one outbox
 //! event for the call that moved it) and `mark_deleted` (a tombstone).
 
-use files_core::{FileId, FileRecord, FileState, FileUploaded, TenantId, TransactionalStore};
+use files_core::{FileEvent, FileId, FileRecord, FileState, FileUploaded, TenantId, TransactionalStore};
 use time::Duration;
 
 use super::fixtures::{
-    device_root, fresh_tenant, ids, insert, insert_all, name, now_micros, ok, record, tenant_root, uploaded_event,
+    deletion, device_root, fresh_tenant, ids, insert, insert_all, name, now_micros, ok, record, tenant_root,
+    uploaded_event,
 };
 use super::recorded::recorded_events;
 
@@ -86,10 +87,10 @@ pub async fn mark_available_moves_only_pending(store: &dyn TransactionalStore) {
     );
 
     let events = events.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let winners: Vec<FileUploaded> = events
+    let winners: Vec<FileEvent> = events
         .iter()
         .filter(|(_, won)| *won)
-        .map(|(event, _)| event.clone())
+        .map(|(event, _)| FileEvent::Uploaded(event.clone()))
         .collect();
     assert_eq!(winners.len(), 2, "{RULE}: the pending and the empty upload");
     let touched = [declared.id, deleted.id, empty.id];
@@ -117,10 +118,10 @@ pub async fn concurrent_mark_available_has_one_winner(store: &dyn TransactionalS
             .iter()
             .map(|event| store.mark_available(tenant, file.id, event.file.size, at, event));
         let results = futures::future::join_all(calls).await;
-        let (winners, winning_events): (Vec<FileRecord>, Vec<FileUploaded>) = results
+        let (winners, winning_events): (Vec<FileRecord>, Vec<FileEvent>) = results
             .into_iter()
             .zip(&events)
-            .filter_map(|(result, event)| ok(RULE, result).map(|record| (record, event.clone())))
+            .filter_map(|(result, event)| ok(RULE, result).map(|record| (record, event.clone().into())))
             .unzip();
         assert_eq!(winners.len(), 1, "{RULE}: {winners:?}");
         assert_eq!(
@@ -156,12 +157,20 @@ pub async fn mark_deleted_leaves_a_tombstone(store: &dyn TransactionalStore) {
     insert_all(store, RULE, &[older.clone(), newer.clone(), pending.clone()]).await;
 
     assert_eq!(
-        ok(RULE, store.mark_deleted(fresh_tenant(), newer.id).await),
+        ok(
+            RULE,
+            store
+                .mark_deleted(fresh_tenant(), newer.id, &deletion(now_micros()))
+                .await
+        ),
         None,
         "{RULE}: another tenant's"
     );
     assert_eq!(
-        ok(RULE, store.mark_deleted(tenant, FileId::new()).await),
+        ok(
+            RULE,
+            store.mark_deleted(tenant, FileId::new(), &deletion(now_micros())).await
+        ),
         None,
         "{RULE}: absent"
     );
@@ -170,7 +179,10 @@ pub async fn mark_deleted_leaves_a_tombstone(store: &dyn TransactionalStore) {
         ..newer.clone()
     };
     assert_eq!(
-        ok(RULE, store.mark_deleted(tenant, newer.id).await),
+        ok(
+            RULE,
+            store.mark_deleted(tenant, newer.id, &deletion(now_micros())).await
+        ),
         Some(tombstone.clone()),
         "{RULE}: available"
     );
@@ -195,11 +207,18 @@ pub async fn mark_deleted_leaves_a_tombstone(store: &dyn TransactionalStore) {
         "{RULE}: listed as deleted"
     );
     assert_eq!(
-        ok(RULE, store.mark_deleted(tenant, newer.id).await),
+        ok(
+            RULE,
+            store.mark_deleted(tenant, newer.id, &deletion(now_micros())).await
+        ),
         Some(tombstone),
         "{RULE}: deleting again is harmless"
     );
-    let pending_deleted = ok(RULE, store.mark_deleted(tenant, pending.id).await).map(|r| r.state);
+    let pending_deleted = ok(
+        RULE,
+        store.mark_deleted(tenant, pending.id, &deletion(now_micros())).await,
+    )
+    .map(|r| r.state);
     assert_eq!(pending_deleted, Some(FileState::Deleted), "{RULE}: pending");
     let at = now_micros();
     assert_eq!(

@@ -1,6 +1,4 @@
-//! The `file.uploaded` event that consumers read from RabbitMQ.
-//!
-//! Rust consumers deserialize into [`FileUploaded`]; its JSON is the brief's format.
+//! The `file.uploaded` event, and the `file` object that every event carries.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -30,7 +28,8 @@ pub struct FileUploaded {
     pub file: UploadedFile,
 }
 
-/// The file part of [`FileUploaded`].
+/// The `file` object of every event ([`FileUploaded`] and
+/// [`FileDeleted`](super::FileDeleted)): the version as it was stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadedFile {
     /// The version's id.
@@ -100,28 +99,43 @@ impl FileUploaded {
             event_type: FILE_UPLOADED.to_owned(),
             schema_version: Self::SCHEMA_VERSION,
             occurred_at,
-            file: UploadedFile {
-                file_id: record.id,
-                tenant_id: record.tenant,
-                device_id: record.owner.device(),
-                file_name: record.name.clone(),
-                sha256: record.sha256,
-                size,
-                content_type: record.content_type.clone(),
-                bucket: bucket.to_owned(),
-                object_key: record.object_key().to_string(),
-                integrity: record.integrity(),
-                parts: PartsSummary::of(record),
-            },
+            file: UploadedFile::new(record, size, bucket),
         }
     }
 
     /// `file.uploaded.{tenant_id}.{device_id}`, or `file.uploaded.{tenant_id}.tenant`.
     #[must_use]
     pub fn routing_key(&self) -> String {
-        match self.file.device_id {
-            Some(device) => format!("{FILE_UPLOADED}.{}.{device}", self.file.tenant_id),
-            None => format!("{FILE_UPLOADED}.{}.tenant", self.file.tenant_id),
+        self.file.routing_key(FILE_UPLOADED)
+    }
+}
+
+impl UploadedFile {
+    /// The `file` object of a record whose stored size is `size`.
+    #[must_use]
+    pub fn new(record: &FileRecord, size: u64, bucket: &str) -> Self {
+        Self {
+            file_id: record.id,
+            tenant_id: record.tenant,
+            device_id: record.owner.device(),
+            file_name: record.name.clone(),
+            sha256: record.sha256,
+            size,
+            content_type: record.content_type.clone(),
+            bucket: bucket.to_owned(),
+            object_key: record.object_key().to_string(),
+            integrity: record.integrity(),
+            parts: PartsSummary::of(record),
+        }
+    }
+
+    /// `{event_type}.{tenant_id}.{device_id}`, or `{event_type}.{tenant_id}.tenant` for a
+    /// tenant-root file: the routing key of an event of this file.
+    #[must_use]
+    pub fn routing_key(&self, event_type: &str) -> String {
+        match self.device_id {
+            Some(device) => format!("{event_type}.{}.{device}", self.tenant_id),
+            None => format!("{event_type}.{}.tenant", self.tenant_id),
         }
     }
 }
