@@ -13,7 +13,8 @@ use files_adapters::memory::{MemoryCache, MemoryMetadataStore};
 use files_adapters::postgres::PostgresStore;
 use files_adapters::prometheus::Prometheus;
 use files_adapters::rate::{FallbackRateLimiter, LocalRateLimiter};
-use files_adapters::redis::{RedisCache, RedisRateLimiter};
+use files_adapters::redis::RedisCache;
+use files_adapters::redis::rate::RedisRateLimiter;
 use files_adapters::s3::{S3Config, S3Objects, S3Signer};
 use files_core::{
     Cache, Metrics, Notifier, ObjectStore, PortError, RateLimiter, ServerStore, TokenVerifier, UrlSigner,

@@ -44,7 +44,9 @@ use crate::call::Calls;
 mod config;
 mod near;
 mod pool;
-mod rate;
+/// The rate limiter on the cache's connections (`RedisRateLimiter`). Not re-exported here: it
+/// takes the cache from this module, which must not import it back.
+pub mod rate;
 
 pub use config::{RedisConfig, RedisError};
 use driver::Client;
