@@ -53,7 +53,6 @@ use driver::Client;
 pub use near::PING_INTERVAL as NEAR_CACHE_PING_INTERVAL;
 use near::{Entry, NearCache};
 use pool::{CallError, LastConnectError, Manager, command_error, resp3_client};
-pub use rate::{LEASE_LIFETIME, RedisRateLimiter, lease_size};
 
 /// The Redis driver (the `redis` crate, as re-exported by `bb8-redis`), for tools and tests
 /// that need raw access to the keys this adapter writes.
