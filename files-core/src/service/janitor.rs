@@ -139,8 +139,9 @@ impl Janitor {
         &self.settings
     }
 
-    /// One pass: claims up to `batch` records whose time is up and deals with each, prunes up
-    /// to `batch` sent outbox rows, and reports how many uploads are pending.
+    /// One pass: claims up to `batch` records whose time is up and deals with each, then up to
+    /// `batch` files past their tenant's retention and deletes each, prunes up to `batch` sent
+    /// outbox rows, and reports how many uploads are pending.
     ///
     /// # Errors
     /// [`PortError`] when the database fails before anything could be claimed; a failure on
