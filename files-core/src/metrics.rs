@@ -214,16 +214,20 @@ pub enum JanitorAction {
     OutboxPruned,
     /// An object no live record points to was deleted.
     OrphanDeleted,
+    /// An available device-root file past its tenant's `retention_secs` was deleted (its
+    /// object, then its record, with its `file.deleted` event).
+    Retained,
 }
 
 impl JanitorAction {
     /// Every action counted in metrics ([`JanitorAction::Skipped`] is not).
-    pub const COUNTED: [Self; 6] = [
+    pub const COUNTED: [Self; 7] = [
         Self::Completed,
         Self::Expired,
         Self::Swept,
         Self::OrphanDeleted,
         Self::OutboxPruned,
+        Self::Retained,
         Self::Failed,
     ];
 
@@ -238,6 +242,7 @@ impl JanitorAction {
             Self::Failed => "failed",
             Self::OutboxPruned => "outbox_pruned",
             Self::OrphanDeleted => "orphan_deleted",
+            Self::Retained => "retained",
         }
     }
 }
@@ -393,6 +398,7 @@ mod tests {
                 "swept",
                 "orphan_deleted",
                 "outbox_pruned",
+                "retained",
                 "failed"
             ]
         );

@@ -219,6 +219,41 @@ impl Housekeeping for MemoryMetadataStore {
         Ok(stale.into_iter().cloned().collect())
     }
 
+    async fn claim_retained(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<FileRecord>, PortError> {
+        let leased_at = Instant::now();
+        // The same lock order as everywhere: files first.
+        let files = lock(&self.files);
+        let settings = lock(&self.settings);
+        let mut leases = lock(&self.leases);
+        let past_retention = |r: &FileRecord| {
+            let retention = settings.get(&r.tenant).and_then(|s| s.settings.retention_secs);
+            match (retention, r.completed_at) {
+                (Some(secs), Some(completed)) => {
+                    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+                    completed < now - time::Duration::seconds(secs)
+                }
+                _ => false,
+            }
+        };
+        let mut retained: Vec<&FileRecord> = files
+            .values()
+            .filter(|r| r.state == FileState::Available && r.owner.device().is_some())
+            .filter(|r| past_retention(r))
+            .filter(|r| leases.get(&r.id).is_none_or(|until| *until <= leased_at))
+            .collect();
+        retained.sort_by_key(|r| r.completed_at);
+        retained.truncate(limit);
+        for record in &retained {
+            leases.insert(record.id, leased_at + lease);
+        }
+        Ok(retained.into_iter().cloned().collect())
+    }
+
     async fn mark_swept(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {
         self.update(tenant, id, |r| {
             r.upload_expires_at = None;

@@ -28,6 +28,23 @@ const CLAIM_STALE: &str = "UPDATE files SET janitor_leased_until = now() + $1 \
          ORDER BY upload_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
      RETURNING id";
 
+/// Leases up to `$3` available device-root files until `now() + $1`, the oldest completion
+/// first: of tenants whose settings set `retention_secs`, completed before `$2` less it, not
+/// leased by another janitor. Served by the partial index `files_retained` (tenant_id,
+/// completed_at): EXPLAIN shows a (bitmap) index scan of it per tenant with retention (see the
+/// migration `2027-01-17-000000_retention`). `FOR UPDATE OF f SKIP LOCKED` locks the files, not
+/// the settings, and passes over files another claim is taking now.
+const CLAIM_RETAINED: &str = "UPDATE files SET janitor_leased_until = now() + $1 \
+     WHERE id IN (\
+         SELECT f.id FROM files f JOIN tenant_settings s ON s.tenant_id = f.tenant_id \
+         WHERE s.settings ? 'retention_secs' \
+           AND jsonb_typeof(s.settings -> 'retention_secs') = 'number' \
+           AND f.state = 'available' AND f.device_id IS NOT NULL \
+           AND f.completed_at < $2 - make_interval(secs => (s.settings ->> 'retention_secs')::double precision) \
+           AND (f.janitor_leased_until IS NULL OR f.janitor_leased_until <= now()) \
+         ORDER BY f.completed_at LIMIT $3 FOR UPDATE OF f SKIP LOCKED) \
+     RETURNING id";
+
 /// Deletes up to `$2` outbox rows sent before `$1` (never an unsent one).
 const PRUNE_SENT: &str = "DELETE FROM outbox WHERE event_id IN (\
          SELECT event_id FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 LIMIT $2)";
@@ -36,6 +53,34 @@ const PRUNE_SENT: &str = "DELETE FROM outbox WHERE event_id IN (\
 struct ClaimedId {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     id: Uuid,
+}
+
+impl PostgresStore {
+    /// The records of the rows a claim leased, ordered by `key`.
+    async fn load_claimed<K: Ord>(
+        &self,
+        op: &'static str,
+        claimed: Vec<ClaimedId>,
+        key: impl Fn(&FileRecord) -> K + Send,
+    ) -> Result<Vec<FileRecord>, PortError> {
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = claimed.into_iter().map(|c| c.id).collect();
+        let rows: Vec<FileRow> = self
+            .run(op, move |conn| {
+                Box::pin(
+                    files::table
+                        .filter(files::id.eq_any(ids))
+                        .select(FileRow::as_select())
+                        .load(conn),
+                )
+            })
+            .await?;
+        let mut records = to_records(op, rows)?;
+        records.sort_by_key(key);
+        Ok(records)
+    }
 }
 
 #[async_trait]
@@ -63,22 +108,33 @@ impl Housekeeping for PostgresStore {
                 )
             })
             .await?;
-        if claimed.is_empty() {
+        self.load_claimed(OP, claimed, |r| r.upload_expires_at).await
+    }
+
+    async fn claim_retained(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<FileRecord>, PortError> {
+        const OP: &str = "claim_retained";
+        if limit == 0 {
             return Ok(Vec::new());
         }
-        let ids: Vec<Uuid> = claimed.into_iter().map(|c| c.id).collect();
-        let rows: Vec<FileRow> = self
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let lease = lease_interval(lease);
+        let claimed: Vec<ClaimedId> = self
             .run(OP, move |conn| {
                 Box::pin(
-                    files::table
-                        .filter(files::id.eq_any(ids))
-                        .order(files::upload_expires_at.asc())
-                        .select(FileRow::as_select())
+                    diesel::sql_query(CLAIM_RETAINED)
+                        .bind::<Interval, _>(lease)
+                        .bind::<Timestamptz, _>(now)
+                        .bind::<BigInt, _>(limit)
                         .load(conn),
                 )
             })
             .await?;
-        to_records(OP, rows)
+        self.load_claimed(OP, claimed, |r| r.completed_at).await
     }
 
     async fn mark_swept(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {

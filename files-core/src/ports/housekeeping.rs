@@ -29,6 +29,21 @@ pub trait Housekeeping: Send + Sync {
         lease: Duration,
     ) -> Result<Vec<FileRecord>, PortError>;
 
+    /// Up to `limit` available device-root files past their tenant's retention: of tenants
+    /// whose settings set `retention_secs`, completed more than that long before `now`.
+    /// Tenant-root files, files not available, and files of tenants without retention are
+    /// never handed out. Each is leased for `lease` (a leased file is not handed out again
+    /// until the lease runs out); the oldest completion first.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database fails.
+    async fn claim_retained(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<FileRecord>, PortError>;
+
     /// A deleted or expired record's upload was cleared from the store: it needs the janitor
     /// no more.
     ///

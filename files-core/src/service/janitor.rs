@@ -15,7 +15,12 @@
 //! 2. Deleted and expired records whose upload URL was still usable at the change get their
 //!    object deleted (again) once that URL expired (and `grace` passed): a late PUT, or a
 //!    clean-up that failed, leaves nothing behind.
-//! 3. Sent outbox rows older than `outbox_retention` are removed.
+//! 3. Available device-root files past their tenant's `retention_secs` (counted from their
+//!    completion; [`Housekeeping::claim_retained`]) are deleted: the object first, then the
+//!    record, which records its `file.deleted` event (reason `retention`) in the same
+//!    transaction. A failure in between leaves the record available, claimed again once its
+//!    lease runs out; an object already gone is no error. Tenant-root files are kept.
+//! 4. Sent outbox rows older than `outbox_retention` are removed.
 //!
 //! Each record's outcome is a [`JanitorAction`], logged and counted
 //! ([`Metrics::janitor_action`]). Completing, expiring and clearing go through the completion
@@ -31,6 +36,7 @@ use super::completion::Finished;
 use super::errors::CompleteError;
 use super::files_service::FilesService;
 use crate::background::{self, Next, Work};
+use crate::event::{Deletion, DeletionReason};
 use crate::file::{FileRecord, FileState};
 use crate::metrics::{JanitorAction, Metrics};
 use crate::ports::{Clock, Housekeeping, PortError, error_chain};
@@ -47,7 +53,8 @@ pub struct JanitorSettings {
     pub grace: Duration,
     /// How long sent outbox rows are kept (`FILES_OUTBOX_RETENTION_SECS`, default 7 days).
     pub outbox_retention: Duration,
-    /// Records (and outbox rows) per pass (`FILES_JANITOR_BATCH`, default 100).
+    /// Records per claim (stale uploads, then files past retention) and outbox rows per pass
+    /// (`FILES_JANITOR_BATCH`, default 100).
     pub batch: usize,
     /// How long a claimed record is left to this janitor before another may take it.
     pub lease: Duration,
@@ -68,7 +75,7 @@ impl Default for JanitorSettings {
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JanitorPass {
-    /// Records claimed.
+    /// Records claimed (stale uploads and files past retention).
     pub claimed: usize,
     /// Pending uploads found complete in the store and made available (one event each).
     pub completed: usize,
@@ -76,6 +83,8 @@ pub struct JanitorPass {
     pub expired: usize,
     /// Deleted or expired records whose upload's leftovers (a late object, parts) were cleared.
     pub swept: usize,
+    /// Files past their tenant's retention deleted (object and record, one event each).
+    pub retained: usize,
     /// Records another call settled between the claim and this pass's look at them (a device's
     /// `complete`, a bucket notification): nothing to do, not counted as an action.
     pub skipped: usize,
@@ -130,8 +139,9 @@ impl Janitor {
         &self.settings
     }
 
-    /// One pass: claims up to `batch` records whose time is up and deals with each, prunes up
-    /// to `batch` sent outbox rows, and reports how many uploads are pending.
+    /// One pass: claims up to `batch` records whose time is up and deals with each, then up to
+    /// `batch` files past their tenant's retention and deletes each, prunes up to `batch` sent
+    /// outbox rows, and reports how many uploads are pending.
     ///
     /// # Errors
     /// [`PortError`] when the database fails before anything could be claimed; a failure on
@@ -162,7 +172,7 @@ impl Janitor {
                     JanitorAction::Swept => pass.swept += 1,
                     JanitorAction::Failed => pass.failed += 1,
                     // Not what a record's settling or sweeping answers.
-                    JanitorAction::OutboxPruned | JanitorAction::OrphanDeleted => {}
+                    JanitorAction::OutboxPruned | JanitorAction::OrphanDeleted | JanitorAction::Retained => {}
                     // Settled by another call since the claim: nothing done, nothing counted.
                     JanitorAction::Skipped => {
                         pass.skipped += 1;
@@ -172,6 +182,7 @@ impl Janitor {
                 self.metrics.janitor_action(action, 1);
             }
         }
+        self.retain(now, &mut pass).await;
         let before = now - self.settings.outbox_retention;
         match self.store.prune_sent(before, self.settings.batch).await {
             Ok(pruned) => {
@@ -191,6 +202,75 @@ impl Janitor {
             Err(error) => tracing::warn!(error = %error_chain(&error), "janitor: counting pending uploads failed"),
         }
         Ok(pass)
+    }
+
+    /// Claims up to `batch` files past their tenant's retention and deletes each. A failed
+    /// claim is logged and counted; the rest of the pass goes on.
+    async fn retain(&self, now: time::OffsetDateTime, pass: &mut JanitorPass) {
+        let records = match self
+            .store
+            .claim_retained(now, self.settings.batch, self.settings.lease)
+            .await
+        {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "janitor: claiming files past retention failed");
+                self.metrics.janitor_action(JanitorAction::Failed, 1);
+                pass.failed += 1;
+                return;
+            }
+        };
+        pass.claimed += records.len();
+        for record in records {
+            let action = self.delete_retained(&record).await;
+            match action {
+                JanitorAction::Retained => pass.retained += 1,
+                JanitorAction::Skipped => {
+                    pass.skipped += 1;
+                    continue;
+                }
+                _ => pass.failed += 1,
+            }
+            self.metrics.janitor_action(action, 1);
+        }
+    }
+
+    /// A file past its tenant's retention: its object is deleted first, then its record (an
+    /// object already gone is no error). Should the record's change fail, the file stays
+    /// available without its object until a later pass claims it again (once the lease ran
+    /// out) and finishes; the other order could leave an object no record points to.
+    ///
+    /// The record changes through the service's metadata store (the write-through cache), so
+    /// no instance keeps serving a cached copy of the deleted file.
+    async fn delete_retained(&self, record: &FileRecord) -> JanitorAction {
+        if let Err(error) = self.service.objects.delete(&record.object_key()).await {
+            tracing::warn!(
+                tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
+                "janitor: cannot delete the object of a file past retention; will retry"
+            );
+            return JanitorAction::Failed;
+        }
+        let deletion = Deletion::new(DeletionReason::Retention, self.clock.now(), self.service.bucket());
+        match self
+            .service
+            .metadata
+            .mark_deleted(record.tenant, record.id, &deletion)
+            .await
+        {
+            Ok(Some(_)) => {
+                log(record, JanitorAction::Retained);
+                JanitorAction::Retained
+            }
+            // Gone since the claim: nothing left to do.
+            Ok(None) => JanitorAction::Skipped,
+            Err(error) => {
+                tracing::warn!(
+                    tenant_id = %record.tenant, file_id = %record.id, error = %error_chain(&error),
+                    "janitor: cannot delete the record of a file past retention; will retry"
+                );
+                JanitorAction::Failed
+            }
+        }
     }
 
     /// A pending upload past its time: completed if the store holds what was declared, else

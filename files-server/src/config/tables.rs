@@ -199,7 +199,7 @@ pub(crate) mod janitor {
         OUTBOX_RETENTION = Var::new("FILES_OUTBOX_RETENTION_SECS", "how long sent outbox rows are kept")
             .default(Value::Of(|| secs(JanitorSettings::default().outbox_retention)))
             .bounds(0..=366 * DAY);
-        BATCH = Var::new("FILES_JANITOR_BATCH", "records (and outbox rows) per pass")
+        BATCH = Var::new("FILES_JANITOR_BATCH", "records per claim (stale uploads, files past retention) and outbox rows per pass")
             .default(Value::Of(|| JanitorSettings::default().batch.to_string()))
             .bounds(1..=10_000);
     }

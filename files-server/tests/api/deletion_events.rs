@@ -55,7 +55,7 @@ async fn next_of(queue: &mut TestQueue, event_type: &str, file: &str) -> Receive
 /// Publishes a marker with `routing_key` (which `queue` is bound for) and reads `queue` up to
 /// it: every message that came before. Publishes are confirmed once routed to every queue, so
 /// whatever reached any queue before the marker was published sits ahead of it.
-async fn before_marker(url: &str, queue: &mut TestQueue, routing_key: &str) -> Vec<Received> {
+pub(crate) async fn before_marker(url: &str, queue: &mut TestQueue, routing_key: &str) -> Vec<Received> {
     let marker = format!("marker {}", uuid::Uuid::new_v4()).into_bytes();
     amqp::publish_raw(url, EXCHANGE, routing_key, &marker).await.unwrap();
     let mut before = Vec::new();

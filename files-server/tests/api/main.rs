@@ -25,6 +25,7 @@ mod outages;
 mod permissions;
 mod rate_limits;
 mod real;
+mod retention;
 mod storage_events;
 mod structure;
 mod tenants;

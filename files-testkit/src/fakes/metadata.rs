@@ -106,6 +106,16 @@ impl Housekeeping for FakeMetadataStore {
         self.inner.claim_stale(cutoff, limit, lease).await
     }
 
+    async fn claim_retained(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<FileRecord>, PortError> {
+        self.switch.check()?;
+        self.inner.claim_retained(now, limit, lease).await
+    }
+
     async fn mark_swept(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {
         self.switch.check()?;
         self.inner.mark_swept(tenant, id).await

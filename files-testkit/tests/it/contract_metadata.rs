@@ -11,7 +11,7 @@ use files_core::{
     FileEvent, FileId, FileRecord, FileState, MetadataStore, Outbox, OutboxStats, Owner, PortError, Sha256, TenantId,
 };
 use files_testkit::contract::metadata::{self, deletion, now_micros, uploaded_event};
-use files_testkit::contract::{housekeeping, outbox, tenancy};
+use files_testkit::contract::{housekeeping, outbox, retention, tenancy};
 use files_testkit::eventually;
 use files_testkit::fakes::FakeMetadataStore;
 use files_testkit::postgres::TestDatabase;
@@ -138,6 +138,19 @@ async fn the_postgres_store_keeps_the_janitor_housekeeping_contract() {
     };
     let pruned = housekeeping::run(&db.store().await).await;
     assert_eq!(pruned, 1, "the one sent outbox row is removed");
+}
+
+#[tokio::test]
+async fn the_fake_store_keeps_the_retention_contract() {
+    retention::run(&FakeMetadataStore::default()).await;
+}
+
+#[tokio::test]
+async fn the_postgres_store_keeps_the_retention_contract() {
+    let Some(db) = TestDatabase::create("the_postgres_store_keeps_the_retention_contract").await else {
+        return;
+    };
+    retention::run(&db.store().await).await;
 }
 
 #[tokio::test]

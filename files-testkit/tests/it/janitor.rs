@@ -183,6 +183,15 @@ impl Housekeeping for CompletedMeanwhile {
         Ok(claimed)
     }
 
+    async fn claim_retained(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<FileRecord>, PortError> {
+        self.inner.claim_retained(now, limit, lease).await
+    }
+
     async fn mark_swept(&self, tenant: TenantId, id: FileId) -> Result<(), PortError> {
         self.inner.mark_swept(tenant, id).await
     }

@@ -11,6 +11,7 @@ mod contract_tokens;
 mod deletion_events;
 mod janitor;
 mod janitor_race;
+mod janitor_retention;
 mod jwks;
 mod logs;
 mod metrics_port;
