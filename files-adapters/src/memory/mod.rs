@@ -234,8 +234,10 @@ impl Housekeeping for MemoryMetadataStore {
             let retention = settings.get(&r.tenant).and_then(|s| s.settings.retention_secs);
             match (retention, r.completed_at) {
                 (Some(secs), Some(completed)) => {
+                    // A retention longer than the calendar reaches is never over.
                     let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-                    completed < now - time::Duration::seconds(secs)
+                    now.checked_sub(time::Duration::seconds(secs))
+                        .is_some_and(|cutoff| completed < cutoff)
                 }
                 _ => false,
             }

@@ -33,14 +33,17 @@ const CLAIM_STALE: &str = "UPDATE files SET janitor_leased_until = now() + $1 \
 /// leased by another janitor. Served by the partial index `files_retained` (tenant_id,
 /// completed_at): EXPLAIN shows a (bitmap) index scan of it per tenant with retention (see the
 /// migration `2027-01-17-000000_retention`). `FOR UPDATE OF f SKIP LOCKED` locks the files, not
-/// the settings, and passes over files another claim is taking now.
+/// the settings, and passes over files another claim is taking now. A retention is capped at
+/// 10^11 s (about 3,000 years): a longer one never ends anyway, and `$2` less it must stay a
+/// timestamp (the setting goes up to 2^63 - 1 s).
 const CLAIM_RETAINED: &str = "UPDATE files SET janitor_leased_until = now() + $1 \
      WHERE id IN (\
          SELECT f.id FROM files f JOIN tenant_settings s ON s.tenant_id = f.tenant_id \
          WHERE s.settings ? 'retention_secs' \
            AND jsonb_typeof(s.settings -> 'retention_secs') = 'number' \
            AND f.state = 'available' AND f.device_id IS NOT NULL \
-           AND f.completed_at < $2 - make_interval(secs => (s.settings ->> 'retention_secs')::double precision) \
+           AND f.completed_at < $2 - make_interval(secs => \
+               least((s.settings ->> 'retention_secs')::double precision, 1e11)) \
            AND (f.janitor_leased_until IS NULL OR f.janitor_leased_until <= now()) \
          ORDER BY f.completed_at LIMIT $3 FOR UPDATE OF f SKIP LOCKED) \
      RETURNING id";

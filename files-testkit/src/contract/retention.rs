@@ -79,6 +79,16 @@ pub async fn run<S: JanitorStore + SettingsStore>(store: &S) {
     let other = available(store, device_root(other_tenant), now, 9000).await;
     let unset = available(store, device_root(unset_tenant), now, 9000).await;
 
+    // The longest retention a setting allows (2^63 - 1 s, past what any calendar reaches):
+    // kept, and no claim fails for it.
+    let forever_tenant = fresh_tenant();
+    let forever = TenantSettings {
+        retention_secs: Some(9_223_372_036_854_775_807),
+        ..TenantSettings::default()
+    };
+    ok(RULE, store.put_settings(forever_tenant, &forever, now).await);
+    let kept_forever = available(store, device_root(forever_tenant), now, 9000).await;
+
     // One at a time, the oldest completion first.
     let first = ok(RULE, store.claim_retained(now, 1, lease).await);
     assert_eq!(
@@ -94,7 +104,7 @@ pub async fn run<S: JanitorStore + SettingsStore>(store: &S) {
          one (not a younger file, a tenant-root file, a pending or deleted file, nor a file of a \
          tenant without retention)"
     );
-    for kept in [&young, &tenant_file, &pending, &deleted, &other, &unset] {
+    for kept in [&young, &tenant_file, &pending, &deleted, &other, &unset, &kept_forever] {
         assert!(
             !first.iter().chain(&rest).any(|r| r.id == kept.id),
             "{RULE}: {kept:?} is not claimed"
