@@ -316,15 +316,7 @@ async fn metric_reaches(h: &Harness, name: &str, ok: impl Fn(f64) -> bool) -> bo
 /// Events each instance's relay published, from that instance's own `/metrics` (each server
 /// has its own registry); 0 before its relay has made a pass.
 async fn published_by(api: &crate::helpers::Api) -> f64 {
-    let text = api
-        .client
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = api.metrics_text().await;
     crate::helpers::metric_in(&text, "files_outbox_publishes_total{outcome=\"published\"}").unwrap_or(0.0)
 }
 

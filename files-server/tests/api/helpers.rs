@@ -33,6 +33,18 @@ pub struct Api {
 }
 
 impl Api {
+    /// The server's `/metrics` text (each server has its own registry).
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn new(base: String) -> Self {
         Self {
             base,
@@ -316,15 +328,7 @@ impl Harness {
 
     /// The server's /metrics text.
     pub async fn metrics_text(&self) -> String {
-        self.api
-            .client
-            .get(self.app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.api.metrics_text().await
     }
 
     /// [`metric`] of the server's `/metrics`: a missing series fails.

@@ -78,17 +78,6 @@ fn round_trips(text: &str) -> f64 {
     )
 }
 
-async fn metrics_of(api: &Api) -> String {
-    api.client
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 fn refusals(tenant: TenantId) -> String {
     format!(r#"files_limit_refusals_total{{reason="rate_limited",tenant_id="{tenant}"}}"#)
 }
@@ -132,7 +121,7 @@ async fn a_device_and_a_tenant_are_limited_across_two_instances_and_nothing_else
             assert_eq!(status, StatusCode::OK, "health is never limited");
         }
     }
-    let (a_metrics, b_metrics) = (metrics_of(&s.h.api).await, metrics_of(&b).await);
+    let (a_metrics, b_metrics) = (s.h.api.metrics_text().await, b.metrics_text().await);
     let counted = counter_or_zero(&a_metrics, &refusals(tenant)) + counter_or_zero(&b_metrics, &refusals(tenant));
     assert_eq!(
         counted, refused as f64,
@@ -207,7 +196,7 @@ async fn a_tenant_without_limits_is_never_limited() {
     };
     let admitted = burst(&[&s.h.api], &s, s.h.tenant, &[s.h.device], 40).await;
     assert_eq!(admitted, 40);
-    let text = metrics_of(&s.h.api).await;
+    let text = s.h.api.metrics_text().await;
     assert!(
         text.lines()
             .any(|line| line.starts_with("files_dependency_call_duration_seconds_count{dependency=\"cache\"")),
@@ -237,8 +226,8 @@ async fn a_large_limit_is_leased_so_most_requests_cost_no_round_trip() {
     let devices: Vec<DeviceId> = (0..4).map(|_| new_device()).collect();
     let admitted = burst(&[&s.h.api, &b], &s, s.h.tenant, &devices, 200).await;
     assert_eq!(admitted, 200, "200 requests under a limit of 1,000 at once");
-    let a_text = metrics_of(&s.h.api).await;
-    let trips = round_trips(&a_text) + round_trips(&metrics_of(&b).await);
+    let a_text = s.h.api.metrics_text().await;
+    let trips = round_trips(&a_text) + round_trips(&b.metrics_text().await);
     assert!(
         (2.0..=40.0).contains(&trips),
         "about one round trip per 10 requests and instance (leases last 1 s): {trips}"
