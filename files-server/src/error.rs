@@ -25,9 +25,18 @@ pub struct ApiError {
     challenge: Option<&'static str>,
     /// The parts a `parts_missing` answer names.
     missing_parts: Option<Box<[u16]>>,
-    /// For a limit's refusal: the quota it names (`error.quota`), if a quota, and, when it has
-    /// one, the seconds of its `Retry-After` header.
-    quota: Option<Box<(Option<&'static str>, Option<u64>)>>,
+    /// For a refusal by a limit (a quota or a rate limit): what the answer says of it. Boxed:
+    /// most errors have none, and an `ApiError` stays small.
+    limit: Option<Box<Limit>>,
+}
+
+/// What a refusal by a limit adds to its answer.
+#[derive(Debug)]
+struct Limit {
+    /// The quota it names (`error.quota`), when a quota refused.
+    quota: Option<&'static str>,
+    /// The seconds of the `Retry-After` header, when there is a time to retry at.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -61,7 +70,7 @@ impl ApiError {
             cause: None,
             challenge: None,
             missing_parts: None,
-            quota: None,
+            limit: None,
         }
     }
 
@@ -138,7 +147,7 @@ impl ResponseError for ApiError {
         if let Some(challenge) = self.challenge {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)));
         }
-        if let Some(seconds) = self.quota.as_ref().and_then(|quota| quota.1) {
+        if let Some(seconds) = self.limit.as_ref().and_then(|limit| limit.retry_after) {
             response.insert_header((header::RETRY_AFTER, seconds));
         }
         response.json(Body {
@@ -147,7 +156,7 @@ impl ResponseError for ApiError {
                 message: &self.message,
                 field: self.field.as_deref(),
                 missing_parts: self.missing_parts.as_deref(),
-                quota: self.quota.as_ref().and_then(|quota| quota.0),
+                quota: self.limit.as_ref().and_then(|limit| limit.quota),
                 request_id: crate::request_id::current_request_id(),
             },
         })
@@ -273,10 +282,10 @@ impl From<QuotaExceeded> for ApiError {
             QuotaRefusal::DevicePendingUploads => (StatusCode::TOO_MANY_REQUESTS, "too_many_pending_uploads"),
         };
         Self {
-            quota: Some(Box::new((
-                Some(quota),
-                exceeded.retry_after.map(|after| after.as_secs().max(1)),
-            ))),
+            limit: Some(Box::new(Limit {
+                quota: Some(quota),
+                retry_after: exceeded.retry_after.map(|after| after.as_secs().max(1)),
+            })),
             ..Self::new(
                 status,
                 code,
@@ -290,7 +299,10 @@ impl From<QuotaExceeded> for ApiError {
 impl From<RateLimited> for ApiError {
     fn from(limited: RateLimited) -> Self {
         Self {
-            quota: Some(Box::new((None, Some(limited.retry_after_secs)))),
+            limit: Some(Box::new(Limit {
+                quota: None,
+                retry_after: Some(limited.retry_after_secs),
+            })),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",

@@ -6,7 +6,7 @@ use crate::ports::Limits;
 use crate::principal::Owner;
 use crate::values::ContentType;
 
-use super::settings::{QuotaSettings, RateLimitSettings, TenantSettings};
+use super::settings::{QuotaSettings, TenantSettings};
 
 /// The server's defaults and maxima, which a tenant's settings narrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +40,6 @@ pub struct Policy {
     pub max_download_expiry: Duration,
     /// The tenant's quotas.
     pub quota: QuotaSettings,
-    /// The tenant's request rate limits.
-    pub rate_limit: RateLimitSettings,
 }
 
 impl Policy {
@@ -64,7 +62,6 @@ impl Policy {
             download_expiry: defaults.download_expiry.min(max_download_expiry),
             max_download_expiry,
             quota: settings.quota(),
-            rate_limit: settings.rate_limit(),
         }
     }
 

@@ -183,12 +183,6 @@ impl TenantSettings {
     pub fn quota(&self) -> QuotaSettings {
         self.quota.clone().unwrap_or_default()
     }
-
-    /// The rate limits, or none.
-    #[must_use]
-    pub fn rate_limit(&self) -> RateLimitSettings {
-        self.rate_limit.clone().unwrap_or_default()
-    }
 }
 
 /// `value` as an object whose fields are all known, else the error naming the first unknown one.
