@@ -98,14 +98,14 @@ struct Lease {
 impl Lease {
     /// Spends one request of the lease, if it holds one still valid.
     fn spend(&mut self, now: Instant) -> bool {
-        if self.left > 0 && self.until.is_some_and(|until| now < until) {
+        let holds = self.holds(now);
+        if holds {
             self.left -= 1;
-            true
-        } else {
-            false
         }
+        holds
     }
 
+    /// Whether it holds a request still valid.
     fn holds(&self, now: Instant) -> bool {
         self.left > 0 && self.until.is_some_and(|until| now < until)
     }
