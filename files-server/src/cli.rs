@@ -1,5 +1,6 @@
 //! The command line: serve (the default), `dev-token`.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -51,6 +52,10 @@ pub enum Command {
         /// Lifetime in seconds, at most `FILES_TOKEN_MAX_LIFETIME_SECS`.
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
+        /// How many tokens to print, one a line, each with its own `jti` (a fleet's devices
+        /// each replacing their token: scripts/bench's fleet mix).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        count: u32,
     },
 }
 
@@ -69,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             service,
             platform,
             ttl_secs,
+            count,
         } => dev_token(
             &settings,
             DevClaims {
@@ -78,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 platform,
             },
             Duration::from_secs(ttl_secs),
+            count,
         ),
     }
 }
@@ -120,7 +127,7 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 #[allow(clippy::print_stdout)]
-fn dev_token(settings: &Settings, claims: DevClaims, ttl: Duration) -> anyhow::Result<()> {
+fn dev_token(settings: &Settings, claims: DevClaims, ttl: Duration, count: u32) -> anyhow::Result<()> {
     anyhow::ensure!(
         matches!(settings.tokens.keys, KeySource::DevKey),
         "dev-token signs with the embedded default's development key; unset FILES_JWKS_URL and FILES_JWKS_FILE"
@@ -138,12 +145,19 @@ fn dev_token(settings: &Settings, claims: DevClaims, ttl: Duration) -> anyhow::R
         None if claims.platform => "the platform (files:platform; the tenant is not read)".to_owned(),
         None => "the tenant service (files:admin)".to_owned(),
     };
-    let token = key.mint(&claims, &settings.tokens.jwt.issuer, &settings.tokens.jwt.audience, ttl)?;
+    let (issuer, audience) = (&settings.tokens.jwt.issuer, &settings.tokens.jwt.audience);
+    let plural = if count == 1 { "" } else { "s" };
     println!(
-        "# development token for {kind} of tenant {}, valid {}s",
+        "# {count} development token{plural} for {kind} of tenant {}, valid {}s",
         claims.tenant,
         ttl.as_secs()
     );
-    println!("{token}");
+    // Many tokens go through one locked, buffered stdout.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for _ in 0..count {
+        let token = key.mint(&claims, issuer, audience, ttl)?;
+        writeln!(out, "{token}").context("stdout")?;
+    }
+    out.flush().context("stdout")?;
     Ok(())
 }

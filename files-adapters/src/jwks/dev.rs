@@ -199,7 +199,7 @@ impl DevKey {
 
     /// A token for `claims`, with the default claim names (`tenant_id`, `device_id`, `scope`
     /// holding `files:admin` when `admin`), `iss`, `aud`, `sub` (the device or the tenant),
-    /// `iat`/`nbf` now and `exp` after `ttl` (at most about ten years).
+    /// `iat`/`nbf` now, `exp` after `ttl` (at most about ten years) and a random `jti`.
     ///
     /// # Errors
     /// [`DevKeyError::Key`] when signing fails.
@@ -223,7 +223,9 @@ impl DevKey {
         let jwt = Claims::with_custom_claims(custom, jwt_simple::prelude::Duration::from_millis(ttl_ms))
             .with_issuer(issuer)
             .with_audience(audience)
-            .with_subject(subject);
+            .with_subject(subject)
+            // Each token its own, even two minted in the same second for the same claims.
+            .with_jwt_id(uuid::Uuid::new_v4().to_string());
         self.key_pair.sign(jwt).map_err(|e| DevKeyError::Key(e.into()))
     }
 }

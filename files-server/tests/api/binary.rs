@@ -97,6 +97,36 @@ async fn embedded_default_serves_the_flow_with_a_dev_token() {
     let api = Api::new(address);
     device_flow(&api, tenant, device, &token).await;
 
+    // --count: that many tokens, one a line, each its own (a jti each) and each accepted.
+    let output = command(dev_dir.path(), &[])
+        .args([
+            "dev-token",
+            "--tenant",
+            &tenant.to_string(),
+            "--device",
+            &device.to_string(),
+            "--count",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let tokens: Vec<&str> = stdout.lines().filter(|line| !line.starts_with('#')).collect();
+    assert_eq!(tokens.len(), 3, "{stdout}");
+    assert_eq!(
+        tokens.iter().collect::<std::collections::HashSet<_>>().len(),
+        3,
+        "distinct: {stdout}"
+    );
+    for token in tokens {
+        let status = api
+            .get(&format!("/v1/tenants/{tenant}/devices/{device}/files"), token)
+            .await
+            .status();
+        assert_eq!(status, reqwest::StatusCode::OK);
+    }
+
     // A tenant-service token from dev-token works too.
     let dev_token = |kind: &str| {
         let output = command(dev_dir.path(), &[])
