@@ -16,7 +16,8 @@
 //! near cache at once. The tracking connection is kept by the future
 //! [`RedisCache::background`] hands out, which the cache's owner runs (a server runs it with its
 //! other background tasks; [`RedisCache::spawn_background`] spawns it); until it runs, reads go
-//! to Redis.
+//! to Redis. The connection itself runs on a thread of its own, which that future starts and
+//! stops, so a busy runtime of the owner's holds up neither its pushes nor its ping.
 //!
 //! A cache must never slow a request much, nor fail one: every call is bounded by one timeout
 //! (pool checkout included), and every failure is a [`PortError`] the caller can fall back
@@ -50,8 +51,8 @@ pub mod rate;
 
 pub use config::{RedisConfig, RedisError};
 use driver::Client;
-pub use near::PING_INTERVAL as NEAR_CACHE_PING_INTERVAL;
 use near::{Entry, NearCache};
+pub use near::{PING_INTERVAL as NEAR_CACHE_PING_INTERVAL, PING_TIMEOUT as NEAR_CACHE_PING_TIMEOUT};
 use pool::{CallError, LastConnectError, Manager, command_error, resp3_client};
 
 /// The Redis driver (the `redis` crate, as re-exported by `bb8-redis`), for tools and tests
@@ -192,14 +193,19 @@ impl RedisCache {
 
     /// The near cache's background work: the connection on which Redis tracks its keys, kept
     /// up (reconnected with a backoff after any failure) for as long as the future runs and a
-    /// handle on the cache lives. Until it runs, and once it is dropped, the near cache serves
-    /// nothing (reads go to Redis). Its owner runs it once, stopping it by dropping it.
+    /// handle on the cache lives. Until it runs the near cache serves nothing (reads go to
+    /// Redis), and once it is dropped it never serves again. Its owner runs it once, stopping it
+    /// by dropping it.
+    ///
+    /// The connection (its reader, its pushes, its ping, its reconnections) runs on a thread of
+    /// its own with a current-thread runtime, which the future starts when first polled, waits
+    /// for, and stops when dropped: the runtime that polls the future only has to poll it.
     ///
     /// `None` when the near cache is off, or when this cache (or a clone) handed it out before.
     #[must_use]
     pub fn background(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
         let (near, client) = self.near.as_ref()?;
-        let tracking = near::tracking(near, client.clone(), self.prefix.to_string(), self.calls.timeout())?;
+        let tracking = near::tracking(near, client.clone(), self.prefix.to_string())?;
         Some(tracking.run())
     }
 

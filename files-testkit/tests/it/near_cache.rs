@@ -2,12 +2,13 @@
 //! by another instance (or another client) seen, nothing served while Redis does not track the
 //! keys, nothing stale kept after an outage or a race.
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use files_adapters::redis::{NEAR_CACHE_PING_INTERVAL, RedisCache, RedisConfig, driver};
-use files_core::{Cache, FileRecord, Owner};
+use files_adapters::redis::{NEAR_CACHE_PING_INTERVAL, NEAR_CACHE_PING_TIMEOUT, RedisCache, RedisConfig, driver};
+use files_core::{Cache, FileRecord, Metrics, Owner};
 use files_testkit::contract::cache::{self, fresh_device, fresh_tenant, sample_record};
 use files_testkit::eventually;
 use files_testkit::proxy::TcpProxy;
@@ -48,6 +49,51 @@ async fn two_instances(test: &str, url: Option<&str>, timeout: Duration) -> Opti
         "the near cache's key tracking did not come on within {SETTLE:?}"
     );
     Some((near, other))
+}
+
+/// What a cache told its metrics: its tracking losses.
+#[derive(Debug, Default)]
+struct Counted {
+    losses: AtomicU64,
+}
+
+impl Metrics for Counted {
+    fn near_cache_tracking_lost(&self) {
+        self.losses.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Counted {
+    fn losses(&self) -> u64 {
+        self.losses.load(Ordering::SeqCst)
+    }
+}
+
+/// The near cache's key tracking, not yet run.
+type TrackingFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// As [`two_instances`], but `near` counts in `metrics` and its tracking is handed to the test
+/// to run; `None` when Redis is not there.
+async fn two_instances_tracking_unrun(
+    test: &str,
+    prefix: &str,
+    metrics: Arc<Counted>,
+) -> Option<(RedisCache, TrackingFuture, RedisCache)> {
+    let config = |near_cache_capacity| RedisConfig {
+        key_prefix: prefix.to_owned(),
+        timeout: TIMEOUT,
+        near_cache_capacity,
+        ..RedisConfig::new(services::redis_url())
+    };
+    let near = RedisCache::new(config(RedisConfig::DEFAULT_NEAR_CACHE_CAPACITY))
+        .unwrap()
+        .with_metrics(metrics);
+    if let Err(error) = near.ping().await {
+        return services::unavailable(test, "Redis", &error);
+    }
+    let tracking: TrackingFuture = Box::pin(near.background().unwrap());
+    let other = RedisCache::new(config(0)).unwrap();
+    Some((near, tracking, other))
 }
 
 fn tracking(cache: &RedisCache) -> bool {
@@ -219,7 +265,7 @@ async fn without_key_tracking_nothing_is_served_in_process_and_an_outage_leaves_
     // A connection that hangs without closing is noticed by the ping.
     warm(cache, &changed).await;
     proxy.hang();
-    let noticed = NEAR_CACHE_PING_INTERVAL + timeout + Duration::from_secs(5);
+    let noticed = NEAR_CACHE_PING_INTERVAL + NEAR_CACHE_PING_TIMEOUT + Duration::from_secs(5);
     assert!(
         eventually(noticed, async || !tracking(cache)).await,
         "a hanging tracking connection was not noticed within {noticed:?}"
@@ -284,4 +330,104 @@ async fn reads_racing_with_another_instances_writes_keep_no_stale_value() {
         );
     }
     redis.clean_up().await;
+}
+
+/// How long the runtime that runs the tracking future is held busy: over a ping interval plus
+/// the ping's timeout before it had a thread of its own (the call timeout, 250 ms), so that a
+/// ping falls within it, with room for a change to reach the near cache meanwhile.
+const HELD: Duration = Duration::from_millis(2500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_tracking_goes_on_while_the_runtime_that_runs_it_is_held_busy() {
+    // A server runs the tracking future on its main runtime, beside the relay, the janitor and
+    // readiness, while other threads serve requests from the near cache. Here that runtime is a
+    // current-thread one on a thread of the test's (the owner), whose only worker is held busy
+    // for `HELD` while this test's runtime reads and another instance writes.
+    //
+    // When the tracking connection ran on the owner's runtime, this failed: its reader was held
+    // too, so the push of the other instance's write waited for the end of the hold while the
+    // reads here were served the old entry ("seen while held" below); and a ping in flight when
+    // the hold began waited it out, past its timeout, dropping every entry. On a thread of its
+    // own the connection waits for neither.
+    let test = "key_tracking_goes_on_while_the_runtime_that_runs_it_is_held_busy";
+    let prefix = format!("files-test-{}", Uuid::new_v4());
+    let counted = Arc::new(Counted::default());
+    let Some((cache, tracking_future, other)) = two_instances_tracking_unrun(test, &prefix, counted.clone()).await
+    else {
+        return;
+    };
+    let hold = Arc::new(tokio::sync::Notify::new());
+    let held = Arc::new(AtomicBool::new(false));
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let owner = std::thread::spawn({
+        let (hold, held) = (hold.clone(), held.clone());
+        move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let tracking = tokio::spawn(tracking_future);
+                hold.notified().await;
+                held.store(true, Ordering::SeqCst);
+                let until = std::time::Instant::now() + HELD;
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                held.store(false, Ordering::SeqCst);
+                let _ = released.await;
+                tracking.abort();
+                let _ = tracking.await;
+            });
+        }
+    });
+    assert!(
+        eventually(SETTLE, async || tracking(&cache)).await,
+        "the near cache's key tracking did not come on within {SETTLE:?}"
+    );
+    let record = sample_record(fresh_tenant(), Owner::Tenant, "held.bin");
+    other.put_file(&record).await.unwrap();
+    warm(&cache, &record).await;
+
+    hold.notify_one();
+    assert!(
+        eventually(SETTLE, async || held.load(Ordering::SeqCst)).await,
+        "the owner's runtime was not held"
+    );
+    let changed = resized(&record, 99);
+    other.put_file(&changed).await.unwrap();
+    let mut seen_while_held = false;
+    let seen = eventually(SETTLE, async || {
+        let read = cache.get_file(record.tenant, record.id).await.unwrap();
+        // Still held after the read: it was held while the read was served.
+        seen_while_held = held.load(Ordering::SeqCst);
+        read == Some(changed.clone())
+    })
+    .await;
+    assert!(seen, "another instance's change never reached the near cache");
+    assert!(
+        seen_while_held,
+        "another instance's change reached the near cache only once the runtime that runs its \
+         tracking future was free again"
+    );
+    assert!(
+        eventually(HELD + SETTLE, async || !held.load(Ordering::SeqCst)).await,
+        "the owner's runtime was never free again"
+    );
+    assert!(tracking(&cache), "tracking is off after the owner's runtime was held");
+    assert_eq!(
+        counted.losses(),
+        0,
+        "tracking was lost while the owner's runtime was held"
+    );
+    warm(&cache, &changed).await;
+
+    // The owner stops it: tracking off, for good.
+    release.send(()).unwrap();
+    tokio::task::spawn_blocking(move || owner.join())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!tracking(&cache), "tracking still on after its owner stopped it");
+    files_testkit::redis::delete_prefix_blocking(&services::redis_url(), &prefix);
 }

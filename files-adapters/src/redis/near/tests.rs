@@ -201,17 +201,47 @@ fn tracking_and_lookups_are_counted_and_a_loss_once() {
 }
 
 #[tokio::test]
-async fn dropping_the_tracking_future_stops_serving() {
+async fn dropping_the_tracking_future_stops_serving_for_good_and_its_thread() {
+    let near = Arc::new(NearCache::new(100, MIB, Duration::from_secs(60)));
+    let counted = Arc::new(Counted::default());
+    near.count_in(counted.clone());
+    // Nothing listens there: the thread keeps trying to connect.
+    let client = driver::Client::open("redis://127.0.0.1:1/?protocol=resp3").unwrap();
+    let first = tracking(&near, client.clone(), "p".to_owned()).unwrap();
+    assert!(tracking(&near, client, "p".to_owned()).is_none());
+    near.established();
+
+    // Polled once: the thread is started, and the future waits for it.
+    let mut run = Box::pin(first.run());
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(run.as_mut().poll(&mut context).is_pending());
+    assert!(near.tracking());
+    drop(run);
+    assert!(!near.tracking(), "entries served with no tracking connection");
+    assert_eq!(counted.losses.load(Ordering::Relaxed), 1);
+    // Whatever the thread does before it sees the stop, tracking stays off.
+    near.established();
+    assert!(!near.tracking(), "tracking came back on after its owner stopped it");
+
+    // The thread lets go of the cache: it stopped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Arc::weak_count(&near) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tracking thread still holds the cache 10 s after its owner stopped it"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn a_tracking_dropped_before_it_ran_leaves_the_cache_off() {
     let near = Arc::new(NearCache::new(100, MIB, Duration::from_secs(60)));
     let client = driver::Client::open("redis://127.0.0.1:1/?protocol=resp3").unwrap();
-    let first = tracking(&near, client.clone(), "p".to_owned(), Duration::from_millis(50)).unwrap();
-    assert!(tracking(&near, client, "p".to_owned(), Duration::from_millis(50)).is_none());
+    drop(tracking(&near, client, "p".to_owned()).unwrap());
     near.established();
-    let task = tokio::spawn(first.run());
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    task.abort();
-    let _ = task.await;
-    assert!(!near.tracking(), "entries served with no tracking connection");
+    assert!(!near.tracking());
+    assert!(near.ticket("k").is_none());
 }
 
 #[test]
