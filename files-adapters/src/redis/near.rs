@@ -29,6 +29,9 @@
 //!   (the invalidation count of its key's stripe) before it asks Redis. It keeps the answer only
 //!   if the count has not moved. The check and the insert are made under the stripe's lock,
 //!   and every invalidation takes that lock too.
+//! - **One read of Redis per key in flight** ([`flight`]): concurrent misses of a key share
+//!   the read under way, so a loss of tracking (every entry dropped) is refilled with one read
+//!   per key, not one per reader.
 //! - **This instance's own writes** drop the key here at once, without waiting for the push.
 //! - **Entries live at most the cache's TTL**, a backstop. Misses are not kept. The size is
 //!   bounded in bytes and in entries (moka: TinyLFU admission, LRU eviction), each entry weighed
@@ -49,6 +52,11 @@ use std::time::Duration;
 use bb8_redis::redis::{self as driver, AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 use files_core::{Backoff, CacheOutcome, FileId, FileRecord, Metrics};
 use tokio::sync::{Notify, oneshot};
+
+use self::flight::Flights;
+pub(super) use self::flight::{Answer, Flight};
+
+mod flight;
 
 /// How often the tracking connection is pinged to find a connection that hangs.
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
@@ -110,18 +118,32 @@ impl Entry {
     }
 }
 
-/// What a read saw before it asked Redis: its value may be kept only if nothing changed since.
+/// What a read saw before it asked Redis: its value may be kept only if tracking was on then
+/// and nothing changed since.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Ticket {
+struct Ticket {
     stripe: usize,
+    /// The stripe's invalidations.
     seen: u64,
+    /// Whether tracking was on.
+    live: bool,
+}
+
+/// What one stripe of keys holds.
+#[derive(Default)]
+struct Stripe {
+    /// Invalidations of its keys so far.
+    invalidations: u64,
+    /// Its keys' reads of Redis under way.
+    flights: Flights,
 }
 
 /// The entries of one cache (shared by its clones and its tracking task).
 pub(super) struct NearCache {
     entries: moka::sync::Cache<String, Entry>,
-    /// Invalidations so far, per stripe of keys.
-    stripes: Box<[Mutex<u64>]>,
+    stripes: Box<[Mutex<Stripe>]>,
+    /// Flights begun so far: each one's id.
+    flights_begun: AtomicU64,
     hasher: RandomState,
     /// Whether tracking is on ([`OFF`], [`ON`] or, for good, [`STOPPED`]): entries are served
     /// and kept only while it is on.
@@ -158,7 +180,8 @@ impl NearCache {
                 })
                 .time_to_live(ttl)
                 .build(),
-            stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
+            flights_begun: AtomicU64::new(0),
             hasher: RandomState::new(),
             state: AtomicU8::new(OFF),
             hits: AtomicU64::new(0),
@@ -183,8 +206,9 @@ impl NearCache {
         }
     }
 
-    fn stripe(&self, index: usize) -> MutexGuard<'_, u64> {
-        // A counter: a panic elsewhere cannot have left it half-updated.
+    fn stripe(&self, index: usize) -> MutexGuard<'_, Stripe> {
+        // A count and a map whose entries go in and out whole: a panic elsewhere cannot have
+        // left them half-updated.
         self.stripes[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -209,35 +233,26 @@ impl NearCache {
         entry
     }
 
-    /// Taken before reading `key` from Redis; `None` while tracking is off.
-    pub(super) fn ticket(&self, key: &str) -> Option<Ticket> {
-        if !self.is_live() {
-            return None;
-        }
-        let stripe = self.stripe_of(key);
-        let seen = *self.stripe(stripe);
-        Some(Ticket { stripe, seen })
-    }
-
-    /// Keeps what a read found, unless the key (or its stripe) changed since its ticket.
-    pub(super) fn keep(&self, key: String, entry: Entry, ticket: Ticket) {
-        let stripe = self.stripe(ticket.stripe);
-        if *stripe == ticket.seen && self.is_live() {
+    /// Keeps what a read found, unless tracking was off when it took its ticket, is off now, or
+    /// the key (or its stripe) changed since. Called under the lock of the ticket's stripe
+    /// (`stripe`), which every invalidation takes too.
+    fn keep(&self, stripe: &Stripe, key: String, entry: Entry, ticket: Ticket) {
+        if ticket.live && stripe.invalidations == ticket.seen && self.is_live() {
             self.entries.insert(key, entry);
         }
     }
 
-    /// `key` changed (or may have): dropped, and no read started before is kept.
+    /// `key` changed (or may have): dropped, and no read started before is kept or joined.
     pub(super) fn invalidate(&self, key: &str) {
         let mut stripe = self.stripe(self.stripe_of(key));
-        *stripe += 1;
+        stripe.invalidations += 1;
         self.entries.invalidate(key);
     }
 
     /// Everything may have changed.
     pub(super) fn invalidate_all(&self) {
         for index in 0..STRIPES {
-            *self.stripe(index) += 1;
+            self.stripe(index).invalidations += 1;
         }
         self.entries.invalidate_all();
     }

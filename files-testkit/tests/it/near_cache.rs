@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use files_adapters::redis::{NEAR_CACHE_PING_INTERVAL, NEAR_CACHE_PING_TIMEOUT, RedisCache, RedisConfig, driver};
-use files_core::{Cache, FileRecord, Metrics, Owner};
+use files_core::{Cache, Dependency, FileRecord, Metrics, Owner};
 use files_testkit::contract::cache::{self, fresh_device, fresh_tenant, sample_record};
 use files_testkit::eventually;
 use files_testkit::proxy::TcpProxy;
@@ -51,21 +51,32 @@ async fn two_instances(test: &str, url: Option<&str>, timeout: Duration) -> Opti
     Some((near, other))
 }
 
-/// What a cache told its metrics: its tracking losses.
+/// What a cache told its metrics: its tracking losses, and its reads of records from Redis.
 #[derive(Debug, Default)]
 struct Counted {
     losses: AtomicU64,
+    record_reads: AtomicU64,
 }
 
 impl Metrics for Counted {
     fn near_cache_tracking_lost(&self) {
         self.losses.fetch_add(1, Ordering::SeqCst);
     }
+
+    fn dependency_call(&self, dependency: Dependency, operation: &'static str, _ok: bool, _elapsed: Duration) {
+        if dependency == Dependency::Cache && operation == "get_file" {
+            self.record_reads.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Counted {
     fn losses(&self) -> u64 {
         self.losses.load(Ordering::SeqCst)
+    }
+
+    fn record_reads(&self) -> u64 {
+        self.record_reads.load(Ordering::SeqCst)
     }
 }
 
@@ -429,5 +440,131 @@ async fn key_tracking_goes_on_while_the_runtime_that_runs_it_is_held_busy() {
         .unwrap()
         .unwrap();
     assert!(!tracking(&cache), "tracking still on after its owner stopped it");
+    files_testkit::redis::delete_prefix_blocking(&services::redis_url(), &prefix);
+}
+
+#[tokio::test]
+async fn concurrent_misses_of_a_key_read_redis_once_and_share_the_answer() {
+    let test = "concurrent_misses_of_a_key_read_redis_once_and_share_the_answer";
+    let prefix = format!("files-test-{}", Uuid::new_v4());
+    let counted = Arc::new(Counted::default());
+    let Some((cache, tracking_future, other)) = two_instances_tracking_unrun(test, &prefix, counted.clone()).await
+    else {
+        return;
+    };
+    // Written before tracking is on, so that no push of theirs arrives while the reads begin.
+    let (shared, abandoned) = (
+        sample_record(fresh_tenant(), Owner::Tenant, "shared.bin"),
+        sample_record(fresh_tenant(), Owner::Tenant, "abandoned.bin"),
+    );
+    other.put_file(&shared).await.unwrap();
+    other.put_file(&abandoned).await.unwrap();
+    let tracking_task = tokio::spawn(tracking_future);
+    assert!(
+        eventually(SETTLE, async || tracking(&cache)).await,
+        "the near cache's key tracking did not come on within {SETTLE:?}"
+    );
+
+    // Polled together: the first read leads, and the others join it before its answer can
+    // come back.
+    const READERS: usize = 16;
+    let reads = (0..READERS).map(|_| cache.get_file(shared.tenant, shared.id));
+    for read in futures::future::join_all(reads).await {
+        assert_eq!(read.unwrap(), Some(shared.clone()));
+    }
+    assert_eq!(
+        counted.record_reads(),
+        1,
+        "{READERS} concurrent misses of one key read it from Redis more than once"
+    );
+
+    // A leader whose caller gives up leaves no one waiting: its joiner reads for itself.
+    let before = counted.record_reads();
+    let mut leader = Box::pin(cache.get_file(abandoned.tenant, abandoned.id));
+    assert!(futures::poll!(leader.as_mut()).is_pending());
+    let mut joined = Box::pin(cache.get_file(abandoned.tenant, abandoned.id));
+    assert!(futures::poll!(joined.as_mut()).is_pending());
+    drop(leader);
+    let read = tokio::time::timeout(SETTLE, joined)
+        .await
+        .expect("a read that joined a dropped leader was left waiting");
+    assert_eq!(read.unwrap(), Some(abandoned.clone()));
+    // The dropped read never finished, so it is not counted: one read, the joiner's own.
+    assert_eq!(counted.record_reads(), before + 1);
+    tracking_task.abort();
+    files_testkit::redis::delete_prefix_blocking(&services::redis_url(), &prefix);
+}
+
+#[tokio::test]
+async fn a_read_that_joined_before_a_change_shares_the_old_answer_which_is_not_kept() {
+    // The leader is polled once (its GET sent), then held until this instance has changed the
+    // record and read it again. A read that joined it before the change gets its answer; the
+    // read after the change does not join it (it would wait for the held leader past its
+    // timeout) and gets the new version; and the leader's answer, older than the change, is
+    // not kept. The order in which Redis applies the leader's GET and the change is not
+    // controlled: a round where the GET came second shows nothing, and another is run.
+    let test = "a_read_that_joined_before_a_change_shares_the_old_answer_which_is_not_kept";
+    let prefix = format!("files-test-{}", Uuid::new_v4());
+    let counted = Arc::new(Counted::default());
+    let Some((cache, tracking_future, other)) = two_instances_tracking_unrun(test, &prefix, counted).await else {
+        return;
+    };
+    const ROUNDS: usize = 10;
+    // Written before tracking is on, so that no push of theirs arrives while a round's reads
+    // begin.
+    let records: Vec<FileRecord> = (0..ROUNDS)
+        .map(|_| sample_record(fresh_tenant(), Owner::Tenant, "changed.bin"))
+        .collect();
+    for record in &records {
+        other.put_file(record).await.unwrap();
+    }
+    let tracking_task = tokio::spawn(tracking_future);
+    assert!(
+        eventually(SETTLE, async || tracking(&cache)).await,
+        "the near cache's key tracking did not come on within {SETTLE:?}"
+    );
+    // A pooled connection for the leader, so that its GET leaves at its first poll.
+    cache.ping().await.unwrap();
+
+    let mut shown = false;
+    for record in &records {
+        let changed = resized(record, 4242);
+        let opened = tokio::sync::Notify::new();
+        let leader = async {
+            let mut read = Box::pin(cache.get_file(record.tenant, record.id));
+            assert!(futures::poll!(read.as_mut()).is_pending());
+            opened.notified().await;
+            read.await.unwrap()
+        };
+        let joined = async { cache.get_file(record.tenant, record.id).await.unwrap() };
+        let change = async {
+            cache.put_file(&changed).await.unwrap();
+            let after = cache.get_file(record.tenant, record.id).await;
+            opened.notify_one();
+            after
+        };
+        let (led, joined, after) = tokio::join!(leader, joined, change);
+        match after {
+            Ok(after) => assert_eq!(after, Some(changed.clone())),
+            Err(error) => panic!("the read after the change joined the flight begun before it: {error:?}"),
+        }
+        assert_eq!(joined, led, "a read that joined the leader got another answer");
+        if led == Some(changed.clone()) {
+            continue;
+        }
+        assert_eq!(led, Some(record.clone()));
+        assert_eq!(
+            cache.get_file(record.tenant, record.id).await.unwrap(),
+            Some(changed.clone()),
+            "the leader's answer, older than the change, was kept"
+        );
+        shown = true;
+        break;
+    }
+    assert!(
+        shown,
+        "in {ROUNDS} rounds Redis never applied the leader's GET before the change"
+    );
+    tracking_task.abort();
     files_testkit::redis::delete_prefix_blocking(&services::redis_url(), &prefix);
 }
