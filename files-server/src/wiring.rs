@@ -258,6 +258,8 @@ pub fn cache(
             .context("FILES_REDIS_URL")?
             .with_metrics(metrics),
     );
+    // The task only starts the tracking connection's own thread and waits for it: a busy
+    // runtime here delays neither its invalidations nor its ping. Stopping it stops the thread.
     if let Some(tracking) = cache.background() {
         tasks.spawn_until_stopped("near cache tracking", tracking);
     }

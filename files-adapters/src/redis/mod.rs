@@ -12,11 +12,13 @@
 //! [`CLEAR_BUDGET`] times the call timeout. A prefix must not be another prefix followed by `:`.
 //!
 //! Reads are served from a near cache in process while Redis tracks the keys for it (see
-//! [`near`]): a warm read costs no round trip. A write goes to Redis and drops the key from the
-//! near cache at once. The tracking connection is kept by the future
+//! [`near`]): a warm read costs no round trip, and concurrent misses of a key wait for one read
+//! of it and share its answer (one `GET` per key in flight). A write goes to Redis and drops the
+//! key from the near cache at once. The tracking connection is kept by the future
 //! [`RedisCache::background`] hands out, which the cache's owner runs (a server runs it with its
 //! other background tasks; [`RedisCache::spawn_background`] spawns it); until it runs, reads go
-//! to Redis.
+//! to Redis. The connection itself runs on a thread of its own, which that future starts and
+//! stops, so a busy runtime of the owner's holds up neither its pushes nor its ping.
 //!
 //! A cache must never slow a request much, nor fail one: every call is bounded by one timeout
 //! (pool checkout included), and every failure is a [`PortError`] the caller can fall back
@@ -39,7 +41,7 @@ use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::call::Calls;
+use crate::call::{Calls, TimedOut};
 
 mod config;
 mod near;
@@ -50,8 +52,8 @@ pub mod rate;
 
 pub use config::{RedisConfig, RedisError};
 use driver::Client;
-pub use near::PING_INTERVAL as NEAR_CACHE_PING_INTERVAL;
-use near::{Entry, NearCache};
+use near::{Answer, Entry, Flight, NearCache};
+pub use near::{PING_INTERVAL as NEAR_CACHE_PING_INTERVAL, PING_TIMEOUT as NEAR_CACHE_PING_TIMEOUT};
 use pool::{CallError, LastConnectError, Manager, command_error, resp3_client};
 
 /// The Redis driver (the `redis` crate, as re-exported by `bb8-redis`), for tools and tests
@@ -192,14 +194,19 @@ impl RedisCache {
 
     /// The near cache's background work: the connection on which Redis tracks its keys, kept
     /// up (reconnected with a backoff after any failure) for as long as the future runs and a
-    /// handle on the cache lives. Until it runs, and once it is dropped, the near cache serves
-    /// nothing (reads go to Redis). Its owner runs it once, stopping it by dropping it.
+    /// handle on the cache lives. Until it runs the near cache serves nothing (reads go to
+    /// Redis), and once it is dropped it never serves again. Its owner runs it once, stopping it
+    /// by dropping it.
+    ///
+    /// The connection (its reader, its pushes, its ping, its reconnections) runs on a thread of
+    /// its own with a current-thread runtime, which the future starts when first polled, waits
+    /// for, and stops when dropped: the runtime that polls the future only has to poll it.
     ///
     /// `None` when the near cache is off, or when this cache (or a clone) handed it out before.
     #[must_use]
     pub fn background(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
         let (near, client) = self.near.as_ref()?;
-        let tracking = near::tracking(near, client.clone(), self.prefix.to_string(), self.calls.timeout())?;
+        let tracking = near::tracking(near, client.clone(), self.prefix.to_string())?;
         Some(tracking.run())
     }
 
@@ -223,11 +230,6 @@ impl RedisCache {
 
     fn near(&self) -> Option<&NearCache> {
         self.near.as_ref().map(|(near, _)| near.as_ref())
-    }
-
-    /// The near cache's entry for `key`, while it is served.
-    fn near_get(&self, key: &str) -> Option<Entry> {
-        self.near()?.get(key)
     }
 
     /// Drops `key` from the near cache: this instance changed it (or tried to).
@@ -327,6 +329,76 @@ impl RedisCache {
         }
     }
 
+    /// The entry under `key`: from the near cache while it serves, else from Redis (a `GET` as
+    /// `operation`, its value parsed by `parse`). With the near cache on, concurrent misses of
+    /// `key` share one `GET`: the first leads it, the others wait for its answer, at most the
+    /// call timeout (see `near::flight` for which may join and what is kept). A read whose
+    /// leader was dropped before it answered reads again. With the near cache off, every read
+    /// asks Redis.
+    async fn read(
+        &self,
+        key: &str,
+        operation: &'static str,
+        parse: impl Fn(&[u8]) -> Option<Entry>,
+    ) -> Result<Option<Entry>, PortError> {
+        let Some(near) = self.near() else {
+            let (answer, unreadable) = self.fetch(key, operation, &parse).await;
+            if unreadable {
+                self.discard(key).await;
+            }
+            return answer;
+        };
+        if let Some(entry) = near.get(key) {
+            return Ok(Some(entry));
+        }
+        loop {
+            match near.flight(key) {
+                Flight::Lead(lead) => {
+                    let (answer, unreadable) = self.fetch(key, operation, &parse).await;
+                    // Landed first: whoever waits does not wait for the delete as well.
+                    let answer = lead.land(answer);
+                    if unreadable {
+                        self.discard(key).await;
+                    }
+                    return answer;
+                }
+                Flight::Join(joined) => match tokio::time::timeout(self.calls.timeout(), joined.answer()).await {
+                    Ok(Some(answer)) => return answer,
+                    Ok(None) => {}
+                    Err(_) => {
+                        return Err(PortError::unavailable(TimedOut {
+                            dependency: Dependency::Cache,
+                            operation,
+                            timeout: self.calls.timeout(),
+                        }));
+                    }
+                },
+            }
+        }
+    }
+
+    /// One `GET` of `key`, its value parsed by `parse`; and whether Redis held a value `parse`
+    /// could not read (which reads as none, and is for the caller to delete).
+    async fn fetch(
+        &self,
+        key: &str,
+        operation: &'static str,
+        parse: &impl Fn(&[u8]) -> Option<Entry>,
+    ) -> (Answer, bool) {
+        match self
+            .run::<Option<Vec<u8>>>(operation, driver::cmd("GET").arg(key))
+            .await
+        {
+            Ok(Some(value)) => {
+                let entry = parse(&value);
+                let unreadable = entry.is_none();
+                (Ok(entry), unreadable)
+            }
+            Ok(None) => (Ok(None), false),
+            Err(error) => (Err(error), false),
+        }
+    }
+
     /// Deletes an unreadable entry; a failure only leaves it to expire.
     async fn discard(&self, key: &str) {
         if let Err(error) = self.run::<()>("discard", driver::cmd("DEL").arg(key)).await {
@@ -360,36 +432,33 @@ fn push_uuid(key: &mut String, uuid: &uuid::Uuid) {
 impl Cache for RedisCache {
     async fn get_file(&self, tenant: TenantId, id: FileId) -> Result<Option<FileRecord>, PortError> {
         let key = self.file_key(tenant, id);
-        if let Some(Entry::File(record)) = self.near_get(&key) {
-            return Ok(Some(*record));
-        }
-        let ticket = self.near().and_then(|near| near.ticket(&key));
-        let value: Option<Vec<u8>> = self.run("get_file", driver::cmd("GET").arg(&key)).await?;
-        let Some(value) = value else {
-            return Ok(None);
-        };
-        match serde_json::from_slice::<StoredFile>(&value) {
-            Ok(stored) if stored.v == SCHEMA_VERSION && stored.file.tenant == tenant && stored.file.id == id => {
-                if let (Some(near), Some(ticket)) = (self.near(), ticket) {
-                    near.keep(key, Entry::File(Box::new(stored.file.clone())), ticket);
+        let entry = self
+            .read(&key, "get_file", |value| {
+                match serde_json::from_slice::<StoredFile>(value) {
+                    Ok(stored)
+                        if stored.v == SCHEMA_VERSION && stored.file.tenant == tenant && stored.file.id == id =>
+                    {
+                        Some(Entry::File(Box::new(stored.file)))
+                    }
+                    Ok(stored) => {
+                        tracing::debug!(
+                            key,
+                            version = stored.v,
+                            "cache entry of another version or file; a miss"
+                        );
+                        None
+                    }
+                    Err(error) => {
+                        tracing::debug!(key, %error, "unreadable cache entry; a miss");
+                        None
+                    }
                 }
-                Ok(Some(stored.file))
-            }
-            Ok(stored) => {
-                tracing::debug!(
-                    key,
-                    version = stored.v,
-                    "cache entry of another version or file; a miss"
-                );
-                self.discard(&key).await;
-                Ok(None)
-            }
-            Err(error) => {
-                tracing::debug!(key, %error, "unreadable cache entry; a miss");
-                self.discard(&key).await;
-                Ok(None)
-            }
-        }
+            })
+            .await?;
+        Ok(match entry {
+            Some(Entry::File(record)) => Some(*record),
+            _ => None,
+        })
     }
 
     async fn put_file(&self, record: &FileRecord) -> Result<(), PortError> {
@@ -414,30 +483,21 @@ impl Cache for RedisCache {
 
     async fn get_latest(&self, scope: Scope, name: &FileName) -> Result<Option<FileId>, PortError> {
         let key = self.latest_key(scope, name);
-        if let Some(Entry::Latest(id)) = self.near_get(&key) {
-            return Ok(Some(id));
-        }
-        let ticket = self.near().and_then(|near| near.ticket(&key));
-        let value: Option<Vec<u8>> = self.run("get_latest", driver::cmd("GET").arg(&key)).await?;
-        let Some(value) = value else {
-            return Ok(None);
-        };
-        match std::str::from_utf8(&value)
-            .ok()
-            .and_then(|text| text.parse::<FileId>().ok())
-        {
-            Some(id) => {
-                if let (Some(near), Some(ticket)) = (self.near(), ticket) {
-                    near.keep(key, Entry::Latest(id), ticket);
+        let entry = self
+            .read(&key, "get_latest", |value| {
+                let id = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|text| text.parse::<FileId>().ok());
+                if id.is_none() {
+                    tracing::debug!(key, "unreadable latest-version entry; a miss");
                 }
-                Ok(Some(id))
-            }
-            None => {
-                tracing::debug!(key, "unreadable latest-version entry; a miss");
-                self.discard(&key).await;
-                Ok(None)
-            }
-        }
+                id.map(Entry::Latest)
+            })
+            .await?;
+        Ok(match entry {
+            Some(Entry::Latest(id)) => Some(id),
+            _ => None,
+        })
     }
 
     async fn put_latest(&self, scope: Scope, name: &FileName, id: FileId) -> Result<(), PortError> {

@@ -12,17 +12,26 @@
 //!   them.
 //! - **Nothing is served without tracking.** Entries are served and kept only while that
 //!   connection is up. When it drops (or a ping every [`PING_INTERVAL`] goes unanswered within
-//!   the call timeout), everything is dropped at once and reads go to Redis. A new connection
+//!   [`PING_TIMEOUT`]), everything is dropped at once and reads go to Redis. A new connection
 //!   turns tracking on again (after a [`Backoff`] of 100 ms doubling to 5 s), and only then is
 //!   the near cache emptied once more and used. The connection is kept by [`Tracking`], a future
-//!   its owner runs (the cache never spawns it); while it does not run, or once it is dropped,
-//!   nothing is served either.
+//!   its owner runs (the cache never spawns it); while it does not run nothing is served, and
+//!   once it is dropped nothing is served again.
+//! - **The connection has a thread of its own.** Its reader (which drops the keys pushed), its
+//!   ping and its reconnections run on a current-thread runtime on a dedicated thread, started
+//!   by [`Tracking::run`] and stopped when that future is dropped. A runtime saturated with
+//!   requests (or blocked by any of its tasks) then neither delays the pushes, while other
+//!   threads serve reads, nor the ping's answer past its timeout, which would drop every entry
+//!   at once and send every reader to Redis together.
 //! - **Its state is counted** through the [`Metrics`] port: tracking on or off, each loss, and
 //!   every lookup's hit or miss.
 //! - **No read keeps a value that changed while it was in flight.** A read takes a [`Ticket`]
 //!   (the invalidation count of its key's stripe) before it asks Redis. It keeps the answer only
 //!   if the count has not moved. The check and the insert are made under the stripe's lock,
 //!   and every invalidation takes that lock too.
+//! - **One read of Redis per key in flight** ([`flight`]): concurrent misses of a key share
+//!   the read under way, so a loss of tracking (every entry dropped) is refilled with one read
+//!   per key, not one per reader.
 //! - **This instance's own writes** drop the key here at once, without waiting for the push.
 //! - **Entries live at most the cache's TTL**, a backstop. Misses are not kept. The size is
 //!   bounded in bytes and in entries (moka: TinyLFU admission, LRU eviction), each entry weighed
@@ -33,23 +42,38 @@
 //! What remains: another instance's change reaches this one when the push arrives, typically
 //! well under a millisecond after Redis applied it. A read in between is served the previous
 //! entry, as it would have been just before the change. A tracking connection that hangs
-//! without closing is noticed within a ping interval plus the call timeout.
+//! without closing is noticed within [`PING_INTERVAL`] plus [`PING_TIMEOUT`].
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use bb8_redis::redis::{self as driver, AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 use files_core::{Backoff, CacheOutcome, FileId, FileRecord, Metrics};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
+
+use self::flight::Flights;
+pub(super) use self::flight::{Answer, Flight};
+
+mod flight;
 
 /// How often the tracking connection is pinged to find a connection that hangs.
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long the tracking connection's ping may take before the connection counts as hung (and
+/// the bound on connecting it and turning tracking on). Its own, not the cache's call timeout:
+/// a lost tracking drops every entry, and the refill costs far more than a late answer, so it
+/// allows for a machine under load. It is what a hung connection may cost: entries served
+/// without their invalidations for at most [`PING_INTERVAL`] plus this.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The pace of the attempts to turn tracking on: 100 ms doubling to 5 s, so tracking is back
 /// within seconds of Redis.
 const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+
+/// The name of the tracking connection's thread (at most 15 bytes, as Linux shows them).
+const THREAD_NAME: &str = "near-cache";
 
 /// How many locks the keys are spread over.
 const STRIPES: usize = 64;
@@ -58,6 +82,13 @@ const STRIPES: usize = 64;
 /// deque nodes of its policies, the key's `Arc`): about 250 bytes, measured with a counting
 /// allocator over 100,000 small entries of moka 0.12.
 const ENTRY_OVERHEAD: usize = 256;
+
+/// [`NearCache::state`]: tracking off, for now.
+const OFF: u8 = 0;
+/// [`NearCache::state`]: tracking on, entries served.
+const ON: u8 = 1;
+/// [`NearCache::state`]: tracking stopped by its owner, never on again.
+const STOPPED: u8 = 2;
 
 /// What one entry holds: what the key's reader would have parsed from Redis.
 #[derive(Debug, Clone)]
@@ -87,21 +118,36 @@ impl Entry {
     }
 }
 
-/// What a read saw before it asked Redis: its value may be kept only if nothing changed since.
+/// What a read saw before it asked Redis: its value may be kept only if tracking was on then
+/// and nothing changed since.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Ticket {
+struct Ticket {
     stripe: usize,
+    /// The stripe's invalidations.
     seen: u64,
+    /// Whether tracking was on.
+    live: bool,
+}
+
+/// What one stripe of keys holds.
+#[derive(Default)]
+struct Stripe {
+    /// Invalidations of its keys so far.
+    invalidations: u64,
+    /// Its keys' reads of Redis under way.
+    flights: Flights,
 }
 
 /// The entries of one cache (shared by its clones and its tracking task).
 pub(super) struct NearCache {
     entries: moka::sync::Cache<String, Entry>,
-    /// Invalidations so far, per stripe of keys.
-    stripes: Box<[Mutex<u64>]>,
+    stripes: Box<[Mutex<Stripe>]>,
+    /// Flights begun so far: each one's id.
+    flights_begun: AtomicU64,
     hasher: RandomState,
-    /// Whether tracking is on: entries are served and kept only then.
-    live: AtomicBool,
+    /// Whether tracking is on ([`OFF`], [`ON`] or, for good, [`STOPPED`]): entries are served
+    /// and kept only while it is on.
+    state: AtomicU8,
     hits: AtomicU64,
     /// Where its state and lookups are counted; nowhere until set.
     metrics: OnceLock<Arc<dyn Metrics>>,
@@ -112,7 +158,7 @@ pub(super) struct NearCache {
 impl std::fmt::Debug for NearCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NearCache")
-            .field("live", &self.live.load(Ordering::Relaxed))
+            .field("live", &self.is_live())
             .field("hits", &self.hits.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -134,9 +180,10 @@ impl NearCache {
                 })
                 .time_to_live(ttl)
                 .build(),
-            stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
+            flights_begun: AtomicU64::new(0),
             hasher: RandomState::new(),
-            live: AtomicBool::new(false),
+            state: AtomicU8::new(OFF),
             hits: AtomicU64::new(0),
             metrics: OnceLock::new(),
             tracking_taken: AtomicBool::new(false),
@@ -159,8 +206,9 @@ impl NearCache {
         }
     }
 
-    fn stripe(&self, index: usize) -> MutexGuard<'_, u64> {
-        // A counter: a panic elsewhere cannot have left it half-updated.
+    fn stripe(&self, index: usize) -> MutexGuard<'_, Stripe> {
+        // A count and a map whose entries go in and out whole: a panic elsewhere cannot have
+        // left them half-updated.
         self.stripes[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -170,7 +218,7 @@ impl NearCache {
     }
 
     fn is_live(&self) -> bool {
-        self.live.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) == ON
     }
 
     /// The entry of `key`, while tracking is on.
@@ -185,35 +233,26 @@ impl NearCache {
         entry
     }
 
-    /// Taken before reading `key` from Redis; `None` while tracking is off.
-    pub(super) fn ticket(&self, key: &str) -> Option<Ticket> {
-        if !self.is_live() {
-            return None;
-        }
-        let stripe = self.stripe_of(key);
-        let seen = *self.stripe(stripe);
-        Some(Ticket { stripe, seen })
-    }
-
-    /// Keeps what a read found, unless the key (or its stripe) changed since its ticket.
-    pub(super) fn keep(&self, key: String, entry: Entry, ticket: Ticket) {
-        let stripe = self.stripe(ticket.stripe);
-        if *stripe == ticket.seen && self.is_live() {
+    /// Keeps what a read found, unless tracking was off when it took its ticket, is off now, or
+    /// the key (or its stripe) changed since. Called under the lock of the ticket's stripe
+    /// (`stripe`), which every invalidation takes too.
+    fn keep(&self, stripe: &Stripe, key: String, entry: Entry, ticket: Ticket) {
+        if ticket.live && stripe.invalidations == ticket.seen && self.is_live() {
             self.entries.insert(key, entry);
         }
     }
 
-    /// `key` changed (or may have): dropped, and no read started before is kept.
+    /// `key` changed (or may have): dropped, and no read started before is kept or joined.
     pub(super) fn invalidate(&self, key: &str) {
         let mut stripe = self.stripe(self.stripe_of(key));
-        *stripe += 1;
+        stripe.invalidations += 1;
         self.entries.invalidate(key);
     }
 
     /// Everything may have changed.
     pub(super) fn invalidate_all(&self) {
         for index in 0..STRIPES {
-            *self.stripe(index) += 1;
+            self.stripe(index).invalidations += 1;
         }
         self.entries.invalidate_all();
     }
@@ -221,21 +260,44 @@ impl NearCache {
     /// Tracking is off: nothing is served or kept until it is on again. Counted as a loss
     /// when it was on.
     fn lost(&self) {
-        let was_live = self.live.swap(false, Ordering::AcqRel);
+        let was_live = self
+            .state
+            .compare_exchange(ON, OFF, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
         self.invalidate_all();
         if was_live {
-            self.count(|metrics| {
-                metrics.near_cache_tracking(false);
-                metrics.near_cache_tracking_lost();
-            });
+            self.counted_lost();
         }
     }
 
-    /// Tracking is on: what was kept before is dropped, and the cache is used from now on.
+    /// Tracking is off for good (its owner stopped it): nothing is served or kept any more,
+    /// whatever the tracking connection's thread does before it sees the stop.
+    fn stopped(&self) {
+        let was_live = self.state.swap(STOPPED, Ordering::AcqRel) == ON;
+        self.invalidate_all();
+        if was_live {
+            self.counted_lost();
+        }
+    }
+
+    fn counted_lost(&self) {
+        self.count(|metrics| {
+            metrics.near_cache_tracking(false);
+            metrics.near_cache_tracking_lost();
+        });
+    }
+
+    /// Tracking is on: what was kept before is dropped, and the cache is used from now on
+    /// (unless its owner stopped it).
     fn established(&self) {
         self.invalidate_all();
-        self.live.store(true, Ordering::Release);
-        self.count(|metrics| metrics.near_cache_tracking(true));
+        if self
+            .state
+            .compare_exchange(OFF, ON, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.count(|metrics| metrics.near_cache_tracking(true));
+        }
     }
 
     /// A push on the tracking connection.
@@ -275,96 +337,151 @@ impl NearCache {
 }
 
 /// What keeps tracking on for a near cache: connects, turns tracking on, pings, and starts again
-/// after any failure, with [`BACKOFF`]. Built by [`tracking`]; run by the cache's owner.
+/// after any failure, with [`BACKOFF`], on a thread of its own. Built by [`tracking`]; run by
+/// the cache's owner.
 pub(super) struct Tracking {
     near: OffWhenDropped,
     client: Client,
     prefix: String,
-    timeout: Duration,
 }
 
 /// The tracking of `near`, or `None` when it was handed out before (one connection per cache).
-pub(super) fn tracking(near: &Arc<NearCache>, client: Client, prefix: String, timeout: Duration) -> Option<Tracking> {
+pub(super) fn tracking(near: &Arc<NearCache>, client: Client, prefix: String) -> Option<Tracking> {
     if near.tracking_taken.swap(true, Ordering::AcqRel) {
         return None;
     }
     Some(Tracking {
-        near: OffWhenDropped(Arc::downgrade(near)),
+        near: OffWhenDropped {
+            near: Arc::downgrade(near),
+            for_good: true,
+        },
         client,
         prefix,
-        timeout,
     })
 }
 
-/// Turns tracking off for its cache when the tracking future ends or is dropped (stopped by its
-/// owner, or its task aborted): entries must not be served without the connection that drops
-/// them.
-struct OffWhenDropped(Weak<NearCache>);
+/// Turns tracking off for its cache when dropped: entries must not be served without the
+/// connection that drops them. The owner's ([`Tracking`], and the future of [`Tracking::run`])
+/// turns it off for good, at once, when the owner stops it (or its task is aborted), even
+/// before the thread has seen the stop; the thread's when its work ends, or unwinds.
+struct OffWhenDropped {
+    near: Weak<NearCache>,
+    for_good: bool,
+}
 
 impl Drop for OffWhenDropped {
     fn drop(&mut self) {
-        if let Some(near) = self.0.upgrade() {
-            near.lost();
+        if let Some(near) = self.near.upgrade() {
+            if self.for_good {
+                near.stopped();
+            } else {
+                near.lost();
+            }
         }
     }
 }
 
 impl Tracking {
     /// Keeps tracking on until every handle on the cache is gone; stopped by dropping it.
+    ///
+    /// The first poll starts the connection's thread: a current-thread runtime of its own,
+    /// which no task of the caller's runtime can hold up. The future waits for that thread,
+    /// and dropping it stops it (and turns tracking off at once). When the thread cannot be
+    /// started, or fails, the future ends and the near cache serves nothing.
     pub(super) async fn run(self) {
         let Self {
             near: off,
             client,
             prefix,
-            timeout,
         } = self;
-        let near = off.0.clone();
-        let mut backoff = BACKOFF;
-        let mut failed = false;
-        loop {
-            let disconnected = Arc::new(Notify::new());
-            match connect(&near, &client, &prefix, timeout, &disconnected).await {
-                Ok(mut connection) => {
-                    let Some(cache) = near.upgrade() else { return };
-                    cache.established();
-                    drop(cache);
-                    if failed {
-                        tracing::info!("Redis near cache: key tracking is back on");
-                    }
-                    backoff.reset();
-                    loop {
-                        tokio::select! {
-                            () = disconnected.notified() => break,
-                            () = tokio::time::sleep(PING_INTERVAL) => {}
-                        }
-                        if near.strong_count() == 0 {
-                            return;
-                        }
-                        let ping =
-                            tokio::time::timeout(timeout, driver::cmd("PING").query_async::<String>(&mut connection))
-                                .await;
-                        if !matches!(ping, Ok(Ok(_))) {
-                            break;
-                        }
-                    }
-                    let Some(cache) = near.upgrade() else { return };
-                    cache.lost();
-                    tracing::warn!("Redis near cache: key tracking lost; reading from Redis until it is back");
-                }
+        let near = off.near.clone();
+        // Dropped with this future, which tells the thread to stop.
+        let (_stop, stopped) = oneshot::channel::<()>();
+        let (ended, thread_ended) = oneshot::channel::<()>();
+        // The caller's subscriber (a test's, say), so the thread logs where the caller does.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let started = std::thread::Builder::new().name(THREAD_NAME.to_owned()).spawn(move || {
+            let _dispatch = tracing::dispatcher::set_default(&dispatch);
+            let _off = OffWhenDropped {
+                near: near.clone(),
+                for_good: false,
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
                 Err(error) => {
+                    tracing::error!(%error, "Redis near cache: no runtime for key tracking; reading from Redis");
+                    return;
+                }
+            };
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = stopped => {}
+                    () = keep_tracking(&near, &client, &prefix) => {}
+                }
+            });
+            // The runtime, and the connection's tasks with it, end before the thread says so.
+            drop(runtime);
+            let _ = ended.send(());
+        });
+        if let Err(error) = started {
+            tracing::error!(%error, "Redis near cache: no thread for key tracking; reading from Redis");
+            return;
+        }
+        if thread_ended.await.is_err() {
+            tracing::error!("Redis near cache: the key tracking thread failed; reading from Redis");
+        }
+        drop(off);
+    }
+}
+
+/// Keeps tracking on for `near`, reconnecting with [`BACKOFF`], until every handle on the cache
+/// is gone. Runs on the tracking thread's runtime.
+async fn keep_tracking(near: &Weak<NearCache>, client: &Client, prefix: &str) {
+    let mut backoff = BACKOFF;
+    let mut failed = false;
+    loop {
+        let disconnected = Arc::new(Notify::new());
+        match connect(near, client, prefix, &disconnected).await {
+            Ok(mut connection) => {
+                let Some(cache) = near.upgrade() else { return };
+                cache.established();
+                drop(cache);
+                if failed {
+                    tracing::info!("Redis near cache: key tracking is back on");
+                }
+                backoff.reset();
+                loop {
+                    tokio::select! {
+                        () = disconnected.notified() => break,
+                        () = tokio::time::sleep(PING_INTERVAL) => {}
+                    }
                     if near.strong_count() == 0 {
                         return;
                     }
-                    if failed {
-                        tracing::debug!(%error, "Redis near cache: key tracking still off");
-                    } else {
-                        tracing::warn!(%error, "Redis near cache: cannot turn key tracking on; reading from Redis");
+                    let ping =
+                        tokio::time::timeout(PING_TIMEOUT, driver::cmd("PING").query_async::<String>(&mut connection))
+                            .await;
+                    if !matches!(ping, Ok(Ok(_))) {
+                        break;
                     }
                 }
+                let Some(cache) = near.upgrade() else { return };
+                cache.lost();
+                tracing::warn!("Redis near cache: key tracking lost; reading from Redis until it is back");
             }
-            failed = true;
-            tokio::time::sleep(backoff.next_delay()).await;
+            Err(error) => {
+                if near.strong_count() == 0 {
+                    return;
+                }
+                if failed {
+                    tracing::debug!(%error, "Redis near cache: key tracking still off");
+                } else {
+                    tracing::warn!(%error, "Redis near cache: cannot turn key tracking on; reading from Redis");
+                }
+            }
         }
+        failed = true;
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 
@@ -373,7 +490,6 @@ async fn connect(
     near: &Weak<NearCache>,
     client: &Client,
     prefix: &str,
-    timeout: Duration,
     disconnected: &Arc<Notify>,
 ) -> driver::RedisResult<driver::aio::MultiplexedConnection> {
     let (near, disconnected) = (near.clone(), disconnected.clone());
@@ -388,8 +504,8 @@ async fn connect(
         Ok(())
     };
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(PING_TIMEOUT))
+        .set_response_timeout(Some(PING_TIMEOUT))
         .set_push_sender(on_push);
     let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
     driver::cmd("CLIENT")

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use files_core::multipart::{MultipartUpload, PartPlan};
-use files_core::{FileId, FileName, FileState, Owner, Sha256, TenantId};
+use files_core::{FileId, FileName, FileState, Owner, PortError, Sha256, TenantId};
 use time::OffsetDateTime;
 
 use super::*;
@@ -49,8 +49,7 @@ fn record_with_parts(parts: u16) -> FileRecord {
 
 /// Keeps `entry` under `key` as a read from Redis does.
 fn fill(near: &NearCache, key: String, entry: Entry) {
-    let ticket = near.ticket(&key).unwrap();
-    near.keep(key, entry, ticket);
+    lead(near, &key).land(Ok(Some(entry))).unwrap();
 }
 
 /// What the entries held hold at least, counted apart from the weigher: each key and, for a
@@ -110,7 +109,8 @@ fn small_entries_are_bounded_by_the_entry_cap() {
 #[test]
 fn nothing_is_served_or_kept_before_tracking_is_on() {
     let near = NearCache::new(100, MIB, Duration::from_secs(60));
-    assert!(near.ticket("k").is_none());
+    fill(&near, "k".to_owned(), Entry::Latest(FileId::new()));
+    assert!(near.entries.get("k").is_none(), "kept before tracking was on");
     near.entries.insert("k".to_owned(), Entry::Latest(FileId::new()));
     assert!(near.get("k").is_none());
     assert_eq!(near.hits(), 0);
@@ -119,38 +119,36 @@ fn nothing_is_served_or_kept_before_tracking_is_on() {
 #[test]
 fn a_read_keeps_its_value_only_when_nothing_changed_since_its_ticket() {
     let near = live();
-    let ticket = near.ticket("k").unwrap();
-    near.keep("k".to_owned(), Entry::Latest(FileId::new()), ticket);
+    fill(&near, "k".to_owned(), Entry::Latest(FileId::new()));
     assert!(near.get("k").is_some());
     assert_eq!(near.hits(), 1);
 
     // The key changed while the read was in flight: its answer is not kept.
-    let ticket = near.ticket("k").unwrap();
+    let read = lead(&near, "k");
     near.invalidate("k");
     assert!(near.get("k").is_none());
-    near.keep("k".to_owned(), Entry::Latest(FileId::new()), ticket);
+    read.land(Ok(Some(Entry::Latest(FileId::new())))).unwrap();
     assert!(near.get("k").is_none(), "a value overtaken by an invalidation was kept");
 
     // Everything changed (FLUSHDB, or tracking lost and back).
-    let ticket = near.ticket("k").unwrap();
+    let read = lead(&near, "k");
     near.invalidate_all();
-    near.keep("k".to_owned(), Entry::Latest(FileId::new()), ticket);
+    read.land(Ok(Some(Entry::Latest(FileId::new())))).unwrap();
     assert!(near.get("k").is_none());
 }
 
 #[test]
 fn tracking_lost_drops_everything_and_stops_reads_in_flight_from_keeping_theirs() {
     let near = live();
-    let ticket = near.ticket("a").unwrap();
-    near.keep("a".to_owned(), Entry::Latest(FileId::new()), ticket);
-    let in_flight = near.ticket("b").unwrap();
+    fill(&near, "a".to_owned(), Entry::Latest(FileId::new()));
+    let in_flight = lead(&near, "b");
     near.pushed(&PushInfo {
         kind: PushKind::Disconnection,
         data: Vec::new(),
     });
     assert!(!near.tracking());
     assert!(near.get("a").is_none());
-    near.keep("b".to_owned(), Entry::Latest(FileId::new()), in_flight);
+    in_flight.land(Ok(Some(Entry::Latest(FileId::new())))).unwrap();
     near.established();
     assert!(near.get("a").is_none() && near.get("b").is_none());
 }
@@ -201,25 +199,55 @@ fn tracking_and_lookups_are_counted_and_a_loss_once() {
 }
 
 #[tokio::test]
-async fn dropping_the_tracking_future_stops_serving() {
+async fn dropping_the_tracking_future_stops_serving_for_good_and_its_thread() {
+    let near = Arc::new(NearCache::new(100, MIB, Duration::from_secs(60)));
+    let counted = Arc::new(Counted::default());
+    near.count_in(counted.clone());
+    // Nothing listens there: the thread keeps trying to connect.
+    let client = driver::Client::open("redis://127.0.0.1:1/?protocol=resp3").unwrap();
+    let first = tracking(&near, client.clone(), "p".to_owned()).unwrap();
+    assert!(tracking(&near, client, "p".to_owned()).is_none());
+    near.established();
+
+    // Polled once: the thread is started, and the future waits for it.
+    let mut run = Box::pin(first.run());
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(run.as_mut().poll(&mut context).is_pending());
+    assert!(near.tracking());
+    drop(run);
+    assert!(!near.tracking(), "entries served with no tracking connection");
+    assert_eq!(counted.losses.load(Ordering::Relaxed), 1);
+    // Whatever the thread does before it sees the stop, tracking stays off.
+    near.established();
+    assert!(!near.tracking(), "tracking came back on after its owner stopped it");
+
+    // The thread lets go of the cache: it stopped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Arc::weak_count(&near) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tracking thread still holds the cache 10 s after its owner stopped it"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn a_tracking_dropped_before_it_ran_leaves_the_cache_off() {
     let near = Arc::new(NearCache::new(100, MIB, Duration::from_secs(60)));
     let client = driver::Client::open("redis://127.0.0.1:1/?protocol=resp3").unwrap();
-    let first = tracking(&near, client.clone(), "p".to_owned(), Duration::from_millis(50)).unwrap();
-    assert!(tracking(&near, client, "p".to_owned(), Duration::from_millis(50)).is_none());
+    drop(tracking(&near, client, "p".to_owned()).unwrap());
     near.established();
-    let task = tokio::spawn(first.run());
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    task.abort();
-    let _ = task.await;
-    assert!(!near.tracking(), "entries served with no tracking connection");
+    assert!(!near.tracking());
+    fill(&near, "k".to_owned(), Entry::Latest(FileId::new()));
+    assert!(near.get("k").is_none());
 }
 
 #[test]
 fn invalidation_pushes_drop_their_keys_and_a_null_drops_everything() {
     let near = live();
     for key in ["a", "b", "c"] {
-        let ticket = near.ticket(key).unwrap();
-        near.keep(key.to_owned(), Entry::Latest(FileId::new()), ticket);
+        fill(&near, key.to_owned(), Entry::Latest(FileId::new()));
     }
     near.pushed(&PushInfo {
         kind: PushKind::Invalidate,
@@ -232,4 +260,135 @@ fn invalidation_pushes_drop_their_keys_and_a_null_drops_everything() {
         data: vec![Value::Nil],
     });
     assert!(near.get("b").is_none() && near.get("c").is_none());
+}
+
+/// Reads of Redis in flight, in every stripe.
+fn flights(near: &NearCache) -> usize {
+    (0..STRIPES).map(|index| near.stripe(index).flights.len()).sum()
+}
+
+fn lead<'a>(near: &'a NearCache, key: &str) -> flight::Lead<'a> {
+    match near.flight(key) {
+        Flight::Lead(lead) => lead,
+        Flight::Join(_) => panic!("{key}: joined a flight where it should lead one"),
+    }
+}
+
+fn join(near: &NearCache, key: &str) -> flight::Joined {
+    match near.flight(key) {
+        Flight::Join(joined) => joined,
+        Flight::Lead(_) => panic!("{key}: led a flight where it should join one"),
+    }
+}
+
+fn latest(answer: Option<Answer>) -> Option<FileId> {
+    match answer {
+        Some(Ok(Some(Entry::Latest(id)))) => Some(id),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn concurrent_misses_of_a_key_read_once_and_share_the_answer() {
+    let near = live();
+    let leader = lead(&near, "k");
+    let joined: Vec<_> = (0..3).map(|_| join(&near, "k")).collect();
+    // Another key has a flight of its own.
+    let other = lead(&near, "other");
+    assert_eq!(flights(&near), 2);
+
+    let id = FileId::new();
+    assert_eq!(latest(Some(leader.land(Ok(Some(Entry::Latest(id)))))), Some(id));
+    for joined in joined {
+        assert_eq!(latest(joined.answer().await), Some(id));
+    }
+    assert!(near.get("k").is_some(), "the answer was not kept");
+    drop(other);
+    assert_eq!(flights(&near), 0, "a flight outlived its read");
+}
+
+#[tokio::test]
+async fn an_answer_overtaken_by_an_invalidation_is_shared_with_its_joiners_but_not_kept() {
+    let near = live();
+    let first = lead(&near, "k");
+    let joined_before = join(&near, "k");
+    // The key changes while the first read is in flight (a push, or this instance's write).
+    near.invalidate("k");
+    // A miss from now on does not join the flight begun before the change: it reads anew...
+    let second = lead(&near, "k");
+    // ...and later misses join that one.
+    let joined_after = join(&near, "k");
+
+    let (old, new) = (FileId::new(), FileId::new());
+    first.land(Ok(Some(Entry::Latest(old)))).unwrap();
+    // Its joiner started before the answer came back: it may use it, as a read of its own.
+    assert_eq!(latest(joined_before.answer().await), Some(old));
+    assert!(
+        near.get("k").is_none(),
+        "an answer overtaken by an invalidation was kept"
+    );
+    // The first flight's end left the second in place.
+    let joined_late = join(&near, "k");
+
+    second.land(Ok(Some(Entry::Latest(new)))).unwrap();
+    assert_eq!(latest(joined_after.answer().await), Some(new));
+    assert_eq!(latest(joined_late.answer().await), Some(new));
+    assert!(matches!(near.get("k"), Some(Entry::Latest(id)) if id == new));
+    assert_eq!(flights(&near), 0);
+}
+
+#[tokio::test]
+async fn an_answer_read_while_tracking_was_off_is_shared_but_not_kept() {
+    let near = NearCache::new(100, MIB, Duration::from_secs(60));
+    let leader = lead(&near, "k");
+    let joined = join(&near, "k");
+    // Tracking comes on while the read is in flight: it began without it.
+    near.established();
+    let id = FileId::new();
+    leader.land(Ok(Some(Entry::Latest(id)))).unwrap();
+    assert_eq!(latest(joined.answer().await), Some(id));
+    assert!(near.get("k").is_none());
+}
+
+#[tokio::test]
+async fn a_leader_dropped_before_it_answered_ends_its_flight_and_its_joiners_read_again() {
+    let near = live();
+    let leader = lead(&near, "k");
+    let joined = join(&near, "k");
+    // Its caller gave up (a timeout around it, a client gone).
+    drop(leader);
+    assert!(joined.answer().await.is_none(), "a joiner was answered by no one");
+    assert_eq!(flights(&near), 0, "the flight of a dropped leader stayed");
+    // The next miss leads.
+    let again = lead(&near, "k");
+    again.land(Ok(None)).unwrap();
+    assert_eq!(flights(&near), 0);
+}
+
+#[tokio::test]
+async fn a_failed_read_is_shared_with_its_kind_and_cause() {
+    let near = live();
+    for unavailable in [true, false] {
+        let leader = lead(&near, "k");
+        let joined = join(&near, "k");
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused by the test");
+        let error = if unavailable {
+            PortError::unavailable(cause)
+        } else {
+            PortError::failed(cause)
+        };
+        let led = leader.land(Err(error));
+        let waited = joined.answer().await.unwrap();
+        for answer in [led, waited] {
+            match answer {
+                Err(PortError::Unavailable(cause)) if unavailable => {
+                    assert_eq!(cause.to_string(), "refused by the test")
+                }
+                Err(PortError::Failed(cause)) if !unavailable => assert_eq!(cause.to_string(), "refused by the test"),
+                other => panic!("expected the leader's failure, got {other:?}"),
+            }
+        }
+    }
+    assert!(near.get("k").is_none());
+    assert_eq!(flights(&near), 0);
 }
