@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p files-bench` (all), `cargo bench -p files-bench -- token_es256` (one group).
 //! What each compares and why that peer: docs/performance.md.
+//!
+//! Times are the CPU time of the benchmark's thread ([`ThreadTime`]), not wall-clock time.
 
 // Setup that fails is a broken benchmark: it may panic, and the report is printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -11,6 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use criterion::Criterion;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use files_adapters::jwks::{JwksVerifier, JwtConfig, SignatureLibrary};
 use files_adapters::s3::{S3Config, S3Signer};
 use files_bench::{Comparison, Measured, MustShow, output_directory, report};
@@ -25,6 +28,48 @@ const ISSUER: &str = "https://dsts.bench";
 const AUDIENCE: &str = "files";
 const TENANT: u128 = 0x7c0e_5a9e_0000_4000_8000_0000_0000_0001;
 const DEVICE: u128 = 0x7c0e_5a9e_0000_4000_8000_0000_0000_00d1;
+
+/// The CPU time of the measuring thread: what the benchmark ran, without the time other
+/// processes held the cores meanwhile. On a shared machine (the development machine runs other
+/// builds) wall-clock time counts those too, and changes with the load from one function to the
+/// next, so that the ratio of two functions measured a few seconds apart moved by tens of
+/// percent between runs. Every benchmark runs on the thread that measures it (the tokio runtime
+/// is current-thread), so nothing it does is missed. Shown as durations, like wall-clock time.
+struct ThreadTime(WallTime);
+
+fn thread_time() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(now.tv_sec.unsigned_abs(), u32::try_from(now.tv_nsec).unwrap_or(0))
+}
+
+impl Measurement for ThreadTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_time()
+    }
+
+    fn end(&self, started: Duration) -> Duration {
+        thread_time().saturating_sub(started)
+    }
+
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.0.formatter()
+    }
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -116,7 +161,7 @@ fn verifier_with(jwk: &str, capacity: u64, signature_library: SignatureLibrary) 
 /// `aud`, `exp`, `nbf`) and parsing the same claims ([`Custom`]). What the verifier adds over its
 /// library (the key chosen by `kid`, the algorithm checked against the key, the maximum lifetime,
 /// the principal read from the claims) is its overhead.
-fn tokens(c: &mut Criterion) {
+fn tokens(c: &mut Criterion<ThreadTime>) {
     let rt = runtime();
     for (alg, group) in [
         ("ES256", "token_es256"),
@@ -167,7 +212,7 @@ fn tokens(c: &mut Criterion) {
 }
 
 /// The verified-token cache: a token verified before against a full ES256 verification.
-fn token_cache(c: &mut Criterion) {
+fn token_cache(c: &mut Criterion<ThreadTime>) {
     let rt = runtime();
     let signed = signed("ES256");
     let full = verifier(&signed.jwk, 0);
@@ -195,7 +240,7 @@ const SHA256_HEX: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2
 
 /// Presigning PUT (with `content-length` and `x-amz-checksum-sha256` signed) and GET: the
 /// service's signer (rusty-s3) against aws-sdk-s3's presigner, same endpoint, keys and lifetime.
-fn presign(c: &mut Criterion) {
+fn presign(c: &mut Criterion<ThreadTime>) {
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
     use aws_sdk_s3::presigning::PresigningConfig;
 
@@ -301,7 +346,7 @@ m = p.rule == "files" && r.sub_tenant == r.obj_tenant && (r.sub_device == "" || 
 
 /// The permission check: the core's `authorize` (a pure function over the table) against a
 /// casbin enforcer holding the same table as a model.
-fn permission(c: &mut Criterion) {
+fn permission(c: &mut Criterion<ThreadTime>) {
     use casbin::{CoreApi as _, DefaultModel, Enforcer, MemoryAdapter, MgmtApi as _};
 
     let rt = runtime();
@@ -369,7 +414,7 @@ fn permission(c: &mut Criterion) {
 
 /// The `file.uploaded` event's body: serde_json (what the publisher uses) against simd-json's
 /// serde serializer.
-fn event(c: &mut Criterion) {
+fn event(c: &mut Criterion<ThreadTime>) {
     let record = FileRecord {
         id: FileId::new(),
         tenant: TenantId::from_uuid(Uuid::from_u128(TENANT)),
@@ -545,6 +590,7 @@ fn main() {
     let started = SystemTime::now();
     let dir = output_directory();
     let mut criterion = Criterion::default()
+        .with_measurement(ThreadTime(WallTime))
         .output_directory(&dir)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
