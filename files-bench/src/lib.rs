@@ -29,9 +29,37 @@ pub struct Comparison {
     pub ours: Measured,
     /// What a user would reach for instead.
     pub peer: Measured,
-    /// When set, the peer must cost at least this many times ours (a "must show" of the
-    /// issue); the report says whether it does.
-    pub at_least: Option<f64>,
+    /// When set, what the ratio must show (a "must show" of an issue); the report says whether
+    /// it does.
+    pub must_show: Option<MustShow>,
+}
+
+/// What a comparison must show.
+#[derive(Debug, Clone, Copy)]
+pub enum MustShow {
+    /// The peer costs at least this many times ours.
+    AtLeast(f64),
+    /// Ours costs at most this many percent more than the peer: the overhead of a wrapper over
+    /// the library it wraps.
+    OverheadAtMost(f64),
+}
+
+impl MustShow {
+    /// The verdict on `ratio` (peer time / our time).
+    fn verdict(self, ratio: f64) -> String {
+        match self {
+            Self::AtLeast(at_least) if ratio >= at_least => format!("  [ok: at least {at_least}x]"),
+            Self::AtLeast(at_least) => format!("  [BELOW the required {at_least}x]"),
+            Self::OverheadAtMost(at_most) => {
+                let overhead = (1.0 / ratio - 1.0) * 100.0;
+                if overhead <= at_most {
+                    format!("  [ok: overhead {overhead:.1}%, at most {at_most}%]")
+                } else {
+                    format!("  [ABOVE the allowed {at_most}%: overhead {overhead:.1}%]")
+                }
+            }
+        }
+    }
 }
 
 /// Where the benchmarks write criterion's results: `$CRITERION_HOME`, else
@@ -89,13 +117,9 @@ pub fn report(dir: &Path, comparisons: &[Comparison], since: SystemTime) -> Stri
         let line = match (ours, peer) {
             (Some(ours), Some(peer)) if ours > 0.0 => {
                 let ratio = peer / ours;
-                let verdict = comparison.at_least.map_or_else(String::new, |at_least| {
-                    if ratio >= at_least {
-                        format!("  [ok: at least {at_least}x]")
-                    } else {
-                        format!("  [BELOW the required {at_least}x]")
-                    }
-                });
+                let verdict = comparison
+                    .must_show
+                    .map_or_else(String::new, |must_show| must_show.verdict(ratio));
                 format!(
                     "{:<34} {:>11} {:<34} vs {:>11} {:<34} ratio {ratio:>7.2}{verdict}",
                     comparison.what,

@@ -1,6 +1,8 @@
 //! Claims validation: the closest refusal for a jwt-simple error, and the [`Principal`] a verified
 //! token stands for.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use files_core::{DeviceId, InvalidToken, Principal, TenantId};
@@ -34,11 +36,11 @@ pub(super) fn refusal(error: jwt_simple::Error) -> InvalidToken {
 /// A claim by its configured name, `None` when the token does not have it; a claim that is
 /// there with `null` is `Some(Value::Null)`: present, and not valid. `sub` is a registered
 /// claim that jwt-simple keeps apart (reading a `null` one as absent: [`null_subject`]).
-fn claim(claims: &Claims, name: &str) -> Option<Value> {
+fn claim<'c>(claims: &'c Claims, name: &str) -> Option<Cow<'c, Value>> {
     if name == "sub" {
-        return claims.subject.clone().map(Value::String);
+        return claims.subject.clone().map(|subject| Cow::Owned(Value::String(subject)));
     }
-    claims.custom.get(name).cloned()
+    claims.custom.get(name).map(Cow::Borrowed)
 }
 
 /// The principal a verified token stands for. Every claim it is read from must be valid where
@@ -47,17 +49,17 @@ fn claim(claims: &Claims, name: &str) -> Option<Value> {
 /// `tenant_id` or `scope`.
 pub(super) fn principal(config: &JwtConfig, claims: &Claims) -> Result<Principal, InvalidToken> {
     let names = &config.claims;
-    let device = match claim(claims, &names.device_id) {
+    let device = match claim(claims, &names.device_id).as_deref() {
         Some(Value::String(s)) => Some(s.parse::<DeviceId>().map_err(|_| InvalidToken::Claim("device_id"))?),
         Some(_) => return Err(InvalidToken::Claim("device_id")),
         None => None,
     };
     let has = |wanted: &str| -> Result<bool, InvalidToken> {
-        match claim(claims, &names.scope) {
+        match claim(claims, &names.scope).as_deref() {
             Some(Value::String(scopes)) => Ok(scopes.split_whitespace().any(|s| s == wanted)),
             Some(Value::Array(scopes)) => {
                 let mut found = false;
-                for scope in &scopes {
+                for scope in scopes {
                     found |= scope.as_str().ok_or(InvalidToken::Claim("scope"))? == wanted;
                 }
                 Ok(found)
@@ -70,7 +72,7 @@ pub(super) fn principal(config: &JwtConfig, claims: &Claims) -> Result<Principal
     if device.is_none() && has(&config.platform_scope)? {
         return Ok(Principal::Platform);
     }
-    let tenant = match claim(claims, &names.tenant_id) {
+    let tenant = match claim(claims, &names.tenant_id).as_deref() {
         Some(Value::String(s)) => s.parse::<TenantId>().map_err(|_| InvalidToken::Claim("tenant_id"))?,
         _ => return Err(InvalidToken::Claim("tenant_id")),
     };
@@ -228,7 +230,7 @@ mod proptests {
         let device = claim(claims, &names.device_id);
         let device_id = uuid_claim(claims, &names.device_id).map(DeviceId::from_uuid);
         let scope = claim(claims, &names.scope);
-        let has = |wanted: &str| match &scope {
+        let has = |wanted: &str| match scope.as_deref() {
             None => (true, false),
             Some(Value::String(s)) => (true, s.split_whitespace().any(|s| s == wanted)),
             Some(Value::Array(a)) => (

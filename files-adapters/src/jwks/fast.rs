@@ -17,9 +17,9 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use jwt_simple::algorithms::ECDSAP256PublicKeyLike as _;
 use jwt_simple::common::VerificationOptions;
 use jwt_simple::prelude::Clock;
-use jwt_simple::token::TokenMetadata;
 
 use super::claims::Claims;
+use super::header::Header;
 use super::public_key::PublicKey;
 
 /// A public key as jsonwebtoken takes it, and the one algorithm it verifies.
@@ -62,11 +62,11 @@ impl FastKey {
     }
 
     /// The token's claims when its signature is this key's and its header and claims pass
-    /// `options`. The caller has decoded the header (`metadata`) and checked its `alg`.
+    /// `options`. The caller has decoded the header and checked its `alg`.
     pub(super) fn verify(
         &self,
         token: &str,
-        metadata: &TokenMetadata,
+        header: &Header,
         options: &VerificationOptions,
     ) -> Result<Claims, InvalidToken> {
         if options.max_token_length.is_some_and(|max| token.len() > max) {
@@ -78,7 +78,7 @@ impl FastKey {
         if payload.contains('.') {
             return Err(InvalidToken::Malformed);
         }
-        header(metadata)?;
+        header_rules(header)?;
         match jsonwebtoken::crypto::verify(signature, message.as_bytes(), &self.key, self.algorithm) {
             Ok(true) => {}
             Ok(false) => return Err(InvalidToken::Signature),
@@ -92,16 +92,23 @@ impl FastKey {
     }
 }
 
-/// jwt-simple's header rules: no critical extension, and a `typ`, when there is one, of a JWT.
-fn header(metadata: &TokenMetadata) -> Result<(), InvalidToken> {
-    if metadata.critical().is_some_and(|critical| !critical.is_empty()) {
+/// jwt-simple's header rules: no critical extension, a `typ`, when there is one, of a JWT, and
+/// a `salt`, when there is one, of base64url (jwt-simple decodes it, and none of these
+/// algorithms reads it).
+fn header_rules(header: &Header) -> Result<(), InvalidToken> {
+    if header.crit.as_ref().is_some_and(|critical| !critical.is_empty()) {
         return Err(InvalidToken::Malformed);
     }
-    if let Some(typ) = metadata.signature_type() {
+    if let Some(typ) = &header.typ {
         let typ = typ.to_uppercase();
         if typ != "JWT" && !typ.ends_with("+JWT") {
             return Err(InvalidToken::Malformed);
         }
+    }
+    if let Some(salt) = &header.salt
+        && URL_SAFE_NO_PAD.decode(salt).is_err()
+    {
+        return Err(InvalidToken::Malformed);
     }
     Ok(())
 }

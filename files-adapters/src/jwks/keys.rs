@@ -10,12 +10,12 @@ use jwt_simple::algorithms::{
     ECDSAP256PublicKeyLike, ES256PublicKey, Ed25519PublicKey, EdDSAPublicKeyLike, RS256PublicKey, RSAPublicKeyLike,
 };
 use jwt_simple::common::VerificationOptions;
-use jwt_simple::token::TokenMetadata;
 use serde_json::{Map, Value};
 
 use super::claims::{Claims, refusal};
 use super::config::{KeyFile, SignatureLibrary};
 use super::error::JwksError;
+use super::header::Header;
 use super::public_key::PublicKey;
 
 /// The largest JWKS document accepted from a URL or a file.
@@ -84,11 +84,11 @@ impl VerifyingKey {
     }
 
     /// Checks the token's signature with `library`, then its header and claims against
-    /// `options`; `metadata` is its header, decoded once by the caller.
+    /// `options`; `header` is its header, decoded once by the caller.
     pub(super) fn verify(
         &self,
         token: &str,
-        metadata: &TokenMetadata,
+        header: &Header,
         options: &VerificationOptions,
         library: SignatureLibrary,
     ) -> Result<Claims, InvalidToken> {
@@ -103,11 +103,11 @@ impl VerifyingKey {
                 .map_err(refusal)
             }
             #[cfg(feature = "jsonwebtoken")]
-            SignatureLibrary::JsonWebToken => self.fast.verify(token, metadata, options),
+            SignatureLibrary::JsonWebToken => self.fast.verify(token, header, options),
             // The verifier refuses to be built with a library this build does not have.
             #[cfg(not(feature = "jsonwebtoken"))]
             SignatureLibrary::JsonWebToken => {
-                let _ = metadata;
+                let _ = header;
                 Err(InvalidToken::Algorithm)
             }
         }

@@ -21,6 +21,7 @@ mod error;
 mod fast;
 #[cfg(all(test, feature = "jsonwebtoken"))]
 mod fast_tests;
+mod header;
 mod keys;
 mod public_key;
 mod remote;

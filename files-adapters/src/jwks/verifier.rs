@@ -7,13 +7,13 @@ use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use files_core::{InvalidToken, Metrics, Principal, TokenError, TokenVerifier};
-use jwt_simple::token::Token;
 use tokio::sync::{Mutex, RwLock, oneshot};
 
 use super::cache::VerifiedTokens;
 use super::claims::{Claims, null_subject, principal};
 use super::config::{JwtConfig, KeyFile, RemoteJwks};
 use super::error::JwksError;
+use super::header::Header;
 use super::keys::{KeySet, SUPPORTED_ALGS};
 use super::remote::{Remote, Trigger};
 use super::shared::{Inner, refresher};
@@ -262,21 +262,15 @@ impl TokenVerifier for JwksVerifier {
             Ok(principal) => return Ok(principal),
             Err(miss) => miss,
         };
-        let metadata = Token::decode_metadata(token).map_err(|_| InvalidToken::Malformed)?;
-        let alg = metadata.algorithm();
-        if !SUPPORTED_ALGS.contains(&alg) {
+        let header = Header::decode(token)?;
+        if !SUPPORTED_ALGS.contains(&header.alg.as_str()) {
             return Err(InvalidToken::Algorithm.into());
         }
-        let key = self.inner.find_key(metadata.key_id()).await?;
-        if !key.algorithm().accepts(alg) {
+        let key = self.inner.find_key(header.kid.as_deref()).await?;
+        if !key.algorithm().accepts(&header.alg) {
             return Err(InvalidToken::Algorithm.into());
         }
-        let claims = key.verify(
-            token,
-            &metadata,
-            &self.inner.options,
-            self.inner.config.signature_library,
-        )?;
+        let claims = key.verify(token, &header, &self.inner.options, self.inner.config.signature_library)?;
         let Some(expires_at) = claims.expires_at else {
             return Err(InvalidToken::Claim("exp").into());
         };
