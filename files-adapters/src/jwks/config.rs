@@ -68,7 +68,7 @@ pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// the verified-token cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SignatureLibrary {
-    /// jwt-simple, pure Rust: builds anywhere, no C. The default.
+    /// jwt-simple, pure Rust. The default.
     #[default]
     JwtSimple,
     /// jsonwebtoken on aws-lc-rs: 1.3x (EdDSA) to 7.7x (RS256) cheaper for a token's first
