@@ -75,22 +75,19 @@ async fn embedded_default_serves_the_flow_with_a_dev_token() {
     assert!(startup.contains("embedded S3"), "{startup}");
 
     let (tenant, device) = (new_tenant(), new_device());
-    let output = command(dev_dir.path(), &[])
-        .args([
-            "dev-token",
-            "--tenant",
-            &tenant.to_string(),
-            "--device",
-            &device.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "dev-token failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let (tenant_arg, device_arg) = (tenant.to_string(), device.to_string());
+    let device_tokens = |more: &[&str]| {
+        let mut args = vec!["dev-token", "--tenant", &tenant_arg, "--device", &device_arg];
+        args.extend(more);
+        let output = command(dev_dir.path(), &[]).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "dev-token failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let stdout = device_tokens(&[]);
     let token = stdout.lines().last().unwrap().trim().to_owned();
     assert_eq!(token.split('.').count(), 3, "a JWT on the last line: {stdout}");
 
@@ -98,20 +95,7 @@ async fn embedded_default_serves_the_flow_with_a_dev_token() {
     device_flow(&api, tenant, device, &token).await;
 
     // --count: that many tokens, one a line, each its own (a jti each) and each accepted.
-    let output = command(dev_dir.path(), &[])
-        .args([
-            "dev-token",
-            "--tenant",
-            &tenant.to_string(),
-            "--device",
-            &device.to_string(),
-            "--count",
-            "3",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = device_tokens(&["--count", "3"]);
     let tokens: Vec<&str> = stdout.lines().filter(|line| !line.starts_with('#')).collect();
     assert_eq!(tokens.len(), 3, "{stdout}");
     assert_eq!(
