@@ -13,7 +13,7 @@
 //! - **Nothing is served without tracking.** Entries are served and kept only while that
 //!   connection is up. When it drops (or a ping every [`PING_INTERVAL`] goes unanswered within
 //!   [`PING_TIMEOUT`]), everything is dropped at once and reads go to Redis. A new connection
-//!   turns tracking on again (after a [`Backoff`] of 100 ms doubling to 5 s), and only then is
+//!   turns tracking on again (after a [`Backoff`](files_core::Backoff) of 100 ms doubling to 5 s), and only then is
 //!   the near cache emptied once more and used. The connection is kept by [`Tracking`], a future
 //!   its owner runs (the cache never spawns it); while it does not run nothing is served, and
 //!   once it is dropped nothing is served again.
@@ -46,15 +46,16 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use bb8_redis::redis::{self as driver, AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
-use files_core::{Backoff, CacheOutcome, FileId, FileRecord, Metrics};
-use tokio::sync::{Notify, oneshot};
+use bb8_redis::redis::{Client, PushInfo, PushKind, Value};
+use files_core::{CacheOutcome, FileId, FileRecord, Metrics};
 
 use self::flight::Flights;
 pub(super) use self::flight::{Answer, Flight};
+pub use self::tracking::{PING_INTERVAL, PING_TIMEOUT};
+use self::tracking::{Tracked, Tracking};
 
 // An inline module: it and the near cache use each other's parts, which the structure test
 // (files-server/tests/api/structure.rs) allows only within one file.
@@ -267,23 +268,6 @@ mod flight {
     }
 }
 
-/// How often the tracking connection is pinged to find a connection that hangs.
-pub const PING_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How long the tracking connection's ping may take before the connection counts as hung (and
-/// the bound on connecting it and turning tracking on). Its own, not the cache's call timeout:
-/// a lost tracking drops every entry, and the refill costs far more than a late answer, so it
-/// allows for a machine under load. It is what a hung connection may cost: entries served
-/// without their invalidations for at most [`PING_INTERVAL`] plus this.
-pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The pace of the attempts to turn tracking on: 100 ms doubling to 5 s, so tracking is back
-/// within seconds of Redis.
-const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-
-/// The name of the tracking connection's thread (at most 15 bytes, as Linux shows them).
-const THREAD_NAME: &str = "near-cache";
-
 /// How many locks the keys are spread over.
 const STRIPES: usize = 64;
 
@@ -466,6 +450,26 @@ impl NearCache {
         self.entries.invalidate_all();
     }
 
+    fn counted_lost(&self) {
+        self.count(|metrics| {
+            metrics.near_cache_tracking(false);
+            metrics.near_cache_tracking_lost();
+        });
+    }
+
+    /// Whether entries are served (tracking is on).
+    pub(super) fn tracking(&self) -> bool {
+        self.is_live()
+    }
+
+    /// Reads served from the near cache so far.
+    pub(super) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+/// What the tracking connection tells the cache.
+impl Tracked for NearCache {
     /// Tracking is off: nothing is served or kept until it is on again. Counted as a loss
     /// when it was on.
     fn lost(&self) {
@@ -487,13 +491,6 @@ impl NearCache {
         if was_live {
             self.counted_lost();
         }
-    }
-
-    fn counted_lost(&self) {
-        self.count(|metrics| {
-            metrics.near_cache_tracking(false);
-            metrics.near_cache_tracking_lost();
-        });
     }
 
     /// Tracking is on: what was kept before is dropped, and the cache is used from now on
@@ -533,200 +530,16 @@ impl NearCache {
             _ => {}
         }
     }
-
-    /// Whether entries are served (tracking is on).
-    pub(super) fn tracking(&self) -> bool {
-        self.is_live()
-    }
-
-    /// Reads served from the near cache so far.
-    pub(super) fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
-    }
-}
-
-/// What keeps tracking on for a near cache: connects, turns tracking on, pings, and starts again
-/// after any failure, with [`BACKOFF`], on a thread of its own. Built by [`tracking`]; run by
-/// the cache's owner.
-pub(super) struct Tracking {
-    near: OffWhenDropped,
-    client: Client,
-    prefix: String,
 }
 
 /// The tracking of `near`, or `None` when it was handed out before (one connection per cache).
-pub(super) fn tracking(near: &Arc<NearCache>, client: Client, prefix: String) -> Option<Tracking> {
+pub(super) fn tracking(near: &Arc<NearCache>, client: Client, prefix: String) -> Option<Tracking<NearCache>> {
     if near.tracking_taken.swap(true, Ordering::AcqRel) {
         return None;
     }
-    Some(Tracking {
-        near: OffWhenDropped {
-            near: Arc::downgrade(near),
-            for_good: true,
-        },
-        client,
-        prefix,
-    })
-}
-
-/// Turns tracking off for its cache when dropped: entries must not be served without the
-/// connection that drops them. The owner's ([`Tracking`], and the future of [`Tracking::run`])
-/// turns it off for good, at once, when the owner stops it (or its task is aborted), even
-/// before the thread has seen the stop; the thread's when its work ends, or unwinds.
-struct OffWhenDropped {
-    near: Weak<NearCache>,
-    for_good: bool,
-}
-
-impl Drop for OffWhenDropped {
-    fn drop(&mut self) {
-        if let Some(near) = self.near.upgrade() {
-            if self.for_good {
-                near.stopped();
-            } else {
-                near.lost();
-            }
-        }
-    }
-}
-
-impl Tracking {
-    /// Keeps tracking on until every handle on the cache is gone; stopped by dropping it.
-    ///
-    /// The first poll starts the connection's thread: a current-thread runtime of its own,
-    /// which no task of the caller's runtime can hold up. The future waits for that thread,
-    /// and dropping it stops it (and turns tracking off at once). When the thread cannot be
-    /// started, or fails, the future ends and the near cache serves nothing.
-    pub(super) async fn run(self) {
-        let Self {
-            near: off,
-            client,
-            prefix,
-        } = self;
-        let near = off.near.clone();
-        // Dropped with this future, which tells the thread to stop.
-        let (_stop, stopped) = oneshot::channel::<()>();
-        let (ended, thread_ended) = oneshot::channel::<()>();
-        // The caller's subscriber (a test's, say), so the thread logs where the caller does.
-        let dispatch = tracing::dispatcher::get_default(Clone::clone);
-        let started = std::thread::Builder::new().name(THREAD_NAME.to_owned()).spawn(move || {
-            let _dispatch = tracing::dispatcher::set_default(&dispatch);
-            let _off = OffWhenDropped {
-                near: near.clone(),
-                for_good: false,
-            };
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    tracing::error!(%error, "Redis near cache: no runtime for key tracking; reading from Redis");
-                    return;
-                }
-            };
-            runtime.block_on(async {
-                tokio::select! {
-                    _ = stopped => {}
-                    () = keep_tracking(&near, &client, &prefix) => {}
-                }
-            });
-            // The runtime, and the connection's tasks with it, end before the thread says so.
-            drop(runtime);
-            let _ = ended.send(());
-        });
-        if let Err(error) = started {
-            tracing::error!(%error, "Redis near cache: no thread for key tracking; reading from Redis");
-            return;
-        }
-        if thread_ended.await.is_err() {
-            tracing::error!("Redis near cache: the key tracking thread failed; reading from Redis");
-        }
-        drop(off);
-    }
-}
-
-/// Keeps tracking on for `near`, reconnecting with [`BACKOFF`], until every handle on the cache
-/// is gone. Runs on the tracking thread's runtime.
-async fn keep_tracking(near: &Weak<NearCache>, client: &Client, prefix: &str) {
-    let mut backoff = BACKOFF;
-    let mut failed = false;
-    loop {
-        let disconnected = Arc::new(Notify::new());
-        match connect(near, client, prefix, &disconnected).await {
-            Ok(mut connection) => {
-                let Some(cache) = near.upgrade() else { return };
-                cache.established();
-                drop(cache);
-                if failed {
-                    tracing::info!("Redis near cache: key tracking is back on");
-                }
-                backoff.reset();
-                loop {
-                    tokio::select! {
-                        () = disconnected.notified() => break,
-                        () = tokio::time::sleep(PING_INTERVAL) => {}
-                    }
-                    if near.strong_count() == 0 {
-                        return;
-                    }
-                    let ping =
-                        tokio::time::timeout(PING_TIMEOUT, driver::cmd("PING").query_async::<String>(&mut connection))
-                            .await;
-                    if !matches!(ping, Ok(Ok(_))) {
-                        break;
-                    }
-                }
-                let Some(cache) = near.upgrade() else { return };
-                cache.lost();
-                tracing::warn!("Redis near cache: key tracking lost; reading from Redis until it is back");
-            }
-            Err(error) => {
-                if near.strong_count() == 0 {
-                    return;
-                }
-                if failed {
-                    tracing::debug!(%error, "Redis near cache: key tracking still off");
-                } else {
-                    tracing::warn!(%error, "Redis near cache: cannot turn key tracking on; reading from Redis");
-                }
-            }
-        }
-        failed = true;
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
-}
-
-/// A RESP3 connection whose pushes reach `near`, with tracking on for every key under `prefix`.
-async fn connect(
-    near: &Weak<NearCache>,
-    client: &Client,
-    prefix: &str,
-    disconnected: &Arc<Notify>,
-) -> driver::RedisResult<driver::aio::MultiplexedConnection> {
-    let (near, disconnected) = (near.clone(), disconnected.clone());
-    // Called by the connection's reader, in order with the replies, before the next one.
-    let on_push = move |push: PushInfo| -> Result<(), std::convert::Infallible> {
-        if let Some(cache) = near.upgrade() {
-            cache.pushed(&push);
-        }
-        if push.kind == PushKind::Disconnection {
-            disconnected.notify_one();
-        }
-        Ok(())
-    };
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(PING_TIMEOUT))
-        .set_response_timeout(Some(PING_TIMEOUT))
-        .set_push_sender(on_push);
-    let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
-    driver::cmd("CLIENT")
-        .arg("TRACKING")
-        .arg("ON")
-        .arg("BCAST")
-        .arg("PREFIX")
-        .arg(format!("{prefix}:"))
-        .query_async::<()>(&mut connection)
-        .await?;
-    Ok(connection)
+    Some(Tracking::new(Arc::downgrade(near), client, prefix))
 }
 
 #[cfg(test)]
 mod tests;
+mod tracking;

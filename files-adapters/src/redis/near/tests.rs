@@ -204,7 +204,7 @@ async fn dropping_the_tracking_future_stops_serving_for_good_and_its_thread() {
     let counted = Arc::new(Counted::default());
     near.count_in(counted.clone());
     // Nothing listens there: the thread keeps trying to connect.
-    let client = driver::Client::open("redis://127.0.0.1:1/?protocol=resp3").unwrap();
+    let client = Client::open("redis://127.0.0.1:1/?protocol=resp3").unwrap();
     let first = tracking(&near, client.clone(), "p".to_owned()).unwrap();
     assert!(tracking(&near, client, "p".to_owned()).is_none());
     near.established();
@@ -235,7 +235,7 @@ async fn dropping_the_tracking_future_stops_serving_for_good_and_its_thread() {
 #[test]
 fn a_tracking_dropped_before_it_ran_leaves_the_cache_off() {
     let near = Arc::new(NearCache::new(100, MIB, Duration::from_secs(60)));
-    let client = driver::Client::open("redis://127.0.0.1:1/?protocol=resp3").unwrap();
+    let client = Client::open("redis://127.0.0.1:1/?protocol=resp3").unwrap();
     drop(tracking(&near, client, "p".to_owned()).unwrap());
     near.established();
     assert!(!near.tracking());
