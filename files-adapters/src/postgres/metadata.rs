@@ -41,11 +41,7 @@ impl MetadataStore for PostgresStore {
     async fn insert(&self, record: &FileRecord) -> Result<(), PortError> {
         const OP: &str = "insert";
         let row = FileRow::from_record(record).map_err(|e| translate(OP, e.into()))?;
-        self.run(OP, move |conn| {
-            Box::pin(diesel::insert_into(files::table).values(row).execute(conn))
-        })
-        .await
-        .map(drop)
+        self.insert_batched(row).await
     }
 
     async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {

@@ -17,15 +17,19 @@
 //!   relays with leases kept on the database's clock (so several instances agree), claiming
 //!   with `FOR UPDATE SKIP LOCKED` so concurrent relays never get the same event.
 //!
+//! - **New records in batches.** Inserts that arrive while others are being written go to the
+//!   database together, as one multi-row `INSERT` (`batch`).
+//!
 //! The store and its one call helper are here; the rest has a file each: `config`, `pool`
 //! (connections), `migrations`, `errors` (the translation), `rows` (the tables and their
-//! rows), `metadata` (the [`MetadataStore`] implementation) and `outbox` (the [`Outbox`]
-//! implementation).
+//! rows), `metadata` (the [`MetadataStore`] implementation), `batch` (its inserts) and
+//! `outbox` (the [`Outbox`] implementation).
 //!
 //! [`MetadataStore`]: files_core::MetadataStore
 //! [`MetadataStore::mark_available`]: files_core::MetadataStore::mark_available
 //! [`Outbox`]: files_core::Outbox
 
+mod batch;
 mod config;
 mod errors;
 mod housekeeping;
@@ -59,12 +63,14 @@ use errors::{Failure, translate};
 use crate::call::Calls;
 use pool::{LastError, Manager};
 
-/// The metadata store in PostgreSQL.
+/// The metadata store in PostgreSQL. A clone shares the pool and the batches of new records.
+#[derive(Clone)]
 pub struct PostgresStore {
     pool: bb8::Pool<Manager>,
     config: PostgresConfig,
     last_connect_error: LastError,
     calls: Calls,
+    batches: Arc<batch::Batches>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -118,6 +124,7 @@ impl PostgresStore {
             config,
             last_connect_error,
             calls,
+            batches: Arc::default(),
         })
     }
 

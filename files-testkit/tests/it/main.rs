@@ -9,6 +9,7 @@ mod contract_metadata;
 mod contract_objects;
 mod contract_tokens;
 mod deletion_events;
+mod insert_batches;
 mod janitor;
 mod janitor_race;
 mod janitor_retention;
