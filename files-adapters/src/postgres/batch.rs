@@ -14,20 +14,18 @@
 //! Each batch is written by a task of its own, so a caller that gives up (its request dropped)
 //! does not abandon the records of the others.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Array, Bytea, Int8, Nullable, Text, Timestamptz, Uuid};
-use diesel_async::RunQueryDsl as _;
 use files_core::PortError;
 use files_core::ports::error_chain;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-use super::PostgresStore;
-use super::rows::{FileRow, files};
+use super::rows::FileRow;
 
 /// The most batches in flight at once, each on a pooled connection of its own (at most the
 /// pool's size).
@@ -103,14 +101,27 @@ impl Batches {
     }
 }
 
-impl PostgresStore {
-    /// Writes `row` with the records queued beside it; see the module documentation.
-    pub(super) async fn insert_batched(&self, row: FileRow) -> Result<(), PortError> {
+/// How a batch's records reach the database (the store, in `metadata.rs`).
+pub(super) trait Writes: Clone + Send + Sync + 'static {
+    /// One record.
+    fn insert_one(&self, row: FileRow) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Several records in one statement ([`InsertMany`]).
+    fn insert_many(&self, rows: Vec<FileRow>) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+impl Batches {
+    /// Writes `row` with the records queued beside it, through `writes`, with at most
+    /// `max_writers` batches in flight; see the module documentation.
+    pub(super) async fn insert<W: Writes>(
+        self: &Arc<Self>,
+        writes: &W,
+        row: FileRow,
+        max_writers: usize,
+    ) -> Result<(), PortError> {
         let (done, written) = oneshot::channel();
-        let max_writers = MAX_WRITERS.min(usize::try_from(self.config.pool_size).unwrap_or(usize::MAX));
-        if self.batches.queue(row, done, max_writers) {
-            let store = self.clone();
-            tokio::spawn(async move { store.write_batches().await });
+        if self.queue(row, done, max_writers.clamp(1, MAX_WRITERS)) {
+            let (batches, writes) = (Arc::clone(self), writes.clone());
+            tokio::spawn(async move { write_batches(&batches, &writes).await });
         }
         written.await.unwrap_or_else(|_| {
             Err(PortError::unavailable(
@@ -118,58 +129,37 @@ impl PostgresStore {
             ))
         })
     }
+}
 
-    /// One writer: writes batches until nothing waits.
-    async fn write_batches(self) {
-        let mut writer = Writer {
-            batches: &self.batches,
-            counted: true,
-        };
-        while let Some(batch) = writer.next() {
-            self.write(batch).await;
-        }
+/// One writer: writes batches until nothing waits.
+async fn write_batches(batches: &Batches, writes: &impl Writes) {
+    let mut writer = Writer { batches, counted: true };
+    while let Some(batch) = writer.next() {
+        write(writes, batch).await;
     }
+}
 
-    async fn write(&self, batch: Vec<Waiting>) {
-        let (mut rows, mut done): (Vec<FileRow>, Vec<_>) = batch.into_iter().map(|w| (w.row, w.done)).unzip();
-        let count = rows.len();
-        if count == 1 {
-            if let (Some(row), Some(done)) = (rows.pop(), done.pop()) {
-                drop(done.send(self.insert_one(row).await));
+async fn write(writes: &impl Writes, batch: Vec<Waiting>) {
+    let (mut rows, mut done): (Vec<FileRow>, Vec<_>) = batch.into_iter().map(|w| (w.row, w.done)).unzip();
+    let count = rows.len();
+    if count == 1 {
+        if let (Some(row), Some(done)) = (rows.pop(), done.pop()) {
+            drop(done.send(writes.insert_one(row).await));
+        }
+        return;
+    }
+    match writes.insert_many(rows.clone()).await {
+        Ok(()) => done.into_iter().for_each(|done| drop(done.send(Ok(())))),
+        Err(PortError::Failed(_)) => {
+            // Refused: one record may be at fault; each is written alone and answers for
+            // itself.
+            for (row, done) in rows.into_iter().zip(done) {
+                drop(done.send(writes.insert_one(row).await));
             }
-            return;
         }
-        match self.insert_many(rows.clone()).await {
-            Ok(()) => done.into_iter().for_each(|done| drop(done.send(Ok(())))),
-            Err(PortError::Failed(_)) => {
-                // Refused: one record may be at fault; each is written alone and answers for
-                // itself.
-                for (row, done) in rows.into_iter().zip(done) {
-                    drop(done.send(self.insert_one(row).await));
-                }
-            }
-            Err(error) => done
-                .into_iter()
-                .for_each(|done| drop(done.send(Err(again(&error, count))))),
-        }
-    }
-
-    /// One record: a statement prepared once per connection.
-    pub(super) async fn insert_one(&self, row: FileRow) -> Result<(), PortError> {
-        self.run("insert", move |conn| {
-            Box::pin(diesel::insert_into(files::table).values(row).execute(conn))
-        })
-        .await
-        .map(drop)
-    }
-
-    /// Several records in one statement, prepared once per connection whatever their number
-    /// ([`InsertMany`]).
-    async fn insert_many(&self, rows: Vec<FileRow>) -> Result<(), PortError> {
-        let insert = InsertMany(Columns::of(rows));
-        self.run("insert_batch", move |conn| Box::pin(insert.execute(conn)))
-            .await
-            .map(drop)
+        Err(error) => done
+            .into_iter()
+            .for_each(|done| drop(done.send(Err(again(&error, count))))),
     }
 }
 
@@ -177,7 +167,13 @@ impl PostgresStore {
 /// bound as one array. A query type of its own with a static [`QueryId`], as `Admit`, so that
 /// diesel-async prepares it once per connection (a `sql_query`, or diesel's multi-row
 /// `VALUES`, differs with the number of rows and is prepared at every call).
-struct InsertMany(Columns);
+pub(super) struct InsertMany(Columns);
+
+impl InsertMany {
+    pub(super) fn new(rows: Vec<FileRow>) -> Self {
+        Self(Columns::of(rows))
+    }
+}
 
 impl QueryId for InsertMany {
     type QueryId = Self;

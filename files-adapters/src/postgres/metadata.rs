@@ -14,6 +14,7 @@ use files_core::{
 use time::OffsetDateTime;
 
 use super::PostgresStore;
+use super::batch::{InsertMany, Writes};
 use super::errors::{BadEvent, BadRow, translate};
 use super::outbox::RECORD_EVENT;
 use super::rows::{FileRow, files, to_record, to_records};
@@ -36,12 +37,32 @@ macro_rules! by_owner {
     };
 }
 
+/// The writes of the batches of new records (`batch.rs`).
+impl Writes for PostgresStore {
+    /// A statement prepared once per connection.
+    async fn insert_one(&self, row: FileRow) -> Result<(), PortError> {
+        self.run("insert", move |conn| {
+            Box::pin(diesel::insert_into(files::table).values(row).execute(conn))
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn insert_many(&self, rows: Vec<FileRow>) -> Result<(), PortError> {
+        let insert = InsertMany::new(rows);
+        self.run("insert_batch", move |conn| Box::pin(insert.execute(conn)))
+            .await
+            .map(drop)
+    }
+}
+
 #[async_trait]
 impl MetadataStore for PostgresStore {
     async fn insert(&self, record: &FileRecord) -> Result<(), PortError> {
         const OP: &str = "insert";
         let row = FileRow::from_record(record).map_err(|e| translate(OP, e.into()))?;
-        self.insert_batched(row).await
+        let max_writers = usize::try_from(self.config.pool_size).unwrap_or(usize::MAX);
+        self.batches.insert(self, row, max_writers).await
     }
 
     async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {
