@@ -1,6 +1,7 @@
 //! The [`MetadataStore`] implementation: one statement per call, each through
 //! `PostgresStore::run`; `mark_available` and `mark_deleted` record their events in the same
-//! transaction.
+//! transaction. New records are the exception: `insert` queues them for the batches of
+//! `batch.rs`, which write them through [`Writes`], implemented here.
 
 use async_trait::async_trait;
 use diesel::result::Error as DieselError;
