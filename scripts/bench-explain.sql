@@ -31,6 +31,21 @@ VALUES (gen_random_uuid(), :'tenant', :'device', 'bench/upload.bin', sha256('ben
         NULL, 'pending', now(), now() + interval '15 minutes');
 ROLLBACK;
 
+\echo '== upload-url under load: a batch of 32 pending records in one INSERT from unnest (batch.rs; rolled back)'
+BEGIN;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, SUMMARY ON)
+INSERT INTO files (id, tenant_id, device_id, name, sha256, size, content_type, state, created_at, completed_at,
+                   upload_id, part_size, part_sha256, multipart_expires_at, upload_expires_at)
+SELECT * FROM unnest(
+  ARRAY(SELECT gen_random_uuid() FROM generate_series(1, 32)), array_fill(:'tenant'::uuid, ARRAY[32]),
+  array_fill(:'device'::uuid, ARRAY[32]), array_fill('bench/upload.bin'::text, ARRAY[32]),
+  array_fill(sha256('bench'::bytea), ARRAY[32]), array_fill(1048576::int8, ARRAY[32]),
+  array_fill(NULL::text, ARRAY[32]), array_fill('pending'::text, ARRAY[32]), array_fill(now(), ARRAY[32]),
+  array_fill(NULL::timestamptz, ARRAY[32]), array_fill(NULL::text, ARRAY[32]), array_fill(NULL::int8, ARRAY[32]),
+  array_fill(NULL::bytea, ARRAY[32]), array_fill(NULL::timestamptz, ARRAY[32]),
+  array_fill(now() + interval '15 minutes', ARRAY[32]));
+ROLLBACK;
+
 \echo '== complete of a pending upload: mark_available (rolled back)'
 BEGIN;
 UPDATE files SET state = 'pending', completed_at = NULL WHERE id = :'file';

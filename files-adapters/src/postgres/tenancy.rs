@@ -1,7 +1,7 @@
 //! The tenancy statements: [`SettingsStore`] and [`UsageStore`] over the tables of the tenancy
 //! migrations, and the admission of a record under quotas (`files_admit`, in the same statement
-//! as its INSERT). The counts themselves are appended by the `files_usage` trigger to
-//! `usage_delta` and folded into the counters by [`UsageStore::settle`]; reads add the deltas
+//! as its INSERT). The counts themselves are appended by the usage triggers of `files` (one
+//! per `INSERT` statement, one per row changed or deleted) to `usage_delta` and folded into the counters by [`UsageStore::settle`]; reads add the deltas
 //! not folded yet.
 
 use async_trait::async_trait;
