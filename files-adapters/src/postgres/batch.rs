@@ -33,36 +33,48 @@ pub(super) const MAX_WRITERS: usize = 4;
 /// The most records in one statement (15 parameters each, well below PostgreSQL's 65,535).
 pub(super) const MAX_ROWS: usize = 128;
 
-/// The calls waiting to be written, and how many batches are in flight.
-#[derive(Debug, Default)]
-pub(super) struct Batches {
-    state: Mutex<State>,
+/// The calls waiting to be written, and how many batches are in flight: of records `R`, each
+/// call answered `O` when its record is written.
+#[derive(Debug)]
+pub(super) struct Batches<R, O> {
+    state: Mutex<State<R, O>>,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    waiting: Vec<Waiting>,
+impl<R, O> Default for Batches<R, O> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                waiting: Vec::new(),
+                writers: 0,
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State<R, O> {
+    waiting: Vec<Waiting<R, O>>,
     writers: usize,
 }
 
 #[derive(Debug)]
-struct Waiting {
-    row: FileRow,
-    done: oneshot::Sender<Result<(), PortError>>,
+struct Waiting<R, O> {
+    row: R,
+    done: oneshot::Sender<Result<O, PortError>>,
 }
 
 /// A batch writer, counted in `State::writers` until it finds nothing to write (or its task is
 /// dropped, or panics: the records it left wait for the next call's writer).
-struct Writer<'a> {
-    batches: &'a Batches,
+struct Writer<'a, R, O> {
+    batches: &'a Batches<R, O>,
     counted: bool,
 }
 
-impl Writer<'_> {
+impl<R, O> Writer<'_, R, O> {
     /// The next batch, oldest first; `None` when nothing waits, and then this writer is no
     /// longer counted. Both under one lock: a call that queues a record afterwards sees the
     /// count lowered and starts a writer, so no record is left without one.
-    fn next(&mut self) -> Option<Vec<Waiting>> {
+    fn next(&mut self) -> Option<Vec<Waiting<R, O>>> {
         let mut state = self.batches.lock();
         if state.waiting.is_empty() {
             state.writers -= 1;
@@ -74,7 +86,7 @@ impl Writer<'_> {
     }
 }
 
-impl Drop for Writer<'_> {
+impl<R, O> Drop for Writer<'_, R, O> {
     fn drop(&mut self) {
         if self.counted {
             self.batches.lock().writers -= 1;
@@ -82,14 +94,30 @@ impl Drop for Writer<'_> {
     }
 }
 
-impl Batches {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+/// How a batch's records reach the database (the store: new records in `metadata.rs`,
+/// admissions under quotas in `tenancy.rs`).
+pub(super) trait Writes<R, O>: Clone + Send + Sync + 'static {
+    /// One record.
+    fn one(&self, row: R) -> impl Future<Output = Result<O, PortError>> + Send;
+    /// Several records in one statement, all or none; each call of the batch answers the `O`
+    /// it returns.
+    fn many(&self, rows: Vec<R>) -> impl Future<Output = Result<O, PortError>> + Send;
+}
+
+impl<R, O> Batches<R, O> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<R, O>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
+impl<R, O> Batches<R, O>
+where
+    R: Clone + Send + 'static,
+    O: Clone + Send + 'static,
+{
     /// Queues `row`; true when the caller must start a writer (one more may run), which is
     /// then counted.
-    fn queue(&self, row: FileRow, done: oneshot::Sender<Result<(), PortError>>, max_writers: usize) -> bool {
+    fn queue(&self, row: R, done: oneshot::Sender<Result<O, PortError>>, max_writers: usize) -> bool {
         let mut state = self.lock();
         state.waiting.push(Waiting { row, done });
         if state.writers < max_writers {
@@ -99,25 +127,15 @@ impl Batches {
             false
         }
     }
-}
 
-/// How a batch's records reach the database (the store, in `metadata.rs`).
-pub(super) trait Writes: Clone + Send + Sync + 'static {
-    /// One record.
-    fn insert_one(&self, row: FileRow) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// Several records in one statement ([`InsertMany`]).
-    fn insert_many(&self, rows: Vec<FileRow>) -> impl Future<Output = Result<(), PortError>> + Send;
-}
-
-impl Batches {
     /// Writes `row` with the records queued beside it, through `writes`, with at most
     /// `max_writers` batches in flight; see the module documentation.
-    pub(super) async fn insert<W: Writes>(
+    pub(super) async fn write<W: Writes<R, O>>(
         self: &Arc<Self>,
         writes: &W,
-        row: FileRow,
+        row: R,
         max_writers: usize,
-    ) -> Result<(), PortError> {
+    ) -> Result<O, PortError> {
         let (done, written) = oneshot::channel();
         if self.queue(row, done, max_writers.clamp(1, MAX_WRITERS)) {
             let (batches, writes) = (Arc::clone(self), writes.clone());
@@ -125,36 +143,46 @@ impl Batches {
         }
         written.await.unwrap_or_else(|_| {
             Err(PortError::unavailable(
-                "postgres insert: the batch was dropped before it was written",
+                "postgres: the batch was dropped before it was written",
             ))
         })
     }
 }
 
 /// One writer: writes batches until nothing waits.
-async fn write_batches(batches: &Batches, writes: &impl Writes) {
+async fn write_batches<R, O, W>(batches: &Batches<R, O>, writes: &W)
+where
+    R: Clone + Send + 'static,
+    O: Clone + Send + 'static,
+    W: Writes<R, O>,
+{
     let mut writer = Writer { batches, counted: true };
     while let Some(batch) = writer.next() {
         write(writes, batch).await;
     }
 }
 
-async fn write(writes: &impl Writes, batch: Vec<Waiting>) {
-    let (mut rows, mut done): (Vec<FileRow>, Vec<_>) = batch.into_iter().map(|w| (w.row, w.done)).unzip();
+async fn write<R, O, W>(writes: &W, batch: Vec<Waiting<R, O>>)
+where
+    R: Clone + Send + 'static,
+    O: Clone + Send + 'static,
+    W: Writes<R, O>,
+{
+    let (mut rows, mut done): (Vec<R>, Vec<_>) = batch.into_iter().map(|w| (w.row, w.done)).unzip();
     let count = rows.len();
     if count == 1 {
         if let (Some(row), Some(done)) = (rows.pop(), done.pop()) {
-            drop(done.send(writes.insert_one(row).await));
+            drop(done.send(writes.one(row).await));
         }
         return;
     }
-    match writes.insert_many(rows.clone()).await {
-        Ok(()) => done.into_iter().for_each(|done| drop(done.send(Ok(())))),
+    match writes.many(rows.clone()).await {
+        Ok(answer) => done.into_iter().for_each(|done| drop(done.send(Ok(answer.clone())))),
         Err(PortError::Failed(_)) => {
-            // Refused: one record may be at fault; each is written alone and answers for
-            // itself.
+            // Refused: one record may be at fault (or over its quota); each is written alone
+            // and answers for itself.
             for (row, done) in rows.into_iter().zip(done) {
-                drop(done.send(writes.insert_one(row).await));
+                drop(done.send(writes.one(row).await));
             }
         }
         Err(error) => done
@@ -163,9 +191,9 @@ async fn write(writes: &impl Writes, batch: Vec<Waiting>) {
     }
 }
 
-/// `INSERT INTO files ... SELECT * FROM unnest($1, ..., $15)`: a batch's rows, each column
-/// bound as one array. A query type of its own with a static [`QueryId`], as `Admit`, so that
-/// diesel-async prepares it once per connection (a `sql_query`, or diesel's multi-row
+/// `INSERT INTO files ... SELECT u.* FROM unnest($1, ..., $15) AS u`: a batch's rows, each
+/// column bound as one array. A query type of its own with a static [`QueryId`], as `Admit`,
+/// so that diesel-async prepares it once per connection (a `sql_query`, or diesel's multi-row
 /// `VALUES`, differs with the number of rows and is prepared at every call).
 pub(super) struct InsertMany(Columns);
 
@@ -181,12 +209,39 @@ impl QueryId for InsertMany {
 }
 
 impl QueryFragment<Pg> for InsertMany {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let c = &self.0;
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.0.push_insert(out)
+    }
+}
+
+/// A batch's rows, column by column.
+#[derive(Default)]
+pub(super) struct Columns {
+    pub(super) id: Vec<uuid::Uuid>,
+    pub(super) tenant_id: Vec<uuid::Uuid>,
+    pub(super) device_id: Vec<Option<uuid::Uuid>>,
+    name: Vec<String>,
+    sha256: Vec<Vec<u8>>,
+    pub(super) size: Vec<Option<i64>>,
+    content_type: Vec<Option<String>>,
+    state: Vec<String>,
+    pub(super) created_at: Vec<OffsetDateTime>,
+    completed_at: Vec<Option<OffsetDateTime>>,
+    upload_id: Vec<Option<String>>,
+    part_size: Vec<Option<i64>>,
+    part_sha256: Vec<Option<Vec<u8>>>,
+    multipart_expires_at: Vec<Option<OffsetDateTime>>,
+    upload_expires_at: Vec<Option<OffsetDateTime>>,
+}
+
+impl Columns {
+    /// `INSERT INTO files (...) SELECT u.* FROM unnest(...) AS u`, the columns bound as arrays.
+    pub(super) fn push_insert<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let c = self;
         out.push_sql(
             "INSERT INTO files (id, tenant_id, device_id, name, sha256, size, content_type, state, created_at, \
              completed_at, upload_id, part_size, part_sha256, multipart_expires_at, upload_expires_at) \
-             SELECT * FROM unnest(",
+             SELECT u.* FROM unnest(",
         );
         out.push_bind_param::<Array<Uuid>, _>(&c.id)?;
         out.push_sql(", ");
@@ -217,33 +272,11 @@ impl QueryFragment<Pg> for InsertMany {
         out.push_bind_param::<Array<Nullable<Timestamptz>>, _>(&c.multipart_expires_at)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<Timestamptz>>, _>(&c.upload_expires_at)?;
-        out.push_sql(")");
+        out.push_sql(") AS u");
         Ok(())
     }
-}
 
-/// A batch's rows, column by column.
-#[derive(Default)]
-struct Columns {
-    id: Vec<uuid::Uuid>,
-    tenant_id: Vec<uuid::Uuid>,
-    device_id: Vec<Option<uuid::Uuid>>,
-    name: Vec<String>,
-    sha256: Vec<Vec<u8>>,
-    size: Vec<Option<i64>>,
-    content_type: Vec<Option<String>>,
-    state: Vec<String>,
-    created_at: Vec<OffsetDateTime>,
-    completed_at: Vec<Option<OffsetDateTime>>,
-    upload_id: Vec<Option<String>>,
-    part_size: Vec<Option<i64>>,
-    part_sha256: Vec<Option<Vec<u8>>>,
-    multipart_expires_at: Vec<Option<OffsetDateTime>>,
-    upload_expires_at: Vec<Option<OffsetDateTime>>,
-}
-
-impl Columns {
-    fn of(rows: Vec<FileRow>) -> Self {
+    pub(super) fn of(rows: Vec<FileRow>) -> Self {
         let mut columns = Self::default();
         for row in rows {
             columns.id.push(row.id);

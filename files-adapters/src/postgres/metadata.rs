@@ -39,9 +39,9 @@ macro_rules! by_owner {
 }
 
 /// The writes of the batches of new records (`batch.rs`).
-impl Writes for PostgresStore {
+impl Writes<FileRow, ()> for PostgresStore {
     /// A statement prepared once per connection.
-    async fn insert_one(&self, row: FileRow) -> Result<(), PortError> {
+    async fn one(&self, row: FileRow) -> Result<(), PortError> {
         self.run("insert", move |conn| {
             Box::pin(diesel::insert_into(files::table).values(row).execute(conn))
         })
@@ -49,7 +49,7 @@ impl Writes for PostgresStore {
         .map(drop)
     }
 
-    async fn insert_many(&self, rows: Vec<FileRow>) -> Result<(), PortError> {
+    async fn many(&self, rows: Vec<FileRow>) -> Result<(), PortError> {
         let insert = InsertMany::new(rows);
         self.run("insert_batch", move |conn| Box::pin(insert.execute(conn)))
             .await
@@ -63,7 +63,7 @@ impl MetadataStore for PostgresStore {
         const OP: &str = "insert";
         let row = FileRow::from_record(record).map_err(|e| translate(OP, e.into()))?;
         let max_writers = usize::try_from(self.config.pool_size).unwrap_or(usize::MAX);
-        self.batches.insert(self, row, max_writers).await
+        self.inserts.write(self, row, max_writers).await
     }
 
     async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {

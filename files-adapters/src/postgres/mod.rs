@@ -70,7 +70,10 @@ pub struct PostgresStore {
     config: PostgresConfig,
     last_connect_error: LastError,
     calls: Calls,
-    batches: Arc<batch::Batches>,
+    /// New records (`metadata.rs`) and admissions under quotas (`tenancy.rs`), each written
+    /// in batches.
+    inserts: Arc<batch::Batches<rows::FileRow, ()>>,
+    admissions: Arc<batch::Batches<rows::Admit, files_core::Admission>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -124,7 +127,8 @@ impl PostgresStore {
             config,
             last_connect_error,
             calls,
-            batches: Arc::default(),
+            inserts: Arc::default(),
+            admissions: Arc::default(),
         })
     }
 

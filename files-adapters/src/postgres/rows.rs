@@ -72,6 +72,15 @@ pub(super) struct FileRow {
     pub(super) upload_expires_at: Option<OffsetDateTime>,
 }
 
+/// A new record and its quotas (tenant bytes, tenant files, device pending uploads, device
+/// bytes per day; `None`: none), as `files_admit` takes them: one admission under quotas
+/// (the statement in `tenancy.rs`).
+#[derive(Debug, Clone)]
+pub(super) struct Admit {
+    pub(super) row: FileRow,
+    pub(super) quotas: [Option<i64>; 4],
+}
+
 impl FileRow {
     pub(super) fn from_record(record: &FileRecord) -> Result<Self, BadRow> {
         let id = *record.id.as_uuid();

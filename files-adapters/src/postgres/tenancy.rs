@@ -21,8 +21,9 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::PostgresStore;
+use super::batch::{Columns, Writes};
 use super::errors::{BadRow, translate};
-use super::rows::FileRow;
+use super::rows::{Admit, FileRow};
 
 /// Records `$1`..`$15` (the columns of [`FileRow`]) when `files_admit` admits it under the
 /// quotas `$16`..`$19` (tenant bytes, tenant files, device pending uploads, device bytes per
@@ -36,14 +37,10 @@ const ADMIT: [&str; 3] = [
     ")",
 ];
 
-/// [`ADMIT`] with its parameters. A query type of its own, with a static [`QueryId`], so that
-/// diesel-async prepares it once per connection and keeps it (a `sql_query` is parsed and
-/// planned anew at every call: about 0.7x the rate, docs/performance.md).
-pub(super) struct Admit {
-    pub(super) row: FileRow,
-    pub(super) quotas: [Option<i64>; 4],
-}
-
+// `Admit` (in rows.rs) is [`ADMIT`] with its parameters. A query type of its own, with a
+// static [`QueryId`], so that diesel-async prepares it once per connection and keeps it (a
+// `sql_query` is parsed and planned anew at every call: about 0.7x the rate,
+// docs/performance.md).
 impl QueryId for Admit {
     type QueryId = Self;
     const HAS_STATIC_QUERY_ID: bool = true;
@@ -213,18 +210,26 @@ fn refusal(error: &DieselError) -> Option<QuotaRefusal> {
 }
 
 impl PostgresStore {
-    /// Records `record` if it fits `limits`, in one statement.
+    /// Records `record` if it fits `limits`: queued with the admissions that arrive beside it
+    /// (`batch.rs`), admitted one at a time if their batch is refused.
     pub(super) async fn admit_record(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {
-        const OP: &str = "admit";
-        let row = FileRow::from_record(record).map_err(|e| translate(OP, e.into()))?;
+        let row = FileRow::from_record(record).map_err(|e| translate("admit", e.into()))?;
         let quotas = [
             quota(limits.tenant_bytes),
             quota(limits.tenant_files),
             quota(limits.device_pending_uploads),
             quota(limits.device_bytes_per_day),
         ];
-        let admit = Admit { row, quotas };
-        self.run(OP, move |conn| {
+        let max_writers = usize::try_from(self.config.pool_size).unwrap_or(usize::MAX);
+        self.admissions.write(self, Admit { row, quotas }, max_writers).await
+    }
+}
+
+/// The writes of the batches of admissions (`batch.rs`).
+impl Writes<Admit, Admission> for PostgresStore {
+    /// One record, in one statement ([`ADMIT`]); a refusal is an answer, not an error.
+    async fn one(&self, admit: Admit) -> Result<Admission, PortError> {
+        self.run("admit", move |conn| {
             Box::pin(async move {
                 let inserted = admit.execute(conn).await;
                 match inserted {
@@ -234,6 +239,74 @@ impl PostgresStore {
             })
         })
         .await
+    }
+
+    /// Several records, in one statement ([`AdmitMany`]); a refusal fails the batch, whose
+    /// records are then admitted one at a time.
+    async fn many(&self, admits: Vec<Admit>) -> Result<Admission, PortError> {
+        let admit = AdmitMany::new(admits);
+        self.run("admit_batch", move |conn| Box::pin(admit.execute(conn)))
+            .await
+            .map(|_| Admission::Admitted)
+    }
+}
+
+/// `WITH admitted AS MATERIALIZED (SELECT files_admit_batch($1, ..., $9) AS ok) INSERT INTO
+/// files ... SELECT u.* FROM unnest($10, ..., $24) AS u, admitted WHERE admitted.ok`: a batch
+/// of admissions, each column bound as one array (`files_admit_batch` in the migration
+/// `2027-01-31-000000_admit_in_batches`: the locks in the fold's order, then `files_admit` for
+/// each record). A query type of its own, prepared once per connection.
+pub(super) struct AdmitMany {
+    rows: Columns,
+    sizes: Vec<i64>,
+    days: Vec<Date>,
+    quotas: [Vec<Option<i64>>; 4],
+}
+
+impl AdmitMany {
+    pub(super) fn new(admits: Vec<Admit>) -> Self {
+        let sizes = admits.iter().map(|a| a.row.size.unwrap_or(0)).collect();
+        let days = admits
+            .iter()
+            .map(|a| a.row.created_at.to_offset(time::UtcOffset::UTC).date())
+            .collect();
+        let quotas = std::array::from_fn(|i| admits.iter().map(|a| a.quotas[i]).collect());
+        let rows = Columns::of(admits.into_iter().map(|a| a.row).collect());
+        Self {
+            rows,
+            sizes,
+            days,
+            quotas,
+        }
+    }
+}
+
+impl QueryId for AdmitMany {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for AdmitMany {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::Uuid as SqlUuid;
+        out.push_sql("WITH admitted AS MATERIALIZED (SELECT files_admit_batch(");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.rows.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.rows.tenant_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<SqlUuid>>, _>(&self.rows.device_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.sizes)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<SqlDate>, _>(&self.days)?;
+        for quota in &self.quotas {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Nullable<BigInt>>, _>(quota)?;
+        }
+        out.push_sql(") AS ok) ");
+        self.rows.push_insert(out.reborrow())?;
+        out.push_sql(", admitted WHERE admitted.ok");
+        Ok(())
     }
 }
 

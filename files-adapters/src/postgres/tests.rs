@@ -149,12 +149,57 @@ fn the_insert_is_one_statement_prepared_once_per_connection() {
     );
 }
 
+/// `$first, ..., $last`.
+fn placeholders(first: usize, last: usize) -> String {
+    (first..=last).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
+#[test]
+fn batches_are_one_statement_prepared_once_per_connection_whatever_their_size() {
+    use diesel::pg::Pg;
+    use diesel::query_builder::QueryFragment as _;
+
+    for n in [2, 3, 128] {
+        let insert = super::batch::InsertMany::new((0..n).map(|_| row()).collect());
+        assert_eq!(insert.is_safe_to_cache_prepared(&Pg).ok(), Some(true), "cached");
+        let sql = diesel::debug_query::<Pg, _>(&insert).to_string();
+        let sql = sql.split(" -- ").next().unwrap_or_default();
+        assert!(
+            sql.ends_with(&format!("FROM unnest({}) AS u", placeholders(1, 15))),
+            "{sql}"
+        );
+
+        let admits = (0..n).map(|_| super::rows::Admit {
+            row: row(),
+            quotas: [Some(1), None, Some(3), None],
+        });
+        let admit = super::tenancy::AdmitMany::new(admits.collect());
+        assert_eq!(admit.is_safe_to_cache_prepared(&Pg).ok(), Some(true), "cached");
+        let sql = diesel::debug_query::<Pg, _>(&admit).to_string();
+        let sql = sql.split(" -- ").next().unwrap_or_default();
+        assert!(
+            sql.starts_with(&format!(
+                "WITH admitted AS MATERIALIZED (SELECT files_admit_batch({}) AS ok) INSERT INTO files",
+                placeholders(1, 9)
+            )),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with(&format!(
+                "FROM unnest({}) AS u, admitted WHERE admitted.ok",
+                placeholders(10, 24)
+            )),
+            "{sql}"
+        );
+    }
+}
+
 #[test]
 fn the_admission_is_one_statement_prepared_once_per_connection() {
     use diesel::pg::Pg;
     use diesel::query_builder::QueryFragment as _;
 
-    let admit = super::tenancy::Admit {
+    let admit = super::rows::Admit {
         row: row(),
         quotas: [Some(1), None, Some(3), None],
     };

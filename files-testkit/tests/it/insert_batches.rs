@@ -1,6 +1,7 @@
-//! New records written together (`postgres/batch.rs`), against PostgreSQL: the inserts that
-//! arrive while another is being written go as one statement, are counted exactly by the
-//! per-statement usage trigger, and a refused record fails only its own call.
+//! New records written together (`postgres/batch.rs`), against PostgreSQL: the inserts (and
+//! the admissions under quotas) that arrive while another is being written go as one
+//! statement, are counted exactly (by the per-statement usage trigger, or in place by
+//! `files_admit`), and a refused record fails only its own call.
 //!
 //! Each test makes the batch certain rather than likely: the store has one connection (so one
 //! writer), a lock on `files` holds the first insert in the database, and the others are
@@ -13,8 +14,8 @@ use std::time::Duration;
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection as _};
 use files_adapters::postgres::{PostgresConfig, PostgresStore};
 use files_core::{
-    Dependency, DeviceId, FileId, FileName, FileRecord, FileState, MetadataStore, Metrics, Owner, PortError, Sha256,
-    TenantId, UsageStore,
+    Admission, Dependency, DeviceId, FileId, FileName, FileRecord, FileState, Limits, MetadataStore, Metrics, Owner,
+    PortError, QuotaRefusal, Sha256, TenantId, UsageStore,
 };
 use files_testkit::contract::metadata::now_micros;
 use files_testkit::eventually;
@@ -76,22 +77,22 @@ fn record(tenant: TenantId, owner: Owner, size: u64) -> FileRecord {
     }
 }
 
-/// Inserts `first` while `files` is locked, queues `rest` behind it, then releases the lock:
+/// Runs `first` while `files` is locked, queues `rest` behind it, then releases the lock:
 /// `first` is written alone, `rest` in one batch. Returns `rest`'s results, in order.
-async fn behind_a_lock(
+async fn behind_a_lock<T, F>(
     db: &TestDatabase,
-    store: &Arc<PostgresStore>,
-    first: FileRecord,
-    rest: &[FileRecord],
-) -> Vec<Result<(), PortError>> {
+    first: impl Future<Output = Result<T, PortError>> + Send + 'static,
+    rest: Vec<F>,
+) -> Vec<Result<T, PortError>>
+where
+    T: Send + std::fmt::Debug + 'static,
+    F: Future<Output = Result<T, PortError>>,
+{
     let mut lock: AsyncPgConnection = db.connect().await;
     lock.batch_execute("BEGIN; LOCK TABLE files IN SHARE ROW EXCLUSIVE MODE")
         .await
         .unwrap();
-    let writer = tokio::spawn({
-        let store = store.clone();
-        async move { store.insert(&first).await }
-    });
+    let writer = tokio::spawn(first);
     assert!(
         eventually(Duration::from_secs(10), async || db
             .count(
@@ -101,18 +102,30 @@ async fn behind_a_lock(
             .await
             == 1)
         .await,
-        "the first insert waits for the lock"
+        "the first write waits for the lock"
     );
-    let mut all = Box::pin(futures::future::join_all(rest.iter().map(|r| store.insert(r))));
-    // One poll queues every record (each insert queues its row before it first waits).
+    let mut all = Box::pin(futures::future::join_all(rest));
+    // One poll queues every record (each call queues its row before it first waits).
     std::future::poll_fn(|cx| {
-        assert!(all.as_mut().poll(cx).is_pending(), "the inserts wait for the writer");
+        assert!(all.as_mut().poll(cx).is_pending(), "the calls wait for the writer");
         Poll::Ready(())
     })
     .await;
     lock.batch_execute("COMMIT").await.unwrap();
     writer.await.unwrap().unwrap();
     all.await
+}
+
+/// `behind_a_lock` with inserts.
+async fn inserts_behind_a_lock(
+    db: &TestDatabase,
+    store: &Arc<PostgresStore>,
+    first: FileRecord,
+    rest: &[FileRecord],
+) -> Vec<Result<(), PortError>> {
+    let writer = store.clone();
+    let first = async move { writer.insert(&first).await };
+    behind_a_lock(db, first, rest.iter().map(|r| store.insert(r)).collect()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +147,7 @@ async fn inserts_queued_together_are_one_statement_and_counted_exactly() {
         })
         .collect();
     let first = record(tenant, Owner::Device(devices[0]), 1);
-    let results = behind_a_lock(&db, &store, first.clone(), &rest).await;
+    let results = inserts_behind_a_lock(&db, &store, first.clone(), &rest).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
 
     assert_eq!(calls.of("insert_batch"), [true], "the 60 queued records: one statement");
@@ -211,7 +224,7 @@ async fn a_refused_record_fails_only_its_own_call() {
     };
     rest.insert(10, duplicate);
     let first = record(tenant, Owner::Device(device), 9);
-    let results = behind_a_lock(&db, &store, first, &rest).await;
+    let results = inserts_behind_a_lock(&db, &store, first, &rest).await;
 
     for (i, result) in results.iter().enumerate() {
         if i == 10 {
@@ -243,4 +256,89 @@ async fn a_refused_record_fails_only_its_own_call() {
         usage.pending_uploads, 22,
         "the existing, the first and the 20 others, once each"
     );
+}
+
+/// Quotas that never refuse but the device's pending uploads, `pending`.
+fn limits(pending: u64) -> Limits {
+    Limits {
+        tenant_bytes: Some(1 << 40),
+        tenant_files: Some(1 << 30),
+        device_pending_uploads: Some(pending),
+        device_bytes_per_day: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admissions_queued_together_are_one_statement_and_counted_once() {
+    let Some(db) = TestDatabase::create("admissions_queued_together_are_one_statement_and_counted_once").await else {
+        return;
+    };
+    let (store, calls) = one_writer(&db).await;
+    let store = Arc::new(store);
+    let tenant = TenantId::from_uuid(Uuid::new_v4());
+    let devices = [DeviceId::from_uuid(Uuid::new_v4()), DeviceId::from_uuid(Uuid::new_v4())];
+    let rest: Vec<FileRecord> = (0..30_u64)
+        .map(|i| record(tenant, Owner::Device(devices[usize::try_from(i % 2).unwrap()]), 10 + i))
+        .collect();
+    let first = record(tenant, Owner::Device(devices[0]), 1);
+    let writer = store.clone();
+    let first_call = async move { writer.admit(&first, &limits(100)).await };
+    let quotas = limits(100);
+    let results = behind_a_lock(&db, first_call, rest.iter().map(|r| store.admit(r, &quotas)).collect()).await;
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(Admission::Admitted))),
+        "{results:?}"
+    );
+    assert_eq!(
+        calls.of("admit_batch"),
+        [true],
+        "the 30 queued admissions: one statement"
+    );
+    assert_eq!(calls.of("admit"), [true], "the first, alone");
+
+    // Counted in place by `files_admit`, each once: no delta for the statement trigger to add.
+    assert_eq!(db.count("usage_delta").await, 0);
+    let usage = store.tenant_usage(tenant).await.unwrap();
+    let bytes: u64 = rest.iter().map(|r| r.size.unwrap()).sum::<u64>() + 1;
+    assert_eq!((usage.pending_uploads, usage.pending_bytes), (31, bytes));
+    for (device, n) in [(devices[0], 16), (devices[1], 15)] {
+        let usage = store.device_usage(tenant, device, now_micros().date()).await.unwrap();
+        assert_eq!((usage.pending_uploads, usage.today.upload_urls), (n, n), "{device}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_over_a_quota_is_admitted_one_at_a_time_up_to_it() {
+    let Some(db) = TestDatabase::create("a_batch_over_a_quota_is_admitted_one_at_a_time_up_to_it").await else {
+        return;
+    };
+    let (store, calls) = one_writer(&db).await;
+    let store = Arc::new(store);
+    let tenant = TenantId::from_uuid(Uuid::new_v4());
+    let device = DeviceId::from_uuid(Uuid::new_v4());
+    let rest: Vec<FileRecord> = (0..12).map(|_| record(tenant, Owner::Device(device), 5)).collect();
+    let first = record(tenant, Owner::Device(device), 5);
+    let writer = store.clone();
+    let first_call = async move { writer.admit(&first, &limits(10)).await };
+    let quotas = limits(10);
+    let results = behind_a_lock(&db, first_call, rest.iter().map(|r| store.admit(r, &quotas)).collect()).await;
+
+    assert_eq!(
+        calls.of("admit_batch"),
+        [false],
+        "the batch went past the quota: refused whole"
+    );
+    let admitted = results.iter().filter(|r| matches!(r, Ok(Admission::Admitted))).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Admission::Refused(QuotaRefusal::DevicePendingUploads))))
+        .count();
+    assert_eq!(
+        (admitted, refused),
+        (9, 3),
+        "then one at a time, up to the quota: {results:?}"
+    );
+    let usage = store.device_usage(tenant, device, now_micros().date()).await.unwrap();
+    assert_eq!(usage.pending_uploads, 10, "the quota, exactly");
+    assert_eq!(db.count("files").await, 10, "no refused record written");
 }
