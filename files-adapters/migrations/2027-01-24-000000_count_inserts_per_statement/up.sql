@@ -26,8 +26,9 @@ BEGIN
            CASE WHEN device_id IS NOT NULL THEN coalesce(sum(size), 0) ELSE 0 END,
            0
       FROM inserted
-     -- An INSERT admitted by `files_admit` is counted there already.
-     WHERE id::text IS DISTINCT FROM current_setting('files.counted', true)
+     -- The records an INSERT admitted are counted already, by `files_admit`: `files.counted`
+     -- lists them (one id, or a batch's ids separated by commas).
+     WHERE NOT (id::text = ANY (string_to_array(coalesce(current_setting('files.counted', true), ''), ',')))
      GROUP BY 1, 2, 3, 4
     -- As the row trigger: a record that is neither available nor pending, and not a device's,
     -- counts nowhere.

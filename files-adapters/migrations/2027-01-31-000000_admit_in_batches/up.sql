@@ -10,29 +10,6 @@
 -- wait in a cycle is an admission's slow way (every shard of the tenant) against the fold:
 -- PostgreSQL then cancels one, and the store admits that batch's records one at a time.
 
--- The records an INSERT admitted are counted already: `files.counted` lists them (one id, or
--- a batch's ids, separated by commas).
-CREATE OR REPLACE FUNCTION files_usage_inserted() RETURNS trigger
-    LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO usage_delta (tenant_id, shard, device_id, day, files, bytes, pending_uploads, pending_bytes,
-                             upload_urls, upload_bytes, uploads_completed)
-    SELECT tenant_id, files_usage_shard(device_id, id), device_id,
-           CASE WHEN device_id IS NOT NULL THEN (created_at AT TIME ZONE 'UTC')::date END,
-           count(*) FILTER (WHERE state = 'available'),
-           coalesce(sum(size) FILTER (WHERE state = 'available'), 0),
-           count(*) FILTER (WHERE state = 'pending'),
-           coalesce(sum(size) FILTER (WHERE state = 'pending'), 0),
-           CASE WHEN device_id IS NOT NULL THEN count(*) ELSE 0 END,
-           CASE WHEN device_id IS NOT NULL THEN coalesce(sum(size), 0) ELSE 0 END,
-           0
-      FROM inserted
-     WHERE NOT (id::text = ANY (string_to_array(coalesce(current_setting('files.counted', true), ''), ',')))
-     GROUP BY 1, 2, 3, 4
-    HAVING device_id IS NOT NULL OR count(*) FILTER (WHERE state IN ('available', 'pending')) > 0;
-    RETURN NULL;
-END $$;
-
 -- Admits the records `p_ids` (with their tenants, devices, declared sizes and days, and each
 -- one's quotas, NULL: none) in the order of their counter rows, or raises as `files_admit`
 -- does at the first refusal (the statement, and so the batch, fails whole). Returns true.
@@ -68,6 +45,7 @@ BEGIN
                             r.qb, r.qf, r.qp, r.qd);
         counted := counted || r.id::text;
     END LOOP;
+    -- The statement trigger skips what was counted here (2027-01-24-000000_count_inserts_per_statement).
     PERFORM set_config('files.counted', array_to_string(counted, ','), true);
     RETURN true;
 END $$;

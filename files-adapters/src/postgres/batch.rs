@@ -17,6 +17,7 @@
 //! does not abandon the records of the others.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
@@ -131,23 +132,30 @@ where
     }
 
     /// Writes `row` with the records queued beside it, through `writes`, with at most
-    /// `max_writers` batches in flight; see the module documentation.
+    /// `max_writers` batches in flight, waiting at most `bound` for the answer (past it,
+    /// whether the record was written is unknown, as after a query's timeout); see the module
+    /// documentation.
     pub(super) async fn write<W: Writes<R, O>>(
         self: &Arc<Self>,
         writes: &W,
         row: R,
         max_writers: usize,
+        bound: Duration,
     ) -> Result<O, PortError> {
         let (done, written) = oneshot::channel();
         if self.queue(row, done, max_writers.clamp(1, MAX_WRITERS)) {
             let (batches, writes) = (Arc::clone(self), writes.clone());
             tokio::spawn(async move { write_batches(&batches, &writes).await });
         }
-        written.await.unwrap_or_else(|_| {
-            Err(PortError::unavailable(
+        match tokio::time::timeout(bound, written).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(PortError::unavailable(
                 "postgres: the batch was dropped before it was written",
-            ))
-        })
+            )),
+            Err(_) => Err(PortError::unavailable(format!(
+                "postgres: the batch was not written within {bound:?}"
+            ))),
+        }
     }
 }
 

@@ -62,8 +62,8 @@ impl MetadataStore for PostgresStore {
     async fn insert(&self, record: &FileRecord) -> Result<(), PortError> {
         const OP: &str = "insert";
         let row = FileRow::from_record(record).map_err(|e| translate(OP, e.into()))?;
-        let max_writers = usize::try_from(self.config.pool_size).unwrap_or(usize::MAX);
-        self.inserts.write(self, row, max_writers).await
+        let (max_writers, bound) = self.batching();
+        self.inserts.write(self, row, max_writers, bound).await
     }
 
     async fn admit(&self, record: &FileRecord, limits: &Limits) -> Result<Admission, PortError> {

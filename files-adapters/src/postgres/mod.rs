@@ -159,6 +159,16 @@ impl PostgresStore {
             .map(drop)
     }
 
+    /// How many batches of records may be in flight at once, and how long a call waits for its
+    /// batch: its writer's batch before it, then its own, each bounded as one call is.
+    fn batching(&self) -> (usize, Duration) {
+        let one_call = self.config.connect_timeout + self.config.query_timeout;
+        (
+            usize::try_from(self.config.pool_size).unwrap_or(usize::MAX),
+            one_call * 2 + Duration::from_secs(1),
+        )
+    }
+
     /// The configuration the store was built with.
     #[must_use]
     pub const fn config(&self) -> &PostgresConfig {

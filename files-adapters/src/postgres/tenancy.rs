@@ -220,8 +220,10 @@ impl PostgresStore {
             quota(limits.device_pending_uploads),
             quota(limits.device_bytes_per_day),
         ];
-        let max_writers = usize::try_from(self.config.pool_size).unwrap_or(usize::MAX);
-        self.admissions.write(self, Admit { row, quotas }, max_writers).await
+        let (max_writers, bound) = self.batching();
+        self.admissions
+            .write(self, Admit { row, quotas }, max_writers, bound)
+            .await
     }
 }
 
