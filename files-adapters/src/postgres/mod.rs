@@ -17,8 +17,9 @@
 //!   relays with leases kept on the database's clock (so several instances agree), claiming
 //!   with `FOR UPDATE SKIP LOCKED` so concurrent relays never get the same event.
 //!
-//! - **New records in batches.** Inserts that arrive while others are being written go to the
-//!   database together, as one multi-row `INSERT` (`batch`).
+//! - **New records in batches.** Inserts (and admissions under quotas) that arrive while
+//!   others are being written go to the database together, as one multi-row `INSERT`
+//!   (`batch`).
 //!
 //! The store and its one call helper are here; the rest has a file each: `config`, `pool`
 //! (connections), `migrations`, `errors` (the translation), `rows` (the tables and their
@@ -63,7 +64,7 @@ use errors::{Failure, translate};
 use crate::call::Calls;
 use pool::{LastError, Manager};
 
-/// The metadata store in PostgreSQL. A clone shares the pool and the batches of new records.
+/// The metadata store in PostgreSQL. A clone shares the pool and the batches.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: bb8::Pool<Manager>,

@@ -1,8 +1,9 @@
 //! The tenancy statements: [`SettingsStore`] and [`UsageStore`] over the tables of the tenancy
-//! migrations, and the admission of a record under quotas (`files_admit`, in the same statement
-//! as its INSERT). The counts themselves are appended by the usage triggers of `files` (one
-//! per `INSERT` statement, one per row changed or deleted) to `usage_delta` and folded into the counters by [`UsageStore::settle`]; reads add the deltas
-//! not folded yet.
+//! migrations, and the admission of records under quotas (`files_admit`, in the same statement
+//! as their INSERT, queued in batches as new records are: `files_admit_batch`). The counts
+//! themselves are appended by the usage triggers of `files` (one per `INSERT` statement, one
+//! per row changed or deleted) to `usage_delta` and folded into the counters by
+//! [`UsageStore::settle`]; reads add the deltas not folded yet.
 
 use async_trait::async_trait;
 use diesel::pg::Pg;
