@@ -244,8 +244,9 @@ impl Writes<Admit, Admission> for PostgresStore {
         .await
     }
 
-    /// Several records, in one statement ([`AdmitMany`]); a refusal fails the batch, whose
-    /// records are then admitted one at a time.
+    /// Several records, in one statement ([`AdmitMany`]); anything but room for all (a quota,
+    /// a shard without its share) fails the batch, whose records are then admitted one at a
+    /// time.
     async fn many(&self, admits: Vec<Admit>) -> Result<Admission, PortError> {
         let admit = AdmitMany::new(admits);
         self.run("admit_batch", move |conn| Box::pin(admit.execute(conn)))
@@ -257,8 +258,8 @@ impl Writes<Admit, Admission> for PostgresStore {
 /// `WITH admitted AS MATERIALIZED (SELECT files_admit_batch($1, ..., $9) AS ok) INSERT INTO
 /// files ... SELECT u.* FROM unnest($10, ..., $24) AS u, admitted WHERE admitted.ok`: a batch
 /// of admissions, each column bound as one array (`files_admit_batch` in the migration
-/// `2027-01-31-000000_admit_in_batches`: the locks in the fold's order, then `files_admit` for
-/// each record). A query type of its own, prepared once per connection.
+/// `2027-01-31-000000_admit_in_batches`: `files_admit`'s fast way as a set, the counter rows
+/// in the fold's order). A query type of its own, prepared once per connection.
 pub(super) struct AdmitMany {
     rows: Columns,
     sizes: Vec<i64>,
