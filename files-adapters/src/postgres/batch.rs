@@ -1,17 +1,16 @@
 //! New records written together: the [`MetadataStore::insert`](files_core::MetadataStore::insert)
 //! calls (and the admissions under quotas, `MetadataStore::admit`) that arrive while earlier
 //! ones are being written wait for each other and go to the database as one multi-row `INSERT`
-//! (group commit). Nothing waits for a batch to fill: a call
-//! that finds fewer than [`MAX_WRITERS`] batches in flight starts one at once; the calls that
-//! arrive while they are all in flight make up the next. Under load a statement, its commit and
-//! its usage count (one per statement, migration `2027-01-24-000000_count_inserts_per_statement`)
-//! serve many uploads; idle, a call is written alone, as before.
+//! (group commit). Nothing waits for a batch to fill: a call that finds fewer than
+//! [`MAX_WRITERS`] batches in flight starts one at once; the calls that arrive while they are
+//! all in flight make up the next. Under load a statement, its commit and its usage count (one
+//! per statement, migration `2027-01-24-000000_count_inserts_per_statement`) serve many
+//! uploads; idle, a call is written alone, as before.
 //!
 //! A batch the database refuses (a duplicate id, a constraint, a quota) is written again one
 //! record at a time, so a bad record fails only its own call and each admission gets its own
-//! answer. A batch that fails otherwise (no connection, a
-//! timeout, the connection lost) fails every call in it with that error: whether it committed
-//! is unknown, as for a single record.
+//! answer. A batch that fails otherwise (no connection, a timeout, the connection lost) fails
+//! every call in it with that error: whether it committed is unknown, as for a single record.
 //!
 //! Each batch is written by a task of its own, so a caller that gives up (its request dropped)
 //! does not abandon the records of the others.
@@ -32,9 +31,9 @@ use super::rows::FileRow;
 
 /// The most batches in flight at once, each on a pooled connection of its own (at most the
 /// pool's size).
-pub(super) const MAX_WRITERS: usize = 4;
+const MAX_WRITERS: usize = 4;
 /// The most records in one statement (15 parameters each, well below PostgreSQL's 65,535).
-pub(super) const MAX_ROWS: usize = 128;
+const MAX_ROWS: usize = 128;
 
 /// The calls waiting to be written, and how many batches are in flight: of records `R`, each
 /// call answered `O` when its record is written.

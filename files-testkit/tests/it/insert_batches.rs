@@ -14,10 +14,10 @@ use std::time::Duration;
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection as _};
 use files_adapters::postgres::{PostgresConfig, PostgresStore};
 use files_core::{
-    Admission, Dependency, DeviceId, FileId, FileName, FileRecord, FileState, Limits, MetadataStore, Metrics, Owner,
-    PortError, QuotaRefusal, Sha256, TenantId, UsageStore,
+    Admission, Dependency, DeviceId, FileName, FileRecord, FileState, Limits, MetadataStore, Metrics, Owner, PortError,
+    QuotaRefusal, Scope, TenantId, UsageStore,
 };
-use files_testkit::contract::metadata::now_micros;
+use files_testkit::contract::metadata::{self, fresh_tenant, now_micros};
 use files_testkit::eventually;
 use files_testkit::postgres::TestDatabase;
 use uuid::Uuid;
@@ -60,20 +60,13 @@ async fn one_writer(db: &TestDatabase) -> (PostgresStore, Arc<Calls>) {
     (store, calls)
 }
 
+/// A pending upload of `size` bytes under a new name.
 fn record(tenant: TenantId, owner: Owner, size: u64) -> FileRecord {
+    let name = format!("logs/{}.txt", Uuid::new_v4().simple());
     FileRecord {
-        id: FileId::new(),
-        tenant,
-        owner,
-        name: FileName::parse(format!("logs/{}.txt", Uuid::new_v4().simple())).unwrap(),
-        sha256: Sha256::from_bytes([3; 32]),
         size: Some(size),
-        content_type: None,
-        state: FileState::Pending,
-        created_at: now_micros(),
-        completed_at: None,
-        multipart: None,
         upload_expires_at: Some(now_micros() + time::Duration::minutes(15)),
+        ..metadata::record(Scope { tenant, owner }, &name, FileState::Pending)
     }
 }
 
@@ -135,7 +128,7 @@ async fn inserts_queued_together_are_one_statement_and_counted_exactly() {
     };
     let (store, calls) = one_writer(&db).await;
     let store = Arc::new(store);
-    let tenant = TenantId::from_uuid(Uuid::new_v4());
+    let tenant = fresh_tenant();
     let devices = [DeviceId::from_uuid(Uuid::new_v4()), DeviceId::from_uuid(Uuid::new_v4())];
     let rest: Vec<FileRecord> = (0..60_u64)
         .map(|i| {
@@ -212,7 +205,7 @@ async fn a_refused_record_fails_only_its_own_call() {
     };
     let (store, calls) = one_writer(&db).await;
     let store = Arc::new(store);
-    let tenant = TenantId::from_uuid(Uuid::new_v4());
+    let tenant = fresh_tenant();
     let device = DeviceId::from_uuid(Uuid::new_v4());
     let existing = record(tenant, Owner::Device(device), 5);
     store.insert(&existing).await.unwrap();
@@ -275,7 +268,7 @@ async fn admissions_queued_together_are_one_statement_and_counted_once() {
     };
     let (store, calls) = one_writer(&db).await;
     let store = Arc::new(store);
-    let tenant = TenantId::from_uuid(Uuid::new_v4());
+    let tenant = fresh_tenant();
     let devices = [DeviceId::from_uuid(Uuid::new_v4()), DeviceId::from_uuid(Uuid::new_v4())];
     let rest: Vec<FileRecord> = (0..30_u64)
         .map(|i| record(tenant, Owner::Device(devices[usize::try_from(i % 2).unwrap()]), 10 + i))
@@ -314,7 +307,7 @@ async fn a_batch_over_a_quota_is_admitted_one_at_a_time_up_to_it() {
     };
     let (store, calls) = one_writer(&db).await;
     let store = Arc::new(store);
-    let tenant = TenantId::from_uuid(Uuid::new_v4());
+    let tenant = fresh_tenant();
     let device = DeviceId::from_uuid(Uuid::new_v4());
     let rest: Vec<FileRecord> = (0..12).map(|_| record(tenant, Owner::Device(device), 5)).collect();
     let first = record(tenant, Owner::Device(device), 5);

@@ -58,8 +58,9 @@ pub(crate) fn name(text: &str) -> FileName {
 }
 
 /// A new version of `file_name` in `scope`, in `state` (ids are UUIDv7: each is newer than the
-/// last one made in this process).
-pub(crate) fn record(scope: Scope, file_name: &str, state: FileState) -> FileRecord {
+/// last one made in this process); panics when `file_name` is not a file name.
+#[must_use]
+pub fn record(scope: Scope, file_name: &str, state: FileState) -> FileRecord {
     FileRecord {
         id: FileId::new(),
         tenant: scope.tenant,

@@ -26,8 +26,8 @@ mod states;
 use files_core::TransactionalStore;
 
 pub use deletions::{concurrent_mark_deleted_records_one_event, mark_deleted_records_an_event_only_for_available};
-pub use fixtures::{deletion, fresh_tenant, now_micros, uploaded_event};
-pub(crate) use fixtures::{device_root, insert, ok, record, tenant_root};
+pub use fixtures::{deletion, fresh_tenant, now_micros, record, uploaded_event};
+pub(crate) use fixtures::{device_root, insert, ok, tenant_root};
 pub use listing::{latest_is_per_scope_name_and_state, list_pages_newest_first_by_state};
 pub use records::{duplicate_ids_are_refused, get_is_tenant_scoped, records_round_trip_every_field};
 pub use states::{
